@@ -1,0 +1,47 @@
+# Claudomator — two commands: `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+TOOLS  := .tools
+CLAUDE_CODE_VERSION := 2.1.330
+GEMINI_CLI_VERSION  := 0.61.0
+
+.PHONY: run test lint types unit bench install tools clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+# The real agent CLIs, pinned, in a git-ignored folder (used by the integration tests).
+$(TOOLS)/.installed-$(CLAUDE_CODE_VERSION):
+	@if command -v npm >/dev/null 2>&1; then \
+	  npm install --silent --no-audit --no-fund --prefix $(TOOLS) \
+	    @anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION) && touch $@; \
+	else echo "npm not found: tests that need the real agent CLIs will be skipped"; fi
+
+tools: $(TOOLS)/.installed-$(CLAUDE_CODE_VERSION)
+
+## Start the service (pool + HTTP API) on SQLite.
+run: install
+	$(VENV)/bin/claudomator serve
+
+lint: install
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+
+types: install
+	$(VENV)/bin/mypy
+
+## Lint, types and the whole test suite (with the real Claude Code CLI).
+test: install tools lint types
+	CLAUDOMATOR_CLAUDE_BIN=$(CURDIR)/$(TOOLS)/node_modules/.bin/claude $(PY) -m pytest
+
+bench: install
+	$(PY) bench/bench_sandbox.py
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,204 @@
+"""Settings from a TOML file plus environment overrides, built once and passed down.
+
+Where things come from, strongest first:
+
+* ``CLAUDOMATOR_DATA_DIR`` overrides ``data_dir``;
+* ``CLAUDOMATOR_CONFIG`` names the config file (default: ``<data dir>/config.toml``);
+* the config file;
+* the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+
+import platformdirs
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from claudomator.durations import parse_duration
+from claudomator.errors import ConfigError
+from claudomator.models import Project
+
+ENV_CONFIG = "CLAUDOMATOR_CONFIG"
+ENV_DATA_DIR = "CLAUDOMATOR_DATA_DIR"
+
+
+class LocalModelSettings(BaseModel):
+    """An OpenAI-compatible server (Ollama, LM Studio, vLLM) for cheap side jobs and text tasks."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    endpoint: str = ""  # e.g. http://127.0.0.1:11434/v1 ; empty: no local model
+    model: str = ""
+    api_key: str = ""
+    timeout_seconds: float = Field(default=120.0, gt=0)
+    default_temperature: float = Field(default=0.2, ge=0, le=2)
+    prefer_for_elaborate: bool = False
+
+
+class Settings(BaseModel):
+    """Every setting of Claudomator. Build with :func:`load_settings`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    data_dir: Path
+    claude_binary_path: str = "claude"
+    gemini_binary_path: str = "gemini"
+    max_concurrent: int = Field(default=3, ge=1)
+    agent_limits: dict[str, int] = Field(default_factory=dict)  # per-agent max running
+    default_timeout: float = Field(default=3600.0, gt=0)  # seconds
+    kill_grace_seconds: float = Field(default=10.0, ge=0)
+    server_addr: str = "127.0.0.1:8484"
+    workspace_root: Path | None = None  # where project-less tasks get scratch repositories
+    webhook_url: str = ""
+    webhook_secret: str = ""
+    api_token: str = ""
+    projects: tuple[Project, ...] = ()
+    local_model: LocalModelSettings = Field(default_factory=LocalModelSettings)
+
+    @field_validator("default_timeout", mode="before")
+    @classmethod
+    def _parse_timeout(cls, value: object) -> object:
+        return parse_duration(value) if isinstance(value, str) else value
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "claudomator.db"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    @property
+    def sandboxes_dir(self) -> Path:
+        return self.data_dir / "sandboxes"
+
+    @property
+    def scratch_dir(self) -> Path:
+        return self.workspace_root or (self.data_dir / "workspace")
+
+    @property
+    def api_url(self) -> str:
+        host, _, port = self.server_addr.rpartition(":")
+        host = host or "127.0.0.1"
+        if host in ("0.0.0.0", "::", "[::]"):  # noqa: S104 - a bind-all address is reached locally
+            host = "127.0.0.1"
+        return f"http://{host}:{port}"
+
+    def project_for(self, project_dir: str) -> Project | None:
+        """The configured project whose ``dir`` is ``project_dir`` (after resolving), if any."""
+        if not project_dir:
+            return None
+        wanted = Path(project_dir).expanduser().resolve()
+        for project in self.projects:
+            if Path(project.dir).expanduser().resolve() == wanted:
+                return project
+        return None
+
+
+def default_data_dir(environ: Mapping[str, str]) -> Path:
+    """The data directory before the config file is read."""
+    if environ.get(ENV_DATA_DIR):
+        return Path(environ[ENV_DATA_DIR]).expanduser()
+    return Path(platformdirs.user_data_dir("claudomator", appauthor=False))
+
+
+def config_path(environ: Mapping[str, str] | None = None) -> Path:
+    """Where the config file is (it may not exist)."""
+    env = os.environ if environ is None else environ
+    if env.get(ENV_CONFIG):
+        return Path(env[ENV_CONFIG]).expanduser()
+    return default_data_dir(env) / "config.toml"
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read the config file (if any) and the environment into :class:`Settings`."""
+    env = os.environ if environ is None else environ
+    path = config_path(env)
+    raw: dict[str, object] = {}
+    if path.exists():
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read config: {exc}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+    elif env.get(ENV_CONFIG):
+        raise ConfigError(f"{path}: config file named by {ENV_CONFIG} does not exist")
+    if env.get(ENV_DATA_DIR):
+        raw["data_dir"] = env[ENV_DATA_DIR]
+    raw.setdefault("data_dir", str(default_data_dir(env)))
+    try:
+        settings = Settings.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"{path}: {problems}") from exc
+    return settings.model_copy(update={"data_dir": settings.data_dir.expanduser()})
+
+
+DEFAULT_CONFIG = """\
+# Claudomator configuration. Every key is optional; the values shown are the defaults.
+# The file is read from $CLAUDOMATOR_CONFIG, else <data_dir>/config.toml.
+
+# Where the database, logs and sandboxes live. $CLAUDOMATOR_DATA_DIR overrides it.
+# data_dir = "{data_dir}"
+
+# The agent command-line tools (looked up on PATH unless absolute).
+# claude_binary_path = "claude"
+# gemini_binary_path = "gemini"
+
+# How many agents run at once, in total and per agent type.
+# max_concurrent = 3
+# [agent_limits]
+# claude = 2
+
+# Timeout for a task that sets none: seconds, or a duration such as "30m" or "1h30m".
+# default_timeout = "1h"
+
+# Seconds a stopped agent gets between SIGTERM and SIGKILL.
+# kill_grace_seconds = 10
+
+# Address of `claudomator serve`; agents get http://<server_addr> as CLAUDOMATOR_API_URL.
+# server_addr = "127.0.0.1:8484"
+
+# Where tasks without a project_dir get a scratch git repository (default: <data_dir>/workspace).
+# workspace_root = "/srv/claudomator/workspace"
+
+# Outgoing notifications and API protection.
+# webhook_url = ""
+# webhook_secret = ""
+# api_token = ""
+
+# Named projects. build_command is an argument list run in the sandbox before the
+# autocommit (default: `make build` with a Makefile, `./gradlew build`, `go build ./...`).
+# delivery: "auto" (push to a `local` remote or local-path `origin`, else a branch),
+# "push", or "branch" (kept as claudomator/<task-id> for review).
+# [[projects]]
+# name = "webapp"
+# dir = "/home/me/src/webapp"
+# build_command = ["make", "check"]
+# delivery = "auto"
+
+# A local OpenAI-compatible model (Ollama, LM Studio, vLLM).
+# [local_model]
+# endpoint = "http://127.0.0.1:11434/v1"
+# model = "qwen2.5-coder:7b"
+# api_key = ""
+# timeout_seconds = 120
+# default_temperature = 0.2
+# prefer_for_elaborate = false
+"""
+
+
+def write_default_config(path: Path, data_dir: Path, *, force: bool = False) -> Path:
+    """Write the commented default config to ``path``; refuse to overwrite unless ``force``."""
+    if path.exists() and not force:
+        raise ConfigError(f"{path} already exists (use --force to overwrite)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(DEFAULT_CONFIG.format(data_dir=data_dir), encoding="utf-8")
+    return path

@@ -1,0 +1,237 @@
+"""Value objects of Claudomator and the task state machine.
+
+Models are frozen: a change is a new object (``model_copy(update=...)``) that the store persists.
+The state machine lives here and only here: :data:`TRANSITIONS` lists every allowed change and
+:func:`check_transition` is the one place that decides.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from claudomator.errors import InvalidTransition
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware, in UTC."""
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    """A fresh random identifier (UUID4 as text)."""
+    return str(uuid.uuid4())
+
+
+class TaskState(StrEnum):
+    """Where a task is in its life. See DESIGN.md §2."""
+
+    PENDING = "PENDING"  # stored but not yet submitted for running
+    QUEUED = "QUEUED"  # waiting for a slot (and for its dependencies)
+    RUNNING = "RUNNING"  # an execution is in progress
+    READY = "READY"  # finished, waiting for a human to accept or reject the work
+    COMPLETED = "COMPLETED"  # finished successfully; final
+    BLOCKED = "BLOCKED"  # the agent asked a question; waiting for an answer
+    FAILED = "FAILED"  # the agent or its delivery failed; may be retried
+    TIMED_OUT = "TIMED_OUT"  # killed at its timeout; may be retried
+    BUDGET_EXCEEDED = "BUDGET_EXCEEDED"  # stopped at its cost budget; may be retried
+    CANCELLED = "CANCELLED"  # stopped by a human; may be retried
+
+    @property
+    def is_terminal(self) -> bool:
+        """True when nothing more will happen to the task without a human."""
+        return self in TERMINAL_STATES
+
+    @property
+    def is_active(self) -> bool:
+        """True while the task is waiting to run or running."""
+        return self in (TaskState.PENDING, TaskState.QUEUED, TaskState.RUNNING)
+
+
+TERMINAL_STATES = frozenset(
+    {
+        TaskState.COMPLETED,
+        TaskState.FAILED,
+        TaskState.TIMED_OUT,
+        TaskState.BUDGET_EXCEEDED,
+        TaskState.CANCELLED,
+    }
+)
+
+_RETRYABLE = (TaskState.FAILED, TaskState.TIMED_OUT, TaskState.BUDGET_EXCEEDED, TaskState.CANCELLED)
+
+TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
+    TaskState.PENDING: frozenset({TaskState.QUEUED, TaskState.CANCELLED}),
+    # QUEUED -> FAILED: a dependency failed or was cancelled.
+    TaskState.QUEUED: frozenset({TaskState.RUNNING, TaskState.FAILED, TaskState.CANCELLED}),
+    # RUNNING -> QUEUED: rate-limited, or the orchestrator shut down / restarted.
+    TaskState.RUNNING: frozenset(
+        {
+            TaskState.COMPLETED,
+            TaskState.READY,
+            TaskState.BLOCKED,
+            TaskState.FAILED,
+            TaskState.TIMED_OUT,
+            TaskState.BUDGET_EXCEEDED,
+            TaskState.CANCELLED,
+            TaskState.QUEUED,
+        }
+    ),
+    TaskState.READY: frozenset({TaskState.COMPLETED, TaskState.QUEUED, TaskState.CANCELLED}),
+    TaskState.BLOCKED: frozenset({TaskState.QUEUED, TaskState.CANCELLED}),
+    TaskState.COMPLETED: frozenset(),
+    **{state: frozenset({TaskState.QUEUED}) for state in _RETRYABLE},
+}
+
+
+def can_transition(source: TaskState, target: TaskState) -> bool:
+    """Whether the state machine allows ``source -> target``."""
+    return target in TRANSITIONS[source]
+
+
+def check_transition(task_id: str, source: TaskState, target: TaskState) -> None:
+    """Raise :class:`InvalidTransition` unless ``source -> target`` is allowed."""
+    if not can_transition(source, target):
+        raise InvalidTransition(task_id, source.value, target.value)
+
+
+class Priority(StrEnum):
+    """How eagerly the pool picks a task among those queued."""
+
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+
+    @property
+    def rank(self) -> int:
+        """Higher ranks are claimed first."""
+        return {Priority.LOW: 0, Priority.NORMAL: 1, Priority.HIGH: 2}[self]
+
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+
+class AgentConfig(BaseModel):
+    """How to run the agent for one task."""
+
+    model_config = _FROZEN
+
+    type: str = ""  # "claude", "gemini", "local"; empty: let Claudomator choose
+    model: str = ""  # passed to the CLI unchanged; empty: the CLI's default
+    instructions: str
+    project_dir: str = ""  # the user's project; empty: a scratch directory
+    max_budget_usd: float | None = Field(default=None, gt=0)
+    permission_mode: str = "bypassPermissions"
+    allowed_tools: tuple[str, ...] = ()
+    disallowed_tools: tuple[str, ...] = ()
+    system_prompt_append: str = ""
+    additional_args: tuple[str, ...] = ()
+    context_files: tuple[str, ...] = ()
+    skip_planning: bool = False
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, gt=0)
+
+
+class Task(BaseModel):
+    """One unit of work for an agent."""
+
+    model_config = _FROZEN
+
+    id: str = Field(default_factory=new_id)
+    name: str
+    description: str = ""
+    agent: AgentConfig
+    timeout: float | None = Field(default=None, gt=0)  # seconds; None: the configured default
+    priority: Priority = Priority.NORMAL
+    tags: tuple[str, ...] = ()
+    depends_on: tuple[str, ...] = ()  # task ids
+    parent_task_id: str | None = None
+    state: TaskState = TaskState.PENDING
+    summary: str = ""
+    question: str = ""  # the agent's question while BLOCKED (JSON text)
+    cancel_requested: bool = False  # set by `cancel`; the pool running the task acts on it
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Commit(BaseModel):
+    """A commit the agent's work produced."""
+
+    model_config = _FROZEN
+
+    hash: str
+    message: str
+
+
+class ChangeStats(BaseModel):
+    """Size of the agent's change against the sandbox's base commit."""
+
+    model_config = _FROZEN
+
+    files: int = 0
+    insertions: int = 0
+    deletions: int = 0
+
+
+class Execution(BaseModel):
+    """One attempt at a task."""
+
+    model_config = _FROZEN
+
+    id: str = Field(default_factory=new_id)
+    task_id: str
+    agent: str = ""
+    model: str = ""
+    start_time: datetime = Field(default_factory=utcnow)
+    end_time: datetime | None = None
+    exit_code: int | None = None
+    status: TaskState = TaskState.RUNNING
+    stdout_path: str = ""
+    stderr_path: str = ""
+    cost_usd: float = 0.0
+    cost_estimated: bool = False
+    tokens_in: int = 0
+    tokens_out: int = 0
+    error_msg: str = ""
+    session_id: str = ""
+    sandbox_dir: str = ""
+    commits: tuple[Commit, ...] = ()
+    changestats: ChangeStats = Field(default_factory=ChangeStats)
+    summary: str = ""
+    worker_id: str = ""  # "<host>:<pid>" of the orchestrator process running it
+    pid: int | None = None  # the agent's process (and process group) id
+
+
+class TaskEvent(BaseModel):
+    """One recorded state change of a task."""
+
+    model_config = _FROZEN
+
+    id: int | None = None
+    task_id: str
+    at: datetime = Field(default_factory=utcnow)
+    from_state: TaskState | None
+    to_state: TaskState
+    reason: str = ""
+
+
+class Delivery(StrEnum):
+    """What happens to the agent's commits."""
+
+    AUTO = "auto"  # push if the project has a `local` remote or a local-path `origin`, else branch
+    PUSH = "push"  # push to the project's bare remote (rebasing once on non-fast-forward)
+    BRANCH = "branch"  # keep as branch `claudomator/<task-id>` in the project repository
+
+
+class Project(BaseModel):
+    """A named git repository on disk."""
+
+    model_config = _FROZEN
+
+    name: str
+    dir: str
+    build_command: tuple[str, ...] = ()  # argv; empty: detect (Makefile, gradlew, go.mod)
+    delivery: Delivery = Delivery.AUTO

@@ -1,0 +1,269 @@
+"""The only place that spawns processes.
+
+* :func:`run` runs a short command (git, a build check) to completion and captures its output.
+* :class:`AgentProcess` runs a long-lived agent CLI in its own process group, writes its raw stdout
+  and stderr to files while handing each stdout line to a callback, and kills the whole process
+  tree on timeout, cancel or shutdown (SIGTERM, then SIGKILL after a grace period).
+
+Commands are always argument lists; nothing here builds a shell string.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+logger = logging.getLogger(__name__)
+
+_CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What a finished short command did."""
+
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    def tail(self, lines: int = 20) -> str:
+        """The last ``lines`` lines of stdout and stderr together, for error messages."""
+        text = (self.stdout + ("\n" if self.stdout and self.stderr else "") + self.stderr).strip()
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    cwd: Path | str | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+    input_text: str | None = None,
+) -> CommandResult:
+    """Run ``argv`` to completion in its own process group; never raises on a non-zero exit.
+
+    On timeout the whole process group is killed and the result has return code -9.
+    A missing executable gives return code 127 with the error in ``stderr``.
+    """
+    try:
+        proc = subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            env=dict(env) if env is not None else None,
+            stdin=subprocess.PIPE if input_text is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            start_new_session=True,
+        )
+    except OSError as exc:
+        return CommandResult(tuple(argv), 127, "", f"cannot run {argv[0]}: {exc}")
+    try:
+        out, err = proc.communicate(input_text, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        err += f"\n(killed after {timeout:g}s)"
+        return CommandResult(tuple(argv), -9, out, err)
+    return CommandResult(tuple(argv), proc.returncode, out, err)
+
+
+def _killpg(pgid: int, sig: signal.Signals) -> bool:
+    """Send ``sig`` to process group ``pgid``; False if the group no longer exists."""
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        logger.warning("not allowed to signal process group %d", pgid, extra={"action": "killpg"})
+        return False
+    return True
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether any process of group ``pgid`` is still alive."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def kill_group_sync(pgid: int, grace: float) -> None:
+    """SIGTERM the group, wait up to ``grace`` seconds, then SIGKILL what is left (blocking)."""
+    if not _killpg(pgid, signal.SIGTERM):
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and group_alive(pgid):
+        time.sleep(0.05)
+    _killpg(pgid, signal.SIGKILL)
+
+
+@dataclass(frozen=True)
+class Exit:
+    """How an agent process ended."""
+
+    returncode: int | None
+    killed: bool  # we stopped it (timeout, cancel or shutdown)
+
+
+class AgentProcess:
+    """An agent CLI running in its own process group, its output streamed to files."""
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: Path,
+        env: Mapping[str, str],
+        stdout_path: Path,
+        stderr_path: Path,
+        on_line: Callable[[str], None],
+        kill_grace: float = 10.0,
+    ) -> None:
+        self.argv = tuple(argv)
+        self.cwd = cwd
+        self.env = dict(env)
+        self.stdout_path = stdout_path
+        self.stderr_path = stderr_path
+        self.on_line = on_line
+        self.kill_grace = kill_grace
+        self._proc: asyncio.subprocess.Process | None = None
+        self._killed = False
+        self._reader: asyncio.Task[None] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    async def start(self) -> None:
+        """Spawn the process. Raises ``OSError`` if the executable cannot be started."""
+        self.stdout_path.parent.mkdir(parents=True, exist_ok=True)
+        stderr_file = self.stderr_path.open("ab")
+        try:
+            self._proc = await asyncio.create_subprocess_exec(
+                *self.argv,
+                cwd=self.cwd,
+                env=self.env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=stderr_file,
+                start_new_session=True,
+                limit=_CHUNK,
+            )
+        finally:
+            stderr_file.close()
+        logger.info(
+            "started %s (pid %d) in %s",
+            self.argv[0],
+            self._proc.pid,
+            self.cwd,
+            extra={"action": "agent_start"},
+        )
+        self._reader = asyncio.create_task(self._pump_stdout())
+
+    async def _pump_stdout(self) -> None:
+        assert self._proc is not None
+        assert self._proc.stdout is not None
+        stream = self._proc.stdout
+        pending = b""
+        with self.stdout_path.open("ab") as out:
+            while chunk := await stream.read(_CHUNK):
+                out.write(chunk)
+                out.flush()
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    self._deliver(line)
+            if pending:
+                self._deliver(pending)
+
+    def _deliver(self, raw: bytes) -> None:
+        line = raw.decode("utf-8", errors="replace").strip()
+        if not line:
+            return
+        try:
+            self.on_line(line)
+        except Exception:  # a parser bug must not kill the agent's output pump
+            logger.exception("stdout line handler failed", extra={"action": "parse_line"})
+
+    async def wait(self, timeout: float | None = None) -> Exit:  # noqa: ASYNC109
+        """Wait for the process to end (killing its tree at ``timeout``), then drain its output.
+
+        Whatever the outcome, the rest of the process group is killed afterwards so no
+        background child of the agent outlives it.
+        """
+        assert self._proc is not None
+        try:
+            await asyncio.wait_for(self._proc.wait(), timeout)
+        except TimeoutError:
+            await self.kill()
+        except asyncio.CancelledError:
+            await asyncio.shield(self.kill())
+            raise
+        await self._reap_group()
+        if self._reader is not None:
+            try:
+                await asyncio.wait_for(self._reader, 5)
+            except TimeoutError:
+                logger.warning("agent stdout did not close", extra={"action": "agent_drain"})
+        return Exit(self._proc.returncode, self._killed)
+
+    async def kill(self) -> None:
+        """Stop the whole process tree: SIGTERM, then SIGKILL after the grace period."""
+        proc = self._proc
+        if proc is None or proc.returncode is not None:
+            return
+        self._killed = True
+        logger.info("stopping pid %d (group)", proc.pid, extra={"action": "agent_kill"})
+        _killpg(proc.pid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait(), self.kill_grace)
+        except TimeoutError:
+            _killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()
+
+    async def _reap_group(self) -> None:
+        assert self._proc is not None
+        pgid = self._proc.pid
+        if not group_alive(pgid):
+            return
+        _killpg(pgid, signal.SIGTERM)
+        deadline = time.monotonic() + min(self.kill_grace, 2.0)
+        while time.monotonic() < deadline and group_alive(pgid):  # noqa: ASYNC110 - polling a pgid
+            await asyncio.sleep(0.05)
+        _killpg(pgid, signal.SIGKILL)
+
+
+def tail_file(path: Path, max_bytes: int = 4000) -> str:
+    """The last ``max_bytes`` of a text file (empty if it does not exist)."""
+    with contextlib.suppress(OSError), path.open("rb") as fh:
+        fh.seek(0, os.SEEK_END)
+        size = fh.tell()
+        fh.seek(max(0, size - max_bytes))
+        return fh.read().decode("utf-8", errors="replace").strip()
+    return ""
+
+
+def open_append(path: Path) -> IO[bytes]:
+    """Open ``path`` for appending bytes, creating its directory."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.open("ab")
