@@ -122,7 +122,8 @@ class Exit:
     """How an agent process ended."""
 
     returncode: int | None
-    killed: bool  # we stopped it (timeout, cancel or shutdown)
+    timed_out: bool = False  # we killed it at its timeout
+    stopped: bool = False  # we killed it because ``stop`` was set (cancel or shutdown)
 
 
 class AgentProcess:
@@ -147,7 +148,6 @@ class AgentProcess:
         self.on_line = on_line
         self.kill_grace = kill_grace
         self._proc: asyncio.subprocess.Process | None = None
-        self._killed = False
         self._reader: asyncio.Task[None] | None = None
 
     @property
@@ -205,34 +205,50 @@ class AgentProcess:
         except Exception:  # a parser bug must not kill the agent's output pump
             logger.exception("stdout line handler failed", extra={"action": "parse_line"})
 
-    async def wait(self, timeout: float | None = None) -> Exit:  # noqa: ASYNC109
-        """Wait for the process to end (killing its tree at ``timeout``), then drain its output.
+    async def wait(
+        self,
+        timeout: float | None = None,  # noqa: ASYNC109 - the agent's deadline, not ours
+        stop: asyncio.Event | None = None,
+    ) -> Exit:
+        """Wait for the process to end, killing its tree at ``timeout`` or when ``stop`` is set.
 
         Whatever the outcome, the rest of the process group is killed afterwards so no
-        background child of the agent outlives it.
+        background child of the agent outlives it, and stdout is drained to the log.
         """
-        assert self._proc is not None
+        proc = self._proc
+        assert proc is not None
+        waiter = asyncio.ensure_future(proc.wait())
+        stopper = asyncio.ensure_future(stop.wait()) if stop is not None else None
+        timed_out = stopped = False
         try:
-            await asyncio.wait_for(self._proc.wait(), timeout)
-        except TimeoutError:
-            await self.kill()
+            pending = {waiter} if stopper is None else {waiter, stopper}
+            done, _ = await asyncio.wait(
+                pending, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+            if waiter not in done:
+                stopped = stopper is not None and stopper in done
+                timed_out = not stopped
+                await self.kill()
         except asyncio.CancelledError:
             await asyncio.shield(self.kill())
             raise
+        finally:
+            if stopper is not None:
+                stopper.cancel()
+        await waiter
         await self._reap_group()
         if self._reader is not None:
             try:
                 await asyncio.wait_for(self._reader, 5)
             except TimeoutError:
                 logger.warning("agent stdout did not close", extra={"action": "agent_drain"})
-        return Exit(self._proc.returncode, self._killed)
+        return Exit(proc.returncode, timed_out=timed_out, stopped=stopped)
 
     async def kill(self) -> None:
         """Stop the whole process tree: SIGTERM, then SIGKILL after the grace period."""
         proc = self._proc
         if proc is None or proc.returncode is not None:
             return
-        self._killed = True
         logger.info("stopping pid %d (group)", proc.pid, extra={"action": "agent_kill"})
         _killpg(proc.pid, signal.SIGTERM)
         try:

@@ -1,0 +1,68 @@
+"""What every runner gets and gives back, and the one way to run an agent CLI process.
+
+A runner turns a task into an argv and environment, runs it through
+:class:`~claudomator.process.AgentProcess`, parses the agent's stream and maps the outcome to
+an :class:`Outcome` with the state the execution ended in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from claudomator.models import Task, TaskState
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Everything a runner needs for one execution."""
+
+    task: Task
+    execution_id: str
+    workdir: Path  # the sandbox the agent works in
+    log_dir: Path  # stdout.log and stderr.log go here
+    env: dict[str, str]  # the full environment of the agent process
+    session_id: str  # the agent session to start (or resume)
+    timeout: float  # seconds
+    kill_grace: float  # seconds between SIGTERM and SIGKILL
+    stop: asyncio.Event  # set to stop the agent (cancel or shutdown)
+    resume: bool = False  # resume ``session_id`` instead of starting it
+    on_started: Callable[[int], None] | None = None  # called with the pid once spawned
+
+    @property
+    def stdout_path(self) -> Path:
+        return self.log_dir / "stdout.log"
+
+    @property
+    def stderr_path(self) -> Path:
+        return self.log_dir / "stderr.log"
+
+
+@dataclass
+class Outcome:
+    """How an agent run ended, as far as the agent itself is concerned."""
+
+    status: TaskState  # COMPLETED, FAILED, TIMED_OUT, BUDGET_EXCEEDED or CANCELLED
+    exit_code: int | None = None
+    session_id: str = ""
+    cost_usd: float = 0.0
+    cost_estimated: bool = False
+    tokens_in: int = 0
+    tokens_out: int = 0
+    error_msg: str = ""
+    text: str = ""  # the agent's own words (for the summary)
+    api_error_status: int | None = None
+    details: dict[str, object] = field(default_factory=dict)
+
+
+class Runner(Protocol):
+    """Drives one kind of agent."""
+
+    name: str
+
+    async def run(self, ctx: RunContext) -> Outcome:
+        """Run the agent for ``ctx`` to its end and report what happened."""
+        ...

@@ -1,0 +1,123 @@
+"""The facade every entry point calls: submit, cancel, look up, list.
+
+The CLI, the HTTP API and (later) webhooks go through :class:`Service`; none of them touches the
+store or the pool directly. Submitting only writes to the store; a pool (in this process or
+another) claims the work from there.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+
+from claudomator.config import Settings
+from claudomator.errors import InvalidTransition, NotFound, ValidationError
+from claudomator.models import Execution, Task, TaskEvent, TaskState
+from claudomator.store import Store
+
+logger = logging.getLogger(__name__)
+
+_MIN_PREFIX = 4
+
+
+class Service:
+    """Operations on tasks, shared by every entry point."""
+
+    def __init__(
+        self, settings: Settings, store: Store, *, on_submit: Callable[[], None] | None = None
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.on_submit = on_submit
+
+    @classmethod
+    def open(cls, settings: Settings) -> Service:
+        """Open the configured database (migrating it) and build the service."""
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        return cls(settings, Store.open(settings.db_path))
+
+    def close(self) -> None:
+        self.store.close()
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def submit(self, tasks: Sequence[Task]) -> list[Task]:
+        """Store ``tasks`` as QUEUED, all or none. Dependencies must exist (here or already)."""
+        batch = {t.id for t in tasks}
+        outside = {d for t in tasks for d in t.depends_on if d not in batch}
+        parents = {t.parent_task_id for t in tasks if t.parent_task_id}
+        outside |= parents - batch
+        known = self.store.states_of(outside)
+        missing = sorted(outside - known.keys())
+        if missing:
+            raise ValidationError(f"unknown task id(s) referenced: {', '.join(missing)}")
+        existing = self.store.states_of(batch)
+        if existing:
+            raise ValidationError(f"task id(s) already exist: {', '.join(sorted(existing))}")
+        stored = self.store.add_tasks(tasks)
+        logger.info("submitted %d task(s)", len(stored), extra={"action": "submit"})
+        if self.on_submit is not None:
+            self.on_submit()
+        return stored
+
+    def cancel(self, task_id: str) -> Task:
+        """Cancel a task: at once if it is not running, else ask its pool to stop the agent."""
+        task = self.get(task_id)
+        if task.state == TaskState.RUNNING:
+            self.store.update_task(task.id, cancel_requested=True)
+            return task.model_copy(update={"cancel_requested": True})
+        if task.state.is_terminal:
+            raise InvalidTransition(task.id, task.state.value, TaskState.CANCELLED.value)
+        try:
+            return self.store.transition(
+                task.id, TaskState.CANCELLED, "cancelled by user", expected=task.state
+            )
+        except InvalidTransition:
+            return self.cancel(task.id)  # it changed state meanwhile (e.g. was claimed)
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def resolve_id(self, ident: str) -> str:
+        """A full task id from an id or a unique prefix of at least 4 characters."""
+        try:
+            return self.store.get_task(ident).id
+        except NotFound:
+            pass
+        if len(ident) >= _MIN_PREFIX:
+            matches = self.store.find_tasks(ident)
+            if len(matches) == 1:
+                return matches[0].id
+            if len(matches) > 1:
+                raise ValidationError(f"task id prefix {ident!r} is ambiguous")
+        raise NotFound("task", ident)
+
+    def get(self, ident: str) -> Task:
+        return self.store.get_task(self.resolve_id(ident))
+
+    def list_tasks(
+        self, *, states: Sequence[TaskState] | None = None, limit: int = 100
+    ) -> list[Task]:
+        return self.store.list_tasks(states=states, limit=limit)
+
+    def executions(self, task_id: str) -> list[Execution]:
+        return self.store.executions_of(task_id)
+
+    def latest_execution(self, ident: str) -> Execution:
+        """The newest execution of a task (by task id or prefix), or an execution by its id."""
+        try:
+            task_id = self.resolve_id(ident)
+        except NotFound:
+            return self.store.get_execution(ident)
+        runs = self.store.executions_of(task_id)
+        if not runs:
+            raise NotFound("execution of task", task_id)
+        return runs[-1]
+
+    def events(self, task_id: str) -> list[TaskEvent]:
+        return self.store.events(task_id)
+
+    def counts(self) -> dict[str, int]:
+        """Number of tasks per state (every state present, zeros included)."""
+        counts = {s.value: 0 for s in TaskState}
+        counts.update({state.value: n for state, n in self.store.count_by_state().items()})
+        return counts

@@ -1,0 +1,386 @@
+"""The only place with SQL. One :class:`Store` owns every database access.
+
+State changes go through :meth:`Store.transition`, which asks the state machine in
+:mod:`claudomator.models`, updates the row only if it is still in the state that was read
+(optimistic, so two processes cannot both win), and records an event row — all in one
+transaction. Nothing here is SQLite-specific except the connection set-up in :func:`_engine`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy.engine import Connection, Engine, RowMapping
+
+from claudomator.errors import InvalidTransition, NotFound, StoreError
+from claudomator.models import (
+    AgentConfig,
+    ChangeStats,
+    Commit,
+    Execution,
+    Priority,
+    Task,
+    TaskEvent,
+    TaskState,
+    check_transition,
+    utcnow,
+)
+from claudomator.store.tables import executions, task_events, tasks
+
+logger = logging.getLogger(__name__)
+
+_MIGRATIONS = Path(__file__).parent / "migrations"
+_MAX_RACE_RETRIES = 5
+
+
+def _engine(url: str) -> Engine:
+    engine = sa.create_engine(url)
+    if engine.dialect.name == "sqlite":
+
+        @sa.event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=10000")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+    return engine
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; everything we store is UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+def _task_row(task: Task) -> dict[str, Any]:
+    return {
+        "id": task.id,
+        "name": task.name,
+        "description": task.description,
+        "agent": task.agent.model_dump(mode="json"),
+        "timeout": task.timeout,
+        "priority": task.priority.value,
+        "priority_rank": task.priority.rank,
+        "tags": list(task.tags),
+        "depends_on": list(task.depends_on),
+        "parent_task_id": task.parent_task_id,
+        "state": task.state.value,
+        "summary": task.summary,
+        "question": task.question,
+        "cancel_requested": task.cancel_requested,
+        "created_at": task.created_at,
+        "updated_at": task.updated_at,
+    }
+
+
+def _task_from(row: RowMapping) -> Task:
+    return Task(
+        id=row["id"],
+        name=row["name"],
+        description=row["description"],
+        agent=AgentConfig.model_validate(row["agent"]),
+        timeout=row["timeout"],
+        priority=Priority(row["priority"]),
+        tags=tuple(row["tags"]),
+        depends_on=tuple(row["depends_on"]),
+        parent_task_id=row["parent_task_id"],
+        state=TaskState(row["state"]),
+        summary=row["summary"],
+        question=row["question"],
+        cancel_requested=bool(row["cancel_requested"]),
+        created_at=_aware(row["created_at"]),
+        updated_at=_aware(row["updated_at"]),
+    )
+
+
+def _execution_row(execution: Execution) -> dict[str, Any]:
+    row = execution.model_dump(mode="python", exclude={"commits", "changestats"})
+    row["status"] = execution.status.value
+    row["commits"] = [c.model_dump() for c in execution.commits]
+    row["changestats"] = execution.changestats.model_dump()
+    return row
+
+
+def _execution_from(row: RowMapping) -> Execution:
+    data = dict(row)
+    data["start_time"] = _aware(data["start_time"])
+    data["end_time"] = _aware(data["end_time"])
+    data["commits"] = tuple(Commit.model_validate(c) for c in data["commits"])
+    data["changestats"] = ChangeStats.model_validate(data["changestats"])
+    data["cost_estimated"] = bool(data["cost_estimated"])
+    return Execution.model_validate(data)
+
+
+class Store:
+    """Tasks, executions and their event history in one SQL database."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    @classmethod
+    def open(cls, url_or_path: str | Path) -> Store:
+        """Open (creating and migrating as needed) a database by URL or SQLite file path."""
+        url = str(url_or_path)
+        if "://" not in url:
+            path = Path(url).expanduser()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            url = f"sqlite:///{path}"
+        store = cls(_engine(url))
+        store.migrate()
+        return store
+
+    def migrate(self) -> None:
+        """Apply every Alembic migration not yet applied."""
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", str(_MIGRATIONS))
+        try:
+            with self._engine.begin() as conn:
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(f"cannot migrate database {self._engine.url}: {exc}") from exc
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        try:
+            with self._engine.begin() as conn:
+                yield conn
+        except sa.exc.OperationalError as exc:
+            raise StoreError(f"database error: {exc.orig}") from exc
+
+    # -- tasks -------------------------------------------------------------------------------
+
+    def add_tasks(self, new_tasks: Sequence[Task], *, submit: bool = True) -> list[Task]:
+        """Store ``new_tasks`` in one transaction (all or nothing); QUEUED if ``submit``."""
+        stored: list[Task] = []
+        now = utcnow()
+        with self._tx() as conn:
+            state = TaskState.QUEUED if submit else TaskState.PENDING
+            stamp = {"state": state, "created_at": now, "updated_at": now}
+            for new in new_tasks:
+                task = new.model_copy(update=stamp)
+                conn.execute(tasks.insert().values(_task_row(task)))
+                self._event(conn, task.id, None, TaskState.PENDING, "created", now)
+                if submit:
+                    pending, queued = TaskState.PENDING, TaskState.QUEUED
+                    self._event(conn, task.id, pending, queued, "submitted", now)
+                stored.append(task)
+        return stored
+
+    def get_task(self, task_id: str) -> Task:
+        with self._engine.connect() as conn:
+            row = conn.execute(sa.select(tasks).where(tasks.c.id == task_id)).mappings().first()
+        if row is None:
+            raise NotFound("task", task_id)
+        return _task_from(row)
+
+    def find_tasks(self, prefix: str) -> list[Task]:
+        """Tasks whose id starts with ``prefix`` (for short ids typed by people)."""
+        query = sa.select(tasks).where(tasks.c.id.startswith(prefix, autoescape=True)).limit(2)
+        with self._engine.connect() as conn:
+            return [_task_from(r) for r in conn.execute(query).mappings()]
+
+    def list_tasks(
+        self,
+        *,
+        states: Iterable[TaskState] | None = None,
+        ids: Iterable[str] | None = None,
+        limit: int | None = None,
+    ) -> list[Task]:
+        """Tasks, newest first, optionally filtered by state and id."""
+        query = sa.select(tasks).order_by(tasks.c.created_at.desc(), tasks.c.name)
+        if states is not None:
+            query = query.where(tasks.c.state.in_([s.value for s in states]))
+        if ids is not None:
+            query = query.where(tasks.c.id.in_(list(ids)))
+        if limit is not None:
+            query = query.limit(limit)
+        with self._engine.connect() as conn:
+            return [_task_from(r) for r in conn.execute(query).mappings()]
+
+    def queued_tasks(self) -> list[Task]:
+        """QUEUED tasks in claim order: highest priority first, then oldest."""
+        query = (
+            sa.select(tasks)
+            .where(tasks.c.state == TaskState.QUEUED.value)
+            .order_by(tasks.c.priority_rank.desc(), tasks.c.created_at, tasks.c.id)
+        )
+        with self._engine.connect() as conn:
+            return [_task_from(r) for r in conn.execute(query).mappings()]
+
+    def states_of(self, task_ids: Iterable[str]) -> dict[str, TaskState]:
+        ids = list(task_ids)
+        if not ids:
+            return {}
+        query = sa.select(tasks.c.id, tasks.c.state).where(tasks.c.id.in_(ids))
+        with self._engine.connect() as conn:
+            return {r.id: TaskState(r.state) for r in conn.execute(query)}
+
+    def count_by_state(self) -> dict[TaskState, int]:
+        query = sa.select(tasks.c.state, sa.func.count()).group_by(tasks.c.state)
+        with self._engine.connect() as conn:
+            return {TaskState(state): int(n) for state, n in conn.execute(query)}
+
+    def transition(
+        self,
+        task_id: str,
+        target: TaskState,
+        reason: str,
+        *,
+        expected: TaskState | None = None,
+        **fields: Any,
+    ) -> Task:
+        """Move a task to ``target``, recording why; also sets ``fields`` (summary, question...).
+
+        With ``expected``, the change only happens from that state (raises InvalidTransition
+        otherwise): this is how a claim or a cancel wins a race against another process.
+        """
+        for _ in range(_MAX_RACE_RETRIES):
+            current = self.get_task(task_id)
+            source = current.state
+            if expected is not None and source != expected:
+                raise InvalidTransition(task_id, source.value, target.value)
+            check_transition(task_id, source, target)
+            now = utcnow()
+            values = {"state": target.value, "updated_at": now, **fields}
+            if target == TaskState.QUEUED or target.is_terminal:
+                values.setdefault("cancel_requested", False)
+            with self._tx() as conn:
+                updated = conn.execute(
+                    tasks.update()
+                    .where(tasks.c.id == task_id, tasks.c.state == source.value)
+                    .values(values)
+                ).rowcount
+                if updated == 1:
+                    self._event(conn, task_id, source, target, reason, now)
+                    logger.info(
+                        "task %s: %s -> %s (%s)",
+                        task_id,
+                        source.value,
+                        target.value,
+                        reason,
+                        extra={"action": "transition"},
+                    )
+                    return current.model_copy(update={"state": target, "updated_at": now, **fields})
+            if expected is not None:
+                raise InvalidTransition(task_id, self.get_task(task_id).state.value, target.value)
+        raise StoreError(f"task {task_id}: state kept changing under us; gave up")
+
+    def update_task(self, task_id: str, **fields: Any) -> None:
+        """Set fields that are not the state (use :meth:`transition` for the state)."""
+        if "state" in fields:
+            raise ValueError("use transition() to change a task's state")
+        with self._tx() as conn:
+            count = conn.execute(
+                tasks.update().where(tasks.c.id == task_id).values(updated_at=utcnow(), **fields)
+            ).rowcount
+        if count == 0:
+            raise NotFound("task", task_id)
+
+    def events(self, task_id: str) -> list[TaskEvent]:
+        query = (
+            sa.select(task_events)
+            .where(task_events.c.task_id == task_id)
+            .order_by(task_events.c.id)
+        )
+        with self._engine.connect() as conn:
+            return [
+                TaskEvent(
+                    id=r["id"],
+                    task_id=r["task_id"],
+                    at=_aware(r["at"]),
+                    from_state=TaskState(r["from_state"]) if r["from_state"] else None,
+                    to_state=TaskState(r["to_state"]),
+                    reason=r["reason"],
+                )
+                for r in conn.execute(query).mappings()
+            ]
+
+    @staticmethod
+    def _event(
+        conn: Connection,
+        task_id: str,
+        source: TaskState | None,
+        target: TaskState,
+        reason: str,
+        at: datetime,
+    ) -> None:
+        conn.execute(
+            task_events.insert().values(
+                task_id=task_id,
+                at=at,
+                from_state=source.value if source else None,
+                to_state=target.value,
+                reason=reason,
+            )
+        )
+
+    # -- executions --------------------------------------------------------------------------
+
+    def add_execution(self, execution: Execution) -> Execution:
+        with self._tx() as conn:
+            conn.execute(executions.insert().values(_execution_row(execution)))
+        return execution
+
+    def save_execution(self, execution: Execution) -> Execution:
+        """Write every field of ``execution`` over its row."""
+        row = _execution_row(execution)
+        del row["id"]
+        with self._tx() as conn:
+            count = conn.execute(
+                executions.update().where(executions.c.id == execution.id).values(row)
+            ).rowcount
+        if count == 0:
+            raise NotFound("execution", execution.id)
+        return execution
+
+    def get_execution(self, execution_id: str) -> Execution:
+        query = sa.select(executions).where(executions.c.id == execution_id)
+        with self._engine.connect() as conn:
+            row = conn.execute(query).mappings().first()
+        if row is None:
+            raise NotFound("execution", execution_id)
+        return _execution_from(row)
+
+    def executions_of(self, task_id: str) -> list[Execution]:
+        """A task's executions, oldest first."""
+        query = (
+            sa.select(executions)
+            .where(executions.c.task_id == task_id)
+            .order_by(executions.c.start_time, executions.c.id)
+        )
+        with self._engine.connect() as conn:
+            return [_execution_from(r) for r in conn.execute(query).mappings()]
+
+    def latest_executions(self, task_ids: Iterable[str]) -> dict[str, Execution]:
+        """The newest execution of each task that has one."""
+        ids = list(task_ids)
+        if not ids:
+            return {}
+        query = (
+            sa.select(executions)
+            .where(executions.c.task_id.in_(ids))
+            .order_by(executions.c.start_time, executions.c.id)
+        )
+        with self._engine.connect() as conn:
+            return {r["task_id"]: _execution_from(r) for r in conn.execute(query).mappings()}
+
+    def running_executions(self) -> list[Execution]:
+        query = sa.select(executions).where(executions.c.status == TaskState.RUNNING.value)
+        with self._engine.connect() as conn:
+            return [_execution_from(r) for r in conn.execute(query).mappings()]

@@ -1,0 +1,26 @@
+"""The summary of an execution: the agent's summary file, else its last ``## Summary`` section."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+_HEADING = re.compile(r"^#{1,6}\s*Summary\s*:?\s*$", re.IGNORECASE | re.MULTILINE)
+_MAX = 8000
+
+
+def from_text(text: str) -> str:
+    """The text after the last ``## Summary`` heading, or empty if there is none."""
+    matches = list(_HEADING.finditer(text))
+    if not matches:
+        return ""
+    return text[matches[-1].end() :].strip()[:_MAX]
+
+
+def read_summary(summary_file: Path, agent_text: str) -> str:
+    """Summary precedence: the summary file if the agent wrote one, else the agent's text."""
+    try:
+        written = summary_file.read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        written = ""
+    return written[:_MAX] if written else from_text(agent_text)

@@ -1,0 +1,236 @@
+"""YAML task files -> validated :class:`~claudomator.models.Task` objects.
+
+A file holds one task mapping, or ``tasks:`` with a list of them. Field names are those of
+:class:`~claudomator.models.Task` with the agent's under ``agent:``; ``timeout`` takes durations
+such as ``10m``. ``depends_on`` names other tasks by id, or by name within the same file.
+
+Every problem in the file is reported, each as ``file:task:field: what is wrong``, and if there
+is any problem no task is returned, so nothing half-valid is ever stored.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pydantic
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from claudomator.durations import parse_duration
+from claudomator.errors import Problem, TaskFileError
+from claudomator.models import AgentConfig, Priority, Task, new_id
+
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_TASK_KEYS = {
+    "id",
+    "name",
+    "description",
+    "agent",
+    "timeout",
+    "priority",
+    "tags",
+    "depends_on",
+    "parent_task_id",
+}
+_AGENT_KEYS = set(AgentConfig.model_fields)
+
+
+class _TaskSpec(BaseModel):
+    """A task as written in a file, before ids are assigned and names resolved."""
+
+    model_config = ConfigDict(extra="forbid", strict=False)
+
+    id: str | None = Field(default=None, pattern=_ID.pattern)
+    name: str = Field(min_length=1)
+    description: str = ""
+    agent: AgentConfig
+    timeout: float | None = None
+    priority: Priority = Priority.NORMAL
+    tags: list[str] = Field(default_factory=list)
+    depends_on: list[str] = Field(default_factory=list)
+    parent_task_id: str | None = None
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        return None if value is None else parse_duration(value)
+
+
+def _message(error: Mapping[str, Any]) -> str:
+    kind = error["type"]
+    loc = error["loc"]
+    if kind == "extra_forbidden":
+        key = str(loc[-1])
+        known = _AGENT_KEYS if len(loc) > 1 and loc[0] == "agent" else _TASK_KEYS
+        hint = ""
+        if len(loc) == 1 and key in _AGENT_KEYS:
+            hint = f" (did you mean agent.{key}?)"
+        return f"unknown key{hint}; expected one of: {', '.join(sorted(known))}"
+    if kind == "missing":
+        return "required but missing"
+    if kind == "string_pattern_mismatch" and loc[-1] == "id":
+        return "must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+    message = str(error["msg"])
+    if message.startswith("Value error, "):
+        message = message[len("Value error, ") :]
+    return f"{message} (got {error['input']!r})" if kind.endswith("_type") else message
+
+
+def _label(raw: object, index: int, many: bool) -> str:
+    if isinstance(raw, Mapping) and isinstance(raw.get("name"), str) and raw["name"]:
+        return str(raw["name"])
+    return f"#{index + 1}" if many else "task"
+
+
+def load_taskfile(path: Path) -> list[Task]:
+    """Read and validate every task in ``path``; raise :class:`TaskFileError` on any problem."""
+    name = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise TaskFileError([Problem(name, "-", "-", f"cannot read file: {exc.strerror}")]) from exc
+    except UnicodeDecodeError as exc:
+        raise TaskFileError([Problem(name, "-", "-", "not UTF-8 text")]) from exc
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f"line {where.line + 1}: " if where is not None else ""
+        detail = getattr(exc, "problem", None) or str(exc)
+        raise TaskFileError([Problem(name, "-", "-", f"invalid YAML: {line}{detail}")]) from exc
+    return parse_tasks(document, source=name, base_dir=path.parent)
+
+
+def parse_tasks(document: object, *, source: str, base_dir: Path) -> list[Task]:
+    """Validate an already-parsed document (one task mapping, or ``tasks:`` list)."""
+    raws, many = _task_list(document, source)
+    problems: list[Problem] = []
+    specs: list[tuple[str, _TaskSpec]] = []
+    for index, raw in enumerate(raws):
+        label = _label(raw, index, many)
+        if not isinstance(raw, Mapping):
+            problems.append(Problem(source, label, "-", "a task must be a mapping of fields"))
+            continue
+        try:
+            spec = _TaskSpec.model_validate(raw)
+        except pydantic.ValidationError as exc:
+            for error in exc.errors():
+                field = ".".join(str(p) for p in error["loc"]) or "-"
+                problems.append(Problem(source, label, field, _message(error)))
+            continue
+        problems.extend(_check_paths(spec, label, source, base_dir))
+        specs.append((label, spec))
+    if problems:
+        raise TaskFileError(problems)
+    return _resolve(specs, source, base_dir)
+
+
+def _task_list(document: object, source: str) -> tuple[Sequence[object], bool]:
+    if isinstance(document, Mapping) and "tasks" in document:
+        extra = sorted(str(k) for k in document if k != "tasks")
+        if extra:
+            raise TaskFileError(
+                [Problem(source, "-", extra[0], "unknown top-level key next to 'tasks'")]
+            )
+        items = document["tasks"]
+        if not isinstance(items, list) or not items:
+            raise TaskFileError([Problem(source, "-", "tasks", "must be a non-empty list")])
+        return items, True
+    if isinstance(document, Mapping):
+        return [document], False
+    if document is None:
+        raise TaskFileError([Problem(source, "-", "-", "the file is empty")])
+    raise TaskFileError(
+        [Problem(source, "-", "-", "expected a task mapping or a 'tasks:' list at the top")]
+    )
+
+
+def _project_path(value: str, base_dir: Path) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else (base_dir / path)
+
+
+def _check_paths(spec: _TaskSpec, label: str, source: str, base_dir: Path) -> list[Problem]:
+    problems: list[Problem] = []
+    if not spec.agent.instructions.strip():
+        problems.append(Problem(source, label, "agent.instructions", "must not be empty"))
+    if spec.agent.project_dir:
+        project = _project_path(spec.agent.project_dir, base_dir)
+        if not project.is_dir():
+            what = "is not a directory" if project.exists() else "does not exist"
+            problems.append(Problem(source, label, "agent.project_dir", f"{project} {what}"))
+    return problems
+
+
+def _resolve(specs: list[tuple[str, _TaskSpec]], source: str, base_dir: Path) -> list[Task]:
+    """Assign ids, make project paths absolute, and resolve ``depends_on`` names to ids."""
+    problems: list[Problem] = []
+    ids: dict[str, str] = {}
+    by_name: dict[str, str] = {}
+    for label, spec in specs:
+        task_id = spec.id or new_id()
+        if task_id in ids.values():
+            problems.append(Problem(source, label, "id", f"duplicate id {task_id!r} in this file"))
+        if spec.name in by_name:
+            problems.append(Problem(source, label, "name", "duplicate task name in this file"))
+        ids[label] = task_id
+        by_name.setdefault(spec.name, task_id)
+    tasks: list[Task] = []
+    for label, spec in specs:
+        depends: list[str] = []
+        for dep in spec.depends_on:
+            target = by_name.get(dep, dep)
+            if target == ids[label]:
+                message = "a task cannot depend on itself"
+                problems.append(Problem(source, label, "depends_on", message))
+            depends.append(target)
+        agent = spec.agent
+        if agent.project_dir:
+            resolved = str(_project_path(agent.project_dir, base_dir).resolve())
+            agent = agent.model_copy(update={"project_dir": resolved})
+        tasks.append(
+            Task(
+                id=ids[label],
+                name=spec.name,
+                description=spec.description,
+                agent=agent,
+                timeout=spec.timeout,
+                priority=spec.priority,
+                tags=tuple(spec.tags),
+                depends_on=tuple(depends),
+                parent_task_id=spec.parent_task_id,
+            )
+        )
+    problems.extend(_cycles(tasks, source))
+    if problems:
+        raise TaskFileError(problems)
+    return tasks
+
+
+def _cycles(tasks: Sequence[Task], source: str) -> list[Problem]:
+    """Dependency cycles among the tasks of one file, one problem per cycle found."""
+    graph = {t.id: [d for d in t.depends_on if d != t.id] for t in tasks}
+    names = {t.id: t.name for t in tasks}
+    problems: list[Problem] = []
+    state: dict[str, int] = {}  # 1 visiting, 2 done
+
+    def visit(node: str, trail: list[str]) -> None:
+        state[node] = 1
+        for dep in graph.get(node, []):
+            if dep not in graph:
+                continue
+            if state.get(dep) == 1:
+                cycle = [*trail[trail.index(dep) :], dep] if dep in trail else [node, dep]
+                path = " -> ".join(names[c] for c in cycle)
+                problems.append(Problem(source, names[node], "depends_on", f"cycle: {path}"))
+            elif dep not in state:
+                visit(dep, [*trail, dep])
+        state[node] = 2
+
+    for task in tasks:
+        if task.id not in state:
+            visit(task.id, [task.id])
+    return problems
