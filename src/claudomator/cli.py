@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -221,7 +222,8 @@ def run(
         for problem in exc.problems:
             err.print(str(problem), markup=False, soft_wrap=True)
         n = len(exc.problems)
-        err.print(f"{n} problem{'s' if n != 1 else ''} in {file}; nothing was stored.", style="red")
+        summary = f"{n} problem{'s' if n != 1 else ''} in {file}; nothing was stored."
+        err.print(summary, style="red", markup=False, soft_wrap=True)
         raise typer.Exit(2) from exc
     if dry_run:
         _print_plan(tasks)
@@ -545,16 +547,35 @@ async def _serve(settings: Settings, service: Service, host: str, port: int) -> 
 
     from claudomator.api import create_app
 
+    class _Server(uvicorn.Server):
+        # We own SIGINT/SIGTERM: uvicorn would re-raise them after serving, killing the
+        # process before the pool has stopped its agents and re-queued their tasks.
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
     runtime = Runtime(settings, service=service)
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(service), host=host, port=port, log_level="warning")
-    )
-    async with runtime:
-        _console(stderr=True).print(
-            f"Claudomator {__version__} serving on http://{host}:{port} "
-            f"(data: {settings.data_dir}); Ctrl-C to stop."
-        )
-        await server.serve()
+    server = _Server(uvicorn.Config(create_app(service), host=host, port=port, log_level="warning"))
+    loop = asyncio.get_running_loop()
+
+    def stop(sig: signal.Signals) -> None:
+        logger.info("received %s; shutting down", sig.name, extra={"action": "serve_stop"})
+        server.should_exit = True
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop, sig)
+    try:
+        async with runtime:
+            _console(stderr=True).print(
+                f"Claudomator {__version__} serving on http://{host}:{port} "
+                f"(data: {settings.data_dir}); Ctrl-C to stop.",
+                markup=False,
+                soft_wrap=True,
+            )
+            await server.serve()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
 
 
 def main() -> None:

@@ -57,6 +57,7 @@ def _pid_alive(pid: int) -> bool:
 class _Running:
     task: Task
     agent: str
+    execution: Execution
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     stop_reason: str = ""  # "cancel" or "shutdown"
     job: asyncio.Task[None] | None = None
@@ -197,16 +198,18 @@ class Pool:
                 continue
             if not self._has_slot(agent):
                 continue
+            execution = self._new_execution(task, agent)
             try:
                 claimed = self.store.transition(
                     task.id,
                     TaskState.RUNNING,
                     f"claimed by {self.worker_id}",
                     expected=TaskState.QUEUED,
+                    execution=execution,
                 )
             except InvalidTransition:
                 continue  # another process claimed or cancelled it first
-            running = _Running(claimed, agent)
+            running = _Running(claimed, agent, execution)
             running.job = asyncio.create_task(self._run(running), name=f"task-{task.id}")
             self._running[task.id] = running
 
@@ -249,7 +252,9 @@ class Pool:
         except Exception as exc:  # never leave a task RUNNING because of a bug
             logger.exception("task %s crashed", task.id, extra={"action": "execute"})
             with contextlib.suppress(ClaudomatorError):
-                self.store.transition(task.id, TaskState.FAILED, f"internal error: {exc}")
+                execution = self.store.get_execution(running.execution.id)
+                failed = Outcome(TaskState.FAILED, error_msg=f"internal error: {exc!r}")
+                self._finish(running, execution, failed, "")
         finally:
             self._running.pop(task.id, None)
             self._wake.set()
@@ -259,23 +264,26 @@ class Pool:
             return Path(task.agent.project_dir)
         return self.settings.scratch_dir / task.id
 
-    async def _execute(self, running: _Running) -> None:
-        task = running.task
+    def _new_execution(self, task: Task, agent: str) -> Execution:
         execution_id = new_id()
         log_dir = self.settings.logs_dir / execution_id
-        log_dir.mkdir(parents=True, exist_ok=True)
-        execution = self.store.add_execution(
-            Execution(
-                id=execution_id,
-                task_id=task.id,
-                agent=running.agent,
-                model=task.agent.model,
-                stdout_path=str(log_dir / "stdout.log"),
-                stderr_path=str(log_dir / "stderr.log"),
-                session_id=new_id(),
-                worker_id=self.worker_id,
-            )
+        return Execution(
+            id=execution_id,
+            task_id=task.id,
+            agent=agent,
+            model=task.agent.model,
+            stdout_path=str(log_dir / "stdout.log"),
+            stderr_path=str(log_dir / "stderr.log"),
+            session_id=new_id(),
+            worker_id=self.worker_id,
         )
+
+    async def _execute(self, running: _Running) -> None:
+        task = running.task
+        execution = running.execution
+        execution_id = execution.id
+        log_dir = self.settings.logs_dir / execution_id
+        log_dir.mkdir(parents=True, exist_ok=True)
         project_dir = self._project_dir(task)
         try:
             sandbox = await asyncio.to_thread(self._make_sandbox, project_dir, execution_id)

@@ -114,14 +114,20 @@ def parse_tasks(document: object, *, source: str, base_dir: Path) -> list[Task]:
         if not isinstance(raw, Mapping):
             problems.append(Problem(source, label, "-", "a task must be a mapping of fields"))
             continue
+        agent = raw.get("agent")
+        project_dir = agent.get("project_dir") if isinstance(agent, Mapping) else None
         try:
             spec = _TaskSpec.model_validate(raw)
         except pydantic.ValidationError as exc:
             for error in exc.errors():
                 field = ".".join(str(p) for p in error["loc"]) or "-"
                 problems.append(Problem(source, label, field, _message(error)))
+            if isinstance(project_dir, str):
+                problems.extend(_check_project(project_dir, label, source, base_dir))
             continue
-        problems.extend(_check_paths(spec, label, source, base_dir))
+        problems.extend(_check_project(spec.agent.project_dir, label, source, base_dir))
+        if not spec.agent.instructions.strip():
+            problems.append(Problem(source, label, "agent.instructions", "must not be empty"))
         specs.append((label, spec))
     if problems:
         raise TaskFileError(problems)
@@ -153,16 +159,14 @@ def _project_path(value: str, base_dir: Path) -> Path:
     return path if path.is_absolute() else (base_dir / path)
 
 
-def _check_paths(spec: _TaskSpec, label: str, source: str, base_dir: Path) -> list[Problem]:
-    problems: list[Problem] = []
-    if not spec.agent.instructions.strip():
-        problems.append(Problem(source, label, "agent.instructions", "must not be empty"))
-    if spec.agent.project_dir:
-        project = _project_path(spec.agent.project_dir, base_dir)
-        if not project.is_dir():
-            what = "is not a directory" if project.exists() else "does not exist"
-            problems.append(Problem(source, label, "agent.project_dir", f"{project} {what}"))
-    return problems
+def _check_project(project_dir: str, label: str, source: str, base_dir: Path) -> list[Problem]:
+    if not project_dir:
+        return []
+    project = _project_path(project_dir, base_dir)
+    if project.is_dir():
+        return []
+    what = "is not a directory" if project.exists() else "does not exist"
+    return [Problem(source, label, "agent.project_dir", f"{project} {what}")]
 
 
 def _resolve(specs: list[tuple[str, _TaskSpec]], source: str, base_dir: Path) -> list[Task]:

@@ -243,12 +243,15 @@ class Store:
         reason: str,
         *,
         expected: TaskState | None = None,
+        execution: Execution | None = None,
         **fields: Any,
     ) -> Task:
         """Move a task to ``target``, recording why; also sets ``fields`` (summary, question...).
 
         With ``expected``, the change only happens from that state (raises InvalidTransition
         otherwise): this is how a claim or a cancel wins a race against another process.
+        An ``execution`` is inserted in the same transaction (a claim and its execution row
+        exist together or not at all, so a crash cannot leave a RUNNING task without one).
         """
         for _ in range(_MAX_RACE_RETRIES):
             current = self.get_task(task_id)
@@ -268,6 +271,8 @@ class Store:
                 ).rowcount
                 if updated == 1:
                     self._event(conn, task_id, source, target, reason, now)
+                    if execution is not None:
+                        conn.execute(executions.insert().values(_execution_row(execution)))
                     logger.info(
                         "task %s: %s -> %s (%s)",
                         task_id,

@@ -1,0 +1,1 @@
+"""Fake model servers that let the real agent CLIs run offline in tests."""

@@ -1,0 +1,338 @@
+"""The ``claudomator`` console script as a user runs it: real processes, files, signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from agent_harness import hanging_script
+
+from conftest import MakeRepo, git
+from fakes.anthropic import ApiError, FakeAnthropic, Text, ToolUse, claude_env
+
+CLAUDOMATOR = str(Path(sys.executable).parent / "claudomator")
+
+
+def cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [CLAUDOMATOR, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeAnthropic]:
+    with FakeAnthropic() as server:
+        yield server
+
+
+@pytest.fixture
+def agent_env(fake: FakeAnthropic, tmp_path: Path, claude_bin: str) -> dict[str, str]:
+    env = claude_env(fake.url, tmp_path / "agent-home")
+    # the orchestrator's own HOME/data dir stay those of the test
+    env["CLAUDOMATOR_DATA_DIR"] = os.environ["CLAUDOMATOR_DATA_DIR"]
+    env["GIT_CONFIG_GLOBAL"] = os.environ["GIT_CONFIG_GLOBAL"]
+    config = write(
+        Path(env["CLAUDOMATOR_DATA_DIR"]).parent / "config.toml",
+        f'claude_binary_path = "{claude_bin}"\nkill_grace_seconds = 2\n',
+    )
+    env["CLAUDOMATOR_CONFIG"] = str(config)
+    return env
+
+
+def stored_task_count() -> int:
+    db = Path(os.environ["CLAUDOMATOR_DATA_DIR"]) / "claudomator.db"
+    if not db.exists():
+        return 0
+    with sqlite3.connect(db) as conn:
+        return int(conn.execute("select count(*) from tasks").fetchone()[0])
+
+
+# -- invalid input ---------------------------------------------------------------------------
+
+
+def test_invalid_task_file_exits_2_naming_file_task_and_field(tmp_path: Path) -> None:
+    tasks = write(
+        tmp_path / "tasks.yaml",
+        """
+tasks:
+  - name: good
+    agent: {instructions: "fine"}
+  - name: bad-timeout
+    timeout: soon
+    agent: {instructions: "x"}
+  - name: no-instructions
+    agent: {model: sonnet}
+  - name: missing-project
+    agent: {instructions: "x", project_dir: ./nope}
+    colour: blue
+""",
+    )
+    done = cli("run", str(tasks))
+    assert done.returncode == 2, done.stderr
+    err = done.stderr
+    assert f"{tasks}:bad-timeout:timeout: invalid duration 'soon'" in err
+    assert f"{tasks}:no-instructions:agent.instructions: required but missing" in err
+    assert f"{tasks}:missing-project:agent.project_dir: {tmp_path / 'nope'} does not exist" in err
+    assert f"{tasks}:missing-project:colour: unknown key" in err
+    assert "nothing was stored" in err
+    assert stored_task_count() == 0
+    assert "No tasks." in cli("list").stdout
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
+    tasks = write(tmp_path / "t.yaml", "name: x\nagent: {instructions: [unclosed\n")
+    done = cli("run", str(tasks))
+    assert done.returncode == 2
+    assert f"{tasks}:-:-: invalid YAML: line" in done.stderr
+
+
+def test_missing_task_file(tmp_path: Path) -> None:
+    done = cli("run", str(tmp_path / "absent.yaml"))
+    assert done.returncode == 2
+    assert "cannot read file" in done.stderr
+
+
+def test_dry_run_validates_and_stores_nothing(tmp_path: Path, make_repo: MakeRepo) -> None:
+    project = make_repo()
+    tasks = write(
+        tmp_path / "tasks.yaml",
+        f"""
+tasks:
+  - name: first
+    timeout: 10m
+    agent: {{instructions: "a", project_dir: {project}}}
+  - name: second
+    depends_on: [first]
+    priority: high
+    agent: {{instructions: "b"}}
+""",
+    )
+    done = cli("run", "--dry-run", str(tasks))
+    assert done.returncode == 0, done.stderr
+    assert "first" in done.stdout
+    assert "600s" in done.stdout
+    assert "high" in done.stdout
+    assert stored_task_count() == 0
+
+
+def test_unknown_ids_exit_2() -> None:
+    for command in (["show", "nope"], ["cancel", "nope"], ["logs", "nope"]):
+        done = cli(*command)
+        assert done.returncode == 2, command
+        assert "no task with id 'nope'" in done.stderr or "no execution" in done.stderr
+
+
+def test_help_explains_commands() -> None:
+    done = cli("--help")
+    assert done.returncode == 0
+    for command in ("run", "list", "show", "logs", "cancel", "init", "serve"):
+        assert command in done.stdout
+    assert "--parallel" in cli("run", "--help").stdout
+
+
+def test_init_writes_a_commented_config_once(tmp_path: Path) -> None:
+    env = dict(os.environ, CLAUDOMATOR_CONFIG=str(tmp_path / "c" / "config.toml"))
+    first = cli("init", env=env)
+    assert first.returncode == 0, first.stderr
+    text = (tmp_path / "c" / "config.toml").read_text()
+    assert "# max_concurrent = 3" in text
+    assert "[[projects]]" in text
+    again = cli("init", env=env)
+    assert again.returncode == 1
+    assert "already exists" in again.stderr
+    assert cli("init", "--force", env=env).returncode == 0
+    assert cli("list", env=env).returncode == 0
+
+
+def test_bad_config_is_reported(tmp_path: Path) -> None:
+    config = write(tmp_path / "config.toml", "max_concurrent = 'many'\n")
+    done = cli("list", env=dict(os.environ, CLAUDOMATOR_CONFIG=str(config)))
+    assert done.returncode == 2
+    assert f"{config}: max_concurrent" in done.stderr
+
+
+# -- running for real ------------------------------------------------------------------------
+
+
+@pytest.mark.cli
+def test_run_shows_progress_commits_and_exits_0(
+    tmp_path: Path, make_repo: MakeRepo, fake: FakeAnthropic, agent_env: dict[str, str]
+) -> None:
+    project = make_repo()
+    fake.set_script(
+        [
+            ToolUse("Write", {"file_path": "notes.md", "content": "# Notes\nwritten by agent\n"}),
+            Text("## Summary\nWrote notes.md."),
+        ]
+    )
+    tasks = write(
+        tmp_path / "tasks.yaml",
+        f"name: write-notes\ntimeout: 2m\nagent:\n  instructions: Write notes\n"
+        f"  project_dir: {project}\n",
+    )
+    done = cli("run", str(tasks), env=agent_env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "COMPLETED" in done.stdout
+    assert "chore: autocommit uncommitted changes" in done.stdout
+    assert "Wrote notes.md." in done.stdout
+    [branch] = git(
+        project, "branch", "--list", "claudomator/*", "--format=%(refname:short)"
+    ).split()
+    assert git(project, "show", f"{branch}:notes.md") == "# Notes\nwritten by agent"
+
+    listing = cli("list", env=agent_env)
+    assert "write-notes" in listing.stdout
+    assert "COMPLETED" in listing.stdout
+    task_id = branch.removeprefix("claudomator/")
+    shown = cli("show", "--json", task_id[:8], env=agent_env)
+    payload = json.loads(shown.stdout)
+    assert payload["task"]["state"] == "COMPLETED"
+    [execution] = payload["executions"]
+    assert execution["cost_usd"] > 0
+    assert execution["changestats"]["files"] == 1
+    human = cli("show", task_id, env=agent_env)
+    assert "Execution 1" in human.stdout
+    assert "RUNNING → COMPLETED" in human.stdout
+    logs = cli("logs", task_id, env=agent_env)
+    assert "→ Write: notes.md" in logs.stdout
+    assert "[done $" in logs.stdout
+    raw = cli("logs", "--raw", task_id, env=agent_env)
+    assert json.loads(raw.stdout.splitlines()[-1])["type"] == "result"
+
+
+@pytest.mark.cli
+def test_run_exits_1_when_a_task_fails(
+    tmp_path: Path, make_repo: MakeRepo, fake: FakeAnthropic, agent_env: dict[str, str]
+) -> None:
+    project = make_repo()
+    fake.set_script([ApiError(500)], repeat_last=True)
+    tasks = write(
+        tmp_path / "tasks.yaml",
+        f"name: doomed\nagent: {{instructions: x, project_dir: {project}}}\n",
+    )
+    done = cli("run", str(tasks), env=agent_env)
+    assert done.returncode == 1
+    assert "FAILED" in done.stdout
+    assert "API Error: 500" in done.stdout
+
+
+def wait_for_state(task_name: str, state: str, env: dict[str, str], timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        db = Path(env["CLAUDOMATOR_DATA_DIR"]) / "claudomator.db"
+        if db.exists():
+            with sqlite3.connect(db) as conn:
+                row = conn.execute(
+                    "select id, state from tasks where name = ?", (task_name,)
+                ).fetchone()
+            if row and row[1] == state:
+                return str(row[0])
+        time.sleep(0.2)
+    raise AssertionError(f"{task_name} never reached {state}")
+
+
+@pytest.mark.cli
+@pytest.mark.parametrize(
+    ("how", "final"), [("cancel", "CANCELLED"), ("SIGINT", "CANCELLED"), ("SIGTERM", "QUEUED")]
+)
+def test_stopping_a_running_task_from_outside(
+    how: str,
+    final: str,
+    tmp_path: Path,
+    make_repo: MakeRepo,
+    fake: FakeAnthropic,
+    agent_env: dict[str, str],
+) -> None:
+    project = make_repo()
+    pidfile = tmp_path / "child.pid"
+    fake.set_script(hanging_script(pidfile))
+    tasks = write(
+        tmp_path / "tasks.yaml",
+        f"name: forever\nagent: {{instructions: x, project_dir: {project}}}\n",
+    )
+    run = subprocess.Popen(
+        [CLAUDOMATOR, "run", str(tasks)],
+        env=agent_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        task_id = wait_for_state("forever", "RUNNING", agent_env)
+        deadline = time.monotonic() + 30
+        while not pidfile.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        child = int(pidfile.read_text())
+        if how == "cancel":
+            done = cli("cancel", task_id, env=agent_env)
+            assert done.returncode == 0, done.stderr
+            assert "Asked the orchestrator to stop" in done.stdout
+        else:
+            run.send_signal(getattr(signal, how))
+        out, err = run.communicate(timeout=30)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.communicate()
+    assert run.returncode == 1, out + err
+    assert wait_for_state("forever", final, agent_env, timeout=1)
+    with pytest.raises(ProcessLookupError):
+        os.kill(child, 0)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_serve_answers_health_and_stops_on_sigterm() -> None:
+    port = free_port()
+    server = subprocess.Popen(
+        [CLAUDOMATOR, "serve", "--addr", f"127.0.0.1:{port}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        body: dict[str, object] | None = None
+        while time.monotonic() < deadline and body is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2) as r:
+                    assert r.status == 200
+                    body = json.loads(r.read())
+            except OSError:
+                time.sleep(0.2)
+        assert body is not None, server.stderr.read() if server.poll() is not None else ""
+        assert body["status"] == "ok"
+        assert isinstance(body["tasks"], dict)
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=20)
+    finally:
+        if server.poll() is None:
+            server.kill()
+        server.communicate()
+    assert server.returncode == 0
