@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -27,6 +28,9 @@ def parse_duration(value: object) -> float:
             )
     else:
         raise ValueError(f"expected a duration such as '10m', got {type(value).__name__}")
-    if seconds <= 0:
-        raise ValueError(f"duration must be positive, got {value!r}")
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(
+            f"duration must be positive and finite, got {value!r}; use seconds or a number "
+            "with a unit, e.g. '90s', '10m', '1h30m'"
+        )
     return seconds

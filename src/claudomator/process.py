@@ -42,7 +42,7 @@ class CommandResult:
 
     def tail(self, lines: int = 20) -> str:
         """The last ``lines`` lines of stdout and stderr together, for error messages."""
-        text = (self.stdout + ("\n" if self.stdout and self.stderr else "") + self.stderr).strip()
+        text = "\n".join(part.strip() for part in (self.stdout, self.stderr) if part.strip())
         return "\n".join(text.splitlines()[-lines:])
 
 
@@ -96,15 +96,36 @@ def _killpg(pgid: int, sig: signal.Signals) -> bool:
     return True
 
 
+def _group_members(pgid: int) -> list[int] | None:
+    """Live (non-zombie) processes of group ``pgid`` from /proc; None where /proc is missing."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return None
+    members: list[int] = []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text(encoding="ascii", errors="replace")
+        except OSError:
+            continue
+        # "pid (comm) state ppid pgrp ..." - comm may contain spaces and parentheses
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] != "Z":
+            members.append(int(entry.name))
+    return members
+
+
 def group_alive(pgid: int) -> bool:
-    """Whether any process of group ``pgid`` is still alive."""
+    """Whether any process of group ``pgid`` is still alive (zombies do not count)."""
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    members = _group_members(pgid)
+    return True if members is None else bool(members)
 
 
 def kill_group_sync(pgid: int, grace: float) -> None:
@@ -205,6 +226,16 @@ class AgentProcess:
         except Exception:  # a parser bug must not kill the agent's output pump
             logger.exception("stdout line handler failed", extra={"action": "parse_line"})
 
+    async def _exited(self) -> None:
+        """Until the process itself has exited.
+
+        ``Process.wait()`` only returns once stdout is closed as well, which a background child
+        that inherited it can delay forever; the return code is set at exit, so poll that.
+        """
+        assert self._proc is not None
+        while self._proc.returncode is None:  # noqa: ASYNC110 - set by the child watcher
+            await asyncio.sleep(0.05)
+
     async def wait(
         self,
         timeout: float | None = None,  # noqa: ASYNC109 - the agent's deadline, not ours
@@ -217,15 +248,15 @@ class AgentProcess:
         """
         proc = self._proc
         assert proc is not None
-        waiter = asyncio.ensure_future(proc.wait())
+        exited = asyncio.ensure_future(self._exited())
         stopper = asyncio.ensure_future(stop.wait()) if stop is not None else None
         timed_out = stopped = False
         try:
-            pending = {waiter} if stopper is None else {waiter, stopper}
+            pending = {exited} if stopper is None else {exited, stopper}
             done, _ = await asyncio.wait(
                 pending, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
             )
-            if waiter not in done:
+            if exited not in done:
                 stopped = stopper is not None and stopper in done
                 timed_out = not stopped
                 await self.kill()
@@ -233,29 +264,40 @@ class AgentProcess:
             await asyncio.shield(self.kill())
             raise
         finally:
+            exited.cancel()
             if stopper is not None:
                 stopper.cancel()
-        await waiter
         await self._reap_group()
-        if self._reader is not None:
-            try:
-                await asyncio.wait_for(self._reader, 5)
-            except TimeoutError:
-                logger.warning("agent stdout did not close", extra={"action": "agent_drain"})
+        await self._drain()
         return Exit(proc.returncode, timed_out=timed_out, stopped=stopped)
+
+    async def _drain(self) -> None:
+        """Read the rest of stdout; give up if something outside the group still holds it."""
+        assert self._proc is not None
+        try:
+            await asyncio.wait_for(self._proc.wait(), 5)
+            if self._reader is not None:
+                await asyncio.wait_for(self._reader, 5)
+        except TimeoutError:
+            logger.warning(
+                "agent stdout still open after exit; stopped reading",
+                extra={"action": "agent_drain"},
+            )
+            if self._reader is not None:
+                self._reader.cancel()
 
     async def kill(self) -> None:
         """Stop the whole process tree: SIGTERM, then SIGKILL after the grace period."""
         proc = self._proc
-        if proc is None or proc.returncode is not None:
+        if proc is None:
             return
         logger.info("stopping pid %d (group)", proc.pid, extra={"action": "agent_kill"})
         _killpg(proc.pid, signal.SIGTERM)
         try:
-            await asyncio.wait_for(proc.wait(), self.kill_grace)
+            await asyncio.wait_for(self._exited(), self.kill_grace)
         except TimeoutError:
             _killpg(proc.pid, signal.SIGKILL)
-            await proc.wait()
+            await self._exited()
 
     async def _reap_group(self) -> None:
         assert self._proc is not None

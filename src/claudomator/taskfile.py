@@ -107,6 +107,7 @@ def load_taskfile(path: Path) -> list[Task]:
 def parse_tasks(document: object, *, source: str, base_dir: Path) -> list[Task]:
     """Validate an already-parsed document (one task mapping, or ``tasks:`` list)."""
     raws, many = _task_list(document, source)
+    order = [_label(raw, i, many) for i, raw in enumerate(raws)]
     problems: list[Problem] = []
     specs: list[tuple[str, _TaskSpec]] = []
     for index, raw in enumerate(raws):
@@ -129,9 +130,11 @@ def parse_tasks(document: object, *, source: str, base_dir: Path) -> list[Task]:
         if not spec.agent.instructions.strip():
             problems.append(Problem(source, label, "agent.instructions", "must not be empty"))
         specs.append((label, spec))
+    tasks, more = _resolve(specs, source, base_dir)
+    problems.extend(more)
     if problems:
-        raise TaskFileError(problems)
-    return _resolve(specs, source, base_dir)
+        raise TaskFileError(sorted(problems, key=lambda p: order.index(p.task)))
+    return tasks
 
 
 def _task_list(document: object, source: str) -> tuple[Sequence[object], bool]:
@@ -169,8 +172,10 @@ def _check_project(project_dir: str, label: str, source: str, base_dir: Path) ->
     return [Problem(source, label, "agent.project_dir", f"{project} {what}")]
 
 
-def _resolve(specs: list[tuple[str, _TaskSpec]], source: str, base_dir: Path) -> list[Task]:
-    """Assign ids, make project paths absolute, and resolve ``depends_on`` names to ids."""
+def _resolve(
+    specs: list[tuple[str, _TaskSpec]], source: str, base_dir: Path
+) -> tuple[list[Task], list[Problem]]:
+    """Assign ids, make project paths absolute, resolve ``depends_on`` names; also the problems."""
     problems: list[Problem] = []
     ids: dict[str, str] = {}
     by_name: dict[str, str] = {}
@@ -209,9 +214,7 @@ def _resolve(specs: list[tuple[str, _TaskSpec]], source: str, base_dir: Path) ->
             )
         )
     problems.extend(_cycles(tasks, source))
-    if problems:
-        raise TaskFileError(problems)
-    return tasks
+    return tasks, problems
 
 
 def _cycles(tasks: Sequence[Task], source: str) -> list[Problem]:

@@ -33,7 +33,7 @@ def make_task(project: Path | None, instructions: str = "do the thing", **kwargs
         instructions=instructions,
         project_dir=str(project) if project else "",
     )
-    return Task(name=str(kwargs.pop("name", "task")), agent=agent, **kwargs)  # type: ignore[arg-type]
+    return Task(name=str(kwargs.pop("name", "task")), agent=agent, **kwargs)
 
 
 async def wait_for(predicate, timeout: float = 60.0, interval: float = 0.1) -> None:  # type: ignore[no-untyped-def]

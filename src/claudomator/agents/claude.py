@@ -24,9 +24,9 @@ def context_dirs(agent: AgentConfig, workdir: Path) -> list[str]:
         path = Path(name).expanduser()
         if not path.is_absolute():
             continue  # relative context files live in the project, hence in the sandbox
-        parent = str(path.parent if not path.is_dir() else path)
-        if not parent.startswith(str(workdir)) and parent not in dirs:
-            dirs.append(parent)
+        parent = (path if path.is_dir() else path.parent).resolve()
+        if not parent.is_relative_to(workdir.resolve()) and str(parent) not in dirs:
+            dirs.append(str(parent))
     return dirs
 
 
@@ -48,7 +48,7 @@ def build_argv(binary: str, ctx: RunContext) -> list[str]:
     if agent.model:
         argv += ["--model", agent.model]
     if agent.max_budget_usd is not None:
-        argv += ["--max-budget-usd", f"{agent.max_budget_usd:g}"]
+        argv += ["--max-budget-usd", format(agent.max_budget_usd, ".12g")]
     if agent.system_prompt_append:
         argv += ["--append-system-prompt", agent.system_prompt_append]
     if agent.allowed_tools:

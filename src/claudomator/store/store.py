@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -57,13 +57,6 @@ def _engine(url: str) -> Engine:
     return engine
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; everything we store is UTC."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
-
-
 def _task_row(task: Task) -> dict[str, Any]:
     return {
         "id": task.id,
@@ -100,8 +93,8 @@ def _task_from(row: RowMapping) -> Task:
         summary=row["summary"],
         question=row["question"],
         cancel_requested=bool(row["cancel_requested"]),
-        created_at=_aware(row["created_at"]),
-        updated_at=_aware(row["updated_at"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
     )
 
 
@@ -115,8 +108,8 @@ def _execution_row(execution: Execution) -> dict[str, Any]:
 
 def _execution_from(row: RowMapping) -> Execution:
     data = dict(row)
-    data["start_time"] = _aware(data["start_time"])
-    data["end_time"] = _aware(data["end_time"])
+    data["start_time"] = data["start_time"]
+    data["end_time"] = data["end_time"]
     data["commits"] = tuple(Commit.model_validate(c) for c in data["commits"])
     data["changestats"] = ChangeStats.model_validate(data["changestats"])
     data["cost_estimated"] = bool(data["cost_estimated"])
@@ -171,8 +164,10 @@ class Store:
         now = utcnow()
         with self._tx() as conn:
             state = TaskState.QUEUED if submit else TaskState.PENDING
-            stamp = {"state": state, "created_at": now, "updated_at": now}
-            for new in new_tasks:
+            for offset, new in enumerate(new_tasks):
+                # one microsecond apart, so tasks of one batch are claimed in file order
+                created = now + timedelta(microseconds=offset)
+                stamp = {"state": state, "created_at": created, "updated_at": created}
                 task = new.model_copy(update=stamp)
                 conn.execute(tasks.insert().values(_task_row(task)))
                 self._event(conn, task.id, None, TaskState.PENDING, "created", now)
@@ -260,9 +255,10 @@ class Store:
                 raise InvalidTransition(task_id, source.value, target.value)
             check_transition(task_id, source, target)
             now = utcnow()
-            values = {"state": target.value, "updated_at": now, **fields}
+            changes = dict(fields)
             if target == TaskState.QUEUED or target.is_terminal:
-                values.setdefault("cancel_requested", False)
+                changes.setdefault("cancel_requested", False)
+            values = {"state": target.value, "updated_at": now, **changes}
             with self._tx() as conn:
                 updated = conn.execute(
                     tasks.update()
@@ -281,7 +277,9 @@ class Store:
                         reason,
                         extra={"action": "transition"},
                     )
-                    return current.model_copy(update={"state": target, "updated_at": now, **fields})
+                    return current.model_copy(
+                        update={"state": target, "updated_at": now, **changes}
+                    )
             if expected is not None:
                 raise InvalidTransition(task_id, self.get_task(task_id).state.value, target.value)
         raise StoreError(f"task {task_id}: state kept changing under us; gave up")
@@ -308,7 +306,7 @@ class Store:
                 TaskEvent(
                     id=r["id"],
                     task_id=r["task_id"],
-                    at=_aware(r["at"]),
+                    at=r["at"],
                     from_state=TaskState(r["from_state"]) if r["from_state"] else None,
                     to_state=TaskState(r["to_state"]),
                     reason=r["reason"],

@@ -2,7 +2,34 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
 import sqlalchemy as sa
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """Timezone-aware datetimes stored as UTC on every backend.
+
+    SQLite keeps no offset, so values are converted to UTC on the way in and labelled UTC on
+    the way out; PostgreSQL's ``timestamptz`` round-trips the same way.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: store aware datetimes only")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
 
 metadata = sa.MetaData()
 
@@ -23,8 +50,8 @@ tasks = sa.Table(
     sa.Column("summary", sa.Text, nullable=False, default=""),
     sa.Column("question", sa.Text, nullable=False, default=""),
     sa.Column("cancel_requested", sa.Boolean, nullable=False, default=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
 )
 
 executions = sa.Table(
@@ -34,8 +61,8 @@ executions = sa.Table(
     sa.Column("task_id", sa.String(64), sa.ForeignKey("tasks.id"), nullable=False, index=True),
     sa.Column("agent", sa.String(32), nullable=False),
     sa.Column("model", sa.Text, nullable=False),
-    sa.Column("start_time", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("end_time", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("start_time", UTCDateTime(), nullable=False),
+    sa.Column("end_time", UTCDateTime(), nullable=True),
     sa.Column("exit_code", sa.Integer, nullable=True),
     sa.Column("status", sa.String(32), nullable=False, index=True),
     sa.Column("stdout_path", sa.Text, nullable=False),
@@ -59,7 +86,7 @@ task_events = sa.Table(
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("task_id", sa.String(64), sa.ForeignKey("tasks.id"), nullable=False, index=True),
-    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("at", UTCDateTime(), nullable=False),
     sa.Column("from_state", sa.String(32), nullable=True),
     sa.Column("to_state", sa.String(32), nullable=False),
     sa.Column("reason", sa.Text, nullable=False),
