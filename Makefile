@@ -17,13 +17,15 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 # The real agent CLIs, pinned, in a git-ignored folder (used by the integration tests).
-$(TOOLS)/.installed-$(CLAUDE_CODE_VERSION):
+TOOLS_STAMP := $(TOOLS)/.installed-claude-$(CLAUDE_CODE_VERSION)-gemini-$(GEMINI_CLI_VERSION)
+$(TOOLS_STAMP):
 	@if command -v npm >/dev/null 2>&1; then \
 	  npm install --silent --no-audit --no-fund --prefix $(TOOLS) \
-	    @anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION) && touch $@; \
+	    @anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION) \
+	    @google/gemini-cli@$(GEMINI_CLI_VERSION) && touch $@; \
 	else echo "npm not found: tests that need the real agent CLIs will be skipped"; fi
 
-tools: $(TOOLS)/.installed-$(CLAUDE_CODE_VERSION)
+tools: $(TOOLS_STAMP)
 
 ## Start the service (pool + HTTP API) on SQLite.
 run: install
@@ -38,7 +40,9 @@ types: install
 
 ## Lint, types and the whole test suite (with the real Claude Code CLI).
 test: install tools lint types
-	CLAUDOMATOR_CLAUDE_BIN=$(CURDIR)/$(TOOLS)/node_modules/.bin/claude $(PY) -m pytest
+	CLAUDOMATOR_CLAUDE_BIN=$(CURDIR)/$(TOOLS)/node_modules/.bin/claude \
+	CLAUDOMATOR_GEMINI_BIN=$(CURDIR)/$(TOOLS)/node_modules/.bin/gemini \
+	$(PY) -m pytest
 
 bench: install
 	$(PY) bench/bench_sandbox.py

@@ -48,13 +48,15 @@ class Outcome:
     status: TaskState  # COMPLETED, FAILED, TIMED_OUT, BUDGET_EXCEEDED or CANCELLED
     exit_code: int | None = None
     session_id: str = ""
+    model: str = ""  # the model that actually answered, when the agent says
     cost_usd: float = 0.0
+    cost_reported: bool = False  # the agent reported cost itself (else it may be estimated)
     cost_estimated: bool = False
     tokens_in: int = 0
     tokens_out: int = 0
-    error_msg: str = ""
+    error_msg: str = ""  # for failures: what went wrong, in the agent's words where possible
     text: str = ""  # the agent's own words (for the summary)
-    api_error_status: int | None = None
+    api_error_status: int | None = None  # HTTP status of the model API failure, if known
     details: dict[str, object] = field(default_factory=dict)
 
 
