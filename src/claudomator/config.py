@@ -14,6 +14,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -39,6 +40,22 @@ class LocalModelSettings(BaseModel):
     prefer_for_elaborate: bool = False
 
 
+class ModelPrice(BaseModel):
+    """What a model costs, in USD per million tokens, for agents that report no cost."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    input_per_million: float = Field(ge=0)
+    output_per_million: float = Field(ge=0)
+
+
+DEFAULT_PRICES: dict[str, ModelPrice] = {
+    "gemini-2.5-pro": ModelPrice(input_per_million=1.25, output_per_million=10.0),
+    "gemini-2.5-flash": ModelPrice(input_per_million=0.30, output_per_million=2.50),
+    "gemini-2.5-flash-lite": ModelPrice(input_per_million=0.10, output_per_million=0.40),
+}
+
+
 class Settings(BaseModel):
     """Every setting of Claudomator. Build with :func:`load_settings`."""
 
@@ -51,6 +68,11 @@ class Settings(BaseModel):
     agent_limits: dict[str, int] = Field(default_factory=dict)  # per-agent max running
     default_timeout: float = Field(default=3600.0, gt=0)  # seconds
     kill_grace_seconds: float = Field(default=10.0, ge=0)
+    on_restart: Literal["requeue", "fail"] = "requeue"  # tasks a dead orchestrator left running
+    rate_limit_backoff_seconds: float = Field(default=30.0, gt=0)  # first wait without Retry-After
+    rate_limit_backoff_max_seconds: float = Field(default=900.0, gt=0)
+    quota_wait_seconds: float = Field(default=3600.0, gt=0)  # when a quota's reset is unknown
+    prices: dict[str, ModelPrice] = Field(default_factory=lambda: dict(DEFAULT_PRICES))
     server_addr: str = "127.0.0.1:8484"
     workspace_root: Path | None = None  # where project-less tasks get scratch repositories
     webhook_url: str = ""
@@ -130,6 +152,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError(f"{path}: config file named by {ENV_CONFIG} does not exist")
     if env.get(ENV_DATA_DIR):
         raw["data_dir"] = env[ENV_DATA_DIR]
+    prices = raw.get("prices")
+    if isinstance(prices, dict):
+        raw["prices"] = {**{k: v.model_dump() for k, v in DEFAULT_PRICES.items()}, **prices}
     raw.setdefault("data_dir", str(default_data_dir(env)))
     try:
         settings = Settings.model_validate(raw)
@@ -162,6 +187,21 @@ DEFAULT_CONFIG = """\
 
 # Seconds a stopped agent gets between SIGTERM and SIGKILL.
 # kill_grace_seconds = 10
+
+# Tasks left running by an orchestrator that died: "requeue" them or "fail" them.
+# on_restart = "requeue"
+
+# Rate limits: wait the provider's Retry-After, else 30 s doubling per strike up to 900 s.
+# An exhausted quota without a stated reset makes the agent unavailable for quota_wait_seconds.
+# rate_limit_backoff_seconds = 30
+# rate_limit_backoff_max_seconds = 900
+# quota_wait_seconds = 3600
+
+# Prices (USD per million tokens) to estimate the cost of agents that report none (Gemini).
+# Entries here are added to the built-in ones for gemini-2.5-pro/-flash/-flash-lite.
+# [prices."gemini-2.5-pro"]
+# input_per_million = 1.25
+# output_per_million = 10.0
 
 # Address of `claudomator serve`; agents get http://<server_addr> as CLAUDOMATOR_API_URL.
 # server_addr = "127.0.0.1:8484"
@@ -202,3 +242,16 @@ def write_default_config(path: Path, data_dir: Path, *, force: bool = False) -> 
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(DEFAULT_CONFIG.format(data_dir=data_dir), encoding="utf-8")
     return path
+
+
+def estimate_cost(
+    prices: dict[str, ModelPrice], model: str, tokens_in: int, tokens_out: int
+) -> float | None:
+    """Estimated USD for a run, or None if the model has no price (exact or prefix match)."""
+    price = prices.get(model)
+    if price is None:
+        matches = [name for name in prices if model.startswith(name)]
+        price = prices[max(matches, key=len)] if matches else None
+    if price is None:
+        return None
+    return (tokens_in * price.input_per_million + tokens_out * price.output_per_million) / 1e6

@@ -153,6 +153,10 @@ class Task(BaseModel):
     summary: str = ""
     question: str = ""  # the agent's question while BLOCKED (JSON text)
     cancel_requested: bool = False  # set by `cancel`; the pool running the task acts on it
+    acceptance_criteria: str = ""  # if set, a checker task inspects the work once it completes
+    checker_for_task_id: str | None = None  # this task checks that task's delivered work
+    check_verdict: str = ""  # "pass" or "fail", written by the checker task
+    check_report: str = ""
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -235,3 +239,37 @@ class Project(BaseModel):
     dir: str
     build_command: tuple[str, ...] = ()  # argv; empty: detect (Makefile, gradlew, go.mod)
     delivery: Delivery = Delivery.AUTO
+
+
+class Interaction(BaseModel):
+    """One question an agent asked and, once given, the human's answer."""
+
+    model_config = _FROZEN
+
+    id: int | None = None
+    task_id: str
+    execution_id: str
+    question: str  # the question text
+    options: tuple[str, ...] = ()
+    answer: str = ""
+    asked_at: datetime = Field(default_factory=utcnow)
+    answered_at: datetime | None = None
+
+
+class AgentStatus(BaseModel):
+    """What the pool knows about an agent's health: rate-limit windows, quota, failures."""
+
+    model_config = _FROZEN
+
+    agent: str
+    limited_until: datetime | None = None  # rate-limited: do not start it before this
+    unavailable_until: datetime | None = None  # quota exhausted: do not use it before this
+    consecutive_failures: int = 0
+    rate_limit_strikes: int = 0  # consecutive rate limits, for the exponential backoff
+    last_error: str = ""
+    updated_at: datetime = Field(default_factory=utcnow)
+
+    def blocked_until(self, now: datetime) -> datetime | None:
+        """When the agent can be used again, or None if it can be used now."""
+        later = [t for t in (self.limited_until, self.unavailable_until) if t and t > now]
+        return max(later) if later else None

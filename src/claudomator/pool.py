@@ -18,18 +18,18 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from dataclasses import dataclass
 
-from claudomator.agents import DEFAULT_AGENT, Outcome, RunContext, Runner
+from claudomator.agents import DEFAULT_AGENT, Runner
+from claudomator.attempt import Attempt, Summarizer
 from claudomator.config import Settings
-from claudomator.errors import ClaudomatorError, InvalidTransition, NotFound, SandboxError
-from claudomator.models import Execution, Task, TaskState, new_id, utcnow
+from claudomator.errors import ClaudomatorError, InvalidTransition, NotFound
+from claudomator.models import AgentStatus, Execution, Task, TaskState, new_id, utcnow
+from claudomator.notify import Notifier
 from claudomator.process import group_alive, kill_group_sync
-from claudomator.sandbox import Sandbox, Sandboxes
+from claudomator.sandbox import Sandboxes
 from claudomator.store import Store
-from claudomator.summary import read_summary
 
 logger = logging.getLogger(__name__)
 
@@ -53,13 +53,25 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class Choice:
+    """The agent (and model) picked for a task, and why."""
+
+    agent: str
+    model: str = ""
+    reason: str = ""
+
+
+# Picks an agent for a task that pinned none: (task, available agents, running counts,
+# blocked agents with the reason) -> choice. See :mod:`claudomator.classify`.
+Chooser = Callable[[Task, list[str], dict[str, int], dict[str, str]], Awaitable[Choice]]
+
+
 @dataclass
 class _Running:
     task: Task
     agent: str
-    execution: Execution
-    stop: asyncio.Event = field(default_factory=asyncio.Event)
-    stop_reason: str = ""  # "cancel" or "shutdown"
+    attempt: Attempt
     job: asyncio.Task[None] | None = None
 
 
@@ -77,6 +89,9 @@ class Pool:
         poll_interval: float = 1.0,
         max_concurrent: int | None = None,
         base_env: Mapping[str, str] | None = None,
+        chooser: Chooser | None = None,
+        summarizer: Summarizer | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -87,6 +102,9 @@ class Pool:
         self.max_concurrent = max_concurrent or settings.max_concurrent
         self.base_env = dict(os.environ if base_env is None else base_env)
         self.worker_id = worker_identity()
+        self.chooser = chooser
+        self.summarizer = summarizer
+        self.notifier = notifier or Notifier(settings.webhook_url, settings.webhook_secret)
         self._running: dict[str, _Running] = {}
         self._wake = asyncio.Event()
         self._closing = False
@@ -120,8 +138,8 @@ class Pool:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
         for running in self._running.values():
-            running.stop_reason = "shutdown" if requeue else "cancel"
-            running.stop.set()
+            running.attempt.stop_reason = "shutdown" if requeue else "cancel"
+            running.attempt.stop.set()
         jobs = [r.job for r in self._running.values() if r.job is not None]
         if jobs:
             logger.info("waiting for %d agent(s) to stop", len(jobs), extra={"action": "shutdown"})
@@ -140,6 +158,7 @@ class Pool:
             if execution.pid is not None and group_alive(execution.pid):
                 kill_group_sync(execution.pid, self.settings.kill_grace_seconds)
             reason = "orchestrator restarted"
+            target = TaskState.QUEUED if self.settings.on_restart == "requeue" else TaskState.FAILED
             self.store.save_execution(
                 execution.model_copy(
                     update={
@@ -150,13 +169,11 @@ class Pool:
                 )
             )
             with contextlib.suppress(InvalidTransition, NotFound):
-                self.store.transition(
-                    execution.task_id, TaskState.QUEUED, reason, expected=TaskState.RUNNING
-                )
+                self.store.transition(execution.task_id, target, reason, expected=TaskState.RUNNING)
                 count += 1
         if count:
             logger.warning(
-                "re-queued %d task(s) left running", count, extra={"action": "reconcile"}
+                "recovered %d task(s) left running", count, extra={"action": "reconcile"}
             )
         return count
 
@@ -166,25 +183,57 @@ class Pool:
         while not self._closing:
             try:
                 self._watch_cancels()
-                self._claim_all()
+                await self._claim_all()
             except ClaudomatorError:
                 logger.exception("pool iteration failed", extra={"action": "pool_loop"})
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval)
 
-    def _agent_for(self, task: Task) -> str:
-        return task.agent.type or DEFAULT_AGENT
+    def _count(self, agent: str) -> int:
+        return sum(r.agent == agent for r in self._running.values())
 
     def _has_slot(self, agent: str) -> bool:
         if len(self._running) >= self.max_concurrent:
             return False
         limit = self.settings.agent_limits.get(agent)
-        return limit is None or sum(r.agent == agent for r in self._running.values()) < limit
+        return limit is None or self._count(agent) < limit
 
-    def _claim_all(self) -> None:
+    def _blocked_agents(self) -> dict[str, str]:
+        """Agents that must not start now (rate-limited or out of quota), with why."""
+        now = utcnow()
+        blocked: dict[str, str] = {}
+        for name, status in self.store.agent_statuses().items():
+            until = status.blocked_until(now)
+            if until is not None:
+                kind = "out of quota" if status.unavailable_until == until else "rate-limited"
+                blocked[name] = f"{kind} until {until.isoformat(timespec='seconds')}"
+        return blocked
+
+    async def _choose(self, task: Task, blocked: dict[str, str]) -> Choice | None:
+        """The agent for ``task``, or None if it must wait (its pinned agent is blocked)."""
+        pinned = task.agent.type
+        if pinned and pinned in self.runners:
+            return Choice(pinned) if pinned not in blocked else None
+        available = [name for name in self.runners if name not in blocked]
+        if not available:
+            return None
+        counts = {name: self._count(name) for name in self.runners}
+        if self.chooser is not None:
+            choice = await self.chooser(task, available, counts, blocked)
+            if choice.agent in available:
+                return choice
+        if DEFAULT_AGENT in available and counts.get(DEFAULT_AGENT, 0) == min(
+            counts[a] for a in available
+        ):
+            return Choice(DEFAULT_AGENT, reason="default agent")
+        least = min(available, key=lambda a: counts[a])
+        return Choice(least, reason="least-loaded available agent")
+
+    async def _claim_all(self) -> None:
         if len(self._running) >= self.max_concurrent:
             return
+        blocked = self._blocked_agents()
         for task in self.store.queued_tasks():
             if self._closing or len(self._running) >= self.max_concurrent:
                 return
@@ -192,26 +241,52 @@ class Pool:
                 continue
             if task.id in self._running or not self._dependencies_ready(task):
                 continue
-            agent = self._agent_for(task)
-            if agent not in self.runners:
-                self._fail_queued(task, f"unknown agent type {agent!r}")
+            choice = await self._choose(task, blocked)
+            if choice is None or not self._has_slot(choice.agent):
                 continue
-            if not self._has_slot(agent):
-                continue
-            execution = self._new_execution(task, agent)
-            try:
-                claimed = self.store.transition(
-                    task.id,
-                    TaskState.RUNNING,
-                    f"claimed by {self.worker_id}",
-                    expected=TaskState.QUEUED,
-                    execution=execution,
-                )
-            except InvalidTransition:
-                continue  # another process claimed or cancelled it first
-            running = _Running(claimed, agent, execution)
-            running.job = asyncio.create_task(self._run(running), name=f"task-{task.id}")
-            self._running[task.id] = running
+            self._claim(task, choice)
+
+    def _claim(self, task: Task, choice: Choice) -> None:
+        execution = self._new_execution(task, choice)
+        reason = f"claimed by {self.worker_id}"
+        if choice.reason:
+            model = f"/{choice.model}" if choice.model else ""
+            reason += f"; agent {choice.agent}{model}: {choice.reason}"
+        try:
+            claimed = self.store.transition(
+                task.id, TaskState.RUNNING, reason, expected=TaskState.QUEUED, execution=execution
+            )
+        except InvalidTransition:
+            return  # another process claimed or cancelled it first
+        attempt = Attempt(
+            settings=self.settings,
+            store=self.store,
+            sandboxes=self.sandboxes,
+            runner=self.runners[choice.agent],
+            task=claimed,
+            execution=execution,
+            stop=asyncio.Event(),
+            base_env=self.base_env,
+            notifier=self.notifier,
+            summarizer=self.summarizer,
+        )
+        running = _Running(claimed, choice.agent, attempt)
+        running.job = asyncio.create_task(self._run(running), name=f"task-{task.id}")
+        self._running[task.id] = running
+
+    def _new_execution(self, task: Task, choice: Choice) -> Execution:
+        execution_id = new_id()
+        log_dir = self.settings.logs_dir / execution_id
+        return Execution(
+            id=execution_id,
+            task_id=task.id,
+            agent=choice.agent,
+            model=task.agent.model or choice.model,
+            stdout_path=str(log_dir / "stdout.log"),
+            stderr_path=str(log_dir / "stderr.log"),
+            session_id=new_id(),
+            worker_id=self.worker_id,
+        )
 
     def _dependencies_ready(self, task: Task) -> bool:
         if not task.depends_on:
@@ -229,166 +304,41 @@ class Pool:
 
     def _fail_queued(self, task: Task, reason: str) -> None:
         with contextlib.suppress(InvalidTransition):
-            self.store.transition(
-                task.id, TaskState.FAILED, reason, expected=TaskState.QUEUED, summary=""
-            )
+            self.store.transition(task.id, TaskState.FAILED, reason, expected=TaskState.QUEUED)
 
     def _watch_cancels(self) -> None:
         if not self._running:
             return
         for task in self.store.list_tasks(ids=list(self._running)):
             running = self._running.get(task.id)
-            if running is not None and task.cancel_requested and not running.stop.is_set():
-                logger.info("cancelling task %s", task.id, extra={"action": "cancel"})
-                running.stop_reason = "cancel"
-                running.stop.set()
-
-    # -- running one task --------------------------------------------------------------------
+            if running is None or not task.cancel_requested or running.attempt.stop.is_set():
+                continue
+            logger.info("cancelling task %s", task.id, extra={"action": "cancel"})
+            running.attempt.stop_reason = "cancel"
+            running.attempt.stop.set()
 
     async def _run(self, running: _Running) -> None:
-        task = running.task
         try:
-            await self._execute(running)
+            await running.attempt.run()
         except Exception as exc:  # never leave a task RUNNING because of a bug
-            logger.exception("task %s crashed", task.id, extra={"action": "execute"})
+            logger.exception("task %s crashed", running.task.id, extra={"action": "execute"})
             with contextlib.suppress(ClaudomatorError):
-                execution = self.store.get_execution(running.execution.id)
-                failed = Outcome(TaskState.FAILED, error_msg=f"internal error: {exc!r}")
-                self._finish(running, execution, failed, "")
+                execution = self.store.get_execution(running.attempt.execution.id)
+                self.store.save_execution(
+                    execution.model_copy(
+                        update={
+                            "status": TaskState.FAILED,
+                            "end_time": utcnow(),
+                            "error_msg": f"internal error: {exc!r}",
+                        }
+                    )
+                )
+                self.store.transition(running.task.id, TaskState.FAILED, f"internal error: {exc}")
         finally:
-            self._running.pop(task.id, None)
+            self._running.pop(running.task.id, None)
             self._wake.set()
 
-    def _project_dir(self, task: Task) -> Path:
-        if task.agent.project_dir:
-            return Path(task.agent.project_dir)
-        return self.settings.scratch_dir / task.id
-
-    def _new_execution(self, task: Task, agent: str) -> Execution:
-        execution_id = new_id()
-        log_dir = self.settings.logs_dir / execution_id
-        return Execution(
-            id=execution_id,
-            task_id=task.id,
-            agent=agent,
-            model=task.agent.model,
-            stdout_path=str(log_dir / "stdout.log"),
-            stderr_path=str(log_dir / "stderr.log"),
-            session_id=new_id(),
-            worker_id=self.worker_id,
-        )
-
-    async def _execute(self, running: _Running) -> None:
-        task = running.task
-        execution = running.execution
-        execution_id = execution.id
-        log_dir = self.settings.logs_dir / execution_id
-        log_dir.mkdir(parents=True, exist_ok=True)
-        project_dir = self._project_dir(task)
-        try:
-            sandbox = await asyncio.to_thread(self._make_sandbox, project_dir, execution_id)
-        except SandboxError as exc:
-            self._finish(running, execution, Outcome(TaskState.FAILED, error_msg=str(exc)), "")
-            return
-        execution = self.store.save_execution(
-            execution.model_copy(update={"sandbox_dir": str(sandbox.dir)})
-        )
-        ctx = RunContext(
-            task=task,
-            execution_id=execution_id,
-            workdir=sandbox.dir,
-            log_dir=log_dir,
-            env=self._agent_env(task, project_dir, log_dir),
-            session_id=execution.session_id,
-            timeout=task.timeout or self.settings.default_timeout,
-            kill_grace=self.settings.kill_grace_seconds,
-            stop=running.stop,
-            on_started=lambda pid: self._record_pid(execution_id, pid),
-        )
-        try:
-            outcome = await self.runners[running.agent].run(ctx)
-        except ClaudomatorError as exc:
-            outcome = Outcome(TaskState.FAILED, error_msg=str(exc))
-        summary = read_summary(log_dir / "summary.txt", outcome.text)
-        execution = self.store.get_execution(execution_id)
-        if outcome.status == TaskState.COMPLETED:
-            execution = await self._deliver(task, sandbox, execution, outcome)
-        elif sandbox.dir.exists():
-            where = f"sandbox preserved at {sandbox.dir}"
-            outcome.error_msg = f"{outcome.error_msg}\n({where})" if outcome.error_msg else where
-        self._finish(running, execution, outcome, summary)
-
-    def _make_sandbox(self, project_dir: Path, execution_id: str) -> Sandbox:
-        self.sandboxes.prepare_project(project_dir)
-        return self.sandboxes.create(project_dir, execution_id)
-
-    async def _deliver(
-        self, task: Task, sandbox: Sandbox, execution: Execution, outcome: Outcome
-    ) -> Execution:
-        """Build check, autocommit, record and deliver the work; a failure fails the outcome."""
-        project = self.settings.project_for(str(sandbox.project_dir))
-        build = project.build_command if project else ()
-        try:
-            collected = await asyncio.to_thread(
-                self.sandboxes.collect, sandbox, build_command=build
-            )
-            execution = execution.model_copy(
-                update={"commits": collected.commits, "changestats": collected.changestats}
-            )
-            if collected.commits:
-                delivery = project.delivery if project else None
-                kwargs = {"delivery": delivery} if delivery is not None else {}
-                where = await asyncio.to_thread(
-                    self.sandboxes.deliver, sandbox, task_id=task.id, **kwargs
-                )
-                logger.info("task %s delivered: %s", task.id, where, extra={"action": "deliver"})
-            await asyncio.to_thread(self.sandboxes.release, sandbox)
-        except SandboxError as exc:
-            outcome.status = TaskState.FAILED
-            outcome.error_msg = str(exc)
-        return execution
-
-    def _agent_env(self, task: Task, project_dir: Path, log_dir: Path) -> dict[str, str]:
-        env = dict(self.base_env)
-        env.update(
-            {
-                "CLAUDOMATOR_API_URL": self.settings.api_url,
-                "CLAUDOMATOR_TASK_ID": task.id,
-                "CLAUDOMATOR_PROJECT_DIR": str(project_dir),
-                "CLAUDOMATOR_QUESTION_FILE": str(log_dir / "question.json"),
-                "CLAUDOMATOR_SUMMARY_FILE": str(log_dir / "summary.txt"),
-            }
-        )
-        return env
-
-    def _record_pid(self, execution_id: str, pid: int) -> None:
-        execution = self.store.get_execution(execution_id)
-        self.store.save_execution(execution.model_copy(update={"pid": pid}))
-
-    def _finish(
-        self, running: _Running, execution: Execution, outcome: Outcome, summary: str
-    ) -> None:
-        task = running.task
-        status = outcome.status
-        target = status
-        reason = outcome.error_msg.splitlines()[0] if outcome.error_msg else status.value.lower()
-        if status == TaskState.CANCELLED and running.stop_reason == "shutdown":
-            target, reason = TaskState.QUEUED, "orchestrator shutdown; re-queued"
-            outcome.error_msg = "interrupted by orchestrator shutdown"
-        self.store.save_execution(
-            execution.model_copy(
-                update={
-                    "status": status,
-                    "end_time": utcnow(),
-                    "exit_code": outcome.exit_code,
-                    "session_id": outcome.session_id or execution.session_id,
-                    "cost_usd": outcome.cost_usd,
-                    "cost_estimated": outcome.cost_estimated,
-                    "tokens_in": outcome.tokens_in,
-                    "tokens_out": outcome.tokens_out,
-                    "error_msg": outcome.error_msg,
-                    "summary": summary,
-                }
-            )
-        )
-        self.store.transition(task.id, target, reason, summary=summary)
+    def agent_health(self) -> dict[str, AgentStatus]:
+        """Every registered agent's status (defaults for agents never used)."""
+        known = self.store.agent_statuses()
+        return {name: known.get(name, AgentStatus(agent=name)) for name in self.runners}

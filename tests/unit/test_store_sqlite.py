@@ -60,13 +60,34 @@ def test_tables_exist(store: Store, settings: Settings) -> None:
     assert {"tasks", "executions", "task_events", "alembic_version"} <= names
 
 
+def _head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    import claudomator.store.store as store_module
+
+    head = ScriptDirectory(str(store_module._MIGRATIONS)).get_current_head()
+    assert head is not None
+    return head
+
+
+def test_migrations_form_one_chain_starting_at_the_initial_schema() -> None:
+    from alembic.script import ScriptDirectory
+
+    import claudomator.store.store as store_module
+
+    scripts = ScriptDirectory(str(store_module._MIGRATIONS))
+    revisions = list(scripts.walk_revisions())
+    assert len(scripts.get_heads()) == 1
+    assert revisions[-1].revision == "0001_initial"
+
+
 def test_opening_twice_is_idempotent(tmp_path: Path) -> None:
     db = tmp_path / "sub" / "dir" / "c.db"  # parent directories are created
     first = Store.open(db)
     [task] = first.add_tasks([_task("kept")])
     first.close()
     versions = _sql(db, "SELECT version_num FROM alembic_version")
-    assert versions == [("0001_initial",)]
+    assert versions == [(_head_revision(),)]
     second = Store.open(db)
     try:
         assert second.get_task(task.id).name == "kept"

@@ -23,9 +23,11 @@ from sqlalchemy.engine import Connection, Engine, RowMapping
 from claudomator.errors import InvalidTransition, NotFound, StoreError
 from claudomator.models import (
     AgentConfig,
+    AgentStatus,
     ChangeStats,
     Commit,
     Execution,
+    Interaction,
     Priority,
     Task,
     TaskEvent,
@@ -33,7 +35,7 @@ from claudomator.models import (
     check_transition,
     utcnow,
 )
-from claudomator.store.tables import executions, task_events, tasks
+from claudomator.store.tables import agent_status, executions, interactions, task_events, tasks
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +75,10 @@ def _task_row(task: Task) -> dict[str, Any]:
         "summary": task.summary,
         "question": task.question,
         "cancel_requested": task.cancel_requested,
+        "acceptance_criteria": task.acceptance_criteria,
+        "checker_for_task_id": task.checker_for_task_id,
+        "check_verdict": task.check_verdict,
+        "check_report": task.check_report,
         "created_at": task.created_at,
         "updated_at": task.updated_at,
     }
@@ -93,6 +99,10 @@ def _task_from(row: RowMapping) -> Task:
         summary=row["summary"],
         question=row["question"],
         cancel_requested=bool(row["cancel_requested"]),
+        acceptance_criteria=row["acceptance_criteria"],
+        checker_for_task_id=row["checker_for_task_id"],
+        check_verdict=row["check_verdict"],
+        check_report=row["check_report"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
     )
@@ -387,3 +397,58 @@ class Store:
         query = sa.select(executions).where(executions.c.status == TaskState.RUNNING.value)
         with self._engine.connect() as conn:
             return [_execution_from(r) for r in conn.execute(query).mappings()]
+
+    # -- questions and answers ---------------------------------------------------------------
+
+    def add_interaction(self, interaction: Interaction) -> Interaction:
+        row = interaction.model_dump(exclude={"id"})
+        row["options"] = list(interaction.options)
+        with self._tx() as conn:
+            new_id = conn.execute(interactions.insert().values(row)).inserted_primary_key
+        return interaction.model_copy(update={"id": new_id[0] if new_id else None})
+
+    def interactions_of(self, task_id: str) -> list[Interaction]:
+        """A task's questions and answers, oldest first."""
+        query = (
+            sa.select(interactions)
+            .where(interactions.c.task_id == task_id)
+            .order_by(interactions.c.id)
+        )
+        with self._engine.connect() as conn:
+            return [
+                Interaction.model_validate({**r, "options": tuple(r["options"])})
+                for r in conn.execute(query).mappings()
+            ]
+
+    def answer_interaction(self, interaction_id: int, answer: str) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                interactions.update()
+                .where(interactions.c.id == interaction_id)
+                .values(answer=answer, answered_at=utcnow())
+            )
+
+    # -- agent health ------------------------------------------------------------------------
+
+    def agent_statuses(self) -> dict[str, AgentStatus]:
+        with self._engine.connect() as conn:
+            return {
+                r["agent"]: AgentStatus.model_validate(dict(r))
+                for r in conn.execute(sa.select(agent_status)).mappings()
+            }
+
+    def agent_status(self, agent: str) -> AgentStatus:
+        query = sa.select(agent_status).where(agent_status.c.agent == agent)
+        with self._engine.connect() as conn:
+            row = conn.execute(query).mappings().first()
+        return AgentStatus.model_validate(dict(row)) if row else AgentStatus(agent=agent)
+
+    def save_agent_status(self, status: AgentStatus) -> None:
+        """Insert or replace an agent's status (portable: update, then insert if absent)."""
+        row = status.model_dump()
+        with self._tx() as conn:
+            updated = conn.execute(
+                agent_status.update().where(agent_status.c.agent == status.agent).values(row)
+            ).rowcount
+            if updated == 0:
+                conn.execute(agent_status.insert().values(row))

@@ -50,6 +50,10 @@ tasks = sa.Table(
     sa.Column("summary", sa.Text, nullable=False, default=""),
     sa.Column("question", sa.Text, nullable=False, default=""),
     sa.Column("cancel_requested", sa.Boolean, nullable=False, default=False),
+    sa.Column("acceptance_criteria", sa.Text, nullable=False, default=""),
+    sa.Column("checker_for_task_id", sa.String(64), nullable=True, index=True),
+    sa.Column("check_verdict", sa.String(16), nullable=False, default=""),
+    sa.Column("check_report", sa.Text, nullable=False, default=""),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
 )
@@ -90,4 +94,29 @@ task_events = sa.Table(
     sa.Column("from_state", sa.String(32), nullable=True),
     sa.Column("to_state", sa.String(32), nullable=False),
     sa.Column("reason", sa.Text, nullable=False),
+)
+
+interactions = sa.Table(
+    "interactions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("task_id", sa.String(64), sa.ForeignKey("tasks.id"), nullable=False, index=True),
+    sa.Column("execution_id", sa.String(64), nullable=False),
+    sa.Column("question", sa.Text, nullable=False),
+    sa.Column("options", sa.JSON, nullable=False),
+    sa.Column("answer", sa.Text, nullable=False),
+    sa.Column("asked_at", UTCDateTime(), nullable=False),
+    sa.Column("answered_at", UTCDateTime(), nullable=True),
+)
+
+agent_status = sa.Table(
+    "agent_status",
+    metadata,
+    sa.Column("agent", sa.String(32), primary_key=True),
+    sa.Column("limited_until", UTCDateTime(), nullable=True),
+    sa.Column("unavailable_until", UTCDateTime(), nullable=True),
+    sa.Column("consecutive_failures", sa.Integer, nullable=False),
+    sa.Column("rate_limit_strikes", sa.Integer, nullable=False),
+    sa.Column("last_error", sa.Text, nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
 )

@@ -1,0 +1,327 @@
+"""One execution of a claimed task: sandbox, agent run, question or delivery, recorded outcome.
+
+The pool creates an :class:`Attempt` per claimed task and awaits :meth:`Attempt.run`. Every path
+ends in :meth:`Attempt._finish`, which writes the execution row and moves the task out of
+RUNNING (to its outcome, BLOCKED for a question, or QUEUED for a rate limit or a shutdown).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from claudomator import protocol, ratelimit
+from claudomator.agents import Outcome, RunContext, Runner
+from claudomator.config import Settings, estimate_cost
+from claudomator.errors import ClaudomatorError, SandboxError
+from claudomator.models import Execution, Interaction, Task, TaskState, utcnow
+from claudomator.notify import Notifier
+from claudomator.process import tail_file
+from claudomator.sandbox import Sandbox, Sandboxes
+from claudomator.store import Store
+from claudomator.summary import read_summary
+
+logger = logging.getLogger(__name__)
+
+Summarizer = Callable[[str], Awaitable[str]]
+
+
+@dataclass
+class Plan:
+    """How this execution starts: fresh, or resuming an answered question."""
+
+    prompt: str
+    session_id: str
+    resume: bool
+    previous: Execution | None = None
+
+
+class Attempt:
+    """Runs one claimed task to a recorded outcome."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store: Store,
+        sandboxes: Sandboxes,
+        runner: Runner,
+        task: Task,
+        execution: Execution,
+        stop: asyncio.Event,
+        base_env: Mapping[str, str],
+        notifier: Notifier,
+        summarizer: Summarizer | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.sandboxes = sandboxes
+        self.runner = runner
+        self.task = task
+        self.execution = execution
+        self.stop = stop
+        self.stop_reason = ""  # "cancel" or "shutdown", set by the pool before stop is set
+        self.base_env = base_env
+        self.notifier = notifier
+        self.summarizer = summarizer
+        self.log_dir = Path(execution.stdout_path).parent
+
+    # -- the whole attempt -------------------------------------------------------------------
+
+    async def run(self) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        plan = self._plan()
+        project_dir = self._project_dir()
+        try:
+            sandbox, plan = await asyncio.to_thread(self._sandbox_for, plan, project_dir)
+        except SandboxError as exc:
+            await self._finish(Outcome(TaskState.FAILED, error_msg=str(exc)), "")
+            return
+        self.execution = self.store.save_execution(
+            self.execution.model_copy(
+                update={"sandbox_dir": str(sandbox.dir), "session_id": plan.session_id}
+            )
+        )
+        outcome = await self._run_agent(sandbox, plan, project_dir)
+        summary = read_summary(protocol.summary_file(self.log_dir), outcome.text)
+        question = None
+        if outcome.status in (TaskState.COMPLETED, TaskState.FAILED):
+            question = protocol.read_question(self.log_dir)
+        if question is not None and protocol.looks_like_report(question):
+            summary = summary or question.text
+            question = None
+        if question is not None:
+            await self._block(outcome, question, summary)
+            return
+        if outcome.status == TaskState.COMPLETED:
+            await self._deliver(sandbox, outcome)
+        elif sandbox.dir.exists():
+            where = f"sandbox preserved at {sandbox.dir}"
+            outcome.error_msg = f"{outcome.error_msg}\n({where})" if outcome.error_msg else where
+        if not summary and self.summarizer is not None and outcome.text:
+            summary = await self.summarizer(outcome.text)
+        await self._finish(outcome, summary)
+
+    # -- before the agent --------------------------------------------------------------------
+
+    def _project_dir(self) -> Path:
+        if self.task.agent.project_dir:
+            return Path(self.task.agent.project_dir)
+        return self.settings.scratch_dir / self.task.id
+
+    def _plan(self) -> Plan:
+        """Resume the previous execution if it asked a question that is now answered."""
+        runs = [e for e in self.store.executions_of(self.task.id) if e.id != self.execution.id]
+        previous = runs[-1] if runs else None
+        fresh = Plan(protocol.prompt_for(self.task), self.execution.session_id, resume=False)
+        if previous is None or previous.status != TaskState.BLOCKED:
+            return fresh
+        answered = [
+            i for i in self.store.interactions_of(self.task.id) if i.execution_id == previous.id
+        ]
+        if not answered or not answered[-1].answered_at:
+            return fresh
+        item = answered[-1]
+        return Plan(
+            protocol.resume_prompt(item.question, item.answer),
+            previous.session_id,
+            resume=True,
+            previous=previous,
+        )
+
+    def _sandbox_for(self, plan: Plan, project_dir: Path) -> tuple[Sandbox, Plan]:
+        if plan.resume and plan.previous is not None and plan.previous.sandbox_dir:
+            reopened = self.sandboxes.open(Path(plan.previous.sandbox_dir), project_dir)
+            if reopened is not None:
+                return reopened, plan
+            logger.warning(
+                "task %s: preserved sandbox %s is gone; starting a fresh one",
+                self.task.id,
+                plan.previous.sandbox_dir,
+                extra={"action": "resume"},
+            )
+            if getattr(self.runner, "resume_needs_same_dir", True):
+                history = self.store.interactions_of(self.task.id)
+                plan = Plan(
+                    protocol.history_prompt(self.task, history),
+                    self.execution.session_id,
+                    resume=False,
+                )
+        self.sandboxes.prepare_project(project_dir)
+        return self.sandboxes.create(project_dir, self.execution.id), plan
+
+    async def _run_agent(self, sandbox: Sandbox, plan: Plan, project_dir: Path) -> Outcome:
+        agent = self.task.agent.model_copy(
+            update={"instructions": plan.prompt, "type": self.execution.agent}
+        )
+        if self.execution.model:
+            agent = agent.model_copy(update={"model": self.execution.model})
+        env = protocol.agent_env(
+            self.base_env,
+            api_url=self.settings.api_url,
+            task_id=self.task.id,
+            project_dir=project_dir,
+            log_dir=self.log_dir,
+        )
+        if plan.previous is not None:
+            env["CLAUDOMATOR_PREVIOUS_LOG_DIR"] = str(Path(plan.previous.stdout_path).parent)
+        ctx = RunContext(
+            task=self.task.model_copy(update={"agent": agent}),
+            execution_id=self.execution.id,
+            workdir=sandbox.dir,
+            log_dir=self.log_dir,
+            env=env,
+            session_id=plan.session_id,
+            timeout=self.task.timeout or self.settings.default_timeout,
+            kill_grace=self.settings.kill_grace_seconds,
+            stop=self.stop,
+            resume=plan.resume,
+            on_started=self._record_pid,
+        )
+        try:
+            outcome = await self.runner.run(ctx)
+        except ClaudomatorError as exc:
+            return Outcome(TaskState.FAILED, error_msg=str(exc))
+        self._price(outcome)
+        return outcome
+
+    def _record_pid(self, pid: int) -> None:
+        self.execution = self.store.save_execution(self.execution.model_copy(update={"pid": pid}))
+
+    def _price(self, outcome: Outcome) -> None:
+        """Estimate the cost of agents that report none; enforce the budget for them."""
+        if outcome.cost_reported:
+            return
+        model = outcome.model or self.execution.model
+        cost = estimate_cost(self.settings.prices, model, outcome.tokens_in, outcome.tokens_out)
+        if cost is None:
+            return
+        outcome.cost_usd, outcome.cost_estimated = cost, True
+        budget = self.task.agent.max_budget_usd
+        if budget is not None and cost > budget and outcome.status == TaskState.COMPLETED:
+            outcome.status = TaskState.BUDGET_EXCEEDED
+            outcome.error_msg = (
+                f"estimated cost ${cost:.4f} exceeds the budget of ${budget:g}; "
+                "the work was not delivered"
+            )
+
+    # -- after the agent ---------------------------------------------------------------------
+
+    async def _deliver(self, sandbox: Sandbox, outcome: Outcome) -> None:
+        """Build check, autocommit, record and deliver the work; a failure fails the outcome."""
+        project = self.settings.project_for(str(sandbox.project_dir))
+        build = project.build_command if project else ()
+        try:
+            collected = await asyncio.to_thread(
+                self.sandboxes.collect, sandbox, build_command=build
+            )
+            self.execution = self.execution.model_copy(
+                update={"commits": collected.commits, "changestats": collected.changestats}
+            )
+            if collected.commits:
+                kwargs = {"delivery": project.delivery} if project else {}
+                where = await asyncio.to_thread(
+                    self.sandboxes.deliver, sandbox, task_id=self.task.id, **kwargs
+                )
+                logger.info(
+                    "task %s delivered: %s", self.task.id, where, extra={"action": "deliver"}
+                )
+            await asyncio.to_thread(self.sandboxes.release, sandbox)
+        except SandboxError as exc:
+            outcome.status = TaskState.FAILED
+            outcome.error_msg = str(exc)
+
+    async def _block(self, outcome: Outcome, question: protocol.Question, summary: str) -> None:
+        """The agent asked a human: keep the sandbox, park the task, tell someone."""
+        self.store.add_interaction(
+            Interaction(
+                task_id=self.task.id,
+                execution_id=self.execution.id,
+                question=question.text,
+                options=question.options,
+            )
+        )
+        outcome.status = TaskState.BLOCKED
+        outcome.error_msg = ""
+        self._save_execution(outcome, summary)
+        self._update_agent_health(outcome)
+        blocked = self.store.transition(
+            self.task.id,
+            TaskState.BLOCKED,
+            f"question: {question.text[:200]}",
+            question=question.to_json(),
+            summary=summary,
+        )
+        await self.notifier.task_event("task.blocked", blocked, options=list(question.options))
+
+    async def _finish(self, outcome: Outcome, summary: str) -> None:
+        target = outcome.status
+        reason = outcome.error_msg.splitlines()[0] if outcome.error_msg else target.value.lower()
+        verdict = ratelimit.classify(outcome, tail_file(self.log_dir / "stderr.log", 4000))
+        if target == TaskState.CANCELLED and self.stop_reason == "shutdown":
+            target, reason = TaskState.QUEUED, "orchestrator shutdown; re-queued"
+            outcome.error_msg = "interrupted by orchestrator shutdown"
+        elif verdict is not None:
+            until = self._record_limit(outcome, verdict)
+            target = TaskState.QUEUED
+            reason = f"{verdict.limit.value} on {self.execution.agent}; re-queued until {until}"
+        self._save_execution(outcome, summary)
+        if verdict is None:
+            self._update_agent_health(outcome)
+        task = self.store.transition(self.task.id, target, reason, summary=summary)
+        if target.is_terminal:
+            await self.notifier.task_event(f"task.{target.value.lower()}", task)
+
+    def _save_execution(self, outcome: Outcome, summary: str) -> None:
+        self.execution = self.store.save_execution(
+            self.execution.model_copy(
+                update={
+                    "status": outcome.status,
+                    "end_time": utcnow(),
+                    "exit_code": outcome.exit_code,
+                    "session_id": outcome.session_id or self.execution.session_id,
+                    "model": outcome.model or self.execution.model,
+                    "cost_usd": outcome.cost_usd,
+                    "cost_estimated": outcome.cost_estimated,
+                    "tokens_in": outcome.tokens_in,
+                    "tokens_out": outcome.tokens_out,
+                    "error_msg": outcome.error_msg,
+                    "summary": summary,
+                }
+            )
+        )
+
+    def _backoff(self) -> ratelimit.Backoff:
+        s = self.settings
+        return ratelimit.Backoff(
+            s.rate_limit_backoff_seconds, s.rate_limit_backoff_max_seconds, s.quota_wait_seconds
+        )
+
+    def _record_limit(self, outcome: Outcome, verdict: ratelimit.Verdict) -> str:
+        now = utcnow()
+        status = self.store.agent_status(self.execution.agent)
+        status = ratelimit.after_failure(status, verdict, outcome.error_msg, now, self._backoff())
+        self.store.save_agent_status(status)
+        until = status.blocked_until(now) or now
+        logger.warning(
+            "%s hit a %s; unavailable until %s",
+            self.execution.agent,
+            verdict.limit.value,
+            until.isoformat(timespec="seconds"),
+            extra={"action": "rate_limit"},
+        )
+        return until.strftime("%H:%M:%S UTC")
+
+    def _update_agent_health(self, outcome: Outcome) -> None:
+        if outcome.status == TaskState.CANCELLED:
+            return
+        now = utcnow()
+        status = self.store.agent_status(self.execution.agent)
+        if outcome.status in (TaskState.FAILED, TaskState.TIMED_OUT):
+            status = ratelimit.after_failure(status, None, outcome.error_msg, now, self._backoff())
+        else:
+            status = ratelimit.after_success(status, now)
+        self.store.save_agent_status(status)

@@ -1,0 +1,78 @@
+"""Outgoing notifications: a JSON webhook, signed with HMAC-SHA256 when a secret is set.
+
+A notification never fails a task: errors are logged (without the secret) and dropped.
+Receivers verify ``X-Claudomator-Signature: sha256=<hex>`` over the raw body.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+from typing import Any
+
+import httpx
+
+from claudomator.models import Task, utcnow
+
+logger = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "X-Claudomator-Signature"
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The signature header value for ``body``."""
+    digest = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+    return f"sha256={digest}"
+
+
+class Notifier:
+    """Posts task events to the configured webhook (a no-op without one)."""
+
+    def __init__(self, webhook_url: str, secret: str = "", *, timeout: float = 10.0) -> None:
+        self.webhook_url = webhook_url
+        self.secret = secret
+        self.timeout = timeout
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.webhook_url)
+
+    async def task_event(self, event: str, task: Task, **extra: Any) -> bool:
+        """Send ``event`` (e.g. "task.blocked") about ``task``; True if the receiver took it."""
+        if not self.enabled:
+            return False
+        payload = {
+            "event": event,
+            "at": utcnow().isoformat(),
+            "task": {
+                "id": task.id,
+                "name": task.name,
+                "state": task.state.value,
+                "summary": task.summary,
+                "question": task.question,
+            },
+            **extra,
+        }
+        body = json.dumps(payload, sort_keys=True).encode("utf-8")
+        headers = {"Content-Type": "application/json", "User-Agent": "claudomator"}
+        if self.secret:
+            headers[SIGNATURE_HEADER] = sign(self.secret, body)
+        try:
+            async with httpx.AsyncClient(timeout=self.timeout) as client:
+                response = await client.post(self.webhook_url, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            logger.warning(
+                "webhook for %s failed: %s", event, type(exc).__name__, extra={"action": "notify"}
+            )
+            return False
+        if response.status_code >= 300:
+            logger.warning(
+                "webhook for %s answered %d",
+                event,
+                response.status_code,
+                extra={"action": "notify"},
+            )
+            return False
+        return True
