@@ -41,7 +41,16 @@ from claudomator.errors import (
     ValidationError,
 )
 from claudomator.logview import describe, last_activity
-from claudomator.models import Execution, Task, TaskEvent, TaskState, utcnow
+from claudomator.models import (
+    AgentStatus,
+    Execution,
+    Interaction,
+    Task,
+    TaskEvent,
+    TaskState,
+    utcnow,
+)
+from claudomator.protocol import parse_question
 from claudomator.runtime import Runtime
 from claudomator.service import Service
 from claudomator.taskfile import load_taskfile
@@ -328,14 +337,119 @@ def list_tasks(
     ] = None,
     limit: Annotated[int, typer.Option(min=1, help="At most this many (newest first).")] = 50,
 ) -> None:
-    """List tasks, newest first."""
+    """List tasks, newest first; subtasks under their parent; open questions below."""
     service = _open_service(_settings())
     try:
-        tasks = service.list_tasks(states=state, limit=limit)
+        tasks = _nest(service.list_tasks(states=state, limit=limit))
         if not tasks:
             _console().print("No tasks.")
             return
-        _console().print(_task_table(service, tasks))
+        console = _console()
+        console.print(_task_table(service, tasks))
+        blocked = [t for t in tasks if t.state == TaskState.BLOCKED and t.question]
+        if blocked:
+            console.print("\n[bold magenta]Waiting for an answer[/]")
+        for task in blocked:
+            question = parse_question(task.question)
+            console.print(f"  {_short(task.id)} {task.name}: ", end="", markup=False)
+            console.print(question.text, markup=False)
+            for option in question.options:
+                console.print(f"      - {option}", markup=False)
+        if blocked:
+            console.print('  answer with: claudomator answer ID "your answer"', style="dim")
+    finally:
+        service.close()
+
+
+def _nest(tasks: list[Task]) -> list[Task]:
+    """Tasks with each subtask right after its parent (parents keep their order)."""
+    ids = {t.id for t in tasks}
+    children: dict[str, list[Task]] = {}
+    for task in tasks:
+        if task.parent_task_id in ids:
+            children.setdefault(str(task.parent_task_id), []).append(task)
+    ordered: list[Task] = []
+
+    def add(task: Task, depth: int) -> None:
+        ordered.append(
+            task
+            if depth == 0
+            else task.model_copy(update={"name": "  " * (depth - 1) + "└ " + task.name})
+        )
+        for child in sorted(children.get(task.id, []), key=lambda t: t.created_at):
+            add(child, depth + 1)
+
+    for task in tasks:
+        if task.parent_task_id not in ids:
+            add(task, 0)
+    return ordered
+
+
+@app.command()
+def answer(
+    task_id: Annotated[str, typer.Argument(metavar="ID", help="A BLOCKED task (id or prefix).")],
+    text: Annotated[str, typer.Argument(help="Your answer to the agent's question.")],
+) -> None:
+    """Answer a BLOCKED task's question: it resumes the same agent session and sandbox."""
+    service = _open_service(_settings())
+    try:
+        task = _lookup(service, task_id)
+        try:
+            service.answer(task.id, text)
+        except InvalidTransition as exc:
+            raise _fail(
+                f"task {task.id} is {task.state.value}, not BLOCKED; no question to answer"
+            ) from exc
+        except ValidationError as exc:
+            raise _fail(str(exc), 2) from exc
+        _console().print(f"Answered {task.name} ({_short(task.id)}); it is queued to resume.")
+    finally:
+        service.close()
+
+
+@app.command()
+def retry(
+    task_id: Annotated[str, typer.Argument(metavar="ID", help="Task id (or a unique prefix).")],
+) -> None:
+    """Queue a FAILED, TIMED_OUT, BUDGET_EXCEEDED or CANCELLED task for a fresh attempt."""
+    service = _open_service(_settings())
+    try:
+        task = _lookup(service, task_id)
+        try:
+            service.retry(task.id)
+        except InvalidTransition as exc:
+            raise _fail(
+                f"task {task.id} is {task.state.value}; only ended tasks can be retried"
+            ) from exc
+        _console().print(f"Queued {task.name} ({_short(task.id)}) again.")
+    finally:
+        service.close()
+
+
+@app.command()
+def agents() -> None:
+    """Show each agent's health: rate-limit windows, quota, consecutive failures."""
+    service = _open_service(_settings())
+    try:
+        table = Table(header_style="bold")
+        for column in ("AGENT", "STATUS", "UNTIL", "FAILURES IN A ROW", "LAST ERROR"):
+            table.add_column(column)
+        now = utcnow()
+        statuses = {s.agent: s for s in service.agent_health()}
+        for name in sorted({"claude", "gemini", "local", *statuses}):
+            status = statuses.get(name, AgentStatus(agent=name))
+            until = status.blocked_until(now)
+            label = "available"
+            if until is not None:
+                label = "out of quota" if status.unavailable_until == until else "rate-limited"
+            table.add_row(
+                name,
+                label,
+                _iso(until),
+                str(status.consecutive_failures),
+                status.last_error.splitlines()[0][:80] if status.last_error else "",
+            )
+        _console().print(table)
     finally:
         service.close()
 
@@ -358,17 +472,38 @@ def show(
         task = _lookup(service, task_id)
         executions = service.executions(task.id)
         events = service.events(task.id)
+        talk = service.interactions(task.id)
         if as_json:
             payload = {
                 "task": task.model_dump(mode="json"),
                 "executions": [e.model_dump(mode="json") for e in executions],
                 "events": [e.model_dump(mode="json") for e in events],
+                "interactions": [i.model_dump(mode="json") for i in talk],
             }
             typer.echo(json.dumps(payload, indent=2))
             return
         _print_task(task, executions, events)
+        _print_interactions(task, talk)
     finally:
         service.close()
+
+
+def _print_interactions(task: Task, talk: list[Interaction]) -> None:
+    console = _console()
+    if talk:
+        console.print("\n[bold]Questions and answers[/]")
+    for item in talk:
+        console.print("  Q: ", end="")
+        console.print(item.question, markup=False)
+        for option in item.options:
+            console.print(f"     - {option}", markup=False)
+        console.print("  A: ", end="")
+        console.print(item.answer or "(waiting for an answer)", markup=False)
+    if task.check_verdict:
+        style = "green" if task.check_verdict == "pass" else "bold red"
+        console.print(f"\n[bold]Acceptance check[/]: [{style}]{task.check_verdict.upper()}[/]")
+        if task.check_report:
+            console.print(task.check_report, markup=False)
 
 
 def _print_task(task: Task, executions: list[Execution], events: list[TaskEvent]) -> None:

@@ -12,7 +12,14 @@ from collections.abc import Callable, Sequence
 
 from claudomator.config import Settings
 from claudomator.errors import InvalidTransition, NotFound, ValidationError
-from claudomator.models import Execution, Task, TaskEvent, TaskState
+from claudomator.models import (
+    AgentStatus,
+    Execution,
+    Interaction,
+    Task,
+    TaskEvent,
+    TaskState,
+)
 from claudomator.store import Store
 
 logger = logging.getLogger(__name__)
@@ -74,6 +81,39 @@ class Service:
             )
         except InvalidTransition:
             return self.cancel(task.id)  # it changed state meanwhile (e.g. was claimed)
+
+    def answer(self, ident: str, text: str) -> Task:
+        """Answer a BLOCKED task's question; it is re-queued and its agent session resumes."""
+        if not text.strip():
+            raise ValidationError("the answer is empty")
+        task = self.get(ident)
+        if task.state != TaskState.BLOCKED:
+            raise InvalidTransition(task.id, task.state.value, TaskState.QUEUED.value)
+        pending = [i for i in self.store.interactions_of(task.id) if i.answered_at is None]
+        if pending and pending[-1].id is not None:
+            self.store.answer_interaction(pending[-1].id, text.strip())
+        queued = self.store.transition(
+            task.id, TaskState.QUEUED, "answered; resuming", expected=TaskState.BLOCKED, question=""
+        )
+        if self.on_submit is not None:
+            self.on_submit()
+        return queued
+
+    def retry(self, ident: str) -> Task:
+        """Run a FAILED, TIMED_OUT, BUDGET_EXCEEDED or CANCELLED task again (a fresh attempt)."""
+        task = self.get(ident)
+        queued = self.store.transition(
+            task.id, TaskState.QUEUED, "retry requested", summary="", check_verdict=""
+        )
+        if self.on_submit is not None:
+            self.on_submit()
+        return queued
+
+    def interactions(self, task_id: str) -> list[Interaction]:
+        return self.store.interactions_of(task_id)
+
+    def agent_health(self) -> list[AgentStatus]:
+        return sorted(self.store.agent_statuses().values(), key=lambda s: s.agent)
 
     # -- reading -----------------------------------------------------------------------------
 

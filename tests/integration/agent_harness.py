@@ -7,6 +7,7 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from claudomator.agents import build_registry
 from claudomator.config import Settings
@@ -27,9 +28,15 @@ SETTLED = {
 }
 
 
-def make_task(project: Path | None, instructions: str = "do the thing", **kwargs: object) -> Task:
+def make_task(
+    project: Path | None,
+    instructions: str = "do the thing",
+    *,
+    agent_type: str = "claude",
+    **kwargs: Any,
+) -> Task:
     agent = AgentConfig(
-        type="claude",
+        type=agent_type,
         instructions=instructions,
         project_dir=str(project) if project else "",
     )

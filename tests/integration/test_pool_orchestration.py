@@ -1,0 +1,242 @@
+"""Questions and resume, rate limits, quota failover and dependencies, with the real Claude CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from agent_harness import PoolHarness, make_task
+
+from claudomator.agents.claude import ClaudeRunner
+from claudomator.config import Settings
+from claudomator.models import TaskState
+from claudomator.pool import Pool
+from claudomator.protocol import PREAMBLE_HEADING
+from claudomator.store import Store
+from conftest import MakeRepo, git
+from fakes.anthropic import ApiError, FakeAnthropic, Text, ToolUse, claude_env
+from fakes.receiver import WebhookReceiver
+
+pytestmark = pytest.mark.cli
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeAnthropic]:
+    with FakeAnthropic() as server:
+        yield server
+
+
+@pytest.fixture
+def agent_env(fake: FakeAnthropic, tmp_path: Path) -> dict[str, str]:
+    return claude_env(fake.url, tmp_path / "agent-home")
+
+
+@pytest.fixture
+def cfg(settings: Settings, claude_bin: str) -> Settings:
+    return settings.model_copy(
+        update={
+            "claude_binary_path": claude_bin,
+            "kill_grace_seconds": 2,
+            "rate_limit_backoff_seconds": 1,
+        }
+    )
+
+
+def ask(question: str, options: list[str]) -> ToolUse:
+    payload = json.dumps({"text": question, "options": options})
+    return ToolUse("Bash", {"command": f"echo '{payload}' > \"$CLAUDOMATOR_QUESTION_FILE\""})
+
+
+def conversation_text(body: dict[str, object]) -> str:
+    return json.dumps(body["messages"])
+
+
+async def test_question_blocks_then_answer_resumes_the_same_session(
+    cfg: Settings,
+    store: Store,
+    fake: FakeAnthropic,
+    agent_env: dict[str, str],
+    make_repo: MakeRepo,
+) -> None:
+    project = make_repo()
+    fake.set_script(
+        [
+            ask("Which colour should the button be?", ["red", "blue"]),
+            Text("I asked a human."),
+            ask("Light or dark blue?", []),
+            Text("Asked again."),
+            ToolUse("Write", {"file_path": "colour.txt", "content": "dark blue\n"}),
+            Text("## Summary\nWrote colour.txt with the chosen colour."),
+        ]
+    )
+    secret = "s3cret"
+    with WebhookReceiver() as hook:
+        settings = cfg.model_copy(update={"webhook_url": hook.url, "webhook_secret": secret})
+        async with PoolHarness(settings, store, agent_env) as h:
+            [task] = h.submit(make_task(project, "Make the button a nice colour"))
+            [blocked] = await h.settle([task])
+            assert blocked.state == TaskState.BLOCKED
+            assert json.loads(blocked.question) == {
+                "text": "Which colour should the button be?",
+                "options": ["red", "blue"],
+            }
+            first = store.executions_of(task.id)[0]
+            assert first.status == TaskState.BLOCKED
+            assert Path(first.sandbox_dir).is_dir()  # preserved for the resume
+            first_requests = len(fake.requests)
+            # the preamble told the agent about the protocol
+            assert PREAMBLE_HEADING in conversation_text(fake.requests[0].body)
+
+            h.service.answer(task.id[:8], "blue")
+            [again] = await h.settle([task])
+            assert again.state == TaskState.BLOCKED
+            assert json.loads(again.question)["text"] == "Light or dark blue?"
+            h.service.answer(task.id, "dark")
+            [done] = await h.settle([task])
+        deliveries = list(hook.deliveries)
+
+    runs = store.executions_of(task.id)
+    assert done.state == TaskState.COMPLETED, runs[-1].error_msg
+    assert done.summary == "Wrote colour.txt with the chosen colour."
+    assert len(runs) == 3
+    # one session throughout, in one sandbox directory
+    assert {r.session_id for r in runs} == {first.session_id}
+    assert {r.sandbox_dir for r in runs} == {first.sandbox_dir}
+    assert {req.session_id for req in fake.requests} == {first.session_id}
+    # the resumed run sent the earlier conversation plus the answer
+    resumed = conversation_text(fake.requests[first_requests].body)
+    assert "Make the button a nice colour" in resumed
+    assert "Which colour should the button be?" in resumed
+    assert "Answer: blue" in resumed
+    # the work of the last run is delivered
+    assert git(project, "show", f"claudomator/{task.id}:colour.txt") == "dark blue"
+    talk = store.interactions_of(task.id)
+    assert [(i.question, i.answer) for i in talk] == [
+        ("Which colour should the button be?", "blue"),
+        ("Light or dark blue?", "dark"),
+    ]
+    # notifications, signed
+    events = [d.json()["event"] for d in deliveries]
+    assert events == ["task.blocked", "task.blocked", "task.completed"]
+    for delivery in deliveries:
+        expected = hmac.new(secret.encode(), delivery.body, hashlib.sha256).hexdigest()
+        assert delivery.headers["x-claudomator-signature"] == f"sha256={expected}"
+    assert deliveries[0].json()["options"] == ["red", "blue"]
+
+
+async def test_question_file_that_is_a_report_becomes_the_summary(
+    cfg: Settings, store: Store, fake: FakeAnthropic, agent_env: dict[str, str], make_repo: MakeRepo
+) -> None:
+    project = make_repo()
+    report = json.dumps({"text": "Implemented the export and added tests."})
+    fake.set_script(
+        [
+            ToolUse("Bash", {"command": f"echo '{report}' > \"$CLAUDOMATOR_QUESTION_FILE\""}),
+            Text("All good."),
+        ]
+    )
+    async with PoolHarness(cfg, store, agent_env) as h:
+        [task] = h.submit(make_task(project))
+        [done] = await h.settle([task])
+    assert done.state == TaskState.COMPLETED
+    assert done.summary == "Implemented the export and added tests."
+    assert store.interactions_of(task.id) == []
+
+
+async def test_rate_limit_requeues_then_completes_after_the_window(
+    cfg: Settings, store: Store, fake: FakeAnthropic, agent_env: dict[str, str], make_repo: MakeRepo
+) -> None:
+    project = make_repo()
+    limited = ApiError(429, "rate_limit_error", "Too many requests (fake)", retry_after=1)
+    fake.set_script(
+        [
+            limited,
+            limited,
+            limited,  # the CLI's own two retries are used up: the run fails with 429
+            ToolUse("Bash", {"command": "echo ok > ok.txt"}),
+            Text("## Summary\nok"),
+        ]
+    )
+    async with PoolHarness(cfg, store, agent_env) as h:
+        [task] = h.submit(make_task(project))
+        [done] = await h.settle([task])
+    runs = store.executions_of(task.id)
+    assert done.state == TaskState.COMPLETED, runs[-1].error_msg
+    assert [r.status for r in runs] == [TaskState.FAILED, TaskState.COMPLETED]
+    assert "429" in runs[0].error_msg
+    states = [e.to_state for e in store.events(task.id)]
+    assert states[-4:] == [
+        TaskState.RUNNING,
+        TaskState.QUEUED,
+        TaskState.RUNNING,
+        TaskState.COMPLETED,
+    ]
+    requeue = store.events(task.id)[-3]
+    assert requeue.reason.startswith("rate_limit on claude; re-queued until")
+    assert runs[1].start_time >= runs[0].end_time  # type: ignore[operator]
+    health = store.agent_status("claude")
+    assert health.rate_limit_strikes == 0
+    assert health.consecutive_failures == 0
+
+
+async def test_quota_exhaustion_fails_over_unpinned_tasks_to_another_agent(
+    cfg: Settings,
+    store: Store,
+    fake: FakeAnthropic,
+    agent_env: dict[str, str],
+    make_repo: MakeRepo,
+    claude_bin: str,
+) -> None:
+    project = make_repo()
+    quota = ApiError(429, "rate_limit_error", "Claude usage limit reached for today (fake)")
+    fake.set_script(
+        [quota, quota, quota, ToolUse("Bash", {"command": "echo x > x.txt"}), Text("done")]
+    )
+    # two agents backed by the same CLI: "backup" stands in for another provider
+    runners = {"claude": ClaudeRunner(claude_bin), "backup": ClaudeRunner(claude_bin)}
+    h = PoolHarness(cfg, store, agent_env)
+    h.pool = Pool(cfg, store, runners, base_env=agent_env, poll_interval=0.2)
+    h.service.on_submit = h.pool.wake
+    async with h:
+        [unpinned] = h.submit(make_task(project, name="anyone", agent_type=""))
+        unpinned_done = (await h.settle([unpinned]))[0]
+        [pinned] = h.submit(make_task(project, name="pinned"))
+        # a task pinned to the exhausted agent waits instead of failing over
+        await h.pool._claim_all()
+        assert store.get_task(pinned.id).state == TaskState.QUEUED
+    runs = store.executions_of(unpinned.id)
+    assert unpinned_done.state == TaskState.COMPLETED, runs[-1].error_msg
+    assert [r.agent for r in runs] == ["claude", "backup"]
+    status = store.agent_status("claude")
+    assert status.unavailable_until is not None
+    assert "usage limit reached" in status.last_error
+
+
+async def test_dependency_chain_runs_in_order_and_a_failure_fails_dependents(
+    cfg: Settings, store: Store, fake: FakeAnthropic, agent_env: dict[str, str], make_repo: MakeRepo
+) -> None:
+    project = make_repo()
+    fake.set_script(
+        [
+            ToolUse("Bash", {"command": "echo one > one.txt"}),
+            Text("## Summary\none"),
+            ApiError(500),
+        ],
+        repeat_last=True,
+    )
+    first = make_task(project, name="first")
+    second = make_task(project, name="second", depends_on=(first.id,))
+    third = make_task(project, name="third", depends_on=(second.id,))
+    async with PoolHarness(cfg, store, agent_env) as h:
+        h.submit(third, second, first)
+        done = await h.settle([first, second, third])
+    assert [t.state for t in done] == [TaskState.COMPLETED, TaskState.FAILED, TaskState.FAILED]
+    assert store.executions_of(third.id) == []
+    assert store.events(third.id)[-1].reason == f"dependency {second.id} ended FAILED"
+    first_run = store.executions_of(first.id)[0]
+    second_run = store.executions_of(second.id)[0]
+    assert second_run.start_time >= first_run.end_time  # type: ignore[operator]
