@@ -18,11 +18,12 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from claudomator.agents import DEFAULT_AGENT, Runner
 from claudomator.attempt import Attempt, Summarizer
+from claudomator.classify import Choice, Chooser
 from claudomator.config import Settings
 from claudomator.errors import ClaudomatorError, InvalidTransition, NotFound
 from claudomator.models import AgentStatus, Execution, Task, TaskState, new_id, utcnow
@@ -53,20 +54,6 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-@dataclass(frozen=True)
-class Choice:
-    """The agent (and model) picked for a task, and why."""
-
-    agent: str
-    model: str = ""
-    reason: str = ""
-
-
-# Picks an agent for a task that pinned none: (task, available agents, running counts,
-# blocked agents with the reason) -> choice. See :mod:`claudomator.classify`.
-Chooser = Callable[[Task, list[str], dict[str, int], dict[str, str]], Awaitable[Choice]]
-
-
 @dataclass
 class _Running:
     task: Task
@@ -92,6 +79,7 @@ class Pool:
         chooser: Chooser | None = None,
         summarizer: Summarizer | None = None,
         notifier: Notifier | None = None,
+        usable: Collection[str] | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -103,6 +91,8 @@ class Pool:
         self.base_env = dict(os.environ if base_env is None else base_env)
         self.worker_id = worker_identity()
         self.chooser = chooser
+        # agents an unpinned task may be given (installed CLIs, a configured local model)
+        self.usable = set(usable) if usable is not None else set(self.runners)
         self.summarizer = summarizer
         self.notifier = notifier or Notifier(settings.webhook_url, settings.webhook_secret)
         self._running: dict[str, _Running] = {}
@@ -215,7 +205,7 @@ class Pool:
         pinned = task.agent.type
         if pinned and pinned in self.runners:
             return Choice(pinned) if pinned not in blocked else None
-        available = [name for name in self.runners if name not in blocked]
+        available = [n for n in self.runners if n in self.usable and n not in blocked]
         if not available:
             return None
         counts = {name: self._count(name) for name in self.runners}

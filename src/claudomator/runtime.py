@@ -1,18 +1,23 @@
 """A running orchestrator in this process: service + pool wired together, started and stopped.
 
 Both ``claudomator run`` (a pool limited to the file's tasks) and ``claudomator serve`` (a pool
-for everything, plus the HTTP API) use :class:`Runtime`.
+for everything, plus the HTTP API) use :class:`Runtime`. It owns the local-model client used by
+the classifier and the summariser, and closes it on the way out.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import os
+from collections.abc import Collection, Mapping
 from types import TracebackType
 
-from claudomator.agents import build_registry
+from claudomator.agents import build_registry, installed
+from claudomator.classify import Classifier
 from claudomator.config import Settings
+from claudomator.llm import LLMClient
 from claudomator.pool import Pool
 from claudomator.service import Service
+from claudomator.summarize import Summarizer
 
 
 class Runtime:
@@ -25,15 +30,28 @@ class Runtime:
         only: Collection[str] | None = None,
         max_concurrent: int | None = None,
         service: Service | None = None,
+        base_env: Mapping[str, str] | None = None,
     ) -> None:
         self.settings = settings
         self.service = service or Service.open(settings)
+        self.llm = LLMClient(settings.local_model)
+        env = dict(os.environ if base_env is None else base_env)
+        runners = build_registry(settings)
+        usable = installed(settings)
         self.pool = Pool(
             settings,
             self.service.store,
-            build_registry(settings),
+            runners,
             only=only,
             max_concurrent=max_concurrent,
+            base_env=env,
+            chooser=Classifier(
+                self.llm if self.llm.available else None,
+                gemini_binary=settings.gemini_binary_path if "gemini" in usable else "",
+                env=env,
+            ),
+            summarizer=Summarizer(self.llm) if self.llm.available else None,
+            usable=usable,
         )
         self.service.on_submit = self.pool.wake
         self.requeue_on_exit = True
@@ -48,4 +66,7 @@ class Runtime:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self.pool.shutdown(requeue=self.requeue_on_exit)
+        try:
+            await self.pool.shutdown(requeue=self.requeue_on_exit)
+        finally:
+            await self.llm.aclose()

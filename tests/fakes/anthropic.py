@@ -168,6 +168,22 @@ def claude_env(base_url: str, home: Path) -> dict[str, str]:
     return env
 
 
+@dataclass
+class _Route:
+    marker: str
+    script: list[Reply]
+    repeat_last: bool
+    position: int = 0
+
+    def next(self) -> Reply:
+        if self.position < len(self.script):
+            self.position += 1
+            return self.script[self.position - 1]
+        if self.repeat_last and self.script:
+            return self.script[-1]
+        return Text(DONE_TEXT)
+
+
 def _new_id(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:24]}"
 
@@ -445,6 +461,7 @@ class FakeAnthropic:
         self._script: list[Reply] = list(script)
         self._repeat_last = repeat_last
         self._position = 0
+        self._routes: list[_Route] = []
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -464,6 +481,15 @@ class FakeAnthropic:
             self._script = list(script)
             self._repeat_last = repeat_last
             self._position = 0
+
+    def route(self, marker: str, script: Sequence[Reply], *, repeat_last: bool = False) -> None:
+        """Answer requests whose conversation mentions ``marker`` from their own script.
+
+        Concurrent agents (one task each) then get their own replies whatever the order of
+        their requests; a resumed conversation still mentions its marker.
+        """
+        with self._lock:
+            self._routes.append(_Route(marker, list(script), repeat_last))
 
     def start(self) -> FakeAnthropic:
         """Bind a free port and serve in a daemon thread."""
@@ -525,6 +551,10 @@ class FakeAnthropic:
     def _take_reply(self, request: RecordedRequest) -> Reply:
         with self._lock:
             self.requests.append(request)
+            conversation = json.dumps(request.body.get("messages", []))
+            for route in self._routes:
+                if route.marker in conversation:
+                    return route.next()
             return self._next_reply_locked()
 
     def _record_side_call(self, request: RecordedRequest) -> None:

@@ -1,0 +1,264 @@
+"""Runner for the Gemini CLI (``gemini --prompt=... --output-format stream-json --yolo``).
+
+Facts about the CLI (0.61.0) this runner relies on, checked against the real CLI:
+
+* The prompt is passed as ``--prompt=<text>``, in one argument: ``-p <text>`` breaks on a prompt
+  that starts with ``-`` (a usage error, exit 1), and ``--prompt --version`` even prints the
+  version and exits 0. With ``=`` any text reaches the model unchanged.
+* ``--session-id <uuid>`` starts a session with our id (``init.session_id`` echoes it) and
+  ``--resume <uuid>`` continues it, from the **same cwd** only. An unknown id, the wrong cwd or
+  a reused ``--session-id`` exit 42 with the reason on stderr and nothing on stdout.
+* An API failure ends with ``result.status == "error"`` and exit code ``HTTP status & 0xFF``;
+  retries (``general.maxAttempts``) and quota errors are visible only on stderr.
+* There is no cost in the stream, only token counts, so the pool estimates the cost.
+* ``run_shell_command`` starts each command **detached** (its own process group), so killing
+  the CLI's process group leaves the command running, and SIGTERM does not make the CLI stop
+  it. The runner therefore marks the agent's environment with ``CLAUDOMATOR_EXECUTION_ID`` and,
+  once the CLI has ended, kills every process still carrying that mark (see
+  :func:`kill_marked`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import shutil
+import signal
+import uuid
+from pathlib import Path
+from typing import Final
+
+from claudomator.agents.base import Outcome, RunContext
+from claudomator.agents.claude import context_dirs, prompt_for
+from claudomator.agents.gemini_stream import (
+    FATAL_EXITS,
+    GeminiStream,
+    status_from_exit,
+    strip_json_fence,
+)
+from claudomator.errors import AgentError
+from claudomator.models import AgentConfig, TaskState
+from claudomator.process import AgentProcess, Exit, tail_file
+
+logger = logging.getLogger(__name__)
+
+MARK_VARIABLE: Final = "CLAUDOMATOR_EXECUTION_ID"
+"""Set in the agent's environment; every process the agent starts inherits it."""
+
+_STDERR_TAIL: Final = 2000
+_QUOTA_SCAN: Final = 20000
+_QUOTA: Final = re.compile(r"exhausted your daily quota|TerminalQuotaError", re.IGNORECASE)
+# Start-up chatter the CLI prints on every run; useless in an error message.
+_STDERR_NOISE: Final = (
+    "Warning: 256-color support not detected",
+    "YOLO mode is enabled",
+    "Ripgrep is not available",
+    "[STARTUP]",
+)
+
+
+def build_argv(binary: str, ctx: RunContext) -> list[str]:
+    """The CLI's argument list for ``ctx``; the prompt travels as one ``--prompt=...`` argument."""
+    agent = ctx.task.agent
+    argv = [binary, f"--prompt={prompt_for(agent)}", "--output-format", "stream-json", "--yolo"]
+    if agent.model:
+        argv += ["-m", agent.model]
+    argv += ["--resume", ctx.session_id] if ctx.resume else ["--session-id", ctx.session_id]
+    for directory in context_dirs(agent, ctx.workdir):
+        argv += ["--include-directories", directory]
+    argv += list(agent.additional_args)
+    return argv
+
+
+def ignored_options(agent: AgentConfig) -> list[str]:
+    """Options of ``agent`` that the Gemini CLI has no flag for (they are not applied)."""
+    ignored = []
+    if agent.max_budget_usd is not None:
+        ignored.append("max_budget_usd")
+    if agent.system_prompt_append:
+        ignored.append("system_prompt_append")
+    if agent.allowed_tools:
+        ignored.append("allowed_tools")
+    if agent.disallowed_tools:
+        ignored.append("disallowed_tools")
+    if agent.permission_mode not in ("", "bypassPermissions"):
+        ignored.append("permission_mode")
+    return ignored
+
+
+def stderr_tail(ctx: RunContext, max_bytes: int = _STDERR_TAIL) -> str:
+    """The end of the agent's stderr without the CLI's start-up chatter."""
+    lines = tail_file(ctx.stderr_path, max_bytes * 4).splitlines()
+    kept = "\n".join(line for line in lines if not line.startswith(_STDERR_NOISE)).strip()
+    return kept[-max_bytes:]
+
+
+def marked_pids(mark: str) -> list[int]:
+    """Live processes (other than ours) whose environment holds ``MARK_VARIABLE=mark``."""
+    needle = f"{MARK_VARIABLE}={mark}".encode()
+    found: list[int] = []
+    with contextlib.suppress(OSError):
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            try:
+                environ = (entry / "environ").read_bytes()
+            except OSError:  # gone, or not ours to read
+                continue
+            if needle in environ.split(b"\0"):
+                found.append(int(entry.name))
+    return found
+
+
+async def kill_marked(mark: str, grace: float) -> int:
+    """SIGTERM every process marked with ``mark``, SIGKILL what is left after ``grace`` seconds.
+
+    Catches what the agent left behind outside its process group (the CLI's detached shell
+    commands). Returns how many processes were found.
+    """
+    found = await asyncio.to_thread(marked_pids, mark)
+    if not found:
+        return 0
+    logger.info(
+        "killing %d process(es) the agent left behind: %s",
+        len(found),
+        found,
+        extra={"action": "agent_leftovers"},
+    )
+    _signal_all(found, signal.SIGTERM)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace
+    while left := await asyncio.to_thread(marked_pids, mark):
+        if loop.time() >= deadline:
+            _signal_all(left, signal.SIGKILL)
+            break
+        await asyncio.sleep(0.1)
+    return len(found)
+
+
+def _signal_all(pids: list[int], sig: signal.Signals) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
+
+
+def _kill_marked_now(mark: str) -> None:
+    """SIGKILL every marked process at once (when there is no time for a grace period)."""
+    _signal_all(marked_pids(mark), signal.SIGKILL)
+
+
+class GeminiRunner:
+    """Runs one execution of the Gemini CLI and maps its result to an :class:`Outcome`."""
+
+    name = "gemini"
+
+    def __init__(self, binary: str) -> None:
+        self.binary = binary
+
+    def resolve_binary(self) -> str:
+        found = shutil.which(self.binary)
+        if found is None:
+            raise AgentError(
+                f"Gemini CLI not found: {self.binary!r} (install it with "
+                "`npm install -g @google/gemini-cli` or set gemini_binary_path)"
+            )
+        return found
+
+    async def run(self, ctx: RunContext) -> Outcome:
+        stream = GeminiStream()
+        argv = build_argv(self.resolve_binary(), ctx)
+        ignored = ignored_options(ctx.task.agent)
+        if ignored:
+            logger.warning(
+                "the Gemini CLI cannot apply %s; ignored for task %s",
+                ", ".join(ignored),
+                ctx.task.id,
+                extra={"action": "gemini_options"},
+            )
+        mark = ctx.execution_id or uuid.uuid4().hex
+        proc = AgentProcess(
+            argv,
+            cwd=ctx.workdir,
+            env={**ctx.env, MARK_VARIABLE: mark},
+            stdout_path=ctx.stdout_path,
+            stderr_path=ctx.stderr_path,
+            on_line=stream.feed,
+            kill_grace=ctx.kill_grace,
+        )
+        try:
+            await proc.start()
+        except OSError as exc:
+            raise AgentError(f"cannot start {argv[0]}: {exc}") from exc
+        if ctx.on_started is not None and proc.pid is not None:
+            ctx.on_started(proc.pid)
+        try:
+            ended = await proc.wait(ctx.timeout, ctx.stop)
+        except asyncio.CancelledError:
+            _kill_marked_now(mark)
+            raise
+        leftovers = await kill_marked(mark, ctx.kill_grace)
+        outcome = self._outcome(stream, ended, ctx)
+        outcome.details["leftover_processes"] = leftovers
+        logger.info(
+            "gemini run for task %s ended %s (exit %s)",
+            ctx.task.id,
+            outcome.status.value,
+            ended.returncode,
+            extra={"action": "gemini_outcome"},
+        )
+        return outcome
+
+    def _outcome(self, stream: GeminiStream, ended: Exit, ctx: RunContext) -> Outcome:
+        """Map how the process ended and what the stream said to an :class:`Outcome`."""
+        tokens_in, tokens_out = stream.tokens
+        outcome = Outcome(
+            status=TaskState.FAILED,
+            exit_code=ended.returncode,
+            session_id=stream.session_id or ctx.session_id,
+            model=stream.model or ctx.task.agent.model,
+            cost_usd=0.0,
+            cost_reported=False,
+            tokens_in=tokens_in,
+            tokens_out=tokens_out,
+            text=strip_json_fence(stream.text),
+            details={
+                "result_status": stream.status,
+                "error_type": stream.error_type,
+                "tools": stream.tools_used,
+                "tool_errors": sum(t.status == "error" for t in stream.tools),
+                "bad_lines": stream.bad_lines,
+            },
+        )
+        if ended.timed_out:
+            outcome.status = TaskState.TIMED_OUT
+            outcome.error_msg = f"timed out after {ctx.timeout:g}s; killed the agent's process tree"
+        elif ended.stopped:
+            outcome.status = TaskState.CANCELLED
+            outcome.error_msg = "stopped before it finished"
+        elif ended.returncode == 0 and stream.succeeded:
+            outcome.status = TaskState.COMPLETED
+        else:
+            self._failed(outcome, stream, ctx, ended.returncode)
+        return outcome
+
+    @staticmethod
+    def _failed(outcome: Outcome, stream: GeminiStream, ctx: RunContext, code: int | None) -> None:
+        """Fill in a failure: API status, quota hint and the most telling error text."""
+        status = stream.api_error_status or status_from_exit(code)
+        outcome.api_error_status = status
+        message = stream.error_message.strip() or stderr_tail(ctx)
+        if not message:
+            message = f"exited with code {code}"
+            if code in FATAL_EXITS:
+                message += f": {FATAL_EXITS[code]}"
+        elif stream.result is None and code in FATAL_EXITS:
+            message = f"{message}\n(exit code {code}: {FATAL_EXITS[code]})"
+        if status is not None and str(status) not in message:
+            message = f"API error {status}: {message}"
+        outcome.error_msg = message
+        scanned = f"{stream.error_message}\n{tail_file(ctx.stderr_path, _QUOTA_SCAN)}"
+        if _QUOTA.search(scanned):
+            outcome.details["quota"] = True

@@ -1,0 +1,154 @@
+"""Choosing an agent (and model) for a task that did not pin one.
+
+Asked in order, first usable answer wins:
+
+1. the local model, in JSON mode, told which agents are available, how busy each is and which
+   are rate-limited or out of quota;
+2. the Gemini CLI with the same prompt (``-o json``), if the local model is not configured or
+   gave no usable answer;
+3. otherwise the pool's own rule: the least-loaded available agent.
+
+The choice and its reason are recorded in the task's history by the pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import shutil
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+from claudomator import process
+from claudomator.llm import LLMClient, LLMError
+from claudomator.models import Task
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The agent (and model) picked for a task, and why."""
+
+    agent: str
+    model: str = ""
+    reason: str = ""
+
+
+# Picks an agent for a task that pinned none: (task, available agents, running counts,
+# blocked agents with the reason) -> choice. See :mod:`claudomator.classify`.
+Chooser = Callable[[Task, list[str], dict[str, int], dict[str, str]], Awaitable[Choice]]
+
+AGENT_PROFILES = {
+    "claude": "Claude Code CLI: strongest at multi-file code changes, debugging, refactoring.",
+    "gemini": "Gemini CLI: good at reading large codebases and routine changes; cheaper.",
+    "local": "a local model: text answers only (no file edits); for explanations, drafts.",
+}
+
+_SYSTEM = (
+    "You route software tasks to coding agents. Reply with one JSON object: "
+    '{"agent": <one of the available agents>, "model": <model name or "">, '
+    '"reason": <one short sentence>}.'
+)
+_JSON = re.compile(r"\{.*\}", re.DOTALL)
+
+
+def classification_prompt(
+    task: Task, available: list[str], counts: Mapping[str, int], blocked: Mapping[str, str]
+) -> str:
+    agents = "\n".join(
+        f"- {name}: {AGENT_PROFILES.get(name, 'an agent')} (running now: {counts.get(name, 0)})"
+        for name in available
+    )
+    limited = "\n".join(f"- {name}: {why}" for name, why in blocked.items()) or "- none"
+    return (
+        f"Available agents:\n{agents}\n\nUnavailable agents (do not choose):\n{limited}\n\n"
+        f"Task name: {task.name}\nDescription: {task.description or '-'}\n"
+        f"Instructions:\n{task.agent.instructions[:4000]}"
+    )
+
+
+def parse_choice(data: object, available: list[str], source: str) -> Choice | None:
+    """A :class:`Choice` from a model's JSON answer, or None if it names no available agent."""
+    if not isinstance(data, dict):
+        return None
+    agent = str(data.get("agent") or "").strip().lower()
+    if agent not in available:
+        return None
+    model = data.get("model")
+    reason = str(data.get("reason") or "no reason given").strip()
+    return Choice(agent, model if isinstance(model, str) else "", f"{source}: {reason}")
+
+
+class Classifier:
+    """Picks agents for unpinned tasks; an instance is the pool's ``chooser``."""
+
+    def __init__(
+        self,
+        llm: LLMClient | None,
+        *,
+        gemini_binary: str = "",
+        gemini_model: str = "gemini-2.5-flash",
+        env: Mapping[str, str] | None = None,
+        timeout: float = 60.0,
+    ) -> None:
+        self.llm = llm
+        self.gemini_binary = gemini_binary
+        self.gemini_model = gemini_model
+        self.env = dict(env) if env is not None else None
+        self.timeout = timeout
+        self._gemini_down_until = 0.0  # after a failure, skip the CLI for a while
+
+    GEMINI_COOLDOWN = 600.0  # seconds
+
+    async def __call__(
+        self,
+        task: Task,
+        available: list[str],
+        counts: dict[str, int],
+        blocked: dict[str, str],
+    ) -> Choice:
+        prompt = classification_prompt(task, available, counts, blocked)
+        choice = await self._ask_local(prompt, available)
+        if choice is None:
+            choice = await self._ask_gemini(prompt, available)
+        if choice is None:
+            least = min(available, key=lambda name: counts.get(name, 0))
+            choice = Choice(least, "", "least-loaded available agent (no classifier answered)")
+        logger.info(
+            "task %s -> %s (%s)", task.id, choice.agent, choice.reason, extra={"action": "classify"}
+        )
+        return choice
+
+    async def _ask_local(self, prompt: str, available: list[str]) -> Choice | None:
+        if self.llm is None or not self.llm.available:
+            return None
+        try:
+            data = await self.llm.complete_json(_SYSTEM, prompt, timeout=self.timeout)
+        except LLMError as exc:
+            logger.warning("local classifier failed: %s", exc, extra={"action": "classify"})
+            return None
+        return parse_choice(data, available, "local model")
+
+    async def _ask_gemini(self, prompt: str, available: list[str]) -> Choice | None:
+        binary = shutil.which(self.gemini_binary) if self.gemini_binary else None
+        if binary is None or time.monotonic() < self._gemini_down_until:
+            return None
+        argv = [binary, "-p", f"{_SYSTEM}\n\n{prompt}", "-o", "json", "-m", self.gemini_model]
+        result = await asyncio.to_thread(process.run, argv, env=self.env, timeout=self.timeout)
+        if not result.ok:
+            self._gemini_down_until = time.monotonic() + self.GEMINI_COOLDOWN
+            logger.warning(
+                "Gemini classifier failed: %s", result.tail(3), extra={"action": "classify"}
+            )
+            return None
+        try:
+            response = json.loads(result.stdout).get("response", "")
+            match = _JSON.search(str(response))
+            data = json.loads(match.group(0)) if match else None
+        except (json.JSONDecodeError, AttributeError):
+            return None
+        return parse_choice(data, available, "Gemini CLI")

@@ -1,0 +1,442 @@
+"""A scripted fake of an OpenAI-compatible chat server (Ollama, LM Studio, vLLM) for tests.
+
+`FakeOpenAI` is a real HTTP server on 127.0.0.1 (random free port) that runs in a background
+thread. It serves:
+
+- ``POST /v1/chat/completions``: Server-Sent Events (``data: {chunk}`` … ``data: [DONE]``,
+  with a last usage chunk when ``stream_options.include_usage`` is set) when the body has
+  ``stream: true``, one JSON ``chat.completion`` otherwise;
+- ``GET /v1/models``: the model list;
+- anything else: 404 with an OpenAI-style JSON error.
+
+Each chat request consumes the next script entry: `Reply`, `JsonReply`, `ApiError` or `Hang`.
+Once the script is exhausted the last entry repeats if ``repeat_last`` is set; otherwise the
+reply is `DONE_TEXT` ("ok"). A retry by the client is just another request, so it consumes the
+next entry. Streamed text is split with `deltas` (one word and its trailing space per chunk).
+
+Example::
+
+    with FakeOpenAI([ApiError(429, "slow down", retry_after=1), Reply("hi there")]) as fake:
+        LocalModelSettings(endpoint=fake.url, model="m")  # fake.url ends with /v1
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import socket
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+__all__ = [
+    "DONE_TEXT",
+    "ApiError",
+    "FakeOpenAI",
+    "Hang",
+    "JsonReply",
+    "RecordedRequest",
+    "Reply",
+    "Scripted",
+    "deltas",
+]
+
+DONE_TEXT: Final = "ok"
+"""The reply once the script is exhausted (without ``repeat_last``)."""
+
+DEFAULT_MODEL: Final = "fake-model"
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A text reply; streamed as `deltas`, with ``delay`` seconds before each text chunk."""
+
+    text: str
+    delay: float = 0.0
+
+
+@dataclass(frozen=True)
+class JsonReply:
+    """A reply whose text is ``json.dumps(obj)``."""
+
+    obj: Any
+
+
+@dataclass(frozen=True)
+class ApiError:
+    """An HTTP error ``{"error": {"message": ..., "type": ..., "code": ...}}``.
+
+    ``retry_after`` (seconds) is sent as the ``retry-after`` header when given.
+    """
+
+    status: int
+    message: str = "Internal server error (fake)"
+    retry_after: float | None = None
+    error_type: str = "server_error"
+
+
+@dataclass(frozen=True)
+class Hang:
+    """Accept the request, then send nothing for ``seconds``.
+
+    After the wait the same request is answered with the *next* script entry (consumed then).
+    When the server stops during the wait, the connection is closed without a reply.
+    """
+
+    seconds: float
+
+
+Scripted = Reply | JsonReply | ApiError | Hang
+"""One scripted answer of the fake server."""
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """A request the fake received: method, raw path, lower-case headers, parsed JSON body."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+    @property
+    def stream(self) -> bool:
+        return bool(self.body.get("stream"))
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        value = self.body.get("messages")
+        return list(value) if isinstance(value, list) else []
+
+
+def deltas(text: str) -> list[str]:
+    """How the fake splits a streamed text: each word with the whitespace after it."""
+    return re.findall(r"\s*\S+\s*|\s+", text) or [""]
+
+
+def _new_id() -> str:
+    return f"chatcmpl-{uuid.uuid4().hex[:24]}"
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, owner: FakeOpenAI) -> None:
+        self.owner = owner
+        super().__init__(("127.0.0.1", 0), _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Record a crash of the fake itself in ``owner.errors``."""
+        self.owner.errors.append(traceback.format_exc())
+        super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "FakeOpenAI/1.0"
+    timeout = 120
+
+    @property
+    def owner(self) -> FakeOpenAI:
+        server = self.server
+        assert isinstance(server, _Server)
+        return server.owner
+
+    def setup(self) -> None:
+        super().setup()
+        self.owner._register(self.connection)
+
+    def finish(self) -> None:
+        self.owner._unregister(self.connection)
+        with contextlib.suppress(OSError):
+            super().finish()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Keep test output quiet."""
+
+    def do_GET(self) -> None:
+        self._read_body()
+        self._record({})
+        if urlsplit(self.path).path.rstrip("/") == "/v1/models":
+            data = [
+                {"id": m, "object": "model", "created": 0, "owned_by": "fake"}
+                for m in self.owner.models
+            ]
+            self._send_json(200, {"object": "list", "data": data})
+        else:
+            self._send_error(
+                ApiError(404, f"Not found (fake): {self.path}", error_type="not_found")
+            )
+
+    def do_POST(self) -> None:
+        raw = self._read_body()
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            self._send_error(ApiError(400, "Body is not a JSON object (fake)", error_type="bad"))
+            return
+        recorded = self._record(body)
+        if urlsplit(self.path).path != "/v1/chat/completions":
+            self._send_error(
+                ApiError(404, f"Not found (fake): {self.path}", error_type="not_found")
+            )
+            return
+        try:
+            self._answer(recorded)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+    def _record(self, body: dict[str, Any]) -> RecordedRequest:
+        recorded = RecordedRequest(
+            method=self.command,
+            path=self.path,
+            headers={name.lower(): value for name, value in self.headers.items()},
+            body=body,
+        )
+        self.owner._record(recorded)
+        return recorded
+
+    def _answer(self, request: RecordedRequest) -> None:
+        owner = self.owner
+        reply = owner._next_reply()
+        while isinstance(reply, Hang):
+            if owner._stopping.wait(reply.seconds):
+                self.close_connection = True
+                return
+            reply = owner._next_reply()
+        if isinstance(reply, ApiError):
+            self._send_error(reply)
+            return
+        text = reply.text if isinstance(reply, Reply) else json.dumps(reply.obj)
+        delay = reply.delay if isinstance(reply, Reply) else 0.0
+        model = str(request.body.get("model") or DEFAULT_MODEL)
+        if request.stream:
+            options = request.body.get("stream_options")
+            with_usage = isinstance(options, dict) and bool(options.get("include_usage"))
+            self._send_stream(text, model, delay, with_usage and owner.send_usage)
+        else:
+            self._send_completion(text, model)
+
+    def _usage(self) -> dict[str, int]:
+        prompt, completion = self.owner.prompt_tokens, self.owner.completion_tokens
+        return {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        }
+
+    def _send_completion(self, text: str, model: str) -> None:
+        payload: dict[str, Any] = {
+            "id": _new_id(),
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "finish_reason": "stop",
+                    "logprobs": None,
+                }
+            ],
+        }
+        if self.owner.send_usage:
+            payload["usage"] = self._usage()
+        self._send_json(200, payload)
+
+    def _send_stream(self, text: str, model: str, delay: float, with_usage: bool) -> None:
+        ident, created = _new_id(), int(time.time())
+
+        def chunk(delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
+            return {
+                "id": ident,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            }
+
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        self._send_event(chunk({"role": "assistant", "content": ""}, None))
+        for piece in deltas(text):
+            if delay and self.owner._stopping.wait(delay):
+                self.close_connection = True
+                return
+            self._send_event(chunk({"content": piece}, None))
+        self._send_event(chunk({}, "stop"))
+        if with_usage:
+            final = chunk({}, None) | {"choices": [], "usage": self._usage()}
+            self._send_event(final)
+        self._write_chunk(b"data: [DONE]\n\n")
+        self._write_chunk(b"")
+
+    def _send_event(self, payload: Mapping[str, Any]) -> None:
+        self._write_chunk(f"data: {json.dumps(payload)}\n\n".encode())
+
+    def _write_chunk(self, data: bytes) -> None:
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        self.wfile.flush()
+
+    def _read_body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _send_error(self, error: ApiError) -> None:
+        payload = {"error": {"message": error.message, "type": error.error_type, "code": None}}
+        headers: dict[str, str] = {}
+        if error.retry_after is not None:
+            seconds = float(error.retry_after)
+            headers["retry-after"] = str(int(seconds)) if seconds.is_integer() else str(seconds)
+        self._send_json(error.status, payload, headers)
+
+    def _send_json(
+        self, status: int, payload: Mapping[str, Any], headers: Mapping[str, str] | None = None
+    ) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+        self.wfile.flush()
+
+
+class FakeOpenAI:
+    """A scripted fake OpenAI-compatible server on 127.0.0.1 (see the module docstring).
+
+    Use it as a context manager, or call `start` and `stop`. ``requests`` lists every request
+    in arrival order; ``errors`` holds tracebacks of crashes inside the fake itself. With
+    ``send_usage=False`` it behaves like a server that never reports token usage.
+    """
+
+    def __init__(
+        self,
+        script: Sequence[Scripted] = (),
+        *,
+        repeat_last: bool = False,
+        models: Sequence[str] = (DEFAULT_MODEL,),
+        prompt_tokens: int = 100,
+        completion_tokens: int = 20,
+        send_usage: bool = True,
+    ) -> None:
+        self.models = tuple(models)
+        self.prompt_tokens = prompt_tokens
+        self.completion_tokens = completion_tokens
+        self.send_usage = send_usage
+        self.requests: list[RecordedRequest] = []
+        self.errors: list[str] = []
+        self._lock = threading.Lock()
+        self._script: list[Scripted] = list(script)
+        self._repeat_last = repeat_last
+        self._position = 0
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._connections: set[socket.socket] = set()
+
+    @property
+    def url(self) -> str:
+        """The base URL for the SDK, ``http://127.0.0.1:PORT/v1``; only once started."""
+        if self._server is None:
+            raise RuntimeError("FakeOpenAI is not started")
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}/v1"
+
+    @property
+    def chat_requests(self) -> list[RecordedRequest]:
+        """The ``POST /v1/chat/completions`` requests, in arrival order."""
+        with self._lock:
+            return [r for r in self.requests if r.path.endswith("/chat/completions")]
+
+    def set_script(self, script: Sequence[Scripted], *, repeat_last: bool = False) -> None:
+        """Replace the script; the next chat request gets its first entry."""
+        with self._lock:
+            self._script = list(script)
+            self._repeat_last = repeat_last
+            self._position = 0
+
+    def start(self) -> FakeOpenAI:
+        """Bind a free port and serve in a daemon thread."""
+        if self._server is not None:
+            raise RuntimeError("FakeOpenAI is already started")
+        self._stopping.clear()
+        self._server = _Server(self)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"FakeOpenAI:{self._server.server_address[1]}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, cut open connections (ending any `Hang`) and close every socket."""
+        server, thread = self._server, self._thread
+        if server is None or thread is None:
+            return
+        self._stopping.set()
+        server.shutdown()
+        thread.join()
+        with self._lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+        server.server_close()
+        self._server = self._thread = None
+
+    def __enter__(self) -> FakeOpenAI:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # --- used by the handler threads ------------------------------------------------------
+
+    def _next_reply(self) -> Scripted:
+        with self._lock:
+            if self._position < len(self._script):
+                reply = self._script[self._position]
+                self._position += 1
+                return reply
+            if self._repeat_last and self._script:
+                return self._script[-1]
+            return Reply(DONE_TEXT)
+
+    def _record(self, request: RecordedRequest) -> None:
+        with self._lock:
+            self.requests.append(request)
+
+    def _register(self, connection: socket.socket) -> None:
+        with self._lock:
+            if self._stopping.is_set():
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)
+            else:
+                self._connections.add(connection)
+
+    def _unregister(self, connection: socket.socket) -> None:
+        with self._lock:
+            self._connections.discard(connection)
