@@ -228,8 +228,9 @@ async def test_shutdown_requeues_running_tasks(
     assert not pid_alive(child)
 
 
-def test_reconcile_requeues_work_of_a_dead_orchestrator_and_kills_its_agent(
-    harness_settings: Settings, store: Store, make_repo: MakeRepo
+@pytest.mark.parametrize(("policy", "final"), [("requeue", "QUEUED"), ("fail", "FAILED")])
+def test_reconcile_recovers_work_of_a_dead_orchestrator_and_kills_its_agent(
+    policy: str, final: str, harness_settings: Settings, store: Store, make_repo: MakeRepo
 ) -> None:
     project = make_repo()
     [task] = store.add_tasks([make_task(project)])
@@ -246,14 +247,14 @@ def test_reconcile_requeues_work_of_a_dead_orchestrator_and_kills_its_agent(
                 pid=orphan.pid,
             )
         )
-        pool = Pool(harness_settings, store, {})
+        pool = Pool(harness_settings.model_copy(update={"on_restart": policy}), store, {})
         assert pool.reconcile() == 1
         orphan.wait(timeout=5)
     finally:
         if orphan.poll() is None:
             os.killpg(orphan.pid, signal.SIGKILL)
             orphan.wait()
-    assert store.get_task(task.id).state == TaskState.QUEUED
+    assert store.get_task(task.id).state == TaskState(final)
     assert store.events(task.id)[-1].reason == "orchestrator restarted"
     [execution] = store.executions_of(task.id)
     assert execution.status == TaskState.FAILED
