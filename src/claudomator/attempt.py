@@ -15,6 +15,7 @@ from pathlib import Path
 
 from claudomator import protocol, ratelimit
 from claudomator.agents import Outcome, RunContext, Runner
+from claudomator.checker import checker_task, verdict_from
 from claudomator.config import Settings, estimate_cost
 from claudomator.errors import ClaudomatorError, SandboxError
 from claudomator.models import Execution, Interaction, Task, TaskState, utcnow
@@ -68,6 +69,7 @@ class Attempt:
         self.notifier = notifier
         self.summarizer = summarizer
         self.log_dir = Path(execution.stdout_path).parent
+        self.delivered_to = ""
 
     # -- the whole attempt -------------------------------------------------------------------
 
@@ -223,11 +225,14 @@ class Attempt:
             )
             if collected.commits:
                 kwargs = {"delivery": project.delivery} if project else {}
-                where = await asyncio.to_thread(
+                self.delivered_to = await asyncio.to_thread(
                     self.sandboxes.deliver, sandbox, task_id=self.task.id, **kwargs
                 )
                 logger.info(
-                    "task %s delivered: %s", self.task.id, where, extra={"action": "deliver"}
+                    "task %s delivered: %s",
+                    self.task.id,
+                    self.delivered_to,
+                    extra={"action": "deliver"},
                 )
             await asyncio.to_thread(self.sandboxes.release, sandbox)
         except SandboxError as exc:
@@ -274,6 +279,25 @@ class Attempt:
         task = self.store.transition(self.task.id, target, reason, summary=summary)
         if target.is_terminal:
             await self.notifier.task_event(f"task.{target.value.lower()}", task)
+            await self._acceptance(task, outcome)
+
+    async def _acceptance(self, task: Task, outcome: Outcome) -> None:
+        """Queue the checker of a completed task; record a finished checker's verdict."""
+        wants_check = task.acceptance_criteria and not task.checker_for_task_id
+        if task.state == TaskState.COMPLETED and wants_check:
+            delivered = self.delivered_to or "no new commits"
+            [check] = self.store.add_tasks([checker_task(task, self.execution, delivered)])
+            logger.info("task %s: checker %s queued", task.id, check.id, extra={"action": "check"})
+        if not task.checker_for_task_id:
+            return
+        if task.state == TaskState.COMPLETED:
+            verdict, report = verdict_from(f"{outcome.text}\n{task.summary}")
+        else:
+            verdict, report = "", f"the checker ended {task.state.value}: {outcome.error_msg}"
+        self.store.update_task(task.checker_for_task_id, check_verdict=verdict, check_report=report)
+        if verdict == "fail":
+            checked = self.store.get_task(task.checker_for_task_id)
+            await self.notifier.task_event("task.check_failed", checked, report=report)
 
     def _save_execution(self, outcome: Outcome, summary: str) -> None:
         self.execution = self.store.save_execution(

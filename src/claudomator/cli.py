@@ -174,6 +174,14 @@ def _iso(moment: datetime | None) -> str:
     return moment.isoformat(timespec="seconds") if moment else ""
 
 
+def _verdict_text(task: Task) -> str:
+    if task.check_verdict == "pass":
+        return " [green]✓ check[/]"
+    if task.check_verdict == "fail":
+        return " [bold red]✗ check failed[/]"
+    return ""
+
+
 def _state_text(state: TaskState) -> str:
     return f"[{_STATE_STYLE.get(state, '')}]{state.value}[/]"
 
@@ -191,7 +199,7 @@ def _task_table(service: Service, tasks: list[Task], *, activity: bool = False) 
         row = [
             _short(task.id),
             task.name,
-            _state_text(task.state),
+            _state_text(task.state) + _verdict_text(task),
             (execution.agent if execution else task.agent.type) or "auto",
             _elapsed(execution, now),
             _cost(execution),
@@ -247,7 +255,8 @@ def run(
         final = asyncio.run(_run_until_settled(settings, service, ids, parallel))
     finally:
         service.close()
-    raise typer.Exit(0 if all(t.state == TaskState.COMPLETED for t in final) else 1)
+    ok = all(t.state == TaskState.COMPLETED and t.check_verdict != "fail" for t in final)
+    raise typer.Exit(0 if ok else 1)
 
 
 def _print_plan(tasks: list[Task]) -> None:
@@ -287,8 +296,7 @@ async def _run_until_settled(
         async with runtime:
             with Live(console=console, refresh_per_second=4, transient=False) as live:
                 while True:
-                    tasks = service.store.list_tasks(ids=ids)
-                    tasks.sort(key=lambda t: ids.index(t.id))
+                    tasks = _nest(service.family(ids))
                     live.update(_task_table(service, tasks, activity=True))
                     if all(t.state in _SETTLED for t in tasks) or interrupted.is_set():
                         break
@@ -299,8 +307,7 @@ async def _run_until_settled(
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-    tasks = service.store.list_tasks(ids=ids)
-    tasks.sort(key=lambda t: ids.index(t.id))
+    tasks = _nest(service.family(ids))
     console.print(_task_table(service, tasks))
     _print_outcomes(service, tasks, console)
     return tasks
@@ -365,9 +372,14 @@ def _nest(tasks: list[Task]) -> list[Task]:
     """Tasks with each subtask right after its parent (parents keep their order)."""
     ids = {t.id for t in tasks}
     children: dict[str, list[Task]] = {}
+
+    def parent_of(task: Task) -> str | None:
+        return task.parent_task_id or task.checker_for_task_id
+
     for task in tasks:
-        if task.parent_task_id in ids:
-            children.setdefault(str(task.parent_task_id), []).append(task)
+        parent = parent_of(task)
+        if parent in ids:
+            children.setdefault(str(parent), []).append(task)
     ordered: list[Task] = []
 
     def add(task: Task, depth: int) -> None:
@@ -380,7 +392,7 @@ def _nest(tasks: list[Task]) -> list[Task]:
             add(child, depth + 1)
 
     for task in tasks:
-        if task.parent_task_id not in ids:
+        if parent_of(task) not in ids:
             add(task, 0)
     return ordered
 

@@ -227,7 +227,7 @@ class Pool:
         for task in self.store.queued_tasks():
             if self._closing or len(self._running) >= self.max_concurrent:
                 return
-            if self.only is not None and task.id not in self.only:
+            if not self._in_scope(task):
                 continue
             if task.id in self._running or not self._dependencies_ready(task):
                 continue
@@ -235,6 +235,16 @@ class Pool:
             if choice is None or not self._has_slot(choice.agent):
                 continue
             self._claim(task, choice)
+
+    def _in_scope(self, task: Task) -> bool:
+        """Whether this pool may run ``task``: all tasks, or those it was given and the
+        checkers and subtasks that grew from them."""
+        if self.only is None or task.id in self.only:
+            return True
+        related = {task.parent_task_id, task.checker_for_task_id} & self.only
+        if related:
+            self.only.add(task.id)
+        return bool(related)
 
     def _claim(self, task: Task, choice: Choice) -> None:
         execution = self._new_execution(task, choice)

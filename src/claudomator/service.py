@@ -139,6 +139,20 @@ class Service:
     ) -> list[Task]:
         return self.store.list_tasks(states=states, limit=limit)
 
+    def family(self, task_ids: Sequence[str]) -> list[Task]:
+        """The given tasks followed by every subtask and checker that grew from them."""
+        found = self.store.list_tasks(ids=task_ids)
+        order = {task_id: i for i, task_id in enumerate(task_ids)}
+        found.sort(key=lambda t: order.get(t.id, len(order)))
+        seen = {t.id for t in found}
+        frontier = list(seen)
+        while frontier:
+            new = [t for t in self.store.children_of(frontier) if t.id not in seen]
+            found.extend(new)
+            seen.update(t.id for t in new)
+            frontier = [t.id for t in new]
+        return found
+
     def executions(self, task_id: str) -> list[Execution]:
         return self.store.executions_of(task_id)
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from agent_harness import PoolHarness, make_task
+from agent_harness import PoolHarness, make_task, wait_for
 
 from claudomator.agents.claude import ClaudeRunner
 from claudomator.config import Settings
@@ -240,3 +240,55 @@ async def test_dependency_chain_runs_in_order_and_a_failure_fails_dependents(
     first_run = store.executions_of(first.id)[0]
     second_run = store.executions_of(second.id)[0]
     assert second_run.start_time >= first_run.end_time  # type: ignore[operator]
+
+
+async def test_acceptance_criteria_get_a_checker_whose_verdict_is_stored(
+    cfg: Settings, store: Store, fake: FakeAnthropic, agent_env: dict[str, str], make_repo: MakeRepo
+) -> None:
+    project = make_repo()
+    # the checker's prompt quotes the task's, so its route must come first
+    fake.route(
+        "You are checking work another agent delivered",
+        [
+            ToolUse("Bash", {"command": "git log --oneline -3"}),
+            Text('Looked at it.\n{"verdict": "fail", "report": "export() has no tests"}'),
+        ],
+    )
+    fake.route(
+        "TASK-EXPORT",
+        [
+            ToolUse("Write", {"file_path": "export.py", "content": "def export(): ...\n"}),
+            Text("## Summary\nAdded export.py"),
+        ],
+    )
+    task = make_task(project, "TASK-EXPORT").model_copy(
+        update={"acceptance_criteria": "export() is covered by a unit test"}
+    )
+    async with PoolHarness(cfg, store, agent_env) as h:
+        h.submit(task)
+        await h.settle([task])
+        checker_ids: list[str] = []
+
+        def checker_done() -> bool:
+            checkers = store.children_of([task.id])
+            checker_ids[:] = [c.id for c in checkers]
+            return bool(checkers) and checkers[0].state == TaskState.COMPLETED
+
+        await wait_for(checker_done, 60)
+    checked = store.get_task(task.id)
+    assert checked.state == TaskState.COMPLETED
+    assert checked.check_verdict == "fail"
+    assert checked.check_report == "export() has no tests"
+    [checker_id] = checker_ids
+    checker = store.get_task(checker_id)
+    assert checker.checker_for_task_id == task.id
+    assert checker.agent.type == "claude"
+    # the checker was told the criteria and the delivered commit
+    [commit] = store.executions_of(task.id)[0].commits
+    checker_prompt = next(
+        json.dumps(r.body["messages"])
+        for r in fake.requests
+        if "You are checking work" in json.dumps(r.body["messages"])
+    )
+    assert "export() is covered by a unit test" in checker_prompt
+    assert commit.hash in checker_prompt

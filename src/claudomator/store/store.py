@@ -218,6 +218,19 @@ class Store:
         with self._engine.connect() as conn:
             return [_task_from(r) for r in conn.execute(query).mappings()]
 
+    def children_of(self, task_ids: Iterable[str]) -> list[Task]:
+        """Subtasks and checkers of the given tasks (one level)."""
+        ids = list(task_ids)
+        if not ids:
+            return []
+        query = (
+            sa.select(tasks)
+            .where(sa.or_(tasks.c.parent_task_id.in_(ids), tasks.c.checker_for_task_id.in_(ids)))
+            .order_by(tasks.c.created_at)
+        )
+        with self._engine.connect() as conn:
+            return [_task_from(r) for r in conn.execute(query).mappings()]
+
     def queued_tasks(self) -> list[Task]:
         """QUEUED tasks in claim order: highest priority first, then oldest."""
         query = (
