@@ -28,7 +28,7 @@ from claudomator.config import Settings
 from claudomator.errors import ClaudomatorError, InvalidTransition, NotFound
 from claudomator.models import AgentStatus, Execution, Task, TaskState, new_id, utcnow
 from claudomator.notify import Notifier
-from claudomator.process import group_alive, kill_group_sync
+from claudomator.process import group_alive, kill_group_sync, kill_marked_sync
 from claudomator.sandbox import Sandboxes
 from claudomator.store import Store
 
@@ -147,6 +147,7 @@ class Pool:
                 continue
             if execution.pid is not None and group_alive(execution.pid):
                 kill_group_sync(execution.pid, self.settings.kill_grace_seconds)
+            kill_marked_sync(execution.id, self.settings.kill_grace_seconds)
             reason = "orchestrator restarted"
             target = TaskState.QUEUED if self.settings.on_restart == "requeue" else TaskState.FAILED
             self.store.save_execution(

@@ -26,6 +26,10 @@ logger = logging.getLogger(__name__)
 
 _CHUNK = 64 * 1024
 
+MARK_VARIABLE = "CLAUDOMATOR_EXECUTION_ID"
+"""Set in an agent's environment; every process the agent starts inherits it, even those that
+leave its process group (detached shells), so they can be found and killed afterwards."""
+
 
 @dataclass(frozen=True)
 class CommandResult:
@@ -138,6 +142,71 @@ def kill_group_sync(pgid: int, grace: float) -> None:
     _killpg(pgid, signal.SIGKILL)
 
 
+def marked_pids(mark: str) -> list[int]:
+    """Live processes (other than ours) whose environment holds ``MARK_VARIABLE=mark``."""
+    needle = f"{MARK_VARIABLE}={mark}".encode()
+    found: list[int] = []
+    with contextlib.suppress(OSError):
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            try:
+                environ = (entry / "environ").read_bytes()
+            except OSError:  # gone, or not ours to read
+                continue
+            if needle in environ.split(b"\0"):
+                found.append(int(entry.name))
+    return found
+
+
+async def kill_marked(mark: str, grace: float) -> int:
+    """SIGTERM every process marked with ``mark``, SIGKILL what is left after ``grace`` seconds.
+
+    Catches what the agent left behind outside its process group (the CLI's detached shell
+    commands). Returns how many processes were found.
+    """
+    found = await asyncio.to_thread(marked_pids, mark)
+    if not found:
+        return 0
+    logger.info(
+        "killing %d process(es) the agent left behind: %s",
+        len(found),
+        found,
+        extra={"action": "agent_leftovers"},
+    )
+    _signal_all(found, signal.SIGTERM)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace
+    while left := await asyncio.to_thread(marked_pids, mark):
+        if loop.time() >= deadline:
+            _signal_all(left, signal.SIGKILL)
+            break
+        await asyncio.sleep(0.1)
+    return len(found)
+
+
+def _signal_all(pids: list[int], sig: signal.Signals) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
+
+
+def _kill_marked_now(mark: str) -> None:
+    """SIGKILL every marked process at once (when there is no time for a grace period)."""
+    _signal_all(marked_pids(mark), signal.SIGKILL)
+
+
+def kill_marked_sync(mark: str, grace: float) -> int:
+    """Blocking :func:`kill_marked`, for reconciliation at start-up."""
+    found = marked_pids(mark)
+    _signal_all(found, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while marked_pids(mark) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    _signal_all(marked_pids(mark), signal.SIGKILL)
+    return len(found)
+
+
 @dataclass(frozen=True)
 class Exit:
     """How an agent process ended."""
@@ -145,6 +214,7 @@ class Exit:
     returncode: int | None
     timed_out: bool = False  # we killed it at its timeout
     stopped: bool = False  # we killed it because ``stop`` was set (cancel or shutdown)
+    leftovers: int = 0  # processes outside the group the agent left behind (then killed)
 
 
 class AgentProcess:
@@ -160,10 +230,14 @@ class AgentProcess:
         stderr_path: Path,
         on_line: Callable[[str], None],
         kill_grace: float = 10.0,
+        mark: str | None = None,
     ) -> None:
         self.argv = tuple(argv)
         self.cwd = cwd
         self.env = dict(env)
+        self.mark = mark
+        if mark is not None:
+            self.env[MARK_VARIABLE] = mark
         self.stdout_path = stdout_path
         self.stderr_path = stderr_path
         self.on_line = on_line
@@ -262,14 +336,17 @@ class AgentProcess:
                 await self.kill()
         except asyncio.CancelledError:
             await asyncio.shield(self.kill())
+            if self.mark is not None:
+                _signal_all(marked_pids(self.mark), signal.SIGKILL)
             raise
         finally:
             exited.cancel()
             if stopper is not None:
                 stopper.cancel()
         await self._reap_group()
+        leftovers = await kill_marked(self.mark, self.kill_grace) if self.mark else 0
         await self._drain()
-        return Exit(proc.returncode, timed_out=timed_out, stopped=stopped)
+        return Exit(proc.returncode, timed_out=timed_out, stopped=stopped, leftovers=leftovers)
 
     async def _drain(self) -> None:
         """Read the rest of stdout; give up if something outside the group still holds it."""

@@ -66,6 +66,7 @@ class ClaudeRunner:
     """Runs one execution of the Claude Code CLI and maps its result to an :class:`Outcome`."""
 
     name = "claude"
+    resume_needs_same_dir = False  # the session lives outside the sandbox
 
     def __init__(self, binary: str) -> None:
         self.binary = binary
@@ -90,6 +91,7 @@ class ClaudeRunner:
             stderr_path=ctx.stderr_path,
             on_line=stream.feed,
             kill_grace=ctx.kill_grace,
+            mark=ctx.execution_id,
         )
         try:
             await proc.start()

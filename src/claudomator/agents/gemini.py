@@ -13,22 +13,17 @@ Facts about the CLI (0.61.0) this runner relies on, checked against the real CLI
 * There is no cost in the stream, only token counts, so the pool estimates the cost.
 * ``run_shell_command`` starts each command **detached** (its own process group), so killing
   the CLI's process group leaves the command running, and SIGTERM does not make the CLI stop
-  it. The runner therefore marks the agent's environment with ``CLAUDOMATOR_EXECUTION_ID`` and,
-  once the CLI has ended, kills every process still carrying that mark (see
-  :func:`kill_marked`).
+  it. :class:`~claudomator.process.AgentProcess` therefore marks the agent's environment with
+  ``CLAUDOMATOR_EXECUTION_ID`` and, once the CLI has ended, kills every process still carrying
+  that mark.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import os
 import re
 import shutil
-import signal
 import uuid
-from pathlib import Path
 from typing import Final
 
 from claudomator.agents.base import Outcome, RunContext
@@ -44,9 +39,6 @@ from claudomator.models import AgentConfig, TaskState
 from claudomator.process import AgentProcess, Exit, tail_file
 
 logger = logging.getLogger(__name__)
-
-MARK_VARIABLE: Final = "CLAUDOMATOR_EXECUTION_ID"
-"""Set in the agent's environment; every process the agent starts inherits it."""
 
 _STDERR_TAIL: Final = 2000
 _QUOTA_SCAN: Final = 20000
@@ -96,60 +88,6 @@ def stderr_tail(ctx: RunContext, max_bytes: int = _STDERR_TAIL) -> str:
     return kept[-max_bytes:]
 
 
-def marked_pids(mark: str) -> list[int]:
-    """Live processes (other than ours) whose environment holds ``MARK_VARIABLE=mark``."""
-    needle = f"{MARK_VARIABLE}={mark}".encode()
-    found: list[int] = []
-    with contextlib.suppress(OSError):
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit() or int(entry.name) == os.getpid():
-                continue
-            try:
-                environ = (entry / "environ").read_bytes()
-            except OSError:  # gone, or not ours to read
-                continue
-            if needle in environ.split(b"\0"):
-                found.append(int(entry.name))
-    return found
-
-
-async def kill_marked(mark: str, grace: float) -> int:
-    """SIGTERM every process marked with ``mark``, SIGKILL what is left after ``grace`` seconds.
-
-    Catches what the agent left behind outside its process group (the CLI's detached shell
-    commands). Returns how many processes were found.
-    """
-    found = await asyncio.to_thread(marked_pids, mark)
-    if not found:
-        return 0
-    logger.info(
-        "killing %d process(es) the agent left behind: %s",
-        len(found),
-        found,
-        extra={"action": "agent_leftovers"},
-    )
-    _signal_all(found, signal.SIGTERM)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + grace
-    while left := await asyncio.to_thread(marked_pids, mark):
-        if loop.time() >= deadline:
-            _signal_all(left, signal.SIGKILL)
-            break
-        await asyncio.sleep(0.1)
-    return len(found)
-
-
-def _signal_all(pids: list[int], sig: signal.Signals) -> None:
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, sig)
-
-
-def _kill_marked_now(mark: str) -> None:
-    """SIGKILL every marked process at once (when there is no time for a grace period)."""
-    _signal_all(marked_pids(mark), signal.SIGKILL)
-
-
 class GeminiRunner:
     """Runs one execution of the Gemini CLI and maps its result to an :class:`Outcome`."""
 
@@ -178,11 +116,11 @@ class GeminiRunner:
                 ctx.task.id,
                 extra={"action": "gemini_options"},
             )
-        mark = ctx.execution_id or uuid.uuid4().hex
         proc = AgentProcess(
             argv,
             cwd=ctx.workdir,
-            env={**ctx.env, MARK_VARIABLE: mark},
+            env=ctx.env,
+            mark=ctx.execution_id or uuid.uuid4().hex,
             stdout_path=ctx.stdout_path,
             stderr_path=ctx.stderr_path,
             on_line=stream.feed,
@@ -194,14 +132,9 @@ class GeminiRunner:
             raise AgentError(f"cannot start {argv[0]}: {exc}") from exc
         if ctx.on_started is not None and proc.pid is not None:
             ctx.on_started(proc.pid)
-        try:
-            ended = await proc.wait(ctx.timeout, ctx.stop)
-        except asyncio.CancelledError:
-            _kill_marked_now(mark)
-            raise
-        leftovers = await kill_marked(mark, ctx.kill_grace)
+        ended = await proc.wait(ctx.timeout, ctx.stop)
         outcome = self._outcome(stream, ended, ctx)
-        outcome.details["leftover_processes"] = leftovers
+        outcome.details["leftover_processes"] = ended.leftovers
         logger.info(
             "gemini run for task %s ended %s (exit %s)",
             ctx.task.id,

@@ -156,6 +156,7 @@ class LocalRunner:
     """Runs one execution against the configured OpenAI-compatible server (see module doc)."""
 
     name = "local"
+    resume_needs_same_dir = False  # the session lives outside the sandbox
 
     def __init__(self, settings: LocalModelSettings, *, max_retries: int = 2) -> None:
         self.settings = settings
