@@ -1,0 +1,198 @@
+"""Shared pieces of the command line: the Typer app, settings and service access, tables."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from claudomator import __version__
+from claudomator.config import (
+    Settings,
+    load_settings,
+)
+from claudomator.errors import (
+    ClaudomatorError,
+    ConfigError,
+    NotFound,
+    ValidationError,
+)
+from claudomator.logview import last_activity
+from claudomator.models import (
+    Execution,
+    Task,
+    TaskState,
+    utcnow,
+)
+from claudomator.service import Service
+
+logger = logging.getLogger(__name__)
+
+app = typer.Typer(
+    name="claudomator",
+    help="Run AI coding agents on a queue of tasks, unattended, safely and in parallel.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+)
+
+STATE_STYLE = {
+    TaskState.QUEUED: "cyan",
+    TaskState.RUNNING: "bold yellow",
+    TaskState.COMPLETED: "green",
+    TaskState.READY: "green",
+    TaskState.BLOCKED: "magenta",
+    TaskState.FAILED: "bold red",
+    TaskState.TIMED_OUT: "red",
+    TaskState.BUDGET_EXCEEDED: "red",
+    TaskState.CANCELLED: "dim",
+}
+SETTLED = frozenset(
+    {
+        TaskState.COMPLETED,
+        TaskState.READY,
+        TaskState.BLOCKED,
+        TaskState.FAILED,
+        TaskState.TIMED_OUT,
+        TaskState.BUDGET_EXCEEDED,
+        TaskState.CANCELLED,
+    }
+)
+
+
+class CliState:
+    verbose: int = 0
+
+
+state = CliState()
+
+
+def make_console(stderr: bool = False) -> Console:
+    return Console(stderr=stderr, highlight=False)
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    make_console(stderr=True).print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def load() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        raise fail(str(exc), 2) from exc
+
+
+def open_service(settings: Settings) -> Service:
+    try:
+        return Service.open(settings)
+    except ClaudomatorError as exc:
+        raise fail(str(exc)) from exc
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"claudomator {__version__}")
+        raise typer.Exit()
+
+
+def short_id(task_id: str) -> str:
+    return task_id[:8]
+
+
+def elapsed(execution: Execution | None, now: datetime) -> str:
+    if execution is None:
+        return ""
+    seconds = int(((execution.end_time or now) - execution.start_time).total_seconds())
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def cost_text(execution: Execution | None) -> str:
+    if execution is None or (execution.cost_usd == 0 and execution.end_time is None):
+        return ""
+    return f"{'~' if execution.cost_estimated else ''}${execution.cost_usd:.4f}"
+
+
+def iso(moment: datetime | None) -> str:
+    return moment.isoformat(timespec="seconds") if moment else ""
+
+
+def verdict_text(task: Task) -> str:
+    if task.check_verdict == "pass":
+        return " [green]✓ check[/]"
+    if task.check_verdict == "fail":
+        return " [bold red]✗ check failed[/]"
+    return ""
+
+
+def state_text(state: TaskState) -> str:
+    return f"[{STATE_STYLE.get(state, '')}]{state.value}[/]"
+
+
+def task_table(service: Service, tasks: list[Task], *, activity: bool = False) -> Table:
+    table = Table(show_lines=False, header_style="bold")
+    for column in ("ID", "NAME", "STATE", "AGENT", "ELAPSED", "COST"):
+        table.add_column(column, no_wrap=column != "NAME")
+    if activity:
+        table.add_column("ACTIVITY", overflow="ellipsis", no_wrap=True, max_width=60)
+    latest = service.store.latest_executions(t.id for t in tasks)
+    now = utcnow()
+    for task in tasks:
+        execution = latest.get(task.id)
+        row = [
+            short_id(task.id),
+            task.name,
+            state_text(task.state) + verdict_text(task),
+            (execution.agent if execution else task.agent.type) or "auto",
+            elapsed(execution, now),
+            cost_text(execution),
+        ]
+        if activity:
+            running = execution is not None and task.state == TaskState.RUNNING
+            log = Path(execution.stdout_path) if execution is not None else None
+            row.append(last_activity(log) if running and log else "")
+        table.add_row(*row)
+    return table
+
+
+# -- commands ----------------------------------------------------------------------------------
+
+
+def nest(tasks: list[Task]) -> list[Task]:
+    """Tasks with each subtask right after its parent (parents keep their order)."""
+    ids = {t.id for t in tasks}
+    children: dict[str, list[Task]] = {}
+
+    def parent_of(task: Task) -> str | None:
+        return task.parent_task_id or task.checker_for_task_id
+
+    for task in tasks:
+        parent = parent_of(task)
+        if parent in ids:
+            children.setdefault(str(parent), []).append(task)
+    ordered: list[Task] = []
+
+    def add(task: Task, depth: int) -> None:
+        ordered.append(
+            task
+            if depth == 0
+            else task.model_copy(update={"name": "  " * (depth - 1) + "└ " + task.name})
+        )
+        for child in sorted(children.get(task.id, []), key=lambda t: t.created_at):
+            add(child, depth + 1)
+
+    for task in tasks:
+        if parent_of(task) not in ids:
+            add(task, 0)
+    return ordered
+
+
+def lookup(service: Service, ident: str) -> Task:
+    try:
+        return service.get(ident)
+    except (NotFound, ValidationError) as exc:
+        raise fail(str(exc), 2) from exc

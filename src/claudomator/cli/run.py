@@ -1,0 +1,165 @@
+"""`claudomator run`: run a task file's tasks with live progress."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from claudomator.cli.common import (
+    SETTLED,
+    app,
+    fail,
+    load,
+    make_console,
+    nest,
+    open_service,
+    short_id,
+    state_text,
+    task_table,
+)
+from claudomator.config import (
+    Settings,
+)
+from claudomator.errors import (
+    TaskFileError,
+    ValidationError,
+)
+from claudomator.models import (
+    Task,
+    TaskState,
+)
+from claudomator.runtime import Runtime
+from claudomator.service import Service
+from claudomator.taskfile import load_taskfile
+
+logger = logging.getLogger(__name__)
+
+
+@app.command()
+def run(
+    file: Annotated[Path, typer.Argument(help="YAML task file: one task, or a `tasks:` list.")],
+    parallel: Annotated[
+        int | None,
+        typer.Option("--parallel", "-j", min=1, help="Run at most N tasks at once."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Validate and show the tasks; run nothing.")
+    ] = False,
+) -> None:
+    """Run the tasks of a YAML file and show live progress until they are done.
+
+    Exits 0 when every task COMPLETED, 1 if any did not, 2 if the file is invalid.
+    Ctrl-C stops the agents and cancels the tasks (their sandboxes are kept).
+    """
+    settings = load()
+    try:
+        tasks = load_taskfile(file)
+    except TaskFileError as exc:
+        err = make_console(stderr=True)
+        for problem in exc.problems:
+            err.print(str(problem), markup=False, soft_wrap=True)
+        n = len(exc.problems)
+        summary = f"{n} problem{'s' if n != 1 else ''} in {file}; nothing was stored."
+        err.print(summary, style="red", markup=False, soft_wrap=True)
+        raise typer.Exit(2) from exc
+    if dry_run:
+        _print_plan(tasks)
+        return
+    service = open_service(settings)
+    try:
+        stored = service.submit(tasks)
+    except ValidationError as exc:
+        raise fail(f"{file}: {exc}", 2) from exc
+    ids = [t.id for t in stored]
+    try:
+        final = asyncio.run(_run_until_settled(settings, service, ids, parallel))
+    finally:
+        service.close()
+    ok = all(t.state == TaskState.COMPLETED and t.check_verdict != "fail" for t in final)
+    raise typer.Exit(0 if ok else 1)
+
+
+def _print_plan(tasks: list[Task]) -> None:
+    table = Table(title="Tasks (dry run: nothing stored)", header_style="bold")
+    for column in ("ID", "NAME", "AGENT", "PROJECT", "TIMEOUT", "PRIORITY", "DEPENDS ON"):
+        table.add_column(column)
+    names = {t.id: t.name for t in tasks}
+    for task in tasks:
+        table.add_row(
+            short_id(task.id),
+            task.name,
+            task.agent.type or "auto",
+            task.agent.project_dir or "(scratch)",
+            f"{task.timeout:g}s" if task.timeout else "default",
+            task.priority.value,
+            ", ".join(names.get(d, d) for d in task.depends_on),
+        )
+    make_console().print(table)
+
+
+async def _run_until_settled(
+    settings: Settings, service: Service, ids: list[str], parallel: int | None
+) -> list[Task]:
+    console = make_console()
+    runtime = Runtime(settings, only=ids, max_concurrent=parallel, service=service)
+    interrupted = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_signal(sig: signal.Signals) -> None:
+        # SIGINT: the user wants to stop: cancel. SIGTERM: the machine is going down: re-queue.
+        runtime.requeue_on_exit = sig == signal.SIGTERM
+        interrupted.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal, sig)
+    try:
+        async with runtime:
+            with Live(console=console, refresh_per_second=4, transient=False) as live:
+                while True:
+                    tasks = nest(service.family(ids))
+                    live.update(task_table(service, tasks, activity=True))
+                    if all(t.state in SETTLED for t in tasks) or interrupted.is_set():
+                        break
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(interrupted.wait(), 0.5)
+            if interrupted.is_set():
+                console.print("[yellow]Interrupted: stopping agents…[/]")
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    tasks = nest(service.family(ids))
+    console.print(task_table(service, tasks))
+    _print_outcomes(service, tasks, console)
+    return tasks
+
+
+def _print_outcomes(service: Service, tasks: list[Task], console: Console) -> None:
+    latest = service.store.latest_executions(t.id for t in tasks)
+    for task in tasks:
+        execution = latest.get(task.id)
+        console.print(f"\n[bold]{task.name}[/] ({short_id(task.id)}): {state_text(task.state)}")
+        if execution is None:
+            events = service.events(task.id)
+            if events and events[-1].reason:
+                console.print(f"  {events[-1].reason}", markup=False)
+            continue
+        for commit in execution.commits:
+            console.print(f"  commit {commit.hash[:10]} {commit.message}", markup=False)
+        if execution.commits:
+            s = execution.changestats
+            console.print(f"  {s.files} file(s), +{s.insertions} -{s.deletions}")
+        if task.summary:
+            console.print("  " + task.summary.replace("\n", "\n  "), markup=False)
+        if execution.error_msg and task.state != TaskState.COMPLETED:
+            error = "  " + execution.error_msg.replace("\n", "\n  ")
+            console.print(error, style="red", markup=False)
+        console.print(f"  logs: claudomator logs {short_id(task.id)}", style="dim")

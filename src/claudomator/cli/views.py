@@ -1,0 +1,260 @@
+"""Looking at tasks: `list`, `show`, `logs`, `agents`."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from claudomator.cli.common import (
+    app,
+    cost_text,
+    fail,
+    iso,
+    load,
+    lookup,
+    make_console,
+    nest,
+    open_service,
+    short_id,
+    state_text,
+    task_table,
+)
+from claudomator.errors import (
+    NotFound,
+    ValidationError,
+)
+from claudomator.logview import describe
+from claudomator.models import (
+    AgentStatus,
+    Execution,
+    Interaction,
+    Task,
+    TaskEvent,
+    TaskState,
+    utcnow,
+)
+from claudomator.protocol import parse_question
+from claudomator.service import Service
+
+logger = logging.getLogger(__name__)
+
+
+@app.command("list")
+def list_tasks(
+    state: Annotated[
+        list[TaskState] | None,
+        typer.Option("--state", "-s", case_sensitive=False, help="Only tasks in this state."),
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many (newest first).")] = 50,
+) -> None:
+    """List tasks, newest first; subtasks under their parent; open questions below."""
+    service = open_service(load())
+    try:
+        tasks = nest(service.list_tasks(states=state, limit=limit))
+        if not tasks:
+            make_console().print("No tasks.")
+            return
+        console = make_console()
+        console.print(task_table(service, tasks))
+        blocked = [t for t in tasks if t.state == TaskState.BLOCKED and t.question]
+        if blocked:
+            console.print("\n[bold magenta]Waiting for an answer[/]")
+        for task in blocked:
+            question = parse_question(task.question)
+            console.print(f"  {short_id(task.id)} {task.name}: ", end="", markup=False)
+            console.print(question.text, markup=False)
+            for option in question.options:
+                console.print(f"      - {option}", markup=False)
+        if blocked:
+            console.print('  answer with: claudomator answer ID "your answer"', style="dim")
+    finally:
+        service.close()
+
+
+@app.command()
+def agents() -> None:
+    """Show each agent's health: rate-limit windows, quota, consecutive failures."""
+    service = open_service(load())
+    try:
+        table = Table(header_style="bold")
+        for column in ("AGENT", "STATUS", "UNTIL", "FAILURES IN A ROW", "LAST ERROR"):
+            table.add_column(column)
+        now = utcnow()
+        statuses = {s.agent: s for s in service.agent_health()}
+        for name in sorted({"claude", "gemini", "local", *statuses}):
+            status = statuses.get(name, AgentStatus(agent=name))
+            until = status.blocked_until(now)
+            label = "available"
+            if until is not None:
+                label = "out of quota" if status.unavailable_until == until else "rate-limited"
+            table.add_row(
+                name,
+                label,
+                iso(until),
+                str(status.consecutive_failures),
+                status.last_error.splitlines()[0][:80] if status.last_error else "",
+            )
+        make_console().print(table)
+    finally:
+        service.close()
+
+
+@app.command()
+def show(
+    task_id: Annotated[str, typer.Argument(metavar="ID", help="Task id (or a unique prefix).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show a task: its fields, state history and every execution."""
+    service = open_service(load())
+    try:
+        task = lookup(service, task_id)
+        executions = service.executions(task.id)
+        events = service.events(task.id)
+        talk = service.interactions(task.id)
+        if as_json:
+            payload = {
+                "task": task.model_dump(mode="json"),
+                "executions": [e.model_dump(mode="json") for e in executions],
+                "events": [e.model_dump(mode="json") for e in events],
+                "interactions": [i.model_dump(mode="json") for i in talk],
+            }
+            typer.echo(json.dumps(payload, indent=2))
+            return
+        _print_task(task, executions, events)
+        _print_interactions(task, talk)
+    finally:
+        service.close()
+
+
+def _print_interactions(task: Task, talk: list[Interaction]) -> None:
+    console = make_console()
+    if talk:
+        console.print("\n[bold]Questions and answers[/]")
+    for item in talk:
+        console.print("  Q: ", end="")
+        console.print(item.question, markup=False)
+        for option in item.options:
+            console.print(f"     - {option}", markup=False)
+        console.print("  A: ", end="")
+        console.print(item.answer or "(waiting for an answer)", markup=False)
+    if task.check_verdict:
+        style = "green" if task.check_verdict == "pass" else "bold red"
+        console.print(f"\n[bold]Acceptance check[/]: [{style}]{task.check_verdict.upper()}[/]")
+        if task.check_report:
+            console.print(task.check_report, markup=False)
+
+
+def _print_task(task: Task, executions: list[Execution], events: list[TaskEvent]) -> None:
+    console = make_console()
+    console.print(f"[bold]{task.name}[/]  {state_text(task.state)}")
+    rows = [
+        ("id", task.id),
+        ("agent", f"{task.agent.type or 'auto'} {task.agent.model}".strip()),
+        ("project", task.agent.project_dir or "(scratch)"),
+        ("priority", task.priority.value),
+        ("timeout", f"{task.timeout:g}s" if task.timeout else "default"),
+        ("tags", ", ".join(task.tags)),
+        ("depends on", ", ".join(task.depends_on)),
+        ("created", task.created_at.isoformat(timespec="seconds")),
+    ]
+    for key, value in rows:
+        if value:
+            console.print(f"  [dim]{key:>10}[/] ", end="")
+            console.print(value, markup=False)
+    console.print("\n[bold]Instructions[/]")
+    console.print(task.agent.instructions, markup=False)
+    if task.summary:
+        console.print("\n[bold]Summary[/]")
+        console.print(task.summary, markup=False)
+    console.print("\n[bold]History[/]")
+    for event in events:
+        at = event.at.strftime("%Y-%m-%d %H:%M:%S")
+        src = event.from_state.value if event.from_state else "-"
+        console.print(f"  {at}  {src} → {event.to_state.value}  ", end="")
+        console.print(event.reason, markup=False, style="dim")
+    for number, execution in enumerate(executions, 1):
+        console.print(f"\n[bold]Execution {number}[/] {execution.id}")
+        details = [
+            ("status", execution.status.value),
+            ("agent", f"{execution.agent} {execution.model}".strip()),
+            ("session", execution.session_id),
+            ("started", execution.start_time.isoformat(timespec="seconds")),
+            ("ended", iso(execution.end_time)),
+            ("exit code", "" if execution.exit_code is None else str(execution.exit_code)),
+            ("cost", cost_text(execution)),
+            ("tokens", f"{execution.tokens_in} in / {execution.tokens_out} out"),
+            ("sandbox", execution.sandbox_dir),
+            ("stdout", execution.stdout_path),
+        ]
+        for key, value in details:
+            if value:
+                console.print(f"  [dim]{key:>10}[/] ", end="")
+                console.print(value, markup=False)
+        for commit in execution.commits:
+            console.print(f"  [dim]{'commit':>10}[/] {commit.hash[:10]} ", end="")
+            console.print(commit.message, markup=False)
+        if execution.commits:
+            s = execution.changestats
+            stats = f"{s.files} file(s), +{s.insertions} -{s.deletions}"
+            console.print(f"  [dim]{'changes':>10}[/] {stats}")
+        if execution.error_msg:
+            console.print(f"  [dim]{'error':>10}[/] ", end="")
+            console.print(execution.error_msg, markup=False, style="red")
+
+
+@app.command()
+def logs(
+    ident: Annotated[str, typer.Argument(metavar="ID", help="Task id/prefix or execution id.")],
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing until the execution ends.")
+    ] = False,
+    raw: Annotated[bool, typer.Option("--raw", help="Print the raw stream-json lines.")] = False,
+    stderr: Annotated[bool, typer.Option("--stderr", help="Show stderr.log instead.")] = False,
+) -> None:
+    """Show an execution's agent log (the task's latest execution by default)."""
+    service = open_service(load())
+    try:
+        try:
+            execution = service.latest_execution(ident)
+        except (NotFound, ValidationError) as exc:
+            raise fail(str(exc), 2) from exc
+        path = Path(execution.stderr_path if stderr else execution.stdout_path)
+        _print_log(service, execution, path, follow=follow, raw=raw or stderr)
+    finally:
+        service.close()
+
+
+def _print_log(
+    service: Service, execution: Execution, path: Path, *, follow: bool, raw: bool
+) -> None:
+    position = 0
+    pending = ""
+    while True:
+        with contextlib.suppress(FileNotFoundError), path.open("rb") as fh:
+            fh.seek(position)
+            chunk = fh.read()
+            position = fh.tell()
+            pending += chunk.decode("utf-8", errors="replace")
+            *lines, pending = pending.split("\n")
+            for line in lines:
+                text = line if raw else describe(line)
+                if text:
+                    typer.echo(text)
+        if not follow or service.store.get_execution(execution.id).end_time is not None:
+            if pending.strip():
+                text = pending if raw else describe(pending)
+                if text:
+                    typer.echo(text)
+            if follow or position or raw:
+                return
+            if not path.exists():
+                raise fail(f"no log yet at {path}", 1)
+            return
+        time.sleep(0.3)
