@@ -336,3 +336,38 @@ def test_serve_answers_health_and_stops_on_sigterm() -> None:
             server.kill()
         server.communicate()
     assert server.returncode == 0
+
+
+@pytest.mark.cli
+def test_logs_follow_streams_until_the_execution_ends(
+    tmp_path: Path, make_repo: MakeRepo, fake: FakeAnthropic, agent_env: dict[str, str]
+) -> None:
+    project = make_repo()
+    fake.set_script(
+        [
+            ToolUse("Bash", {"command": "python3 -c 'import time; time.sleep(3)'"}),
+            Text("## Summary\nslept"),
+        ]
+    )
+    tasks = write(
+        tmp_path / "tasks.yaml",
+        f"name: slow\nagent: {{instructions: x, project_dir: {project}}}\n",
+    )
+    run = subprocess.Popen(
+        [CLAUDOMATOR, "run", str(tasks)],
+        env=agent_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        task_id = wait_for_state("slow", "RUNNING", agent_env)
+        follow = cli("logs", "--follow", task_id, env=agent_env, timeout=60)
+        assert run.wait(60) == 0
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    assert follow.returncode == 0, follow.stderr
+    lines = follow.stdout.splitlines()
+    assert any("→ Bash: python3 -c" in line for line in lines)
+    assert lines[-1].startswith("[done $")
