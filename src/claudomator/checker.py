@@ -13,7 +13,6 @@ import re
 from claudomator.models import AgentConfig, Execution, Task
 
 VERDICTS = ("pass", "fail")
-_OBJECT = re.compile(r"\{[^{}]*\"verdict\"[^{}]*\}", re.DOTALL)
 
 
 def checker_task(task: Task, execution: Execution, delivered_to: str) -> Task:
@@ -56,13 +55,19 @@ Finish with one line of JSON and nothing after it:
 
 
 def verdict_from(text: str) -> tuple[str, str]:
-    """(verdict, report) from the checker's words; ("", reason) if it gave no verdict."""
-    for match in reversed(_OBJECT.findall(text)):
+    """(verdict, report) from the checker's words; ("", reason) if it gave no verdict.
+
+    The last JSON object with a valid verdict wins; reports may quote code with braces.
+    """
+    decoder = json.JSONDecoder()
+    found: tuple[str, str] | None = None
+    for match in re.finditer(r"\{", text):
         try:
-            data = json.loads(match)
+            data, _ = decoder.raw_decode(text, match.start())
         except json.JSONDecodeError:
             continue
-        verdict = str(data.get("verdict", "")).strip().lower()
-        if verdict in VERDICTS:
-            return verdict, str(data.get("report", "")).strip()
-    return "", "the checker gave no verdict"
+        if isinstance(data, dict):
+            verdict = str(data.get("verdict", "")).strip().lower()
+            if verdict in VERDICTS:
+                found = (verdict, str(data.get("report", "")).strip())
+    return found or ("", "the checker gave no verdict")

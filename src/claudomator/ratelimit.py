@@ -36,7 +36,8 @@ _RATE = re.compile(
 _RATE_STATUSES = frozenset({429, 529})
 _RETRY_AFTER = re.compile(
     r"(?:retry[- ]after|retry in|retryDelay\"?\s*[:=]\s*\"?|try again in)\s*:?\s*"
-    r"(\d+(?:\.\d+)?)\s*(ms|s|sec|seconds?|m|min|minutes?)?",
+    r"(\d+(?:\.\d+)?)\s*"
+    r"(ms|milliseconds?|s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?)?(?![a-z])",
     re.IGNORECASE,
 )
 _RESET_HOURS = re.compile(r"resets? (?:in|after) (\d+(?:\.\d+)?)\s*h", re.IGNORECASE)
@@ -53,8 +54,10 @@ class Verdict:
 def _seconds(number: str, unit: str | None) -> float:
     value = float(number)
     unit = (unit or "s").lower()
-    if unit == "ms":
+    if unit == "ms" or unit.startswith("milli"):
         return value / 1000
+    if unit.startswith("h"):
+        return value * 3600
     if unit.startswith("m"):
         return value * 60
     return value
