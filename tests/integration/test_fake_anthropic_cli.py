@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import subprocess
 import time
 import uuid
@@ -36,17 +35,6 @@ DEFAULT_CLAUDE_BIN = "/work/main/.tools/node_modules/.bin/claude"
 RUN_TIMEOUT = 120.0
 
 
-@pytest.fixture(scope="module")
-def claude_bin() -> str:
-    path = os.environ.get("CLAUDOMATOR_CLAUDE_BIN", DEFAULT_CLAUDE_BIN)
-    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-        pytest.skip(
-            f"Claude Code CLI not executable at {path!r} "
-            "(set CLAUDOMATOR_CLAUDE_BIN or run `make tools`)"
-        )
-    return path
-
-
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     path = tmp_path / "repo"
@@ -57,7 +45,7 @@ def repo(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
-    path = tmp_path / "home"
+    path = tmp_path / "agent-home"
     path.mkdir()
     return path
 
