@@ -168,11 +168,19 @@ def _identity(cwd: Path) -> list[str]:
 # --- the project side ----------------------------------------------------------------------------
 
 
-def _project_state(project: Path) -> tuple[str, str]:
-    """The project's HEAD commit and branch name ("HEAD" when detached)."""
-    head = _git(project, "rev-parse", "--verify", "HEAD^{commit}").stdout.strip()
-    ref = _git(project, "symbolic-ref", "-q", "--short", "HEAD", check=False).stdout.strip()
-    return head, ref or "HEAD"
+def _project_head(project: Path) -> tuple[str, str] | None:
+    """The HEAD commit and branch ("HEAD" if detached) of a ready project, in one git call.
+
+    None unless ``project`` is the top level of a non-bare repository with at least one commit.
+    """
+    argv = ["rev-parse", "--is-bare-repository", "--show-toplevel", "HEAD"]
+    found = _git(project, *argv, "--symbolic-full-name", "HEAD", check=False)
+    lines = found.stdout.splitlines()
+    if not found.ok or len(lines) != 4 or lines[0] != "false":
+        return None
+    if Path(lines[1]).resolve() != project:
+        return None
+    return lines[2], lines[3].removeprefix("refs/heads/")
 
 
 def _is_local_url(url: str) -> bool:
@@ -249,16 +257,14 @@ def _write_meta(box: Sandbox) -> None:
 
 
 def _point_at(tree: Path, head: str, branch: str, *, clean: bool) -> None:
-    """Make ``tree`` a checkout of ``head`` on ``branch`` (or detached); ``clean`` untracked files.
+    """Hard-reset ``tree`` to ``head`` on ``branch`` (or detached); ``clean`` untracked files.
 
-    ``reset --hard`` compares the index with the target tree, so a recycled tree only gets the
-    files that differ rewritten.
+    ``checkout -f -B`` is ``symbolic-ref`` plus ``reset --hard`` in one command (and measurably
+    faster): it compares the index with the target tree, so a recycled tree only gets the files
+    that differ rewritten, and local changes are thrown away.
     """
-    if branch == "HEAD":
-        _git(tree, "update-ref", "--no-deref", "HEAD", head, sandbox=tree)
-    else:
-        _git(tree, "symbolic-ref", "HEAD", f"refs/heads/{branch}", sandbox=tree)
-    _git(tree, "reset", "-q", "--hard", head, sandbox=tree)
+    target = ["--detach"] if branch == "HEAD" else ["-B", branch]
+    _git(tree, "checkout", "-q", "-f", *target, head, sandbox=tree)
     if clean:
         _git(tree, "clean", "-q", "-ffdx", sandbox=tree)
 
@@ -365,9 +371,14 @@ class Sandboxes:
         """
         if not execution_id or "/" in execution_id or execution_id.startswith("."):
             raise SandboxError(f"invalid execution id {execution_id!r}")
-        self.prepare_project(project_dir)
         project = project_dir.expanduser().resolve()
-        head, branch = _project_state(project)
+        state = _project_head(project) if project.is_dir() else None
+        if state is None:
+            self.prepare_project(project_dir)
+            state = _project_head(project)
+        if state is None:
+            raise SandboxError(f"cannot read the HEAD of project {project}")
+        head, branch = state
         dest = self.root / execution_id
         if dest.exists():
             raise SandboxError(f"sandbox directory {dest} already exists")
@@ -401,12 +412,16 @@ class Sandboxes:
             raise SandboxError(f"cannot create sandbox of {box.project_dir}: {exc}") from exc
 
     def _refresh(self, box: Sandbox) -> bool:
-        """Bring a warm tree (already at ``box.dir``) to the project's HEAD; False if unusable."""
+        """Bring a warm tree (already at ``box.dir``) to the project's HEAD; False if unusable.
+
+        This is a fetch of the project's branch without the fetch: the objects are already there
+        (the object store is shared), so only the tracking ref moves, which ``update-ref`` does in
+        a tenth of the time of a ``git fetch``.
+        """
         try:
             if box.branch != "HEAD":
-                refspec = f"+refs/heads/{box.branch}:refs/remotes/origin/{box.branch}"
-                fetch = ["fetch", "-q", "--no-tags", "--no-write-fetch-head"]
-                _git(box.dir, *fetch, str(box.project_dir), refspec, sandbox=box.dir)
+                tracking = f"refs/remotes/origin/{box.branch}"
+                _git(box.dir, "update-ref", tracking, box.base_commit, sandbox=box.dir)
             _point_at(box.dir, box.base_commit, box.branch, clean=True)
         except SandboxError as exc:
             logger.warning(

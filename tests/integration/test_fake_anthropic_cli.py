@@ -31,7 +31,6 @@ from fakes.anthropic import (
     claude_env,
 )
 
-DEFAULT_CLAUDE_BIN = "/work/main/.tools/node_modules/.bin/claude"
 RUN_TIMEOUT = 120.0
 
 

@@ -79,7 +79,7 @@ def git_identity(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    repo = tmp_path / "project"
+    repo = tmp_path / "my project"  # a space, as in real home directories
     write(repo / "README.md", "hello\n")
     write(repo / "src" / "app.py", "print('v1')\n")
     write(repo / "src" / "util.py", "X = 1\n")
