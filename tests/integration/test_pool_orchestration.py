@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -292,3 +293,60 @@ async def test_acceptance_criteria_get_a_checker_whose_verdict_is_stored(
     )
     assert "export() is covered by a unit test" in checker_prompt
     assert commit.hash in checker_prompt
+
+
+async def test_claude_budget_stop_ends_budget_exceeded(
+    cfg: Settings, store: Store, make_repo: MakeRepo, tmp_path: Path
+) -> None:
+    project = make_repo()
+    expensive = FakeAnthropic(
+        [ToolUse("Bash", {"command": "echo 1 > a.txt"}), ToolUse("Bash", {"command": "echo 2"})],
+        repeat_last=True,
+        input_tokens=100_000,
+        output_tokens=5_000,
+    )
+    with expensive:
+        env = claude_env(expensive.url, tmp_path / "agent-home")
+        task = make_task(project).model_copy(
+            update={"agent": make_task(project).agent.model_copy(update={"max_budget_usd": 0.5})}
+        )
+        async with PoolHarness(cfg, store, env) as h:
+            h.submit(task)
+            [done] = await h.settle([task])
+    [run] = store.executions_of(task.id)
+    assert done.state == TaskState.BUDGET_EXCEEDED
+    assert run.status == TaskState.BUDGET_EXCEEDED
+    assert "Reached maximum budget ($0.5)" in run.error_msg
+    assert run.cost_usd >= 0.5
+    assert run.tokens_in == 100_000  # the whole run, not just its last (empty) reply
+    assert run.commits == ()  # nothing delivered
+    assert Path(run.sandbox_dir).is_dir()
+
+
+async def test_answer_resumes_in_a_fresh_sandbox_when_the_preserved_one_vanished(
+    cfg: Settings, store: Store, fake: FakeAnthropic, agent_env: dict[str, str], make_repo: MakeRepo
+) -> None:
+    project = make_repo()
+    fake.set_script(
+        [
+            ask("Shall I?", []),
+            Text("asked"),
+            ToolUse("Bash", {"command": "echo done > done.txt"}),
+            Text("## Summary\nDid it."),
+        ]
+    )
+    async with PoolHarness(cfg, store, agent_env) as h:
+        [task] = h.submit(make_task(project))
+        [blocked] = await h.settle([task])
+        assert blocked.state == TaskState.BLOCKED
+        preserved = Path(store.executions_of(task.id)[0].sandbox_dir)
+        shutil.rmtree(preserved)
+        h.service.answer(task.id, "yes")
+        [done] = await h.settle([task])
+    first, second = store.executions_of(task.id)
+    assert done.state == TaskState.COMPLETED, second.error_msg
+    assert second.sandbox_dir != first.sandbox_dir
+    # Claude keeps its sessions outside the sandbox, so the same session resumes
+    assert second.session_id == first.session_id
+    assert "Answer: yes" in json.dumps(fake.requests[-1].body["messages"])
+    assert git(project, "show", f"claudomator/{task.id}:done.txt") == "done"

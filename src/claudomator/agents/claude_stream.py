@@ -108,8 +108,19 @@ class ClaudeStream:
 
     @property
     def tokens(self) -> tuple[int, int]:
-        """(input, output) tokens of this invocation; input includes cache reads and writes."""
-        usage = (self.result or {}).get("usage")
+        """(input, output) tokens of this invocation; input includes cache reads and writes.
+
+        2.1.330's ``model_usage_since_last_result`` sums every reply of this run; ``usage``
+        covers only the last reply when a run stops early (budget), so it is the fallback.
+        """
+        result = self.result or {}
+        since = result.get("model_usage_since_last_result")
+        if isinstance(since, dict) and since:
+            models = [m for m in since.values() if isinstance(m, dict)]
+            keys = ("inputTokens", "cacheReadInputTokens", "cacheCreationInputTokens")
+            tokens_in = sum(int(_num(m.get(k))) for m in models for k in keys)
+            return tokens_in, sum(int(_num(m.get("outputTokens"))) for m in models)
+        usage = result.get("usage")
         if not isinstance(usage, dict):
             return 0, 0
         tokens_in = sum(
