@@ -17,6 +17,9 @@ from pathlib import Path
 import pytest
 from agent_harness import hanging_script
 
+from claudomator.config import load_settings
+from claudomator.models import AgentConfig, Task, TaskState
+from claudomator.store import Store
 from conftest import MakeRepo, git
 from fakes.anthropic import ApiError, FakeAnthropic, Text, ToolUse, claude_env
 
@@ -371,3 +374,51 @@ def test_logs_follow_streams_until_the_execution_ends(
     lines = follow.stdout.splitlines()
     assert any("→ Bash: python3 -c" in line for line in lines)
     assert lines[-1].startswith("[done $")
+
+
+def test_list_nests_subtasks_and_shows_open_questions_then_answer_and_retry() -> None:
+    store = Store.open(load_settings().db_path)
+    try:
+        parent = Task(name="parent-task", agent=AgentConfig(instructions="p"))
+        child = Task(
+            name="child-task", agent=AgentConfig(instructions="c"), parent_task_id=parent.id
+        )
+        failed = Task(name="broken-task", agent=AgentConfig(instructions="b"))
+        store.add_tasks([parent, child, failed])
+        store.transition(parent.id, TaskState.RUNNING, "claimed")
+        question = json.dumps({"text": "Which database?", "options": ["sqlite", "postgres"]})
+        store.transition(parent.id, TaskState.BLOCKED, "question", question=question)
+        store.transition(failed.id, TaskState.RUNNING, "claimed")
+        store.transition(failed.id, TaskState.FAILED, "boom")
+    finally:
+        store.close()
+
+    listing = cli("list")
+    assert listing.returncode == 0, listing.stderr
+    lines = listing.stdout.splitlines()
+    parent_line = next(i for i, line in enumerate(lines) if "parent-task" in line)
+    assert "└ child-task" in lines[parent_line + 1]
+    assert "Waiting for an answer" in listing.stdout
+    assert "Which database?" in listing.stdout
+    assert "- postgres" in listing.stdout
+
+    blocked = cli("list", "--state", "BLOCKED").stdout
+    assert "parent-task" in blocked
+    assert "broken-task" not in blocked
+
+    assert cli("answer", failed.id, "x").returncode == 1  # not BLOCKED
+    assert cli("answer", parent.id, "  ").returncode == 2  # empty answer
+    answered = cli("answer", parent.id[:6], "postgres")
+    assert answered.returncode == 0, answered.stderr
+    shown = json.loads(cli("show", "--json", parent.id).stdout)
+    assert shown["task"]["state"] == "QUEUED"
+    assert shown["interactions"] == []  # no interaction row: the question came from outside
+
+    assert cli("retry", parent.id).returncode == 1  # QUEUED: nothing to retry
+    retried = cli("retry", failed.id)
+    assert retried.returncode == 0, retried.stderr
+    assert "QUEUED" in cli("list", "--state", "QUEUED").stdout
+    agents = cli("agents")
+    assert agents.returncode == 0
+    assert "claude" in agents.stdout
+    assert "available" in agents.stdout
