@@ -118,7 +118,12 @@ class Attempt:
         """Resume the previous execution if it asked a question that is now answered."""
         runs = [e for e in self.store.executions_of(self.task.id) if e.id != self.execution.id]
         previous = runs[-1] if runs else None
-        fresh = Plan(protocol.prompt_for(self.task), self.execution.session_id, resume=False)
+        first = (
+            self.task.agent.instructions
+            if getattr(self.runner, "text_only", False)
+            else protocol.prompt_for(self.task)
+        )
+        fresh = Plan(first, self.execution.session_id, resume=False)
         if previous is None or previous.status != TaskState.BLOCKED:
             return fresh
         answered = [

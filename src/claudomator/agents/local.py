@@ -157,6 +157,7 @@ class LocalRunner:
 
     name = "local"
     resume_needs_same_dir = False  # the session lives outside the sandbox
+    text_only = True  # it answers in text: no files, so no protocol preamble
 
     def __init__(self, settings: LocalModelSettings, *, max_retries: int = 2) -> None:
         self.settings = settings
