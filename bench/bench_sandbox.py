@@ -240,7 +240,7 @@ def bench_fresh(repo: Path, work: Path, runs: int) -> tuple[Timing, Timing, Timi
         )
     return (
         Timing("git clone --no-hardlinks (baseline)", tuple(seconds["baseline"])),
-        Timing("  of which object copy (--no-checkout)", tuple(seconds["copy"])),
+        Timing("  of which copying objects", tuple(seconds["copy"])),
         Timing("first sandbox (no warm tree)", tuple(seconds["first"])),
     )
 
