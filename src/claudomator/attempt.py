@@ -233,6 +233,11 @@ class Attempt:
                 self.delivered_to = await asyncio.to_thread(
                     self.sandboxes.deliver, sandbox, task_id=self.task.id, **kwargs
                 )
+                if "rebased" in self.delivered_to:  # the delivered commits have new hashes
+                    commits = await asyncio.to_thread(
+                        self.sandboxes.head_commits, sandbox, len(collected.commits)
+                    )
+                    self.execution = self.execution.model_copy(update={"commits": commits})
                 logger.info(
                     "task %s delivered: %s",
                     self.task.id,

@@ -519,6 +519,15 @@ class Sandboxes:
             )
         return self._deliver_branch(sandbox, task_id)
 
+    def head_commits(self, sandbox: Sandbox, count: int) -> tuple[Commit, ...]:
+        """The last ``count`` commits of the sandbox, oldest first (after a rebase, the hashes
+        that were actually delivered)."""
+        tree = sandbox.dir
+        log = _git(
+            tree, "log", "--reverse", f"-n{count}", "--format=%H %s", "HEAD", sandbox=tree
+        ).stdout
+        return tuple(Commit(hash=line[:40], message=line[41:]) for line in log.splitlines() if line)
+
     def _push(self, box: Sandbox, name: str, url: str) -> str:
         tree = box.dir
         has_remote = _git(tree, "remote", "get-url", DELIVERY_REMOTE, check=False).ok

@@ -390,6 +390,9 @@ def test_push_rebases_on_a_concurrent_upstream_change(
     ]
     assert git(remote, "rev-parse", "main^") == upstream
     assert git(remote, "show", "main:src/app.py") == "print('agent')"
+    [delivered] = sandboxes.head_commits(box, 1)
+    assert delivered.hash == git(remote, "rev-parse", "main")
+    assert delivered.message == "feat: agent"
 
 
 def test_push_conflict_aborts_the_rebase(
