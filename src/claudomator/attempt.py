@@ -12,12 +12,13 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from claudomator import protocol, ratelimit
 from claudomator.agents import Outcome, RunContext, Runner
 from claudomator.checker import checker_task, verdict_from
 from claudomator.config import Settings, estimate_cost
-from claudomator.errors import ClaudomatorError, SandboxError
+from claudomator.errors import ClaudomatorError, InvalidTransition, SandboxError
 from claudomator.models import Execution, Interaction, Task, TaskState, utcnow
 from claudomator.notify import Notifier
 from claudomator.process import tail_file
@@ -28,6 +29,8 @@ from claudomator.summary import read_summary
 logger = logging.getLogger(__name__)
 
 Summarizer = Callable[[str], Awaitable[str]]
+
+MAX_LIMIT_REQUEUES = 20  # rate-limit/quota re-queues in a row before a task is failed
 
 
 @dataclass
@@ -98,7 +101,9 @@ class Attempt:
         if question is not None:
             await self._block(outcome, question, summary)
             return
-        if outcome.status == TaskState.COMPLETED:
+        if outcome.status == TaskState.COMPLETED and self.task.checker_for_task_id:
+            await asyncio.to_thread(self.sandboxes.release, sandbox)  # a checker changes nothing
+        elif outcome.status == TaskState.COMPLETED:
             await self._deliver(sandbox, outcome)
         elif sandbox.dir.exists():
             where = f"sandbox preserved at {sandbox.dir}"
@@ -116,7 +121,11 @@ class Attempt:
 
     def _plan(self) -> Plan:
         """Resume the previous execution if it asked a question that is now answered."""
-        runs = [e for e in self.store.executions_of(self.task.id) if e.id != self.execution.id]
+        runs = [
+            e
+            for e in self.store.executions_of(self.task.id)
+            if e.id != self.execution.id and e.status != TaskState.QUEUED  # skip re-queued ones
+        ]
         previous = runs[-1] if runs else None
         first = (
             self.task.agent.instructions
@@ -196,7 +205,13 @@ class Attempt:
         return outcome
 
     def _record_pid(self, pid: int) -> None:
-        self.execution = self.store.save_execution(self.execution.model_copy(update={"pid": pid}))
+        """Note the agent's pid (best effort: failing here must not orphan the agent)."""
+        try:
+            self.execution = self.store.save_execution(
+                self.execution.model_copy(update={"pid": pid})
+            )
+        except ClaudomatorError:
+            logger.warning("could not record pid %d", pid, extra={"action": "record_pid"})
 
     def _price(self, outcome: Outcome) -> None:
         """Estimate the cost of agents that report none; enforce the budget for them."""
@@ -263,19 +278,23 @@ class Attempt:
         outcome.error_msg = ""
         self._save_execution(outcome, summary)
         self._update_agent_health(outcome)
-        blocked = self.store.transition(
-            self.task.id,
+        blocked = self._move(
             TaskState.BLOCKED,
             f"question: {question.text[:200]}",
             question=question.to_json(),
             summary=summary,
         )
+        if blocked is None:
+            return
         await self.notifier.task_event("task.blocked", blocked, options=list(question.options))
 
     async def _finish(self, outcome: Outcome, summary: str) -> None:
         target = outcome.status
         reason = outcome.error_msg.splitlines()[0] if outcome.error_msg else target.value.lower()
         verdict = ratelimit.classify(outcome, tail_file(self.log_dir / "stderr.log", 4000))
+        if verdict is not None and self._requeues_in_a_row() >= MAX_LIMIT_REQUEUES:
+            reason = f"{reason} (gave up after {MAX_LIMIT_REQUEUES} re-queues for limits)"
+            verdict = None
         if target == TaskState.CANCELLED and self.stop_reason == "shutdown":
             target, reason = TaskState.QUEUED, "orchestrator shutdown; re-queued"
             outcome.error_msg = "interrupted by orchestrator shutdown"
@@ -283,21 +302,56 @@ class Attempt:
             until = self._record_limit(outcome, verdict)
             target = TaskState.QUEUED
             reason = f"{verdict.limit.value} on {self.execution.agent}; re-queued until {until}"
+        if target == TaskState.QUEUED and self.store.get_task(self.task.id).cancel_requested:
+            target, reason = TaskState.CANCELLED, "cancelled by user"
+        if target == TaskState.QUEUED:
+            outcome.status = TaskState.QUEUED  # this execution ended in a re-queue
         self._save_execution(outcome, summary)
         if verdict is None:
             self._update_agent_health(outcome)
-        task = self.store.transition(self.task.id, target, reason, summary=summary)
-        if target.is_terminal:
+        if target == TaskState.COMPLETED and self.task.acceptance_criteria:
+            self._queue_checker()
+        task = self._move(target, reason, summary=summary)
+        if task is not None and target.is_terminal:
             await self.notifier.task_event(f"task.{target.value.lower()}", task)
             await self._acceptance(task, outcome)
 
+    def _move(self, target: TaskState, reason: str, **fields: Any) -> Task | None:
+        """RUNNING -> ``target``; None (logged) if someone else moved the task meanwhile."""
+        try:
+            return self.store.transition(
+                self.task.id, target, reason, expected=TaskState.RUNNING, **fields
+            )
+        except InvalidTransition as exc:
+            logger.warning(
+                "task %s left RUNNING elsewhere; outcome %s not applied (%s)",
+                self.task.id,
+                target.value,
+                exc,
+                extra={"action": "finish"},
+            )
+            return None
+
+    def _requeues_in_a_row(self) -> int:
+        count = 0
+        for execution in reversed(self.store.executions_of(self.task.id)):
+            if execution.id == self.execution.id:
+                continue
+            if execution.status != TaskState.QUEUED:
+                break
+            count += 1
+        return count
+
+    def _queue_checker(self) -> None:
+        """Queue the checker of a task with acceptance criteria (before it shows COMPLETED)."""
+        if self.task.checker_for_task_id:
+            return
+        delivered = self.delivered_to or "no new commits"
+        [check] = self.store.add_tasks([checker_task(self.task, self.execution, delivered)])
+        logger.info("task %s: checker %s queued", self.task.id, check.id, extra={"action": "check"})
+
     async def _acceptance(self, task: Task, outcome: Outcome) -> None:
-        """Queue the checker of a completed task; record a finished checker's verdict."""
-        wants_check = task.acceptance_criteria and not task.checker_for_task_id
-        if task.state == TaskState.COMPLETED and wants_check:
-            delivered = self.delivered_to or "no new commits"
-            [check] = self.store.add_tasks([checker_task(task, self.execution, delivered)])
-            logger.info("task %s: checker %s queued", task.id, check.id, extra={"action": "check"})
+        """A finished checker records its verdict on the task it checked."""
         if not task.checker_for_task_id:
             return
         if task.state == TaskState.COMPLETED:
@@ -350,8 +404,8 @@ class Attempt:
         return until.strftime("%H:%M:%S UTC")
 
     def _update_agent_health(self, outcome: Outcome) -> None:
-        if outcome.status == TaskState.CANCELLED:
-            return
+        if outcome.status in (TaskState.CANCELLED, TaskState.QUEUED):
+            return  # stopped by us: says nothing about the agent
         now = utcnow()
         status = self.store.agent_status(self.execution.agent)
         if outcome.status in (TaskState.FAILED, TaskState.TIMED_OUT):

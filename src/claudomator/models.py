@@ -61,7 +61,9 @@ TERMINAL_STATES = frozenset(
     }
 )
 
-_RETRYABLE = (TaskState.FAILED, TaskState.TIMED_OUT, TaskState.BUDGET_EXCEEDED, TaskState.CANCELLED)
+RETRYABLE_STATES = frozenset(
+    {TaskState.FAILED, TaskState.TIMED_OUT, TaskState.BUDGET_EXCEEDED, TaskState.CANCELLED}
+)
 
 TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
     TaskState.PENDING: frozenset({TaskState.QUEUED, TaskState.CANCELLED}),
@@ -83,7 +85,7 @@ TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
     TaskState.READY: frozenset({TaskState.COMPLETED, TaskState.QUEUED, TaskState.CANCELLED}),
     TaskState.BLOCKED: frozenset({TaskState.QUEUED, TaskState.CANCELLED}),
     TaskState.COMPLETED: frozenset(),
-    **{state: frozenset({TaskState.QUEUED}) for state in _RETRYABLE},
+    **{state: frozenset({TaskState.QUEUED}) for state in RETRYABLE_STATES},
 }
 
 

@@ -18,8 +18,10 @@ import contextlib
 import logging
 import os
 import socket
+import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from claudomator.agents import DEFAULT_AGENT, Runner
 from claudomator.attempt import Attempt, Summarizer
@@ -28,7 +30,7 @@ from claudomator.config import Settings
 from claudomator.errors import ClaudomatorError, InvalidTransition, NotFound
 from claudomator.models import AgentStatus, Execution, Task, TaskState, new_id, utcnow
 from claudomator.notify import Notifier
-from claudomator.process import group_alive, kill_group_sync, kill_marked_sync
+from claudomator.process import kill_marked_sync
 from claudomator.sandbox import Sandboxes
 from claudomator.store import Store
 
@@ -39,19 +41,42 @@ _FAILED_DEPENDENCY = frozenset(
 )
 
 
-def worker_identity() -> str:
-    """``<host>:<pid>`` of this orchestrator process."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _pid_alive(pid: int) -> bool:
+def _start_ticks(pid: int) -> str | None:
+    """A process's start time (clock ticks since boot), or None if it does not exist."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return None
+    return stat[stat.rfind(")") + 2 :].split()[19]
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()[:8]
+    except OSError:
+        return "noboot"
+
+
+def worker_identity() -> str:
+    """``<host>:<pid>:<boot>-<start>`` of this orchestrator process.
+
+    The boot id and start time make the identity unique even when pids are reused (after a
+    reboot or a container restart the same pid can belong to someone else).
+    """
+    pid = os.getpid()
+    return f"{socket.gethostname()}:{pid}:{_boot_id()}-{_start_ticks(pid) or 0}"
+
+
+def owner_alive(worker_id: str) -> bool | None:
+    """Whether the orchestrator named ``worker_id`` still runs; None if not ours to judge."""
+    host, _, rest = worker_id.partition(":")
+    pid_text, _, stamp = rest.partition(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return None  # another machine's work (or an unknown format)
+    boot, _, start = stamp.partition("-")
+    if boot != _boot_id():
+        return False  # it ran before the last boot
+    return _start_ticks(int(pid_text)) == start
 
 
 @dataclass
@@ -64,6 +89,8 @@ class _Running:
 
 class Pool:
     """Runs queued tasks, at most ``max_concurrent`` at once (and per-agent limits)."""
+
+    RECONCILE_EVERY = 60.0  # seconds: also catch orchestrators that die while we run
 
     def __init__(
         self,
@@ -96,6 +123,7 @@ class Pool:
         self.summarizer = summarizer
         self.notifier = notifier or Notifier(settings.webhook_url, settings.webhook_secret)
         self._running: dict[str, _Running] = {}
+        self._choices: dict[str, Choice] = {}  # classifier answers, asked once per task
         self._wake = asyncio.Event()
         self._closing = False
         self._loop_task: asyncio.Task[None] | None = None
@@ -125,7 +153,7 @@ class Pool:
         self._wake.set()
         if self._loop_task is not None:
             self._loop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._loop_task
         for running in self._running.values():
             running.attempt.stop_reason = "shutdown" if requeue else "cancel"
@@ -136,29 +164,27 @@ class Pool:
             await asyncio.gather(*jobs, return_exceptions=True)
 
     def reconcile(self) -> int:
-        """Re-queue tasks whose execution belongs to an orchestrator process that is gone."""
-        host = socket.gethostname()
+        """Recover tasks whose execution belongs to an orchestrator process that is gone.
+
+        Every process of such an execution (found by its environment mark, so detached ones
+        too) is killed; the execution is closed only if it is still RUNNING, and its task is
+        moved only if that execution is still the task's latest, so two orchestrators
+        reconciling at once never re-queue a live claim.
+        """
         count = 0
+        target = TaskState.QUEUED if self.settings.on_restart == "requeue" else TaskState.FAILED
+        reason = "orchestrator restarted"
         for execution in self.store.running_executions():
-            owner_host, _, owner_pid = execution.worker_id.rpartition(":")
-            if owner_host != host or not owner_pid.isdigit():
-                continue  # another machine's work (or unknown): not ours to judge
-            if int(owner_pid) == os.getpid() or _pid_alive(int(owner_pid)):
+            if owner_alive(execution.worker_id) is not False:
                 continue
-            if execution.pid is not None and group_alive(execution.pid):
-                kill_group_sync(execution.pid, self.settings.kill_grace_seconds)
             kill_marked_sync(execution.id, self.settings.kill_grace_seconds)
-            reason = "orchestrator restarted"
-            target = TaskState.QUEUED if self.settings.on_restart == "requeue" else TaskState.FAILED
-            self.store.save_execution(
-                execution.model_copy(
-                    update={
-                        "status": TaskState.FAILED,
-                        "end_time": utcnow(),
-                        "error_msg": f"{reason}: the orchestrator running it died",
-                    }
-                )
-            )
+            error = f"{reason}: the orchestrator running it died"
+            status = TaskState.QUEUED if target == TaskState.QUEUED else TaskState.FAILED
+            if not self.store.close_running_execution(execution.id, status, error):
+                continue
+            latest = self.store.latest_executions([execution.task_id]).get(execution.task_id)
+            if latest is None or latest.id != execution.id:
+                continue
             with contextlib.suppress(InvalidTransition, NotFound):
                 self.store.transition(execution.task_id, target, reason, expected=TaskState.RUNNING)
                 count += 1
@@ -171,11 +197,15 @@ class Pool:
     # -- claiming ----------------------------------------------------------------------------
 
     async def _loop(self) -> None:
+        last_reconcile = time.monotonic()
         while not self._closing:
             try:
                 self._watch_cancels()
                 await self._claim_all()
-            except ClaudomatorError:
+                if time.monotonic() - last_reconcile > self.RECONCILE_EVERY:
+                    last_reconcile = time.monotonic()
+                    await asyncio.to_thread(self.reconcile)
+            except Exception:  # the loop must outlive any one bad iteration
                 logger.exception("pool iteration failed", extra={"action": "pool_loop"})
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
@@ -202,24 +232,42 @@ class Pool:
         return blocked
 
     async def _choose(self, task: Task, blocked: dict[str, str]) -> Choice | None:
-        """The agent for ``task``, or None if it must wait (its pinned agent is blocked)."""
+        """The agent for ``task``, or None if it must wait (its agent is blocked or busy)."""
         pinned = task.agent.type
         if pinned and pinned in self.runners:
             return Choice(pinned) if pinned not in blocked else None
-        available = [n for n in self.runners if n in self.usable and n not in blocked]
+        resuming = self._resuming_agent(task)
+        if resuming is not None:  # an answered question resumes with the agent that asked it
+            return (
+                Choice(resuming, reason="resumes its session") if resuming not in blocked else None
+            )
+        cached = self._choices.get(task.id)
+        if cached is not None and cached.agent not in blocked:
+            return cached
+        available = [
+            n for n in self.runners if n in self.usable and n not in blocked and self._has_slot(n)
+        ]
         if not available:
             return None
         counts = {name: self._count(name) for name in self.runners}
+        choice: Choice | None = None
         if self.chooser is not None:
             choice = await self.chooser(task, available, counts, blocked)
-            if choice.agent in available:
-                return choice
-        if DEFAULT_AGENT in available and counts.get(DEFAULT_AGENT, 0) == min(
-            counts[a] for a in available
-        ):
-            return Choice(DEFAULT_AGENT, reason="default agent")
-        least = min(available, key=lambda a: counts[a])
-        return Choice(least, reason="least-loaded available agent")
+            if choice.agent not in available:
+                choice = None
+        if choice is None:
+            least = min(available, key=lambda a: (counts[a], a != DEFAULT_AGENT))
+            choice = Choice(least, reason="least-loaded available agent")
+        self._choices[task.id] = choice
+        return choice
+
+    def _resuming_agent(self, task: Task) -> str | None:
+        """The agent of the task's last real execution if it ended BLOCKED (now answered)."""
+        for execution in reversed(self.store.executions_of(task.id)):
+            if execution.status == TaskState.QUEUED:
+                continue  # ended in a re-queue: look further back
+            return execution.agent if execution.status == TaskState.BLOCKED else None
+        return None
 
     async def _claim_all(self) -> None:
         if len(self._running) >= self.max_concurrent:
@@ -259,6 +307,7 @@ class Pool:
             )
         except InvalidTransition:
             return  # another process claimed or cancelled it first
+        self._choices.pop(task.id, None)
         attempt = Attempt(
             settings=self.settings,
             store=self.store,
@@ -334,7 +383,12 @@ class Pool:
                         }
                     )
                 )
-                self.store.transition(running.task.id, TaskState.FAILED, f"internal error: {exc}")
+                self.store.transition(
+                    running.task.id,
+                    TaskState.FAILED,
+                    f"internal error: {exc}",
+                    expected=TaskState.RUNNING,
+                )
         finally:
             self._running.pop(running.task.id, None)
             self._wake.set()

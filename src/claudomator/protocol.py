@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,10 +35,8 @@ delivered to the project.
   in this same sandbox, with the answer.
 - Before you exit, write a short plain-text summary of what you did to the file named by
   $CLAUDOMATOR_SUMMARY_FILE (or end your final message with a "## Summary" section).
-- To split the work, create subtasks: POST JSON {{"name": ..., "agent": {{"instructions": ...}},
-  "parent_task_id": "$CLAUDOMATOR_TASK_ID"}} to $CLAUDOMATOR_API_URL/api/tasks.
-- Your task id is $CLAUDOMATOR_TASK_ID; the user's project is $CLAUDOMATOR_PROJECT_DIR (read
-  only: work in your sandbox).
+- Your task id is $CLAUDOMATOR_TASK_ID and the Claudomator API is at $CLAUDOMATOR_API_URL; the
+  user's project is $CLAUDOMATOR_PROJECT_DIR (read only: work in your sandbox).
 
 ## Task
 
@@ -88,6 +88,28 @@ def agent_env(
     return env
 
 
+MAX_AGENT_FILE = 64 * 1024
+
+
+def read_agent_file(path: Path, limit: int = MAX_AGENT_FILE) -> str | None:
+    """Text an agent left in ``path``: a regular file only (no symlink, FIFO or device), at
+    most ``limit`` bytes; None if there is no such file."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            logger.warning("ignoring %s: not a regular file", path, extra={"action": "agent_file"})
+            return None
+        data = os.read(fd, limit)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return data.decode("utf-8", errors="replace")
+
+
 def question_file(log_dir: Path) -> Path:
     return log_dir / "question.json"
 
@@ -121,10 +143,7 @@ def looks_like_report(question: Question) -> bool:
 def read_question(log_dir: Path) -> Question | None:
     """The question the agent wrote, if any. Plain text is accepted as the question itself."""
     path = question_file(log_dir)
-    try:
-        raw = path.read_text(encoding="utf-8", errors="replace").strip()
-    except OSError:
-        return None
+    raw = (read_agent_file(path) or "").strip()
     if not raw:
         return None
     try:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from claudomator.config import Settings
 from claudomator.errors import InvalidTransition, NotFound, ValidationError
 from claudomator.models import (
+    RETRYABLE_STATES,
     AgentStatus,
     Execution,
     Interaction,
@@ -69,18 +70,21 @@ class Service:
 
     def cancel(self, task_id: str) -> Task:
         """Cancel a task: at once if it is not running, else ask its pool to stop the agent."""
-        task = self.get(task_id)
-        if task.state == TaskState.RUNNING:
-            self.store.update_task(task.id, cancel_requested=True)
-            return task.model_copy(update={"cancel_requested": True})
-        if task.state.is_terminal:
-            raise InvalidTransition(task.id, task.state.value, TaskState.CANCELLED.value)
-        try:
-            return self.store.transition(
-                task.id, TaskState.CANCELLED, "cancelled by user", expected=task.state
-            )
-        except InvalidTransition:
-            return self.cancel(task.id)  # it changed state meanwhile (e.g. was claimed)
+        for _ in range(5):
+            task = self.get(task_id)
+            if task.state == TaskState.RUNNING:
+                if self.store.request_cancel(task.id):
+                    return task.model_copy(update={"cancel_requested": True})
+                continue  # it just left RUNNING: look again
+            if task.state.is_terminal:
+                raise InvalidTransition(task.id, task.state.value, TaskState.CANCELLED.value)
+            try:
+                return self.store.transition(
+                    task.id, TaskState.CANCELLED, "cancelled by user", expected=task.state
+                )
+            except InvalidTransition:
+                continue  # it changed state meanwhile (e.g. was claimed)
+        raise InvalidTransition(task_id, "changing", TaskState.CANCELLED.value)
 
     def answer(self, ident: str, text: str) -> Task:
         """Answer a BLOCKED task's question; it is re-queued and its agent session resumes."""
@@ -89,12 +93,13 @@ class Service:
         task = self.get(ident)
         if task.state != TaskState.BLOCKED:
             raise InvalidTransition(task.id, task.state.value, TaskState.QUEUED.value)
-        pending = [i for i in self.store.interactions_of(task.id) if i.answered_at is None]
-        if pending and pending[-1].id is not None:
-            self.store.answer_interaction(pending[-1].id, text.strip())
+        # the state change decides which of two racing answers wins; then it is recorded
         queued = self.store.transition(
             task.id, TaskState.QUEUED, "answered; resuming", expected=TaskState.BLOCKED, question=""
         )
+        pending = [i for i in self.store.interactions_of(task.id) if i.answered_at is None]
+        if pending and pending[-1].id is not None:
+            self.store.answer_interaction(pending[-1].id, text.strip())
         if self.on_submit is not None:
             self.on_submit()
         return queued
@@ -102,8 +107,16 @@ class Service:
     def retry(self, ident: str) -> Task:
         """Run a FAILED, TIMED_OUT, BUDGET_EXCEEDED or CANCELLED task again (a fresh attempt)."""
         task = self.get(ident)
+        if task.state not in RETRYABLE_STATES:
+            raise InvalidTransition(task.id, task.state.value, TaskState.QUEUED.value)
         queued = self.store.transition(
-            task.id, TaskState.QUEUED, "retry requested", summary="", check_verdict=""
+            task.id,
+            TaskState.QUEUED,
+            "retry requested",
+            expected=task.state,
+            summary="",
+            check_verdict="",
+            check_report="",
         )
         if self.on_submit is not None:
             self.on_submit()

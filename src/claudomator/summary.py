@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from claudomator.protocol import read_agent_file
+
 _HEADING = re.compile(r"^#{1,6}\s*Summary\s*:?\s*$", re.IGNORECASE | re.MULTILINE)
 _MAX = 8000
 
@@ -19,8 +21,5 @@ def from_text(text: str) -> str:
 
 def read_summary(summary_file: Path, agent_text: str) -> str:
     """Summary precedence: the summary file if the agent wrote one, else the agent's text."""
-    try:
-        written = summary_file.read_text(encoding="utf-8", errors="replace").strip()
-    except OSError:
-        written = ""
+    written = (read_agent_file(summary_file) or "").strip()
     return written[:_MAX] if written else from_text(agent_text)

@@ -37,6 +37,7 @@ _TASK_KEYS = {
     "acceptance_criteria",
 }
 _AGENT_KEYS = set(AgentConfig.model_fields)
+AGENT_TYPES = ("claude", "gemini", "local")
 
 
 class _TaskSpec(BaseModel):
@@ -129,6 +130,12 @@ def parse_tasks(document: object, *, source: str, base_dir: Path) -> list[Task]:
                 problems.extend(_check_project(project_dir, label, source, base_dir))
             continue
         problems.extend(_check_project(spec.agent.project_dir, label, source, base_dir))
+        if spec.agent.type and spec.agent.type not in AGENT_TYPES:
+            message = (
+                f"unknown agent type {spec.agent.type!r}; use one of {', '.join(AGENT_TYPES)} "
+                "(or leave it empty to let Claudomator choose)"
+            )
+            problems.append(Problem(source, label, "agent.type", message))
         if not spec.agent.instructions.strip():
             problems.append(Problem(source, label, "agent.instructions", "must not be empty"))
         specs.append((label, spec))

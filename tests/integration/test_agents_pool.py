@@ -224,7 +224,7 @@ async def test_gemini_daily_quota_fails_an_unpinned_task_over_to_claude(
     assert done.state == TaskState.COMPLETED, runs[-1].error_msg
     assert done.summary == "Wrote x.txt on Claude."
     assert [r.agent for r in runs] == ["gemini", "claude"]
-    assert [r.status for r in runs] == [TaskState.FAILED, TaskState.COMPLETED]
+    assert [r.status for r in runs] == [TaskState.QUEUED, TaskState.COMPLETED]  # re-queued
     assert runs[0].model == PRO
     assert runs[1].model != PRO  # the chooser's gemini model is not forced on claude
     assert "exhausted your daily quota" in runs[0].error_msg

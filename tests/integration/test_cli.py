@@ -273,7 +273,14 @@ def test_stopping_a_running_task_from_outside(
     fake.set_script(hanging_script(pidfile))
     tasks = write(
         tmp_path / "tasks.yaml",
-        f"name: forever\nagent: {{instructions: x, project_dir: {project}}}\n",
+        f"""
+tasks:
+  - name: forever
+    agent: {{instructions: x, project_dir: {project}}}
+  - name: after
+    depends_on: [forever]
+    agent: {{instructions: y, project_dir: {project}}}
+""",
     )
     run = subprocess.Popen(
         [CLAUDOMATOR, "run", str(tasks)],
@@ -301,6 +308,9 @@ def test_stopping_a_running_task_from_outside(
             run.communicate()
     assert run.returncode == 1, out + err
     assert wait_for_state("forever", final, agent_env, timeout=1)
+    # Ctrl-C cancels the waiting tasks too; a cancel or SIGTERM leaves them to run later
+    waiting = "CANCELLED" if how == "SIGINT" else ("FAILED" if how == "cancel" else "QUEUED")
+    assert wait_for_state("after", waiting, agent_env, timeout=5)
     with pytest.raises(ProcessLookupError):
         os.kill(child, 0)
 
@@ -422,3 +432,11 @@ def test_list_nests_subtasks_and_shows_open_questions_then_answer_and_retry() ->
     assert agents.returncode == 0
     assert "claude" in agents.stdout
     assert "available" in agents.stdout
+
+
+def test_unknown_agent_type_is_named_and_labels_print_verbatim(tmp_path: Path) -> None:
+    # a task named "x" makes the label ":x:", which a terminal library could turn into an emoji
+    tasks = write(tmp_path / "t.yaml", "name: x\nagent: {type: lokal, instructions: hi}\n")
+    done = cli("run", str(tasks))
+    assert done.returncode == 2
+    assert f"{tasks}:x:agent.type: unknown agent type 'lokal'" in done.stderr

@@ -18,7 +18,8 @@ from agent_harness import PoolHarness, hanging_script, make_task, pid_alive, wai
 
 from claudomator.config import Settings
 from claudomator.models import Execution, TaskState
-from claudomator.pool import Pool
+from claudomator.pool import Pool, worker_identity
+from claudomator.process import MARK_VARIABLE
 from claudomator.store import Store
 from conftest import MakeRepo, git
 from fakes.anthropic import ApiError, FakeAnthropic, Text, ToolUse, claude_env
@@ -234,28 +235,45 @@ def test_reconcile_recovers_work_of_a_dead_orchestrator_and_kills_its_agent(
 ) -> None:
     project = make_repo()
     [task] = store.add_tasks([make_task(project)])
-    store.transition(task.id, TaskState.RUNNING, "claimed")
-    orphan = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    execution = Execution(task_id=task.id, agent="claude")
+    marked = {**os.environ, MARK_VARIABLE: execution.id}
+    # the agent, and a child it detached into its own session: both carry the mark
+    orphan = subprocess.Popen(["sleep", "300"], start_new_session=True, env=marked)
+    detached = subprocess.Popen(["sleep", "301"], start_new_session=True, env=marked)
+    bystander = subprocess.Popen(["sleep", "302"], start_new_session=True)
     dead = subprocess.Popen(["true"])
     dead.wait()
     try:
-        store.add_execution(
-            Execution(
-                task_id=task.id,
-                agent="claude",
-                worker_id=f"{socket.gethostname()}:{dead.pid}",
-                pid=orphan.pid,
-            )
+        store.transition(
+            task.id,
+            TaskState.RUNNING,
+            "claimed",
+            execution=execution.model_copy(
+                update={"worker_id": f"{socket.gethostname()}:{dead.pid}:x-1", "pid": orphan.pid}
+            ),
+        )
+        # a live orchestrator's execution is left alone
+        [live_task] = store.add_tasks([make_task(project, name="live")])
+        store.transition(
+            live_task.id,
+            TaskState.RUNNING,
+            "claimed",
+            execution=Execution(task_id=live_task.id, worker_id=worker_identity()),
         )
         pool = Pool(harness_settings.model_copy(update={"on_restart": policy}), store, {})
         assert pool.reconcile() == 1
         orphan.wait(timeout=5)
+        detached.wait(timeout=5)
+        assert bystander.poll() is None  # not marked: not ours to kill
+        assert pool.reconcile() == 0  # idempotent
     finally:
-        if orphan.poll() is None:
-            os.killpg(orphan.pid, signal.SIGKILL)
-            orphan.wait()
+        for proc in (orphan, detached, bystander):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
     assert store.get_task(task.id).state == TaskState(final)
     assert store.events(task.id)[-1].reason == "orchestrator restarted"
-    [execution] = store.executions_of(task.id)
-    assert execution.status == TaskState.FAILED
-    assert "orchestrator restarted" in execution.error_msg
+    [closed] = store.executions_of(task.id)
+    assert closed.status == (TaskState.QUEUED if policy == "requeue" else TaskState.FAILED)
+    assert "orchestrator restarted" in closed.error_msg
+    assert store.get_task(live_task.id).state == TaskState.RUNNING

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import socket
 from pathlib import Path
 
@@ -436,3 +437,19 @@ def test_config_prices_add_to_the_defaults(tmp_path: Path) -> None:
 
 def test_no_prices_in_config_gives_the_defaults() -> None:
     assert load_settings().prices == DEFAULT_PRICES
+
+
+def test_agent_files_are_read_safely(tmp_path: Path) -> None:
+    from claudomator.protocol import MAX_AGENT_FILE, read_agent_file
+
+    regular = tmp_path / "summary.txt"
+    regular.write_text("x" * (MAX_AGENT_FILE + 100))
+    assert read_agent_file(regular) == "x" * MAX_AGENT_FILE  # capped
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    assert read_agent_file(fifo) is None  # would block forever if opened for a read
+    link = tmp_path / "link"
+    link.symlink_to(regular)
+    assert read_agent_file(link) is None  # an agent must not make us read elsewhere
+    assert read_agent_file(tmp_path / "missing") is None
+    assert read_agent_file(tmp_path) is None  # a directory

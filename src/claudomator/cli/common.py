@@ -72,7 +72,7 @@ state = CliState()
 
 
 def make_console(stderr: bool = False) -> Console:
-    return Console(stderr=stderr, highlight=False)
+    return Console(stderr=stderr, highlight=False, emoji=False)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

@@ -30,6 +30,7 @@ from claudomator.config import (
     Settings,
 )
 from claudomator.errors import (
+    ClaudomatorError,
     TaskFileError,
     ValidationError,
 )
@@ -133,6 +134,11 @@ async def _run_until_settled(
                         await asyncio.wait_for(interrupted.wait(), 0.5)
             if interrupted.is_set():
                 console.print("[yellow]Interrupted: stopping agents…[/]")
+                if not runtime.requeue_on_exit:  # Ctrl-C: the waiting tasks are cancelled too
+                    for task in service.family(ids):
+                        if task.state in (TaskState.QUEUED, TaskState.PENDING):
+                            with contextlib.suppress(ClaudomatorError):
+                                service.cancel(task.id)
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)

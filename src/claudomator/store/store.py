@@ -159,6 +159,14 @@ class Store:
         self._engine.dispose()
 
     @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        try:
+            with self._engine.connect() as conn:
+                yield conn
+        except sa.exc.OperationalError as exc:
+            raise StoreError(f"database error: {exc.orig}") from exc
+
+    @contextmanager
     def _tx(self) -> Iterator[Connection]:
         try:
             with self._engine.begin() as conn:
@@ -188,7 +196,7 @@ class Store:
         return stored
 
     def get_task(self, task_id: str) -> Task:
-        with self._engine.connect() as conn:
+        with self._read() as conn:
             row = conn.execute(sa.select(tasks).where(tasks.c.id == task_id)).mappings().first()
         if row is None:
             raise NotFound("task", task_id)
@@ -197,7 +205,7 @@ class Store:
     def find_tasks(self, prefix: str) -> list[Task]:
         """Tasks whose id starts with ``prefix`` (for short ids typed by people)."""
         query = sa.select(tasks).where(tasks.c.id.startswith(prefix, autoescape=True)).limit(2)
-        with self._engine.connect() as conn:
+        with self._read() as conn:
             return [_task_from(r) for r in conn.execute(query).mappings()]
 
     def list_tasks(
@@ -215,7 +223,7 @@ class Store:
             query = query.where(tasks.c.id.in_(list(ids)))
         if limit is not None:
             query = query.limit(limit)
-        with self._engine.connect() as conn:
+        with self._read() as conn:
             return [_task_from(r) for r in conn.execute(query).mappings()]
 
     def children_of(self, task_ids: Iterable[str]) -> list[Task]:
@@ -228,7 +236,7 @@ class Store:
             .where(sa.or_(tasks.c.parent_task_id.in_(ids), tasks.c.checker_for_task_id.in_(ids)))
             .order_by(tasks.c.created_at)
         )
-        with self._engine.connect() as conn:
+        with self._read() as conn:
             return [_task_from(r) for r in conn.execute(query).mappings()]
 
     def queued_tasks(self) -> list[Task]:
@@ -238,7 +246,7 @@ class Store:
             .where(tasks.c.state == TaskState.QUEUED.value)
             .order_by(tasks.c.priority_rank.desc(), tasks.c.created_at, tasks.c.id)
         )
-        with self._engine.connect() as conn:
+        with self._read() as conn:
             return [_task_from(r) for r in conn.execute(query).mappings()]
 
     def states_of(self, task_ids: Iterable[str]) -> dict[str, TaskState]:
@@ -246,12 +254,12 @@ class Store:
         if not ids:
             return {}
         query = sa.select(tasks.c.id, tasks.c.state).where(tasks.c.id.in_(ids))
-        with self._engine.connect() as conn:
+        with self._read() as conn:
             return {r.id: TaskState(r.state) for r in conn.execute(query)}
 
     def count_by_state(self) -> dict[TaskState, int]:
         query = sa.select(tasks.c.state, sa.func.count()).group_by(tasks.c.state)
-        with self._engine.connect() as conn:
+        with self._read() as conn:
             return {TaskState(state): int(n) for state, n in conn.execute(query)}
 
     def transition(
@@ -318,13 +326,23 @@ class Store:
         if count == 0:
             raise NotFound("task", task_id)
 
+    def request_cancel(self, task_id: str) -> bool:
+        """Flag a RUNNING task for its pool to stop; False if it is no longer RUNNING."""
+        with self._tx() as conn:
+            count = conn.execute(
+                tasks.update()
+                .where(tasks.c.id == task_id, tasks.c.state == TaskState.RUNNING.value)
+                .values(cancel_requested=True, updated_at=utcnow())
+            ).rowcount
+        return count == 1
+
     def events(self, task_id: str) -> list[TaskEvent]:
         query = (
             sa.select(task_events)
             .where(task_events.c.task_id == task_id)
             .order_by(task_events.c.id)
         )
-        with self._engine.connect() as conn:
+        with self._read() as conn:
             return [
                 TaskEvent(
                     id=r["id"],
@@ -377,7 +395,7 @@ class Store:
 
     def get_execution(self, execution_id: str) -> Execution:
         query = sa.select(executions).where(executions.c.id == execution_id)
-        with self._engine.connect() as conn:
+        with self._read() as conn:
             row = conn.execute(query).mappings().first()
         if row is None:
             raise NotFound("execution", execution_id)
@@ -390,7 +408,7 @@ class Store:
             .where(executions.c.task_id == task_id)
             .order_by(executions.c.start_time, executions.c.id)
         )
-        with self._engine.connect() as conn:
+        with self._read() as conn:
             return [_execution_from(r) for r in conn.execute(query).mappings()]
 
     def latest_executions(self, task_ids: Iterable[str]) -> dict[str, Execution]:
@@ -403,12 +421,25 @@ class Store:
             .where(executions.c.task_id.in_(ids))
             .order_by(executions.c.start_time, executions.c.id)
         )
-        with self._engine.connect() as conn:
+        with self._read() as conn:
             return {r["task_id"]: _execution_from(r) for r in conn.execute(query).mappings()}
+
+    def close_running_execution(self, execution_id: str, status: TaskState, error: str) -> bool:
+        """End an execution that is still RUNNING (False if someone already ended it)."""
+        with self._tx() as conn:
+            count = conn.execute(
+                executions.update()
+                .where(
+                    executions.c.id == execution_id,
+                    executions.c.status == TaskState.RUNNING.value,
+                )
+                .values(status=status.value, end_time=utcnow(), error_msg=error)
+            ).rowcount
+        return count == 1
 
     def running_executions(self) -> list[Execution]:
         query = sa.select(executions).where(executions.c.status == TaskState.RUNNING.value)
-        with self._engine.connect() as conn:
+        with self._read() as conn:
             return [_execution_from(r) for r in conn.execute(query).mappings()]
 
     # -- questions and answers ---------------------------------------------------------------
@@ -427,24 +458,26 @@ class Store:
             .where(interactions.c.task_id == task_id)
             .order_by(interactions.c.id)
         )
-        with self._engine.connect() as conn:
+        with self._read() as conn:
             return [
                 Interaction.model_validate({**r, "options": tuple(r["options"])})
                 for r in conn.execute(query).mappings()
             ]
 
-    def answer_interaction(self, interaction_id: int, answer: str) -> None:
+    def answer_interaction(self, interaction_id: int, answer: str) -> bool:
+        """Record the answer unless the question was already answered."""
         with self._tx() as conn:
-            conn.execute(
+            count = conn.execute(
                 interactions.update()
-                .where(interactions.c.id == interaction_id)
+                .where(interactions.c.id == interaction_id, interactions.c.answered_at.is_(None))
                 .values(answer=answer, answered_at=utcnow())
-            )
+            ).rowcount
+        return count == 1
 
     # -- agent health ------------------------------------------------------------------------
 
     def agent_statuses(self) -> dict[str, AgentStatus]:
-        with self._engine.connect() as conn:
+        with self._read() as conn:
             return {
                 r["agent"]: AgentStatus.model_validate(dict(r))
                 for r in conn.execute(sa.select(agent_status)).mappings()
@@ -452,7 +485,7 @@ class Store:
 
     def agent_status(self, agent: str) -> AgentStatus:
         query = sa.select(agent_status).where(agent_status.c.agent == agent)
-        with self._engine.connect() as conn:
+        with self._read() as conn:
             row = conn.execute(query).mappings().first()
         return AgentStatus.model_validate(dict(row)) if row else AgentStatus(agent=agent)
 
