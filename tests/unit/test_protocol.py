@@ -69,11 +69,9 @@ def test_preamble_starts_with_the_heading_and_names_every_variable() -> None:
     for name in PROTOCOL_VARIABLES:
         assert f"${name}" in prompt, name
     assert prompt.endswith("\n## Task\n\nFix the login bug")
-    # how to ask, how to report, how to split
+    # how to ask, how to report
     assert '{"text": "your question", "options": ["choice A", "choice B"]}' in prompt
     assert "## Summary" in prompt
-    assert "/api/tasks" in prompt
-    assert "parent_task_id" in prompt
 
 
 def test_with_preamble_keeps_the_instructions_verbatim() -> None:
