@@ -78,7 +78,11 @@ def classify(outcome: Outcome, stderr_tail: str = "") -> Verdict | None:
         reset = _RESET_HOURS.search(text)
         return Verdict(Limit.QUOTA, float(reset.group(1)) * 3600 if reset else None)
     if outcome.api_error_status in _RATE_STATUSES or _RATE.search(text):
-        return Verdict(Limit.RATE, retry_after_in(text))
+        hint = outcome.details.get("retry_after")
+        told = retry_after_in(text)
+        if told is None and isinstance(hint, int | float):
+            told = float(hint)
+        return Verdict(Limit.RATE, told)
     return None
 
 

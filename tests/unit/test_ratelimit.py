@@ -367,3 +367,21 @@ def test_blocked_until() -> None:
     assert expired.blocked_until(NOW) is None
     mixed = AgentStatus(agent="a", limited_until=soon, unavailable_until=past)
     assert mixed.blocked_until(NOW) == soon
+
+
+def test_claude_retry_delay_is_the_backoff_hint_when_no_retry_after_is_quoted() -> None:
+    from claudomator.agents.claude_stream import ClaudeStream
+
+    stream = ClaudeStream()
+    for line in (SAMPLES / "claude" / "claude_429_persistent.jsonl").read_text().splitlines():
+        stream.feed(line)
+    assert stream.last_retry_delay_ms is not None
+    hint = stream.last_retry_delay_ms / 1000
+    outcome = Outcome(
+        TaskState.FAILED,
+        error_msg=stream.result_text,
+        api_error_status=stream.api_error_status,
+        details={"retry_after": hint},
+    )
+    verdict = classify(outcome)
+    assert verdict == Verdict(Limit.RATE, hint)

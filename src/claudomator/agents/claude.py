@@ -112,7 +112,12 @@ class ClaudeRunner:
             tokens_out=tokens_out,
             text=stream.text,
             api_error_status=stream.api_error_status,
-            details={"subtype": stream.subtype, "retries": stream.retries},
+            details={
+                "subtype": stream.subtype,
+                "retries": stream.retries,
+                # the CLI's own last wait (it honours Retry-After): a hint for our backoff
+                "retry_after": (stream.last_retry_delay_ms or 0) / 1000 or None,
+            },
         )
         if ended.timed_out:
             outcome.status = TaskState.TIMED_OUT

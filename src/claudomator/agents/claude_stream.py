@@ -25,6 +25,7 @@ class ClaudeStream:
     tools_used: list[str] = field(default_factory=list)
     retries: int = 0
     last_retry_error: str = ""
+    last_retry_delay_ms: float | None = None
     result: dict[str, Any] | None = None
     bad_lines: int = 0
 
@@ -54,6 +55,9 @@ class ClaudeStream:
         elif event.get("subtype") == "api_retry":
             self.retries += 1
             self.last_retry_error = str(event.get("error") or "")
+            delay = event.get("retry_delay_ms")
+            if isinstance(delay, int | float) and not isinstance(delay, bool):
+                self.last_retry_delay_ms = float(delay)
 
     def _assistant(self, event: dict[str, Any]) -> None:
         message = event.get("message")
