@@ -196,6 +196,9 @@ class Attempt:
             stop=self.stop,
             resume=plan.resume,
             on_started=self._record_pid,
+            estimate_cost=lambda model, tokens_in, tokens_out: estimate_cost(
+                self.settings.prices, model, tokens_in, tokens_out
+            ),
         )
         try:
             outcome = await self.runner.run(ctx)

@@ -10,6 +10,7 @@ pool end to end.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import time
@@ -425,3 +426,40 @@ async def test_pool_runs_a_gemini_task_and_delivers_a_branch(
     lines = Path(execution.stdout_path).read_text(encoding="utf-8").splitlines()
     assert json.loads(lines[0])["session_id"] == execution.session_id
     assert json.loads(lines[-1])["status"] == "success"
+
+
+async def test_live_cost_estimate_over_the_budget_stops_the_run(
+    runs: Runs, fake: FakeGemini, tmp_path: Path
+) -> None:
+    from claudomator.config import DEFAULT_PRICES, estimate_cost
+
+    command, pidfile = hang_command(tmp_path)
+    # the tool prints 200,000 characters: the next model turn is sent ~50,000 tokens
+    flood = f"python3 -c 'print(\"x\" * 200000)'; {command}"
+    fake.set_script(
+        [
+            FunctionCall("run_shell_command", {"command": "python3 -c 'print(\"x\" * 200000)'"}),
+            FunctionCall("run_shell_command", {"command": flood}),
+        ]
+    )
+    ctx = runs.context("spend", timeout=60, max_budget_usd=0.01)
+    ctx = dataclasses.replace(
+        ctx,
+        estimate_cost=lambda model, tin, tout: estimate_cost(DEFAULT_PRICES, model, tin, tout),
+    )
+    outcome = await runs.run(ctx)
+
+    assert outcome.status == TaskState.BUDGET_EXCEEDED, outcome.error_msg
+    assert "passed the budget of $0.01" in outcome.error_msg
+    assert not pid_alive(runs.pids[0])
+    if pidfile.exists():  # the hanging command may have started before the stop
+        await wait_for(lambda: not pid_alive(int(pidfile.read_text())), 5)
+
+
+async def test_without_a_budget_the_estimate_never_stops_a_run(
+    runs: Runs, fake: FakeGemini
+) -> None:
+    fake.set_script([Text("## Summary\nfine")])
+    ctx = dataclasses.replace(runs.context("cheap"), estimate_cost=lambda *_: 1000.0)
+    outcome = await runs.run(ctx)
+    assert outcome.status == TaskState.COMPLETED

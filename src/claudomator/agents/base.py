@@ -31,6 +31,8 @@ class RunContext:
     stop: asyncio.Event  # set to stop the agent (cancel or shutdown)
     resume: bool = False  # resume ``session_id`` instead of starting it
     on_started: Callable[[int], None] | None = None  # called with the pid once spawned
+    # for agents that report no cost: (model, tokens in, tokens out) -> USD, None if unpriced
+    estimate_cost: Callable[[str, int, int], float | None] | None = None
 
     @property
     def stdout_path(self) -> Path:

@@ -20,6 +20,7 @@ Facts about the CLI (0.61.0) this runner relies on, checked against the real CLI
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import shutil
@@ -88,6 +89,44 @@ def stderr_tail(ctx: RunContext, max_bytes: int = _STDERR_TAIL) -> str:
     return kept[-max_bytes:]
 
 
+async def _relay(source: asyncio.Event, target: asyncio.Event) -> None:
+    """Set ``target`` when ``source`` is set (a cancel also halts a guarded run)."""
+    await source.wait()
+    target.set()
+
+
+class _BudgetGuard:
+    """Feeds the stream and halts the run once the live cost estimate passes the budget.
+
+    The Gemini CLI takes no budget and reports usage only at the end, so we estimate as we go
+    (see :attr:`GeminiStream.live_tokens`); without a budget or a price it only feeds.
+    """
+
+    def __init__(self, stream: GeminiStream, ctx: RunContext) -> None:
+        self.stream = stream
+        self.ctx = ctx
+        self.halt = asyncio.Event()
+        self.over_budget: float | None = None  # the estimate that passed the budget
+
+    def feed(self, line: str) -> None:
+        self.stream.feed(line)
+        budget = self.ctx.task.agent.max_budget_usd
+        if budget is None or self.ctx.estimate_cost is None or self.halt.is_set():
+            return
+        model = self.ctx.task.agent.model or self.stream.model
+        cost = self.ctx.estimate_cost(model, *self.stream.live_tokens)
+        if cost is not None and cost > budget:
+            self.over_budget = cost
+            logger.warning(
+                "task %s: estimated $%.4f passed its budget of $%g; stopping Gemini",
+                self.ctx.task.id,
+                cost,
+                budget,
+                extra={"action": "budget"},
+            )
+            self.halt.set()
+
+
 class GeminiRunner:
     """Runs one execution of the Gemini CLI and maps its result to an :class:`Outcome`."""
 
@@ -107,6 +146,7 @@ class GeminiRunner:
 
     async def run(self, ctx: RunContext) -> Outcome:
         stream = GeminiStream()
+        guard = _BudgetGuard(stream, ctx)
         argv = build_argv(self.resolve_binary(), ctx)
         ignored = ignored_options(ctx.task.agent)
         if ignored:
@@ -123,7 +163,7 @@ class GeminiRunner:
             mark=ctx.execution_id or uuid.uuid4().hex,
             stdout_path=ctx.stdout_path,
             stderr_path=ctx.stderr_path,
-            on_line=stream.feed,
+            on_line=guard.feed,
             kill_grace=ctx.kill_grace,
         )
         try:
@@ -132,8 +172,18 @@ class GeminiRunner:
             raise AgentError(f"cannot start {argv[0]}: {exc}") from exc
         if ctx.on_started is not None and proc.pid is not None:
             ctx.on_started(proc.pid)
-        ended = await proc.wait(ctx.timeout, ctx.stop)
+        relay = asyncio.create_task(_relay(ctx.stop, guard.halt))
+        try:
+            ended = await proc.wait(ctx.timeout, guard.halt)
+        finally:
+            relay.cancel()
         outcome = self._outcome(stream, ended, ctx)
+        if guard.over_budget is not None and outcome.status == TaskState.CANCELLED:
+            outcome.status = TaskState.BUDGET_EXCEEDED
+            outcome.error_msg = (
+                f"estimated cost ${guard.over_budget:.4f} passed the budget of "
+                f"${ctx.task.agent.max_budget_usd:g}; stopped the agent"
+            )
         outcome.details["leftover_processes"] = ended.leftovers
         logger.info(
             "gemini run for task %s ended %s (exit %s)",

@@ -98,6 +98,12 @@ class GeminiStream:
     result: dict[str, Any] | None = None
     bad_lines: int = 0
     _in_reply: bool = field(default=False, repr=False)
+    # a rough live estimate (the CLI reports usage only at the end): every model turn is sent
+    # the whole conversation so far, and we see most of it (not the CLI's own system prompt)
+    context_chars: int = 0
+    estimated_in_chars: int = 0
+    estimated_out_chars: int = 0
+    _turn_open: bool = field(default=False, repr=False)
 
     def feed(self, line: str) -> None:
         """Take one stdout line; non-JSON lines are counted and otherwise ignored."""
@@ -112,6 +118,7 @@ class GeminiStream:
         if isinstance(event.get("session_id"), str) and event["session_id"]:
             self.session_id = event["session_id"]
         kind = event.get("type")
+        self._estimate(kind, event)
         if kind == "message" and event.get("role") == "assistant":
             self._assistant(event)
             return
@@ -128,6 +135,26 @@ class GeminiStream:
             self.result = event
         else:
             logger.debug("ignored stream event %r", kind, extra={"action": "gemini_stream"})
+
+    def _estimate(self, kind: object, event: dict[str, Any]) -> None:
+        if kind == "message" and event.get("role") == "user":
+            self.context_chars += len(str(event.get("content") or ""))
+        elif kind in ("message", "tool_use"):  # the model speaks: a turn if one is not open
+            if not self._turn_open:
+                self.estimated_in_chars += self.context_chars
+                self._turn_open = True
+            said = event.get("content") if kind == "message" else event.get("parameters")
+            size = len(said) if isinstance(said, str) else len(json.dumps(said or {}))
+            self.context_chars += size
+            self.estimated_out_chars += size
+        elif kind == "tool_result":
+            self.context_chars += len(str(event.get("output") or ""))
+            self._turn_open = False
+
+    @property
+    def live_tokens(self) -> tuple[int, int]:
+        """Estimated (input, output) tokens so far, at about four characters a token."""
+        return self.estimated_in_chars // 4, self.estimated_out_chars // 4
 
     def _assistant(self, event: dict[str, Any]) -> None:
         content = event.get("content")
