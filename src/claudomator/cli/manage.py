@@ -26,7 +26,7 @@ from claudomator.models import (
 logger = logging.getLogger(__name__)
 
 
-@app.command()
+@app.command(rich_help_panel="Act")
 def answer(
     task_id: Annotated[str, typer.Argument(metavar="ID", help="A BLOCKED task (id or prefix).")],
     text: Annotated[str, typer.Argument(help="Your answer to the agent's question.")],
@@ -48,7 +48,7 @@ def answer(
         service.close()
 
 
-@app.command()
+@app.command(rich_help_panel="Act")
 def retry(
     task_id: Annotated[str, typer.Argument(metavar="ID", help="Task id (or a unique prefix).")],
 ) -> None:
@@ -67,7 +67,7 @@ def retry(
         service.close()
 
 
-@app.command()
+@app.command(rich_help_panel="Act")
 def cancel(
     task_id: Annotated[str, typer.Argument(metavar="ID", help="Task id (or a unique prefix).")],
 ) -> None:
@@ -89,7 +89,7 @@ def cancel(
         service.close()
 
 
-@app.command()
+@app.command(rich_help_panel="Set up")
 def init(
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
 ) -> None:

@@ -45,7 +45,7 @@ from claudomator.taskfile import load_taskfile
 logger = logging.getLogger(__name__)
 
 
-@app.command()
+@app.command(rich_help_panel="Run")
 def run(
     file: Annotated[Path, typer.Argument(help="YAML task file: one task, or a `tasks:` list.")],
     parallel: Annotated[
@@ -58,8 +58,9 @@ def run(
 ) -> None:
     """Run the tasks of a YAML file and show live progress until they are done.
 
-    Exits 0 when every task COMPLETED, 1 if any did not, 2 if the file is invalid.
-    Ctrl-C stops the agents and cancels the tasks (their sandboxes are kept).
+    Exits 0 when every task COMPLETED (and every acceptance check passed), 1 otherwise,
+    2 if the file is invalid. Ctrl-C stops the agents and cancels the tasks (sandboxes are
+    kept); SIGTERM re-queues them for the next orchestrator instead.
     """
     settings = load()
     try:

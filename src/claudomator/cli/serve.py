@@ -22,7 +22,7 @@ from claudomator.service import Service
 logger = logging.getLogger(__name__)
 
 
-@app.command()
+@app.command(rich_help_panel="Run")
 def serve(
     addr: Annotated[
         str | None, typer.Option("--addr", help="host:port to listen on (default: server_addr).")

@@ -46,7 +46,7 @@ from claudomator.service import Service
 logger = logging.getLogger(__name__)
 
 
-@app.command("list")
+@app.command("list", rich_help_panel="Look")
 def list_tasks(
     state: Annotated[
         list[TaskState] | None,
@@ -78,7 +78,7 @@ def list_tasks(
         service.close()
 
 
-@app.command()
+@app.command(rich_help_panel="Look")
 def agents() -> None:
     """Show each agent's health: rate-limit windows, quota, consecutive failures."""
     service = open_service(load())
@@ -106,7 +106,7 @@ def agents() -> None:
         service.close()
 
 
-@app.command()
+@app.command(rich_help_panel="Look")
 def show(
     task_id: Annotated[str, typer.Argument(metavar="ID", help="Task id (or a unique prefix).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
@@ -209,7 +209,7 @@ def _print_task(task: Task, executions: list[Execution], events: list[TaskEvent]
             console.print(execution.error_msg, markup=False, style="red")
 
 
-@app.command()
+@app.command(rich_help_panel="Look")
 def logs(
     ident: Annotated[str, typer.Argument(metavar="ID", help="Task id/prefix or execution id.")],
     follow: Annotated[
