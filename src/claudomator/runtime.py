@@ -7,6 +7,7 @@ the classifier and the summariser, and closes it on the way out.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Collection, Mapping
 from types import TracebackType
@@ -53,10 +54,17 @@ class Runtime:
             summarizer=Summarizer(self.llm) if self.llm.available else None,
             usable=usable,
         )
-        self.service.on_submit = self.pool.wake
+        self.service.on_submit = self._wake
         self.requeue_on_exit = True
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _wake(self) -> None:
+        """Wake the pool; safe from any thread (API routes run in a thread pool)."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self.pool.wake)
 
     async def __aenter__(self) -> Runtime:
+        self._loop = asyncio.get_running_loop()
         await self.pool.start()
         return self
 

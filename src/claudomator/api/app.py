@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from claudomator import __version__
+from claudomator.api import errors
+from claudomator.api.auth import token_guard
+from claudomator.api.tasks import agent_routes, task_routes
+from claudomator.config import Settings
 from claudomator.service import Service
+
+MAX_BODY_BYTES = 1024 * 1024
 
 
 class Health(BaseModel):
@@ -28,8 +36,26 @@ def health_routes(service: Service) -> APIRouter:
     return router
 
 
-def create_app(service: Service) -> FastAPI:
+class BodyLimit(BaseHTTPMiddleware):
+    """Refuse request bodies over ``MAX_BODY_BYTES`` with 413 before reading them."""
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+            return JSONResponse(
+                {"error": f"request body over {MAX_BODY_BYTES} bytes"}, status_code=413
+            )
+        return await call_next(request)
+
+
+def create_app(service: Service, settings: Settings | None = None) -> FastAPI:
     """The API over ``service``; the caller owns the service's lifetime."""
+    settings = settings or service.settings
     app = FastAPI(title="Claudomator", version=__version__)
+    app.add_middleware(BodyLimit)
+    errors.install(app)
+    guarded = [Depends(token_guard(settings))]
     app.include_router(health_routes(service))
+    app.include_router(task_routes(service), dependencies=guarded)
+    app.include_router(agent_routes(service), dependencies=guarded)
     return app

@@ -1,0 +1,123 @@
+"""Task routes: create (one or a batch), list, get, and the actions cancel, retry, answer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Body, Query
+from pydantic import BaseModel, Field
+
+from claudomator.errors import Problem, TaskFileError
+from claudomator.models import AgentStatus, Execution, Interaction, Task, TaskEvent, TaskState
+from claudomator.service import Service
+from claudomator.taskfile import parse_tasks
+
+
+class TaskList(BaseModel):
+    """A page of tasks, newest first."""
+
+    tasks: list[Task]
+
+
+class TaskDetail(BaseModel):
+    """A task with its executions, history and questions."""
+
+    task: Task
+    executions: list[Execution]
+    events: list[TaskEvent]
+    interactions: list[Interaction]
+
+
+class AnswerBody(BaseModel):
+    """The human's answer to a BLOCKED task's question."""
+
+    answer: str = Field(min_length=1, max_length=20000)
+
+
+_EXAMPLE = {
+    "name": "csv-export",
+    "timeout": "20m",
+    "agent": {"type": "claude", "instructions": "Add a CSV export", "project_dir": "/srv/app"},
+}
+
+
+def _relative_projects(document: object) -> list[Problem]:
+    """Problems for project_dir values that are not absolute (there is no file to be relative
+    to in a request)."""
+    raws = document.get("tasks") if isinstance(document, dict) else None
+    items = raws if isinstance(raws, list) else [document]
+    problems = []
+    for index, raw in enumerate(items):
+        agent = raw.get("agent") if isinstance(raw, dict) else None
+        project = agent.get("project_dir") if isinstance(agent, dict) else None
+        if isinstance(project, str) and project and not Path(project).expanduser().is_absolute():
+            label = str(raw.get("name") or f"#{index + 1}") if isinstance(raw, dict) else "-"
+            message = "must be an absolute path over the API"
+            problems.append(Problem("request", label, "agent.project_dir", message))
+    return problems
+
+
+def task_routes(service: Service) -> APIRouter:
+    router = APIRouter(prefix="/api/tasks", tags=["tasks"])
+
+    @router.post("", response_model=TaskList, status_code=201)
+    def create_tasks(
+        document: dict[str, Any] = Body(..., examples=[_EXAMPLE]),  # noqa: B008
+    ) -> TaskList:
+        """Create one task, or a batch (`{"tasks": [...]}`, dependencies by name); all or none.
+
+        Fields are those of a task file (see the README); they are queued at once.
+        """
+        problems = _relative_projects(document)
+        if problems:
+            raise TaskFileError(problems)
+        tasks = parse_tasks(document, source="request", base_dir=Path.cwd())
+        return TaskList(tasks=service.submit(tasks))
+
+    @router.get("", response_model=TaskList)
+    def list_tasks(
+        state: list[TaskState] | None = Query(default=None),  # noqa: B008
+        limit: int = Query(default=100, ge=1, le=1000),
+    ) -> TaskList:
+        """Tasks, newest first, optionally only those in the given states."""
+        return TaskList(tasks=service.list_tasks(states=state, limit=limit))
+
+    @router.get("/{task_id}", response_model=TaskDetail)
+    def get_task(task_id: str) -> TaskDetail:
+        """A task (by id or unique prefix) with its executions, history and questions."""
+        task = service.get(task_id)
+        return TaskDetail(
+            task=task,
+            executions=service.executions(task.id),
+            events=service.events(task.id),
+            interactions=service.interactions(task.id),
+        )
+
+    @router.post("/{task_id}/cancel", response_model=Task)
+    def cancel_task(task_id: str) -> Task:
+        """Cancel a task; a running agent is asked to stop (its sandbox is kept)."""
+        return service.cancel(service.resolve_id(task_id))
+
+    @router.post("/{task_id}/retry", response_model=Task)
+    def retry_task(task_id: str) -> Task:
+        """Queue an ended (FAILED, TIMED_OUT, BUDGET_EXCEEDED, CANCELLED) task again."""
+        return service.retry(task_id)
+
+    @router.post("/{task_id}/answer", response_model=Task)
+    def answer_task(task_id: str, body: AnswerBody) -> Task:
+        """Answer a BLOCKED task's question; the same agent session resumes."""
+        return service.answer(task_id, body.answer)
+
+    return router
+
+
+def agent_routes(service: Service) -> APIRouter:
+    router = APIRouter(prefix="/api/agents", tags=["agents"])
+
+    @router.get("", response_model=list[AgentStatus])
+    def agents() -> list[AgentStatus]:
+        """Each agent's rate-limit window, quota state and consecutive failures."""
+        return service.agent_health()
+
+    return router

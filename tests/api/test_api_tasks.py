@@ -1,0 +1,241 @@
+"""The HTTP API over real HTTP: a served app on 127.0.0.1, a real SQLite store."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from claudomator.api import create_app
+from claudomator.api.app import MAX_BODY_BYTES
+from claudomator.config import Settings
+from claudomator.models import TaskState
+from claudomator.service import Service
+from claudomator.store import Store
+from conftest import MakeRepo, git
+from fakes.anthropic import FakeAnthropic, Text, ToolUse, claude_env
+
+CLAUDOMATOR = str(Path(sys.executable).parent / "claudomator")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Served:
+    """An app served by uvicorn in a thread."""
+
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self.service = Service(settings, store)
+        self.port = free_port()
+        config = uvicorn.Config(
+            create_app(self.service, settings), host="127.0.0.1", port=self.port, log_level="error"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> Served:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise AssertionError("server did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@pytest.fixture
+def api(settings: Settings, store: Store) -> Iterator[httpx.Client]:
+    with Served(settings, store) as served, httpx.Client(base_url=served.url) as client:
+        yield client
+
+
+@pytest.fixture
+def project(make_repo: MakeRepo) -> Path:
+    return make_repo()
+
+
+def task_body(project: Path, name: str = "t", **extra: object) -> dict[str, object]:
+    return {"name": name, "agent": {"instructions": "do", "project_dir": str(project)}, **extra}
+
+
+def test_create_get_and_list(api: httpx.Client, project: Path) -> None:
+    created = api.post("/api/tasks", json=task_body(project, timeout="10m", priority="high"))
+    assert created.status_code == 201, created.text
+    [task] = created.json()["tasks"]
+    assert task["state"] == "QUEUED"
+    assert task["timeout"] == 600
+    detail = api.get(f"/api/tasks/{task['id'][:8]}")
+    assert detail.status_code == 200
+    body = detail.json()
+    assert body["task"]["id"] == task["id"]
+    assert [e["to_state"] for e in body["events"]] == ["PENDING", "QUEUED"]
+    assert body["executions"] == []
+    listed = api.get("/api/tasks", params={"state": "QUEUED"}).json()["tasks"]
+    assert [t["id"] for t in listed] == [task["id"]]
+    assert api.get("/api/tasks", params={"state": "FAILED"}).json()["tasks"] == []
+
+
+def test_batch_resolves_dependencies_by_name(api: httpx.Client, project: Path) -> None:
+    batch = {
+        "tasks": [
+            task_body(project, "first"),
+            task_body(project, "second", depends_on=["first"]),
+        ]
+    }
+    response = api.post("/api/tasks", json=batch)
+    assert response.status_code == 201, response.text
+    first, second = response.json()["tasks"]
+    assert second["depends_on"] == [first["id"]]
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "status"),
+    [
+        ({"name": "x", "agent": {"instructions": "i"}, "colour": "red"}, "colour", 422),
+        ({"name": "x", "agent": {}}, "agent.instructions", 422),
+        (
+            {"name": "x", "agent": {"instructions": "i", "project_dir": "rel/dir"}},
+            "agent.project_dir",
+            422,
+        ),
+        ({"name": "x", "timeout": "soon", "agent": {"instructions": "i"}}, "timeout", 422),
+        ({"tasks": []}, "tasks", 422),
+    ],
+)
+def test_invalid_tasks_are_refused_naming_the_field(
+    api: httpx.Client, body: dict[str, object], field: str, status: int
+) -> None:
+    response = api.post("/api/tasks", json=body)
+    assert response.status_code == status, response.text
+    problems = response.json()["problems"]
+    assert field in [p["field"] for p in problems]
+    assert api.get("/api/tasks").json()["tasks"] == []  # nothing half-written
+
+
+def test_malformed_and_oversized_bodies(api: httpx.Client) -> None:
+    bad = api.post("/api/tasks", content=b"{not json", headers={"content-type": "application/json"})
+    assert bad.status_code == 422
+    assert "error" in bad.json()
+    huge = api.post(
+        "/api/tasks",
+        content=b"x" * (MAX_BODY_BYTES + 1),
+        headers={"content-type": "application/json"},
+    )
+    assert huge.status_code == 413
+    assert "over" in huge.json()["error"]
+
+
+def test_actions_and_their_refusals(api: httpx.Client, project: Path) -> None:
+    [task] = api.post("/api/tasks", json=task_body(project)).json()["tasks"]
+    assert api.post(f"/api/tasks/{task['id']}/retry").status_code == 409  # not ended
+    answer = api.post(f"/api/tasks/{task['id']}/answer", json={"answer": "yes"})
+    assert answer.status_code == 409  # not BLOCKED
+    assert "BLOCKED" in answer.json()["error"] or "QUEUED" in answer.json()["error"]
+    assert api.post(f"/api/tasks/{task['id']}/answer", json={"answer": ""}).status_code == 422
+    cancelled = api.post(f"/api/tasks/{task['id']}/cancel")
+    assert cancelled.json()["state"] == "CANCELLED"
+    assert api.post(f"/api/tasks/{task['id']}/cancel").status_code == 409
+    retried = api.post(f"/api/tasks/{task['id']}/retry")
+    assert retried.json()["state"] == "QUEUED"
+    missing = api.get("/api/tasks/nope-nope")
+    assert missing.status_code == 404
+    assert missing.json() == {"error": "no task with id 'nope-nope'"}
+    assert api.get("/api/agents").status_code == 200
+
+
+def test_token_guards_everything_but_health(settings: Settings, store: Store) -> None:
+    guarded = settings.model_copy(update={"api_token": "s3cret-token"})
+    with Served(guarded, store) as served, httpx.Client(base_url=served.url) as client:
+        assert client.get("/api/health").status_code == 200
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret-token"}):
+            refused = client.get("/api/tasks", headers=headers)
+            assert refused.status_code == 401
+            assert "API token" in refused.json()["error"]
+        ok = client.get("/api/tasks", headers={"Authorization": "Bearer s3cret-token"})
+        assert ok.status_code == 200
+
+
+def test_openapi_lists_every_route(api: httpx.Client) -> None:
+    paths = api.get("/openapi.json").json()["paths"]
+    for path in (
+        "/api/health",
+        "/api/tasks",
+        "/api/tasks/{task_id}",
+        "/api/tasks/{task_id}/cancel",
+        "/api/tasks/{task_id}/retry",
+        "/api/tasks/{task_id}/answer",
+        "/api/agents",
+    ):
+        assert path in paths
+
+
+@pytest.mark.cli
+def test_a_task_posted_to_serve_runs_with_the_real_cli(
+    tmp_path: Path, project: Path, claude_bin: str
+) -> None:
+    with FakeAnthropic(
+        [ToolUse("Bash", {"command": "echo api > api.txt"}), Text("## Summary\nvia the API")]
+    ) as fake:
+        env = claude_env(fake.url, tmp_path / "agent-home")
+        env["CLAUDOMATOR_DATA_DIR"] = os.environ["CLAUDOMATOR_DATA_DIR"]
+        env["GIT_CONFIG_GLOBAL"] = os.environ["GIT_CONFIG_GLOBAL"]
+        config = tmp_path / "config.toml"
+        config.write_text(f'claude_binary_path = "{claude_bin}"\napi_token = "tok"\n')
+        env["CLAUDOMATOR_CONFIG"] = str(config)
+        port = free_port()
+        server = subprocess.Popen(
+            [CLAUDOMATOR, "serve", "--addr", f"127.0.0.1:{port}"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            auth = {"Authorization": "Bearer tok"}
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=auth) as client:
+                deadline = time.monotonic() + 30
+                while True:
+                    try:
+                        client.get("/api/health")
+                        break
+                    except httpx.TransportError:
+                        if time.monotonic() > deadline:
+                            raise
+                        time.sleep(0.2)
+                created = client.post("/api/tasks", json=task_body(project, "from-api"))
+                assert created.status_code == 201, created.text
+                task_id = created.json()["tasks"][0]["id"]
+                deadline = time.monotonic() + 60
+                state = ""
+                while time.monotonic() < deadline:
+                    state = client.get(f"/api/tasks/{task_id}").json()["task"]["state"]
+                    if state not in ("QUEUED", "RUNNING"):
+                        break
+                    time.sleep(0.2)
+                detail = client.get(f"/api/tasks/{task_id}").json()
+        finally:
+            server.terminate()
+            server.wait(30)
+    assert state == TaskState.COMPLETED.value, json.dumps(detail["executions"])[-500:]
+    assert detail["task"]["summary"] == "via the API"
+    assert git(project, "show", f"claudomator/{task_id}:api.txt") == "api"
