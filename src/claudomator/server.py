@@ -1,0 +1,62 @@
+"""The long-running orchestrator: the pool and the HTTP API in one event loop.
+
+``claudomator serve`` calls :func:`serve`; it owns SIGINT/SIGTERM so that on either the API stops
+accepting, the pool stops its agents (SIGTERM, then SIGKILL) and re-queues their tasks, and only
+then does the process exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable, Iterator
+
+import uvicorn
+
+from claudomator.api import create_app
+from claudomator.config import Settings
+from claudomator.runtime import Runtime
+from claudomator.service import Service
+
+logger = logging.getLogger(__name__)
+
+
+class _Server(uvicorn.Server):
+    # uvicorn would re-raise a captured signal after serving, killing the process before the
+    # pool has stopped its agents and re-queued their tasks: the signals are ours instead.
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def serve(
+    settings: Settings,
+    service: Service,
+    host: str,
+    port: int,
+    *,
+    on_ready: Callable[[], None] | None = None,
+) -> None:
+    """Run the pool and the API until SIGINT or SIGTERM."""
+    runtime = Runtime(settings, service=service)
+    server = _Server(
+        uvicorn.Config(create_app(service, settings), host=host, port=port, log_level="warning")
+    )
+    loop = asyncio.get_running_loop()
+
+    def stop(sig: signal.Signals) -> None:
+        logger.info("received %s; shutting down", sig.name, extra={"action": "serve_stop"})
+        server.should_exit = True
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop, sig)
+    try:
+        async with runtime:
+            if on_ready is not None:
+                on_ready()
+            await server.serve()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
