@@ -162,6 +162,7 @@ def test_actions_and_their_refusals(api: httpx.Client, project: Path) -> None:
     assert missing.status_code == 404
     assert missing.json() == {"error": "no task with id 'nope-nope'"}
     assert api.get("/api/agents").status_code == 200
+    assert api.get("/api/executions/nope").status_code == 404
 
 
 def test_token_guards_everything_but_health(settings: Settings, store: Store) -> None:
@@ -186,6 +187,8 @@ def test_openapi_lists_every_route(api: httpx.Client) -> None:
         "/api/tasks/{task_id}/retry",
         "/api/tasks/{task_id}/answer",
         "/api/agents",
+        "/api/executions/{execution_id}",
+        "/api/executions/{execution_id}/log",
     ):
         assert path in paths
 
@@ -233,9 +236,22 @@ def test_a_task_posted_to_serve_runs_with_the_real_cli(
                         break
                     time.sleep(0.2)
                 detail = client.get(f"/api/tasks/{task_id}").json()
+                [execution] = detail["executions"]
+                one = client.get(f"/api/executions/{execution['id']}").json()
+                log = client.get(f"/api/executions/{execution['id']}/log")
+                tail = client.get(
+                    f"/api/executions/{execution['id']}/log",
+                    params={"offset": int(log.headers["x-next-offset"]) - 200},
+                )
         finally:
             server.terminate()
             server.wait(30)
     assert state == TaskState.COMPLETED.value, json.dumps(detail["executions"])[-500:]
     assert detail["task"]["summary"] == "via the API"
+    assert one["status"] == "COMPLETED"
+    assert one["commits"][0]["message"] == "chore: autocommit uncommitted changes"
+    assert json.loads(log.text.splitlines()[0])["subtype"] == "init"
+    assert json.loads(log.text.splitlines()[-1])["type"] == "result"
+    assert len(tail.text) == 200
+    assert log.text.endswith(tail.text)
     assert git(project, "show", f"claudomator/{task_id}:api.txt") == "api"

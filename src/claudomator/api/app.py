@@ -10,7 +10,7 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 from claudomator import __version__
 from claudomator.api import errors
 from claudomator.api.auth import token_guard
-from claudomator.api.tasks import agent_routes, task_routes
+from claudomator.api.tasks import agent_routes, execution_routes, task_routes
 from claudomator.config import Settings
 from claudomator.service import Service
 
@@ -57,5 +57,6 @@ def create_app(service: Service, settings: Settings | None = None) -> FastAPI:
     guarded = [Depends(token_guard(settings))]
     app.include_router(health_routes(service))
     app.include_router(task_routes(service), dependencies=guarded)
+    app.include_router(execution_routes(service), dependencies=guarded)
     app.include_router(agent_routes(service), dependencies=guarded)
     return app

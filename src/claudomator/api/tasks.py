@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Body, Query
+from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
 from claudomator.errors import Problem, TaskFileError
 from claudomator.models import AgentStatus, Execution, Interaction, Task, TaskEvent, TaskState
 from claudomator.service import Service
 from claudomator.taskfile import parse_tasks
+
+MAX_LOG_CHUNK = 4 * 1024 * 1024
 
 
 class TaskList(BaseModel):
@@ -108,6 +112,40 @@ def task_routes(service: Service) -> APIRouter:
     def answer_task(task_id: str, body: AnswerBody) -> Task:
         """Answer a BLOCKED task's question; the same agent session resumes."""
         return service.answer(task_id, body.answer)
+
+    return router
+
+
+def execution_routes(service: Service) -> APIRouter:
+    router = APIRouter(prefix="/api/executions", tags=["executions"])
+
+    @router.get("/{execution_id}", response_model=Execution)
+    def get_execution(execution_id: str) -> Execution:
+        """One execution: status, cost, tokens, session, sandbox, commits, diff stats."""
+        return service.store.get_execution(execution_id)
+
+    @router.get(
+        "/{execution_id}/log",
+        response_class=PlainTextResponse,
+        responses={200: {"content": {"text/plain": {}}}},
+    )
+    def get_log(
+        execution_id: str,
+        stream: Literal["stdout", "stderr"] = "stdout",
+        offset: int = Query(default=0, ge=0),
+    ) -> PlainTextResponse:
+        """The agent's raw log (stream-json on stdout) from a byte offset; the
+        ``X-Next-Offset`` header says where to continue."""
+        execution = service.store.get_execution(execution_id)
+        path = Path(execution.stdout_path if stream == "stdout" else execution.stderr_path)
+        data = b""
+        with contextlib.suppress(FileNotFoundError), path.open("rb") as fh:
+            fh.seek(offset)
+            data = fh.read(MAX_LOG_CHUNK)
+        return PlainTextResponse(
+            data.decode("utf-8", errors="replace"),
+            headers={"X-Next-Offset": str(offset + len(data))},
+        )
 
     return router
 
