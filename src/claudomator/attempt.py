@@ -289,7 +289,7 @@ class Attempt:
         )
         if blocked is None:
             return
-        await self.notifier.task_event("task.blocked", blocked, options=list(question.options))
+        self.notifier.post("task.blocked", blocked, options=list(question.options))
 
     async def _finish(self, outcome: Outcome, summary: str) -> None:
         target = outcome.status
@@ -316,7 +316,7 @@ class Attempt:
             self._queue_checker()
         task = self._move(target, reason, summary=summary)
         if task is not None and target.is_terminal:
-            await self.notifier.task_event(f"task.{target.value.lower()}", task)
+            self.notifier.post(f"task.{target.value.lower()}", task)
             await self._acceptance(task, outcome)
 
     def _move(self, target: TaskState, reason: str, **fields: Any) -> Task | None:
@@ -364,7 +364,7 @@ class Attempt:
         self.store.update_task(task.checker_for_task_id, check_verdict=verdict, check_report=report)
         if verdict == "fail":
             checked = self.store.get_task(task.checker_for_task_id)
-            await self.notifier.task_event("task.check_failed", checked, report=report)
+            self.notifier.post("task.check_failed", checked, report=report)
 
     def _save_execution(self, outcome: Outcome, summary: str) -> None:
         self.execution = self.store.save_execution(

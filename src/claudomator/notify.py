@@ -1,11 +1,13 @@
 """Outgoing notifications: a JSON webhook, signed with HMAC-SHA256 when a secret is set.
 
-A notification never fails a task: errors are logged (without the secret) and dropped.
+A notification never fails or delays a task: :meth:`Notifier.post` sends in the background and
+retries with backoff; errors are logged (without the secret).
 Receivers verify ``X-Claudomator-Signature: sha256=<hex>`` over the raw body.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -30,17 +32,50 @@ def sign(secret: str, body: bytes) -> str:
 class Notifier:
     """Posts task events to the configured webhook (a no-op without one)."""
 
-    def __init__(self, webhook_url: str, secret: str = "", *, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        webhook_url: str,
+        secret: str = "",
+        *,
+        timeout: float = 10.0,
+        retry_delays: tuple[float, ...] = (2.0, 10.0, 30.0),
+    ) -> None:
         self.webhook_url = webhook_url
         self.secret = secret
         self.timeout = timeout
+        self.retry_delays = retry_delays
+        self._pending: set[asyncio.Task[None]] = set()
+
+    def post(self, event: str, task: Task, **extra: Any) -> None:
+        """Send ``event`` in the background, retrying with backoff; never waits for it."""
+        if not self.enabled:
+            return
+        job = asyncio.get_running_loop().create_task(self._deliver(event, task, extra))
+        self._pending.add(job)
+        job.add_done_callback(self._pending.discard)
+
+    async def _deliver(self, event: str, task: Task, extra: dict[str, Any]) -> None:
+        for attempt, delay in enumerate((0.0, *self.retry_delays), 1):
+            if delay:
+                await asyncio.sleep(delay)
+            if await self.task_event(event, task, **extra):
+                return
+            logger.info(
+                "webhook attempt %d for %s failed", attempt, event, extra={"action": "notify"}
+            )
+        logger.warning("gave up on webhook for %s", event, extra={"action": "notify"})
+
+    async def drain(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109 - a grace period
+        """Wait (at most ``timeout`` seconds) for notifications still being sent."""
+        if self._pending:
+            await asyncio.wait(set(self._pending), timeout=timeout)
 
     @property
     def enabled(self) -> bool:
         return bool(self.webhook_url)
 
     async def task_event(self, event: str, task: Task, **extra: Any) -> bool:
-        """Send ``event`` (e.g. "task.blocked") about ``task``; True if the receiver took it."""
+        """Send ``event`` (e.g. "task.blocked") about ``task`` once; True if it was taken."""
         if not self.enabled:
             return False
         payload = {

@@ -162,6 +162,7 @@ class Pool:
         if jobs:
             logger.info("waiting for %d agent(s) to stop", len(jobs), extra={"action": "shutdown"})
             await asyncio.gather(*jobs, return_exceptions=True)
+        await self.notifier.drain()
 
     def reconcile(self) -> int:
         """Recover tasks whose execution belongs to an orchestrator process that is gone.

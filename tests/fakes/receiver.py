@@ -25,8 +25,9 @@ class Delivery:
 class WebhookReceiver:
     """``with WebhookReceiver() as hook:`` then point the webhook at ``hook.url``."""
 
-    def __init__(self, status: int = 200) -> None:
+    def __init__(self, status: int = 200, *, script: list[int] | None = None) -> None:
         self.status = status
+        self.script = list(script or [])  # statuses for the first requests, then ``status``
         self.deliveries: list[Delivery] = []
         self._lock = threading.Lock()
         receiver = self
@@ -38,7 +39,8 @@ class WebhookReceiver:
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 with receiver._lock:
                     receiver.deliveries.append(Delivery(self.path, headers, body))
-                self.send_response(receiver.status)
+                    status = receiver.script.pop(0) if receiver.script else receiver.status
+                self.send_response(status)
                 self.send_header("content-length", "0")
                 self.end_headers()
 

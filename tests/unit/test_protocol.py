@@ -451,3 +451,24 @@ def test_agent_files_are_read_safely(tmp_path: Path) -> None:
     assert read_agent_file(link) is None  # an agent must not make us read elsewhere
     assert read_agent_file(tmp_path / "missing") is None
     assert read_agent_file(tmp_path) is None  # a directory
+
+
+async def test_posted_notifications_retry_in_the_background_until_taken() -> None:
+    from fakes.receiver import WebhookReceiver
+
+    with WebhookReceiver(script=[500, 503]) as hook:
+        notifier = Notifier(hook.url, retry_delays=(0.05, 0.05, 0.05))
+        notifier.post("task.completed", _task())  # returns at once
+        assert len(hook.deliveries) <= 1
+        await notifier.drain(5)
+        assert [d.json()["event"] for d in hook.deliveries] == ["task.completed"] * 3
+
+
+async def test_posting_gives_up_after_the_last_retry() -> None:
+    from fakes.receiver import WebhookReceiver
+
+    with WebhookReceiver(status=500) as hook:
+        notifier = Notifier(hook.url, retry_delays=(0.01, 0.01))
+        notifier.post("task.failed", _task())
+        await notifier.drain(5)
+        assert len(hook.deliveries) == 3
