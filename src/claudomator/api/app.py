@@ -10,6 +10,8 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 from claudomator import __version__
 from claudomator.api import errors
 from claudomator.api.auth import token_guard
+from claudomator.api.metrics import metrics_routes
+from claudomator.api.streams import stream_routes
 from claudomator.api.tasks import agent_routes, execution_routes, task_routes
 from claudomator.config import Settings
 from claudomator.service import Service
@@ -59,4 +61,6 @@ def create_app(service: Service, settings: Settings | None = None) -> FastAPI:
     app.include_router(task_routes(service), dependencies=guarded)
     app.include_router(execution_routes(service), dependencies=guarded)
     app.include_router(agent_routes(service), dependencies=guarded)
+    app.include_router(stream_routes(service), dependencies=guarded)
+    app.include_router(metrics_routes(service), dependencies=guarded)
     return app

@@ -355,6 +355,34 @@ class Store:
                 for r in conn.execute(query).mappings()
             ]
 
+    def events_since(self, after_id: int, limit: int = 500) -> list[TaskEvent]:
+        """State changes of every task with an id above ``after_id``, oldest first."""
+        query = (
+            sa.select(task_events)
+            .where(task_events.c.id > after_id)
+            .order_by(task_events.c.id)
+            .limit(limit)
+        )
+        with self._read() as conn:
+            return [
+                TaskEvent(
+                    id=r["id"],
+                    task_id=r["task_id"],
+                    at=r["at"],
+                    from_state=TaskState(r["from_state"]) if r["from_state"] else None,
+                    to_state=TaskState(r["to_state"]),
+                    reason=r["reason"],
+                )
+                for r in conn.execute(query).mappings()
+            ]
+
+    def execution_totals(self) -> dict[str, tuple[int, float]]:
+        """Per execution status: (count, total cost in USD)."""
+        cost = sa.func.coalesce(sa.func.sum(executions.c.cost_usd), 0)
+        query = sa.select(executions.c.status, sa.func.count(), cost).group_by(executions.c.status)
+        with self._read() as conn:
+            return {status: (int(n), float(cost)) for status, n, cost in conn.execute(query)}
+
     @staticmethod
     def _event(
         conn: Connection,

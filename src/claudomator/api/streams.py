@@ -1,0 +1,103 @@
+"""Server-Sent Events: task state changes, and a running execution's log as it grows.
+
+Both streams poll the store or the log file (they work for writers in any process) and end
+when the client goes away; the log stream also ends once the execution has ended and every
+byte has been sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import StreamingResponse
+
+from claudomator.service import Service
+
+POLL_SECONDS = 0.5
+HEARTBEAT_SECONDS = 15.0
+CHUNK = 64 * 1024
+
+
+def _frame(event: str, data: str, event_id: int | None = None) -> str:
+    lines = "".join(f"data: {line}\n" for line in data.split("\n"))
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {event}\n{lines}\n"
+
+
+def stream_routes(service: Service) -> APIRouter:
+    router = APIRouter(prefix="/api", tags=["streams"])
+
+    @router.get("/events", response_class=StreamingResponse)
+    async def events(
+        request: Request,
+        after: int = Query(default=0, ge=0, description="send events with an id above this"),
+        last_event_id: str | None = Header(default=None),
+    ) -> StreamingResponse:
+        """Every task state change as an SSE ``task`` event (resumable with Last-Event-ID)."""
+        cursor = int(last_event_id) if last_event_id and last_event_id.isdigit() else after
+
+        async def produce() -> AsyncIterator[str]:
+            nonlocal cursor
+            quiet = 0.0
+            while not await request.is_disconnected():
+                batch = await asyncio.to_thread(service.store.events_since, cursor)
+                for event in batch:
+                    cursor = event.id or cursor
+                    yield _frame("task", event.model_dump_json(), event.id)
+                if batch:
+                    quiet = 0.0
+                    continue
+                quiet += POLL_SECONDS
+                if quiet >= HEARTBEAT_SECONDS:
+                    quiet = 0.0
+                    yield ": keep-alive\n\n"
+                await asyncio.sleep(POLL_SECONDS)
+
+        return StreamingResponse(produce(), media_type="text/event-stream")
+
+    @router.get("/executions/{execution_id}/log/follow", response_class=StreamingResponse)
+    async def follow_log(
+        request: Request, execution_id: str, offset: int = Query(default=0, ge=0)
+    ) -> StreamingResponse:
+        """The stdout log from ``offset`` as SSE ``log`` events (one per line, id = the byte
+        offset after it), then an ``end`` event once the execution has ended."""
+        execution = await asyncio.to_thread(service.store.get_execution, execution_id)
+        path = Path(execution.stdout_path)
+
+        async def produce() -> AsyncIterator[str]:
+            position, pending = offset, b""
+            while not await request.is_disconnected():
+                chunk = await asyncio.to_thread(_read_from, path, position)
+                position += len(chunk)
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                sent = position - len(pending)
+                for line in lines:
+                    yield _frame("log", line.decode("utf-8", errors="replace"), sent)
+                if chunk:
+                    continue
+                current = await asyncio.to_thread(service.store.get_execution, execution_id)
+                if current.end_time is not None:
+                    if pending:
+                        yield _frame("log", pending.decode("utf-8", errors="replace"), position)
+                    end = {"status": current.status.value, "offset": position}
+                    yield _frame("end", json.dumps(end))
+                    return
+                await asyncio.sleep(POLL_SECONDS)
+
+        return StreamingResponse(produce(), media_type="text/event-stream")
+
+    return router
+
+
+def _read_from(path: Path, position: int) -> bytes:
+    try:
+        with path.open("rb") as fh:
+            fh.seek(position)
+            return fh.read(CHUNK)
+    except FileNotFoundError:
+        return b""
