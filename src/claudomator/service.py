@@ -8,7 +8,9 @@ another) claims the work from there.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
 from claudomator.config import Settings
 from claudomator.errors import InvalidTransition, NotFound, ValidationError
@@ -22,10 +24,24 @@ from claudomator.models import (
     TaskState,
 )
 from claudomator.store import Store
+from claudomator.taskfile import parse_tasks
 
 logger = logging.getLogger(__name__)
 
 _MIN_PREFIX = 4
+EDITABLE_FIELDS = frozenset(
+    {
+        "name",
+        "description",
+        "agent",
+        "timeout",
+        "priority",
+        "tags",
+        "depends_on",
+        "parent_task_id",
+        "acceptance_criteria",
+    }
+)
 
 
 class Service:
@@ -121,6 +137,49 @@ class Service:
         if self.on_submit is not None:
             self.on_submit()
         return queued
+
+    def update(self, ident: str, changes: Mapping[str, Any]) -> Task:
+        """Change a task's definition while it is PENDING or QUEUED (fields as in task files)."""
+        task = self.get(ident)
+        unknown = sorted(set(changes) - EDITABLE_FIELDS)
+        if unknown:
+            editable = ", ".join(sorted(EDITABLE_FIELDS))
+            raise ValidationError(f"cannot change {', '.join(unknown)}; editable: {editable}")
+        data = task.model_dump(mode="json")
+        if "agent" in changes:
+            agent_changes = changes["agent"]
+            if not isinstance(agent_changes, Mapping):
+                raise ValidationError("agent: must be an object")
+            changes = {**changes, "agent": {**data["agent"], **agent_changes}}
+        document = {k: v for k, v in {**data, **changes}.items() if k in EDITABLE_FIELDS | {"id"}}
+        [edited] = parse_tasks(document, source="request", base_dir=Path.cwd())
+        missing = set(edited.depends_on) - self.store.states_of(edited.depends_on).keys()
+        if missing:
+            raise ValidationError(f"depends_on: unknown task id(s) {', '.join(sorted(missing))}")
+        if self._reaches(edited.depends_on, task.id):
+            raise ValidationError("depends_on: that would make a dependency cycle")
+        return self.store.replace_task(
+            edited.model_copy(update={"id": task.id}),
+            only_in=(TaskState.PENDING, TaskState.QUEUED),
+        )
+
+    def _reaches(self, start: Sequence[str], target: str) -> bool:
+        """Whether following ``depends_on`` from ``start`` leads to ``target``."""
+        seen: set[str] = set()
+        frontier = list(start)
+        while frontier:
+            current = frontier.pop()
+            if current == target:
+                return True
+            if current in seen:
+                continue
+            seen.add(current)
+            frontier.extend(self.store.get_task(current).depends_on)
+        return False
+
+    def delete(self, ident: str) -> None:
+        """Delete a task and its history (never while it runs)."""
+        self.store.delete_task(self.resolve_id(ident), not_in=(TaskState.RUNNING,))
 
     def interactions(self, task_id: str) -> list[Interaction]:
         return self.store.interactions_of(task_id)

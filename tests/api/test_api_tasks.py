@@ -255,3 +255,38 @@ def test_a_task_posted_to_serve_runs_with_the_real_cli(
     assert len(tail.text) == 200
     assert log.text.endswith(tail.text)
     assert git(project, "show", f"claudomator/{task_id}:api.txt") == "api"
+
+
+def test_update_while_queued_and_delete_unless_running(
+    api: httpx.Client, project: Path, store: Store
+) -> None:
+    first, second = api.post(
+        "/api/tasks",
+        json={"tasks": [task_body(project, "first"), task_body(project, "second")]},
+    ).json()["tasks"]
+    changed = api.patch(
+        f"/api/tasks/{second['id']}",
+        json={"priority": "high", "timeout": "30m", "agent": {"model": "sonnet"}},
+    )
+    assert changed.status_code == 200, changed.text
+    body = changed.json()
+    assert (body["priority"], body["timeout"]) == ("high", 1800)
+    assert body["agent"]["model"] == "sonnet"
+    assert body["agent"]["instructions"] == "do"  # merged, not replaced
+    assert body["state"] == "QUEUED"
+    dep = api.patch(f"/api/tasks/{second['id']}", json={"depends_on": [first["id"]]})
+    assert dep.json()["depends_on"] == [first["id"]]
+    cycle = api.patch(f"/api/tasks/{first['id']}", json={"depends_on": [second["id"]]})
+    assert cycle.status_code == 422
+    assert "cycle" in cycle.json()["error"]
+    assert api.patch(f"/api/tasks/{first['id']}", json={"state": "COMPLETED"}).status_code == 422
+    bad = api.patch(f"/api/tasks/{first['id']}", json={"timeout": "soon"})
+    assert bad.status_code == 422
+    assert bad.json()["problems"][0]["field"] == "timeout"
+
+    store.transition(first["id"], TaskState.RUNNING, "claimed")
+    assert api.patch(f"/api/tasks/{first['id']}", json={"priority": "low"}).status_code == 409
+    assert api.delete(f"/api/tasks/{first['id']}").status_code == 409
+    assert api.delete(f"/api/tasks/{second['id']}").status_code == 204
+    assert api.get(f"/api/tasks/{second['id']}").status_code == 404
+    assert api.delete(f"/api/tasks/{second['id']}").status_code == 404

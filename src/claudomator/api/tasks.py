@@ -98,6 +98,19 @@ def task_routes(service: Service) -> APIRouter:
             interactions=service.interactions(task.id),
         )
 
+    @router.patch("/{task_id}", response_model=Task)
+    def update_task(
+        task_id: str,
+        changes: dict[str, Any] = Body(..., examples=[{"priority": "high", "timeout": "30m"}]),  # noqa: B008
+    ) -> Task:
+        """Change a task while it is PENDING or QUEUED (409 otherwise); ``agent`` is merged."""
+        return service.update(task_id, changes)
+
+    @router.delete("/{task_id}", status_code=204)
+    def delete_task(task_id: str) -> None:
+        """Delete a task with its history and executions (409 while it runs)."""
+        service.delete(task_id)
+
     @router.post("/{task_id}/cancel", response_model=Task)
     def cancel_task(task_id: str) -> Task:
         """Cancel a task; a running agent is asked to stop (its sandbox is kept)."""

@@ -336,6 +336,34 @@ class Store:
             ).rowcount
         return count == 1
 
+    def replace_task(self, task: Task, *, only_in: Iterable[TaskState]) -> Task:
+        """Overwrite a task's definition, only while it is in one of ``only_in``."""
+        allowed = [s.value for s in only_in]
+        row = _task_row(task.model_copy(update={"updated_at": utcnow()}))
+        for key in ("id", "state", "created_at", "summary", "question", "cancel_requested"):
+            row.pop(key)
+        with self._tx() as conn:
+            count = conn.execute(
+                tasks.update().where(tasks.c.id == task.id, tasks.c.state.in_(allowed)).values(row)
+            ).rowcount
+        if count == 0:
+            current = self.get_task(task.id)
+            raise InvalidTransition(task.id, current.state.value, "edited")
+        return self.get_task(task.id)
+
+    def delete_task(self, task_id: str, *, not_in: Iterable[TaskState]) -> None:
+        """Delete a task with its history, executions and questions (not in ``not_in``)."""
+        refused = [s.value for s in not_in]
+        with self._tx() as conn:
+            state = conn.execute(sa.select(tasks.c.state).where(tasks.c.id == task_id)).scalar()
+            if state is None:
+                raise NotFound("task", task_id)
+            if state in refused:
+                raise InvalidTransition(task_id, state, "deleted")
+            for table in (task_events, interactions, executions):
+                conn.execute(table.delete().where(table.c.task_id == task_id))
+            conn.execute(tasks.delete().where(tasks.c.id == task_id))
+
     def events(self, task_id: str) -> list[TaskEvent]:
         query = (
             sa.select(task_events)
