@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from claudomator import protocol, ratelimit
+from claudomator import protocol, ratelimit, tokens
 from claudomator.agents import Outcome, RunContext, Runner
 from claudomator.checker import checker_task, verdict_from
 from claudomator.config import Settings, estimate_cost
@@ -181,6 +181,7 @@ class Attempt:
             task_id=self.task.id,
             project_dir=project_dir,
             log_dir=self.log_dir,
+            api_token=tokens.mint(tokens.token_key(self.settings.data_dir), self.task.id),
         )
         if plan.previous is not None:
             env["CLAUDOMATOR_PREVIOUS_LOG_DIR"] = str(Path(plan.previous.stdout_path).parent)

@@ -35,8 +35,13 @@ delivered to the project.
   in this same sandbox, with the answer.
 - Before you exit, write a short plain-text summary of what you did to the file named by
   $CLAUDOMATOR_SUMMARY_FILE (or end your final message with a "## Summary" section).
-- Your task id is $CLAUDOMATOR_TASK_ID and the Claudomator API is at $CLAUDOMATOR_API_URL; the
-  user's project is $CLAUDOMATOR_PROJECT_DIR (read only: work in your sandbox).
+- To split the work (when the Claudomator service is running), create subtasks: POST JSON
+  {{"name": "...", "agent": {{"instructions": "...", "project_dir": "$CLAUDOMATOR_PROJECT_DIR"}}}}
+  to $CLAUDOMATOR_API_URL/api/tasks with the header
+  "Authorization: Bearer $CLAUDOMATOR_API_TOKEN"; they become subtasks of this task
+  (parent_task_id $CLAUDOMATOR_TASK_ID).
+- Your task id is $CLAUDOMATOR_TASK_ID; the user's project is $CLAUDOMATOR_PROJECT_DIR (read
+  only: work in your sandbox).
 
 ## Task
 
@@ -72,13 +77,20 @@ def history_prompt(task: Task, history: Sequence[Interaction]) -> str:
 
 
 def agent_env(
-    base: Mapping[str, str], *, api_url: str, task_id: str, project_dir: Path, log_dir: Path
+    base: Mapping[str, str],
+    *,
+    api_url: str,
+    task_id: str,
+    project_dir: Path,
+    log_dir: Path,
+    api_token: str = "",
 ) -> dict[str, str]:
     """The agent's environment: the inherited one plus the protocol variables."""
     env = dict(base)
     env.update(
         {
             "CLAUDOMATOR_API_URL": api_url,
+            "CLAUDOMATOR_API_TOKEN": api_token,
             "CLAUDOMATOR_TASK_ID": task_id,
             "CLAUDOMATOR_PROJECT_DIR": str(project_dir),
             "CLAUDOMATOR_QUESTION_FILE": str(question_file(log_dir)),

@@ -290,3 +290,99 @@ def test_update_while_queued_and_delete_unless_running(
     assert api.delete(f"/api/tasks/{second['id']}").status_code == 204
     assert api.get(f"/api/tasks/{second['id']}").status_code == 404
     assert api.delete(f"/api/tasks/{second['id']}").status_code == 404
+
+
+def test_agent_tokens_may_only_create_subtasks_and_read_their_task(
+    settings: Settings, store: Store, project: Path
+) -> None:
+    from claudomator import tokens
+
+    guarded = settings.model_copy(update={"api_token": "master"})
+    key = tokens.token_key(settings.data_dir)
+    with Served(guarded, store) as served, httpx.Client(base_url=served.url) as client:
+        master = {"Authorization": "Bearer master"}
+        parent, other = client.post(
+            "/api/tasks",
+            json={"tasks": [task_body(project, "parent"), task_body(project, "other")]},
+            headers=master,
+        ).json()["tasks"]
+        agent = {"Authorization": f"Bearer {tokens.mint(key, parent['id'])}"}
+        created = client.post("/api/tasks", json=task_body(project, "sub"), headers=agent)
+        assert created.status_code == 201, created.text
+        [sub] = created.json()["tasks"]
+        assert sub["parent_task_id"] == parent["id"]
+        foreign = task_body(project, "sneaky", parent_task_id=other["id"])
+        assert client.post("/api/tasks", json=foreign, headers=agent).status_code == 403
+        assert client.get(f"/api/tasks/{parent['id']}", headers=agent).status_code == 200
+        assert client.get(f"/api/tasks/{other['id']}", headers=agent).status_code == 403
+        assert client.get("/api/tasks", headers=agent).status_code == 403
+        assert client.post(f"/api/tasks/{other['id']}/cancel", headers=agent).status_code == 403
+        forged = {"Authorization": f"Bearer {tokens.mint(b'x' * 32, parent['id'])}"}
+        assert client.post("/api/tasks", json=task_body(project), headers=forged).status_code == 401
+
+
+@pytest.mark.cli
+def test_an_agent_creates_a_subtask_through_the_api_with_its_token(
+    tmp_path: Path, project: Path, claude_bin: str
+) -> None:
+    create = (
+        'curl -sf -X POST "$CLAUDOMATOR_API_URL/api/tasks" '
+        '-H "Authorization: Bearer $CLAUDOMATOR_API_TOKEN" -H "Content-Type: application/json" '
+        '-d "{\\"name\\": \\"child\\", \\"agent\\": {\\"instructions\\": \\"TASK-CHILD\\", '
+        '\\"project_dir\\": \\"$CLAUDOMATOR_PROJECT_DIR\\"}}"'
+    )
+    with FakeAnthropic() as fake:
+        fake.route("TASK-PARENT", [ToolUse("Bash", {"command": create}), Text("## Summary\nsplit")])
+        fake.route(
+            "TASK-CHILD",
+            [ToolUse("Bash", {"command": "echo child > child.txt"}), Text("## Summary\nchild")],
+        )
+        env = claude_env(fake.url, tmp_path / "agent-home")
+        env["CLAUDOMATOR_DATA_DIR"] = os.environ["CLAUDOMATOR_DATA_DIR"]
+        env["GIT_CONFIG_GLOBAL"] = os.environ["GIT_CONFIG_GLOBAL"]
+        config = tmp_path / "config.toml"
+        config.write_text(f'claude_binary_path = "{claude_bin}"\napi_token = "tok"\n')
+        env["CLAUDOMATOR_CONFIG"] = str(config)
+        port = free_port()
+        server = subprocess.Popen(
+            [CLAUDOMATOR, "serve", "--addr", f"127.0.0.1:{port}"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            auth = {"Authorization": "Bearer tok"}
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=auth) as client:
+                deadline = time.monotonic() + 30
+                while True:
+                    try:
+                        client.get("/api/health")
+                        break
+                    except httpx.TransportError:
+                        if time.monotonic() > deadline:
+                            raise
+                        time.sleep(0.2)
+                body = task_body(project, "parent")
+                body["agent"] = {"instructions": "TASK-PARENT", "project_dir": str(project)}
+                created = client.post("/api/tasks", json=body)
+                parent_id = created.json()["tasks"][0]["id"]
+                deadline = time.monotonic() + 90
+                tasks: list[dict[str, object]] = []
+                while time.monotonic() < deadline:
+                    tasks = client.get("/api/tasks").json()["tasks"]
+                    if len(tasks) == 2 and all(t["state"] == "COMPLETED" for t in tasks):
+                        break
+                    time.sleep(0.3)
+            listing = subprocess.run(
+                [CLAUDOMATOR, "list"], env=env, capture_output=True, text=True, check=False
+            ).stdout
+        finally:
+            server.terminate()
+            server.wait(30)
+    by_name = {t["name"]: t for t in tasks}
+    assert set(by_name) == {"parent", "child"}, tasks
+    assert all(t["state"] == "COMPLETED" for t in tasks), tasks
+    assert by_name["child"]["parent_task_id"] == parent_id
+    assert "└ child" in listing
+    child_id = str(by_name["child"]["id"])
+    assert git(project, "show", f"claudomator/{child_id}:child.txt") == "child"

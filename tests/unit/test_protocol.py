@@ -184,11 +184,13 @@ def test_agent_env_sets_the_protocol_and_keeps_the_base(tmp_path: Path) -> None:
         task_id="t-1",
         project_dir=tmp_path / "project",
         log_dir=tmp_path / "logs",
+        api_token="ct1.t-1.mac",
     )
     assert env == {
         "PATH": "/usr/bin",
         "HOME": "/home/x",
         "CLAUDOMATOR_API_URL": "http://127.0.0.1:8484",
+        "CLAUDOMATOR_API_TOKEN": "ct1.t-1.mac",
         "CLAUDOMATOR_TASK_ID": "t-1",
         "CLAUDOMATOR_PROJECT_DIR": str(tmp_path / "project"),
         "CLAUDOMATOR_QUESTION_FILE": str(tmp_path / "logs" / "question.json"),

@@ -6,7 +6,7 @@ import contextlib
 from pathlib import Path
 from typing import Any, Literal
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, HTTPException, Query, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
@@ -67,16 +67,29 @@ def task_routes(service: Service) -> APIRouter:
 
     @router.post("", response_model=TaskList, status_code=201)
     def create_tasks(
+        request: Request,
         document: dict[str, Any] = Body(..., examples=[_EXAMPLE]),  # noqa: B008
     ) -> TaskList:
         """Create one task, or a batch (`{"tasks": [...]}`, dependencies by name); all or none.
 
-        Fields are those of a task file (see the README); they are queued at once.
+        Fields are those of a task file (see the README); they are queued at once. With an
+        agent's token, every task must be a subtask of that agent's task (``parent_task_id``
+        is filled in when missing).
         """
         problems = _relative_projects(document)
         if problems:
             raise TaskFileError(problems)
         tasks = parse_tasks(document, source="request", base_dir=Path.cwd())
+        agent_task = getattr(request.state, "agent_task", None)
+        if agent_task is not None:
+            tasks = [
+                t.model_copy(update={"parent_task_id": t.parent_task_id or agent_task})
+                for t in tasks
+            ]
+            if any(t.parent_task_id != agent_task for t in tasks):
+                raise HTTPException(
+                    status_code=403, detail="an agent may only create subtasks of its own task"
+                )
         return TaskList(tasks=service.submit(tasks))
 
     @router.get("", response_model=TaskList)
