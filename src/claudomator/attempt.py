@@ -133,7 +133,7 @@ class Attempt:
             else protocol.prompt_for(self.task)
         )
         fresh = Plan(first, self.execution.session_id, resume=False)
-        if previous is None or previous.status != TaskState.BLOCKED:
+        if previous is None or previous.status not in (TaskState.BLOCKED, TaskState.READY):
             return fresh
         answered = [
             i for i in self.store.interactions_of(self.task.id) if i.execution_id == previous.id
@@ -141,12 +141,12 @@ class Attempt:
         if not answered or not answered[-1].answered_at:
             return fresh
         item = answered[-1]
-        return Plan(
-            protocol.resume_prompt(item.question, item.answer),
-            previous.session_id,
-            resume=True,
-            previous=previous,
+        prompt = (
+            protocol.feedback_prompt(item.answer)
+            if item.question == protocol.REVIEW_QUESTION
+            else protocol.resume_prompt(item.question, item.answer)
         )
+        return Plan(prompt, previous.session_id, resume=True, previous=previous)
 
     def _sandbox_for(self, plan: Plan, project_dir: Path) -> tuple[Sandbox, Plan]:
         if plan.resume and plan.previous is not None and plan.previous.sandbox_dir:
@@ -263,7 +263,10 @@ class Attempt:
                     self.delivered_to,
                     extra={"action": "deliver"},
                 )
-            await asyncio.to_thread(self.sandboxes.release, sandbox)
+            if project is not None and project.review and self.delivered_to.startswith("branch"):
+                outcome.status = TaskState.READY  # kept, with its sandbox, for the review loop
+            else:
+                await asyncio.to_thread(self.sandboxes.release, sandbox)
         except SandboxError as exc:
             outcome.status = TaskState.FAILED
             outcome.error_msg = str(exc)

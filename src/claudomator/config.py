@@ -223,6 +223,7 @@ DEFAULT_CONFIG = """\
 # dir = "/home/me/src/webapp"
 # build_command = ["make", "check"]
 # delivery = "auto"
+# review = false   # true: work kept as a branch waits READY for `accept` / `reject ID "feedback"`
 
 # A local OpenAI-compatible model (Ollama, LM Studio, vLLM).
 # [local_model]

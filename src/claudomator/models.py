@@ -241,6 +241,7 @@ class Project(BaseModel):
     dir: str
     build_command: tuple[str, ...] = ()  # argv; empty: detect (Makefile, gradlew, go.mod)
     delivery: Delivery = Delivery.AUTO
+    review: bool = False  # work kept as a branch waits READY for accept / reject-with-feedback
 
 
 class Interaction(BaseModel):

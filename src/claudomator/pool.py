@@ -263,11 +263,13 @@ class Pool:
         return choice
 
     def _resuming_agent(self, task: Task) -> str | None:
-        """The agent of the task's last real execution if it ended BLOCKED (now answered)."""
+        """The agent of the task's last real execution if it ended BLOCKED or READY (it is
+        queued again because of an answer or a review: the same session resumes)."""
         for execution in reversed(self.store.executions_of(task.id)):
             if execution.status == TaskState.QUEUED:
                 continue  # ended in a re-queue: look further back
-            return execution.agent if execution.status == TaskState.BLOCKED else None
+            waiting = (TaskState.BLOCKED, TaskState.READY)
+            return execution.agent if execution.status in waiting else None
         return None
 
     async def _claim_all(self) -> None:

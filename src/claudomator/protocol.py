@@ -67,6 +67,17 @@ def resume_prompt(question: str, answer: str) -> str:
     )
 
 
+REVIEW_QUESTION = "(review of the delivered branch)"
+
+
+def feedback_prompt(feedback: str) -> str:
+    """What a resumed agent is told when a reviewer rejected its work."""
+    return (
+        "A reviewer looked at the work you delivered and asks for changes:\n\n"
+        f"{feedback}\n\nMake these changes in this sandbox, then finish as before."
+    )
+
+
 def history_prompt(task: Task, history: Sequence[Interaction]) -> str:
     """A fresh session's prompt carrying earlier questions and answers (resume impossible)."""
     lines = [prompt_for(task), "", "## Earlier questions and answers", ""]

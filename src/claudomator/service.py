@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from claudomator import protocol
 from claudomator.config import Settings
 from claudomator.errors import InvalidTransition, NotFound, ValidationError
 from claudomator.models import (
@@ -23,6 +24,7 @@ from claudomator.models import (
     TaskEvent,
     TaskState,
 )
+from claudomator.sandbox import Sandboxes
 from claudomator.store import Store
 from claudomator.taskfile import parse_tasks
 
@@ -116,6 +118,43 @@ class Service:
         pending = [i for i in self.store.interactions_of(task.id) if i.answered_at is None]
         if pending and pending[-1].id is not None:
             self.store.answer_interaction(pending[-1].id, text.strip())
+        if self.on_submit is not None:
+            self.on_submit()
+        return queued
+
+    def accept(self, ident: str) -> Task:
+        """Accept a READY task's delivered branch: it is COMPLETED and its sandbox released."""
+        task = self.get(ident)
+        done = self.store.transition(
+            task.id, TaskState.COMPLETED, "accepted by reviewer", expected=TaskState.READY
+        )
+        runs = self.store.executions_of(task.id)
+        if runs and runs[-1].sandbox_dir and task.agent.project_dir:
+            sandboxes = Sandboxes(self.settings.sandboxes_dir)
+            box = sandboxes.open(Path(runs[-1].sandbox_dir), Path(task.agent.project_dir))
+            if box is not None:
+                sandboxes.release(box)
+        return done
+
+    def reject(self, ident: str, feedback: str) -> Task:
+        """Send a READY task back with the reviewer's feedback; the same session resumes."""
+        if not feedback.strip():
+            raise ValidationError("the feedback is empty")
+        task = self.get(ident)
+        runs = self.store.executions_of(task.id)
+        queued = self.store.transition(
+            task.id, TaskState.QUEUED, "rejected with feedback", expected=TaskState.READY
+        )
+        if runs:
+            recorded = self.store.add_interaction(
+                Interaction(
+                    task_id=task.id,
+                    execution_id=runs[-1].id,
+                    question=protocol.REVIEW_QUESTION,
+                )
+            )
+            if recorded.id is not None:
+                self.store.answer_interaction(recorded.id, feedback.strip())
         if self.on_submit is not None:
             self.on_submit()
         return queued

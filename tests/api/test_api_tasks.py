@@ -153,6 +153,10 @@ def test_actions_and_their_refusals(api: httpx.Client, project: Path) -> None:
     assert answer.status_code == 409  # not BLOCKED
     assert "BLOCKED" in answer.json()["error"] or "QUEUED" in answer.json()["error"]
     assert api.post(f"/api/tasks/{task['id']}/answer", json={"answer": ""}).status_code == 422
+    assert api.post(f"/api/tasks/{task['id']}/accept").status_code == 409  # not READY
+    rejected = api.post(f"/api/tasks/{task['id']}/reject", json={"feedback": "more"})
+    assert rejected.status_code == 409
+    assert api.post(f"/api/tasks/{task['id']}/reject", json={}).status_code == 422
     cancelled = api.post(f"/api/tasks/{task['id']}/cancel")
     assert cancelled.json()["state"] == "CANCELLED"
     assert api.post(f"/api/tasks/{task['id']}/cancel").status_code == 409
@@ -186,6 +190,8 @@ def test_openapi_lists_every_route(api: httpx.Client) -> None:
         "/api/tasks/{task_id}/cancel",
         "/api/tasks/{task_id}/retry",
         "/api/tasks/{task_id}/answer",
+        "/api/tasks/{task_id}/accept",
+        "/api/tasks/{task_id}/reject",
         "/api/agents",
         "/api/executions/{execution_id}",
         "/api/executions/{execution_id}/log",

@@ -14,7 +14,7 @@ from agent_harness import PoolHarness, make_task, wait_for
 
 from claudomator.agents.claude import ClaudeRunner
 from claudomator.config import Settings
-from claudomator.models import TaskState
+from claudomator.models import Project, TaskState
 from claudomator.pool import Pool
 from claudomator.protocol import PREAMBLE_HEADING
 from claudomator.store import Store
@@ -350,3 +350,42 @@ async def test_answer_resumes_in_a_fresh_sandbox_when_the_preserved_one_vanished
     assert second.session_id == first.session_id
     assert "Answer: yes" in json.dumps(fake.requests[-1].body["messages"])
     assert git(project, "show", f"claudomator/{task.id}:done.txt") == "done"
+
+
+async def test_review_loop_ready_reject_with_feedback_then_accept(
+    cfg: Settings, store: Store, fake: FakeAnthropic, agent_env: dict[str, str], make_repo: MakeRepo
+) -> None:
+    project = make_repo()
+    settings = cfg.model_copy(
+        update={"projects": (Project(name="app", dir=str(project), review=True),)}
+    )
+    fake.set_script(
+        [
+            ToolUse("Write", {"file_path": "a.txt", "content": "v1\n"}),
+            Text("## Summary\nfirst try"),
+            ToolUse("Write", {"file_path": "a.txt", "content": "v2\n"}),
+            Text("## Summary\nsecond try"),
+        ]
+    )
+    async with PoolHarness(settings, store, agent_env) as h:
+        [task] = h.submit(make_task(project))
+        [ready] = await h.settle([task])
+        assert ready.state == TaskState.READY
+        first = store.executions_of(task.id)[0]
+        branch = f"claudomator/{task.id}"
+        assert git(project, "show", f"{branch}:a.txt") == "v1"
+        assert Path(first.sandbox_dir).is_dir()  # kept for the review loop
+        h.service.reject(task.id, "Please write v2 instead.")
+        [again] = await h.settle([task])
+        assert again.state == TaskState.READY
+        assert again.summary == "second try"
+        assert git(project, "show", f"{branch}:a.txt") == "v2"
+        assert "Please write v2 instead." in json.dumps(fake.requests[-1].body["messages"])
+        done = h.service.accept(task.id)
+    runs = store.executions_of(task.id)
+    assert done.state == TaskState.COMPLETED
+    assert [r.status for r in runs] == [TaskState.READY, TaskState.READY]
+    assert {r.session_id for r in runs} == {first.session_id}
+    assert {r.sandbox_dir for r in runs} == {first.sandbox_dir}
+    assert not Path(first.sandbox_dir).exists()  # released on accept
+    assert git(project, "rev-parse", "--abbrev-ref", "HEAD") == "main"

@@ -39,6 +39,12 @@ class AnswerBody(BaseModel):
     answer: str = Field(min_length=1, max_length=20000)
 
 
+class FeedbackBody(BaseModel):
+    """A reviewer's reasons for sending work back."""
+
+    feedback: str = Field(min_length=1, max_length=20000)
+
+
 _EXAMPLE = {
     "name": "csv-export",
     "timeout": "20m",
@@ -138,6 +144,16 @@ def task_routes(service: Service) -> APIRouter:
     def answer_task(task_id: str, body: AnswerBody) -> Task:
         """Answer a BLOCKED task's question; the same agent session resumes."""
         return service.answer(task_id, body.answer)
+
+    @router.post("/{task_id}/accept", response_model=Task)
+    def accept_task(task_id: str) -> Task:
+        """Accept a READY task's delivered branch (409 unless READY)."""
+        return service.accept(task_id)
+
+    @router.post("/{task_id}/reject", response_model=Task)
+    def reject_task(task_id: str, body: FeedbackBody) -> Task:
+        """Send a READY task back with feedback; the agent's session resumes on its branch."""
+        return service.reject(task_id, body.feedback)
 
     return router
 

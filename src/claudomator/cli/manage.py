@@ -49,6 +49,43 @@ def answer(
 
 
 @app.command(rich_help_panel="Act")
+def accept(
+    task_id: Annotated[str, typer.Argument(metavar="ID", help="A READY task (id or prefix).")],
+) -> None:
+    """Accept a READY task's branch: the task is COMPLETED (merge the branch yourself)."""
+    service = open_service(load())
+    try:
+        task = lookup(service, task_id)
+        try:
+            service.accept(task.id)
+        except InvalidTransition as exc:
+            raise fail(f"task {task.id} is {task.state.value}, not READY") from exc
+        make_console().print(f"Accepted {task.name} ({short_id(task.id)}).")
+    finally:
+        service.close()
+
+
+@app.command(rich_help_panel="Act")
+def reject(
+    task_id: Annotated[str, typer.Argument(metavar="ID", help="A READY task (id or prefix).")],
+    feedback: Annotated[str, typer.Argument(help="What the agent should change.")],
+) -> None:
+    """Send a READY task back with feedback: the same agent session resumes on its branch."""
+    service = open_service(load())
+    try:
+        task = lookup(service, task_id)
+        try:
+            service.reject(task.id, feedback)
+        except InvalidTransition as exc:
+            raise fail(f"task {task.id} is {task.state.value}, not READY") from exc
+        except ValidationError as exc:
+            raise fail(str(exc), 2) from exc
+        make_console().print(f"Sent {task.name} ({short_id(task.id)}) back with your feedback.")
+    finally:
+        service.close()
+
+
+@app.command(rich_help_panel="Act")
 def retry(
     task_id: Annotated[str, typer.Argument(metavar="ID", help="Task id (or a unique prefix).")],
 ) -> None:
