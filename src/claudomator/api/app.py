@@ -58,9 +58,12 @@ def create_app(service: Service, settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     guarded = [Depends(token_guard(settings))]
     app.include_router(health_routes(service))
-    app.include_router(task_routes(service), dependencies=guarded)
-    app.include_router(execution_routes(service), dependencies=guarded)
-    app.include_router(agent_routes(service), dependencies=guarded)
-    app.include_router(stream_routes(service), dependencies=guarded)
-    app.include_router(metrics_routes(service), dependencies=guarded)
+    for router in (
+        task_routes(service),
+        execution_routes(service),
+        agent_routes(service),
+        stream_routes(service),
+        metrics_routes(service),
+    ):
+        app.include_router(router, dependencies=guarded, responses=errors.RESPONSES)
     return app

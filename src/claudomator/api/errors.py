@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from claudomator.errors import (
@@ -18,6 +20,36 @@ from claudomator.errors import (
 )
 
 logger = logging.getLogger(__name__)
+
+
+class ProblemItem(BaseModel):
+    """One thing wrong with a request."""
+
+    field: str
+    message: str
+    task: str | None = None
+
+
+class ErrorBody(BaseModel):
+    """Every error the API answers."""
+
+    error: str
+    problems: list[ProblemItem] | None = None
+
+
+def _described(status: int, what: str) -> dict[str, Any]:
+    return {"model": ErrorBody, "description": what}
+
+
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _described(400, "the request cannot be processed"),
+    401: _described(401, "missing or wrong API token"),
+    403: _described(403, "an agent token may not do this"),
+    404: _described(404, "no such task or execution"),
+    409: _described(409, "the task's state does not allow this"),
+    413: _described(413, "the body is too large"),
+    422: _described(422, "the body or a parameter is invalid (the problems name the fields)"),
+}
 
 
 def _status(exc: ClaudomatorError) -> int:

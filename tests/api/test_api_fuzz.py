@@ -1,0 +1,59 @@
+"""Schemathesis over the OpenAPI spec, against the app served on 127.0.0.1: no input gets a 5xx,
+and every response matches the schema (streaming routes excluded)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.core.result import Ok
+from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
+from test_api_tasks import Served
+
+from claudomator.config import Settings
+from claudomator.store import Store
+
+STREAMING = ("/api/events", "/log/follow")
+
+
+@pytest.fixture
+def served(settings: Settings, store: Store) -> Iterator[Served]:
+    with Served(settings, store) as server:
+        yield server
+
+
+def test_no_input_gets_a_server_error(served: Served) -> None:
+    schema = schemathesis.openapi.from_url(f"{served.url}/openapi.json")
+    operations = []
+    for result in schema.get_all_operations():
+        assert isinstance(result, Ok), result  # the spec itself must be valid
+        if not any(part in result.ok().path for part in STREAMING):
+            operations.append(result.ok())
+    assert len(operations) >= 10
+    failures = [failure for op in operations if (failure := fuzz(op, served.url))]
+    assert not failures, "\n\n".join(failures[:5])
+
+
+def fuzz(operation: Any, base_url: str) -> str:
+    """Up to 25 generated requests for ``operation``; the first failure, or ""."""
+
+    @given(case=operation.as_strategy())
+    @settings(
+        max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None
+    )
+    def check(case: Any) -> None:
+        response = case.call(base_url=base_url)
+        case.validate_response(
+            response,
+            checks=[not_a_server_error, status_code_conformance, response_schema_conformance],
+        )
+
+    try:
+        check()
+    except Exception as exc:  # a failure group from schemathesis: report it with its route
+        return f"{operation.method.upper()} {operation.path}: {exc}"
+    return ""
