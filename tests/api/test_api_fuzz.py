@@ -17,7 +17,8 @@ from test_api_tasks import Served
 from claudomator.config import Settings
 from claudomator.store import Store
 
-STREAMING = ("/api/events", "/log/follow")
+# streams never end on their own; elaborate calls real model backends (tested on its own)
+STREAMING = ("/api/events", "/log/follow", "/api/tasks/elaborate")
 
 
 @pytest.fixture

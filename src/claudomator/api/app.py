@@ -10,10 +10,12 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 from claudomator import __version__
 from claudomator.api import errors
 from claudomator.api.auth import token_guard
+from claudomator.api.intake import intake_routes
 from claudomator.api.metrics import metrics_routes
 from claudomator.api.streams import stream_routes
 from claudomator.api.tasks import agent_routes, execution_routes, task_routes
 from claudomator.config import Settings
+from claudomator.elaborate import elaborator_factory
 from claudomator.service import Service
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -59,6 +61,7 @@ def create_app(service: Service, settings: Settings | None = None) -> FastAPI:
     guarded = [Depends(token_guard(settings))]
     app.include_router(health_routes(service))
     for router in (
+        intake_routes(service, elaborator_factory(settings)),  # before /api/tasks/{task_id}
         task_routes(service),
         execution_routes(service),
         agent_routes(service),

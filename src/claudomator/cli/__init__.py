@@ -13,11 +13,11 @@ import typer
 from rich.logging import RichHandler
 
 from claudomator import __version__
-from claudomator.cli import manage, run, serve, views
+from claudomator.cli import intake, manage, run, serve, views
 from claudomator.cli.common import app, make_console, state
 
 __all__ = ["app", "main"]
-_COMMAND_MODULES = (manage, run, serve, views)  # importing them registers their commands
+_COMMAND_MODULES = (intake, manage, run, serve, views)  # importing them registers their commands
 
 
 def _version(value: bool) -> None:
