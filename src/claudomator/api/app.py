@@ -14,6 +14,7 @@ from claudomator.api.intake import intake_routes
 from claudomator.api.metrics import metrics_routes
 from claudomator.api.streams import stream_routes
 from claudomator.api.tasks import agent_routes, execution_routes, task_routes
+from claudomator.api.webhooks import github_routes
 from claudomator.config import Settings
 from claudomator.elaborate import elaborator_factory
 from claudomator.service import Service
@@ -52,14 +53,23 @@ class BodyLimit(BaseHTTPMiddleware):
         return await call_next(request)
 
 
-def create_app(service: Service, settings: Settings | None = None) -> FastAPI:
-    """The API over ``service``; the caller owns the service's lifetime."""
+def create_app(
+    service: Service, settings: Settings | None = None, *, github_plan_timeout: float = 8.0
+) -> FastAPI:
+    """The API over ``service``; the caller owns the service's lifetime.
+
+    ``github_plan_timeout`` bounds the local model's plan for a CI-failure task, so the webhook
+    answers within GitHub's 10 s.
+    """
     settings = settings or service.settings
     app = FastAPI(title="Claudomator", version=__version__)
     app.add_middleware(BodyLimit)
     errors.install(app)
     guarded = [Depends(token_guard(settings))]
     app.include_router(health_routes(service))
+    # signed by GitHub (X-Hub-Signature-256), not by the API token; answers within GitHub's 10 s
+    github = github_routes(service, settings, plan_timeout=github_plan_timeout)
+    app.include_router(github, responses=errors.RESPONSES)
     for router in (
         intake_routes(service, elaborator_factory(settings)),  # before /api/tasks/{task_id}
         task_routes(service),

@@ -35,12 +35,23 @@ from claudomator.models import (
     check_transition,
     utcnow,
 )
-from claudomator.store.tables import agent_status, executions, interactions, task_events, tasks
+from claudomator.store.tables import (
+    agent_status,
+    executions,
+    intake_keys,
+    interactions,
+    task_events,
+    tasks,
+)
 
 logger = logging.getLogger(__name__)
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _MAX_RACE_RETRIES = 5
+
+INTAKE_RESERVATION_SECONDS = 60.0
+"""How long a reserved intake key counts while its task does not exist (yet): past this, the
+process that reserved it died before storing the task, and the key is free again."""
 
 
 def _engine(url: str) -> Engine:
@@ -554,3 +565,78 @@ class Store:
             ).rowcount
             if updated == 0:
                 conn.execute(agent_status.insert().values(row))
+
+    # -- intake keys: one task per external event --------------------------------------------
+
+    def intake_holder(
+        self, key: str, *, stale_after: float = INTAKE_RESERVATION_SECONDS
+    ) -> str | None:
+        """The id of the task that event ``key`` created (or is about to), or None if it is free.
+
+        A key is free when nobody reserved it, or when its task does not exist and the
+        reservation is older than ``stale_after`` seconds (the task was deleted, or the process
+        that reserved the key died before storing it).
+        """
+        with self._read() as conn:
+            row = conn.execute(sa.select(intake_keys).where(intake_keys.c.key == key)).first()
+            if row is None or not self._holds(conn, row, utcnow(), stale_after):
+                return None
+            return str(row.task_id)
+
+    def reserve_intake_key(
+        self, key: str, task_id: str, *, stale_after: float = INTAKE_RESERVATION_SECONDS
+    ) -> str | None:
+        """Reserve ``key`` for ``task_id``, which the caller stores next; None when reserved.
+
+        Otherwise the id of the task that holds the key. The primary key decides a race: of two
+        callers reserving the same key at once, exactly one gets None. A caller that then fails
+        to store its task gives the key back with :meth:`release_intake_key`.
+        """
+        for _ in range(_MAX_RACE_RETRIES):
+            now = utcnow()
+            try:
+                with self._tx() as conn:
+                    conn.execute(
+                        intake_keys.insert().values(key=key, task_id=task_id, created_at=now)
+                    )
+                return None
+            except sa.exc.IntegrityError:
+                pass  # taken: by a live task, or by a stale reservation we may take over
+            with self._tx() as conn:
+                query = sa.select(intake_keys).where(intake_keys.c.key == key)
+                row = conn.execute(query).first()
+                if row is None:
+                    continue  # given back meanwhile: try again
+                if self._holds(conn, row, now, stale_after):
+                    return str(row.task_id)
+                taken = conn.execute(
+                    intake_keys.update()
+                    .where(intake_keys.c.key == key, intake_keys.c.task_id == row.task_id)
+                    .values(task_id=task_id, created_at=now)
+                ).rowcount
+            if taken == 1:
+                logger.info(
+                    "intake key %s: taken over from task %s, which does not exist",
+                    key,
+                    row.task_id,
+                    extra={"action": "intake_key"},
+                )
+                return None
+        raise StoreError(f"intake key {key!r} kept changing under us; gave up")
+
+    def release_intake_key(self, key: str, task_id: str) -> None:
+        """Give back ``key`` if ``task_id`` still holds it (its task could not be stored)."""
+        with self._tx() as conn:
+            conn.execute(
+                intake_keys.delete().where(
+                    intake_keys.c.key == key, intake_keys.c.task_id == task_id
+                )
+            )
+
+    @staticmethod
+    def _holds(conn: Connection, row: sa.Row[Any], now: datetime, stale_after: float) -> bool:
+        """Whether an intake key row still counts: its task exists or it was reserved lately."""
+        if now - row.created_at < timedelta(seconds=stale_after):
+            return True
+        query = sa.select(tasks.c.id).where(tasks.c.id == row.task_id)
+        return conn.execute(query).first() is not None

@@ -120,3 +120,14 @@ agent_status = sa.Table(
     sa.Column("last_error", sa.Text, nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
 )
+
+# A key per external event that may create a task (e.g. a GitHub CI failure), so a redelivered
+# or concurrent duplicate of the event never creates a second task. No foreign key: the key is
+# reserved just before its task is stored, and deleting a task leaves its key behind.
+intake_keys = sa.Table(
+    "intake_keys",
+    metadata,
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("task_id", sa.String(64), nullable=False, index=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
