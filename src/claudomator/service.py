@@ -246,9 +246,16 @@ class Service:
         return self.store.get_task(self.resolve_id(ident))
 
     def list_tasks(
-        self, *, states: Sequence[TaskState] | None = None, limit: int = 100
+        self,
+        *,
+        states: Sequence[TaskState] | None = None,
+        parent: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
     ) -> list[Task]:
-        return self.store.list_tasks(states=states, limit=limit)
+        """Tasks, newest first (``parent`` may be an id prefix)."""
+        parent_id = self.resolve_id(parent) if parent else None
+        return self.store.list_tasks(states=states, parent=parent_id, limit=limit, offset=offset)
 
     def family(self, task_ids: Sequence[str]) -> list[Task]:
         """The given tasks followed by every subtask and checker that grew from them."""

@@ -392,3 +392,19 @@ def test_an_agent_creates_a_subtask_through_the_api_with_its_token(
     assert "└ child" in listing
     child_id = str(by_name["child"]["id"])
     assert git(project, "show", f"claudomator/{child_id}:child.txt") == "child"
+
+
+def test_list_pages_and_filters_by_parent(api: httpx.Client, project: Path) -> None:
+    [parent] = api.post("/api/tasks", json=task_body(project, "parent")).json()["tasks"]
+    batch = {
+        "tasks": [task_body(project, f"child-{i}", parent_task_id=parent["id"]) for i in range(5)]
+    }
+    children = api.post("/api/tasks", json=batch).json()["tasks"]
+    first = api.get("/api/tasks", params={"parent": parent["id"][:8], "limit": 3}).json()["tasks"]
+    rest = api.get("/api/tasks", params={"parent": parent["id"], "offset": 3}).json()["tasks"]
+    assert len(first) == 3
+    assert len(rest) == 2
+    assert {t["id"] for t in first + rest} == {c["id"] for c in children}
+    everything = api.get("/api/tasks", params={"limit": 1000}).json()["tasks"]
+    assert len(everything) == 6
+    assert api.get("/api/tasks", params={"parent": "nope-nope"}).status_code == 404

@@ -101,10 +101,15 @@ def task_routes(service: Service) -> APIRouter:
     @router.get("", response_model=TaskList)
     def list_tasks(
         state: list[TaskState] | None = Query(default=None),  # noqa: B008
+        parent: str | None = Query(default=None, description="only subtasks of this task"),
         limit: int = Query(default=100, ge=1, le=1000),
+        offset: int = Query(default=0, ge=0, le=1_000_000),
     ) -> TaskList:
-        """Tasks, newest first, optionally only those in the given states."""
-        return TaskList(tasks=service.list_tasks(states=state, limit=limit))
+        """Tasks, newest first, optionally only those in the given states or under a parent;
+        page with ``offset`` and ``limit``."""
+        return TaskList(
+            tasks=service.list_tasks(states=state, parent=parent, limit=limit, offset=offset)
+        )
 
     @router.get("/{task_id}", response_model=TaskDetail)
     def get_task(task_id: str) -> TaskDetail:

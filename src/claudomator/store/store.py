@@ -224,16 +224,22 @@ class Store:
         *,
         states: Iterable[TaskState] | None = None,
         ids: Iterable[str] | None = None,
+        parent: str | None = None,
         limit: int | None = None,
+        offset: int = 0,
     ) -> list[Task]:
-        """Tasks, newest first, optionally filtered by state and id."""
-        query = sa.select(tasks).order_by(tasks.c.created_at.desc(), tasks.c.name)
+        """Tasks, newest first, optionally filtered by state, id and parent; paginated."""
+        query = sa.select(tasks).order_by(tasks.c.created_at.desc(), tasks.c.id)
         if states is not None:
             query = query.where(tasks.c.state.in_([s.value for s in states]))
         if ids is not None:
             query = query.where(tasks.c.id.in_(list(ids)))
+        if parent is not None:
+            query = query.where(tasks.c.parent_task_id == parent)
         if limit is not None:
             query = query.limit(limit)
+        if offset:
+            query = query.offset(offset)
         with self._read() as conn:
             return [_task_from(r) for r in conn.execute(query).mappings()]
 
