@@ -8,7 +8,7 @@ another) claims the work from there.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +85,27 @@ class Service:
         if self.on_submit is not None:
             self.on_submit()
         return stored
+
+    def intake_holder(self, key: str) -> str | None:
+        """The task an intake event ``key`` (e.g. a CI failure) already created, if any."""
+        return self.store.intake_holder(key)
+
+    def submit_once(self, key: str, task: Task) -> tuple[Task | None, str]:
+        """Submit ``task`` unless event ``key`` already made one: (stored, "") or (None, holder).
+
+        The key is reserved first (of two racing callers exactly one wins) and given back if
+        the task could not be stored.
+        """
+        holder = self.store.reserve_intake_key(key, task.id)
+        if holder is not None:
+            return None, holder
+        try:
+            [stored] = self.submit([task])
+        except BaseException:
+            if not self.store.states_of([task.id]):  # not stored: the key is free again
+                self.store.release_intake_key(key, task.id)
+            raise
+        return stored, ""
 
     def cancel(self, task_id: str) -> Task:
         """Cancel a task: at once if it is not running, else ask its pool to stop the agent."""
@@ -284,6 +305,21 @@ class Service:
         if not runs:
             raise NotFound("execution of task", task_id)
         return runs[-1]
+
+    def latest_executions(self, task_ids: Iterable[str]) -> dict[str, Execution]:
+        """The newest execution of each task that has one."""
+        return self.store.latest_executions(task_ids)
+
+    def execution(self, execution_id: str) -> Execution:
+        return self.store.get_execution(execution_id)
+
+    def events_since(self, after_id: int) -> list[TaskEvent]:
+        """Every task's state changes after event ``after_id``, oldest first."""
+        return self.store.events_since(after_id)
+
+    def execution_totals(self) -> dict[str, tuple[int, float]]:
+        """Per execution status: (count, total cost in USD)."""
+        return self.store.execution_totals()
 
     def events(self, task_id: str) -> list[TaskEvent]:
         return self.store.events(task_id)

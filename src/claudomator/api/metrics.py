@@ -20,7 +20,7 @@ def metrics_routes(service: Service) -> APIRouter:
         ]
         for state, count in sorted(service.counts().items()):
             lines.append(f'claudomator_tasks{{state="{state}"}} {count}')
-        totals = service.store.execution_totals()
+        totals = service.execution_totals()
         lines += [
             "# HELP claudomator_executions_total Executions by final status.",
             "# TYPE claudomator_executions_total counter",

@@ -44,7 +44,7 @@ def stream_routes(service: Service) -> APIRouter:
             nonlocal cursor
             quiet = 0.0
             while not await request.is_disconnected():
-                batch = await asyncio.to_thread(service.store.events_since, cursor)
+                batch = await asyncio.to_thread(service.events_since, cursor)
                 for event in batch:
                     cursor = event.id or cursor
                     yield _frame("task", event.model_dump_json(), event.id)
@@ -65,7 +65,7 @@ def stream_routes(service: Service) -> APIRouter:
     ) -> StreamingResponse:
         """The stdout log from ``offset`` as SSE ``log`` events (one per line, id = the byte
         offset after it), then an ``end`` event once the execution has ended."""
-        execution = await asyncio.to_thread(service.store.get_execution, execution_id)
+        execution = await asyncio.to_thread(service.execution, execution_id)
         path = Path(execution.stdout_path)
 
         async def produce() -> AsyncIterator[str]:
@@ -80,7 +80,7 @@ def stream_routes(service: Service) -> APIRouter:
                     yield _frame("log", line.decode("utf-8", errors="replace"), sent)
                 if chunk:
                     continue
-                current = await asyncio.to_thread(service.store.get_execution, execution_id)
+                current = await asyncio.to_thread(service.execution, execution_id)
                 if current.end_time is not None:
                     if pending:
                         yield _frame("log", pending.decode("utf-8", errors="replace"), position)

@@ -169,7 +169,7 @@ def execution_routes(service: Service) -> APIRouter:
     @router.get("/{execution_id}", response_model=Execution)
     def get_execution(execution_id: str) -> Execution:
         """One execution: status, cost, tokens, session, sandbox, commits, diff stats."""
-        return service.store.get_execution(execution_id)
+        return service.execution(execution_id)
 
     @router.get(
         "/{execution_id}/log",
@@ -183,7 +183,7 @@ def execution_routes(service: Service) -> APIRouter:
     ) -> PlainTextResponse:
         """The agent's raw log (stream-json on stdout) from a byte offset; the
         ``X-Next-Offset`` header says where to continue."""
-        execution = service.store.get_execution(execution_id)
+        execution = service.execution(execution_id)
         path = Path(execution.stdout_path if stream == "stdout" else execution.stderr_path)
         data = b""
         with contextlib.suppress(FileNotFoundError), path.open("rb") as fh:

@@ -135,21 +135,6 @@ def _answer(status: int, **body: Any) -> JSONResponse:
     return JSONResponse(body, status_code=status)
 
 
-def _submit_once(service: Service, key: str, task: Task) -> tuple[Task | None, str]:
-    """Submit ``task`` unless ``key`` already made one: (stored task, "") or (None, holder)."""
-    store = service.store
-    holder = store.reserve_intake_key(key, task.id)
-    if holder is not None:
-        return None, holder
-    try:
-        [stored] = service.submit([task])
-    except BaseException:
-        if not store.states_of([task.id]):  # not stored: the key is free again
-            store.release_intake_key(key, task.id)
-        raise
-    return stored, ""
-
-
 def github_routes(
     service: Service,
     settings: Settings | None = None,
@@ -221,11 +206,11 @@ def github_routes(
             logger.info("GitHub delivery %s ignored: %s", delivery, reason, extra=log)
             return _answer(202, ignored=reason)
         key = found.dedupe_key
-        holder = await asyncio.to_thread(service.store.intake_holder, key)
+        holder = await asyncio.to_thread(service.intake_holder, key)
         if holder is None:
             text = await instructions(found, project)
             task = triage.fix_task(found, project.dir, text)
-            stored, holder = await asyncio.to_thread(_submit_once, service, key, task)
+            stored, holder = await asyncio.to_thread(service.submit_once, key, task)
             if stored is not None:
                 logger.info(
                     "GitHub delivery %s: task %s for %s", delivery, stored.id, key, extra=log

@@ -139,7 +139,7 @@ def task_table(service: Service, tasks: list[Task], *, activity: bool = False) -
         table.add_column(column, no_wrap=column != "NAME")
     if activity:
         table.add_column("ACTIVITY", overflow="ellipsis", no_wrap=True, max_width=60)
-    latest = service.store.latest_executions(t.id for t in tasks)
+    latest = service.latest_executions(t.id for t in tasks)
     now = utcnow()
     for task in tasks:
         execution = latest.get(task.id)

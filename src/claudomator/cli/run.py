@@ -150,7 +150,7 @@ async def _run_until_settled(
 
 
 def _print_outcomes(service: Service, tasks: list[Task], console: Console) -> None:
-    latest = service.store.latest_executions(t.id for t in tasks)
+    latest = service.latest_executions(t.id for t in tasks)
     for task in tasks:
         execution = latest.get(task.id)
         console.print(f"\n[bold]{task.name}[/] ({short_id(task.id)}): {state_text(task.state)}")

@@ -247,7 +247,7 @@ def _print_log(
                 text = line if raw else describe(line)
                 if text:
                     typer.echo(text)
-        if not follow or service.store.get_execution(execution.id).end_time is not None:
+        if not follow or service.execution(execution.id).end_time is not None:
             if pending.strip():
                 text = pending if raw else describe(pending)
                 if text:
