@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from claudomator import protocol, ratelimit, tokens
+from claudomator import projects, protocol, ratelimit, tokens
 from claudomator.agents import Outcome, RunContext, Runner
 from claudomator.checker import checker_task, verdict_from
 from claudomator.config import Settings, estimate_cost
@@ -238,7 +238,7 @@ class Attempt:
 
     async def _deliver(self, sandbox: Sandbox, outcome: Outcome) -> None:
         """Build check, autocommit, record and deliver the work; a failure fails the outcome."""
-        project = self.settings.project_for(str(sandbox.project_dir))
+        project = projects.by_dir(self.settings, self.store, str(sandbox.project_dir))
         build = project.build_command if project else ()
         try:
             collected = await asyncio.to_thread(

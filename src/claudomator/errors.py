@@ -8,6 +8,7 @@
      ├── ValidationError        a task or request is invalid outside a task file
      ├── InvalidTransition      a task state change the state machine does not allow
      ├── NotFound               a task or execution id that does not exist
+     ├── ProjectExists          a project name that is already taken
      ├── StoreError             the database cannot be opened or migrated
      ├── SandboxError           git refused to create, commit or deliver a sandbox
      │    └── BuildFailed       the project's build check failed; nothing was committed
@@ -72,6 +73,14 @@ class NotFound(ClaudomatorError):
         self.kind = kind
         self.ident = ident
         super().__init__(f"no {kind} with id {ident!r}")
+
+
+class ProjectExists(ClaudomatorError):
+    """A project name that is already taken (in the config file or the database)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"a project named {name!r} already exists")
 
 
 class StoreError(ClaudomatorError):

@@ -12,14 +12,15 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from claudomator import protocol
+from claudomator import projects, protocol
 from claudomator.config import Settings
-from claudomator.errors import InvalidTransition, NotFound, ValidationError
+from claudomator.errors import InvalidTransition, NotFound, ProjectExists, ValidationError
 from claudomator.models import (
     RETRYABLE_STATES,
     AgentStatus,
     Execution,
     Interaction,
+    Project,
     Task,
     TaskEvent,
     TaskState,
@@ -85,6 +86,39 @@ class Service:
         if self.on_submit is not None:
             self.on_submit()
         return stored
+
+    # -- projects ----------------------------------------------------------------------------
+
+    def projects(self) -> list[tuple[Project, str]]:
+        """Every project and where it is defined ("config" or "api")."""
+        return projects.all_projects(self.settings, self.store)
+
+    def project(self, name: str) -> tuple[Project, str]:
+        for project, source in self.projects():
+            if project.name == name:
+                return project, source
+        raise NotFound("project", name)
+
+    def project_named(self, *names: str) -> Project | None:
+        return projects.by_name(self.settings, self.store, *names)
+
+    def save_project(self, project: Project, *, create: bool) -> Project:
+        """Create or replace a project managed through the API."""
+        if any(p.name == project.name for p in self.settings.projects):
+            if create:
+                raise ProjectExists(project.name)
+            raise ValidationError(
+                f"project {project.name!r} is defined in the config file; change it there"
+            )
+        directory = Path(project.dir).expanduser()
+        if not directory.is_absolute() or not directory.is_dir():
+            raise ValidationError(f"dir: {project.dir!r} is not an absolute path to a directory")
+        return self.store.save_project(project, create=create)
+
+    def delete_project(self, name: str) -> None:
+        if any(p.name == name for p in self.settings.projects):
+            raise ValidationError(f"project {name!r} is defined in the config file")
+        self.store.delete_project(name)
 
     def intake_holder(self, key: str) -> str | None:
         """The task an intake event ``key`` (e.g. a CI failure) already created, if any."""

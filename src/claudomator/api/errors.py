@@ -15,6 +15,7 @@ from claudomator.errors import (
     ClaudomatorError,
     InvalidTransition,
     NotFound,
+    ProjectExists,
     TaskFileError,
     ValidationError,
 )
@@ -55,7 +56,7 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 def _status(exc: ClaudomatorError) -> int:
     if isinstance(exc, NotFound):
         return 404
-    if isinstance(exc, InvalidTransition):
+    if isinstance(exc, InvalidTransition | ProjectExists):
         return 409
     if isinstance(exc, TaskFileError | ValidationError):
         return 422

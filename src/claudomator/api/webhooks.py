@@ -123,14 +123,6 @@ def parse_payload(body: bytes, content_type: str) -> dict[str, Any]:
     return document
 
 
-def project_for_repository(settings: Settings, name: str, full_name: str) -> Project | None:
-    """The configured project named like the repository (``name`` or ``owner/name``)."""
-    for project in settings.projects:
-        if project.name in (name, full_name):
-            return project
-    return None
-
-
 def _answer(status: int, **body: Any) -> JSONResponse:
     return JSONResponse(body, status_code=status)
 
@@ -187,7 +179,7 @@ def github_routes(
                 project = None
                 if isinstance(repo, dict):
                     name, full = str(repo.get("name", "")), str(repo.get("full_name", ""))
-                    project = project_for_repository(cfg, name, full)
+                    project = service.project_named(name, full)
                 logger.info("GitHub ping %s", delivery, extra=log)
                 return _answer(200, pong=True, project=project.name if project else None)
             found = triage.ci_failure(event, payload)
@@ -197,7 +189,7 @@ def github_routes(
         if isinstance(found, triage.Ignored):
             logger.info("GitHub delivery %s ignored: %s", delivery, found.reason, extra=log)
             return _answer(202, ignored=found.reason)
-        project = project_for_repository(cfg, found.repository_name, found.repository)
+        project = service.project_named(found.repository_name, found.repository)
         if project is None:
             reason = (
                 f"repository {found.repository} matches no project "

@@ -20,15 +20,17 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy.engine import Connection, Engine, RowMapping
 
-from claudomator.errors import InvalidTransition, NotFound, StoreError
+from claudomator.errors import InvalidTransition, NotFound, ProjectExists, StoreError
 from claudomator.models import (
     AgentConfig,
     AgentStatus,
     ChangeStats,
     Commit,
+    Delivery,
     Execution,
     Interaction,
     Priority,
+    Project,
     Task,
     TaskEvent,
     TaskState,
@@ -40,6 +42,7 @@ from claudomator.store.tables import (
     executions,
     intake_keys,
     interactions,
+    projects,
     task_events,
     tasks,
 )
@@ -116,6 +119,16 @@ def _task_from(row: RowMapping) -> Task:
         check_report=row["check_report"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+    )
+
+
+def _project_from(row: RowMapping) -> Project:
+    return Project(
+        name=row["name"],
+        dir=row["dir"],
+        build_command=tuple(row["build_command"]),
+        delivery=Delivery(row["delivery"]),
+        review=bool(row["review"]),
     )
 
 
@@ -646,3 +659,41 @@ class Store:
             return True
         query = sa.select(tasks.c.id).where(tasks.c.id == row.task_id)
         return conn.execute(query).first() is not None
+
+    # -- projects (those managed through the API; the config file holds the others) ---------
+
+    def projects(self) -> list[Project]:
+        query = sa.select(projects).order_by(projects.c.name)
+        with self._read() as conn:
+            return [_project_from(r) for r in conn.execute(query).mappings()]
+
+    def save_project(self, project: Project, *, create: bool) -> Project:
+        """Insert (``create``) or replace a project; NotFound / StoreError on a clash."""
+        row = {
+            "dir": project.dir,
+            "build_command": list(project.build_command),
+            "delivery": project.delivery.value,
+            "review": project.review,
+        }
+        if create:
+            try:
+                with self._tx() as conn:
+                    conn.execute(
+                        projects.insert().values(name=project.name, created_at=utcnow(), **row)
+                    )
+            except sa.exc.IntegrityError as exc:
+                raise ProjectExists(project.name) from exc
+        else:
+            with self._tx() as conn:
+                count = conn.execute(
+                    projects.update().where(projects.c.name == project.name).values(row)
+                ).rowcount
+            if count == 0:
+                raise NotFound("project", project.name)
+        return project
+
+    def delete_project(self, name: str) -> None:
+        with self._tx() as conn:
+            count = conn.execute(projects.delete().where(projects.c.name == name)).rowcount
+        if count == 0:
+            raise NotFound("project", name)

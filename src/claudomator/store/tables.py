@@ -131,3 +131,14 @@ intake_keys = sa.Table(
     sa.Column("task_id", sa.String(64), nullable=False, index=True),
     sa.Column("created_at", UTCDateTime(), nullable=False),
 )
+
+projects = sa.Table(
+    "projects",
+    metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("dir", sa.Text, nullable=False),
+    sa.Column("build_command", sa.JSON, nullable=False),
+    sa.Column("delivery", sa.String(16), nullable=False),
+    sa.Column("review", sa.Boolean, nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
