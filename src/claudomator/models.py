@@ -151,6 +151,7 @@ class Task(BaseModel):
     tags: tuple[str, ...] = ()
     depends_on: tuple[str, ...] = ()  # task ids
     parent_task_id: str | None = None
+    story_id: str | None = None  # the story this task belongs to
     state: TaskState = TaskState.PENDING
     summary: str = ""
     question: str = ""  # the agent's question while BLOCKED (JSON text)
@@ -276,3 +277,14 @@ class AgentStatus(BaseModel):
         """When the agent can be used again, or None if it can be used now."""
         later = [t for t in (self.limited_until, self.unavailable_until) if t and t > now]
         return max(later) if later else None
+
+
+class Story(BaseModel):
+    """A named group of tasks toward one goal."""
+
+    model_config = _FROZEN
+
+    id: str = Field(default_factory=new_id)
+    name: str = Field(min_length=1, max_length=200)
+    description: str = ""
+    created_at: datetime = Field(default_factory=utcnow)

@@ -21,6 +21,7 @@ from claudomator.models import (
     Execution,
     Interaction,
     Project,
+    Story,
     Task,
     TaskEvent,
     TaskState,
@@ -42,6 +43,7 @@ EDITABLE_FIELDS = frozenset(
         "tags",
         "depends_on",
         "parent_task_id",
+        "story_id",
         "acceptance_criteria",
     }
 )
@@ -78,6 +80,8 @@ class Service:
         missing = sorted(outside - known.keys())
         if missing:
             raise ValidationError(f"unknown task id(s) referenced: {', '.join(missing)}")
+        for story_id in {t.story_id for t in tasks if t.story_id}:
+            self.store.get_story(story_id)  # NotFound names it
         existing = self.store.states_of(batch)
         if existing:
             raise ValidationError(f"task id(s) already exist: {', '.join(sorted(existing))}")
@@ -305,12 +309,36 @@ class Service:
         *,
         states: Sequence[TaskState] | None = None,
         parent: str | None = None,
+        story: str | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[Task]:
         """Tasks, newest first (``parent`` may be an id prefix)."""
         parent_id = self.resolve_id(parent) if parent else None
-        return self.store.list_tasks(states=states, parent=parent_id, limit=limit, offset=offset)
+        if story:
+            self.store.get_story(story)
+        return self.store.list_tasks(
+            states=states, parent=parent_id, story=story, limit=limit, offset=offset
+        )
+
+    # -- stories -----------------------------------------------------------------------------
+
+    def create_story(self, story: Story) -> Story:
+        return self.store.add_story(story)
+
+    def stories(self) -> list[tuple[Story, dict[str, int]]]:
+        """Every story with its progress (tasks per state)."""
+        return [(s, self.story_progress(s.id)) for s in self.store.stories()]
+
+    def story(self, story_id: str) -> tuple[Story, dict[str, int]]:
+        story = self.store.get_story(story_id)
+        return story, self.story_progress(story.id)
+
+    def story_progress(self, story_id: str) -> dict[str, int]:
+        return {state.value: n for state, n in self.store.story_progress(story_id).items()}
+
+    def delete_story(self, story_id: str) -> None:
+        self.store.delete_story(story_id)
 
     def family(self, task_ids: Sequence[str]) -> list[Task]:
         """The given tasks followed by every subtask and checker that grew from them."""

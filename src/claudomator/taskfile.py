@@ -34,6 +34,7 @@ _TASK_KEYS = {
     "tags",
     "depends_on",
     "parent_task_id",
+    "story_id",
     "acceptance_criteria",
 }
 _AGENT_KEYS = set(AgentConfig.model_fields)
@@ -54,6 +55,7 @@ class _TaskSpec(BaseModel):
     tags: list[str] = Field(default_factory=list)
     depends_on: list[str] = Field(default_factory=list)
     parent_task_id: str | None = None
+    story_id: str | None = None
     acceptance_criteria: str = ""
 
     @field_validator("timeout", mode="before")
@@ -220,6 +222,7 @@ def _resolve(
                 tags=tuple(spec.tags),
                 depends_on=tuple(depends),
                 parent_task_id=spec.parent_task_id,
+                story_id=spec.story_id,
                 acceptance_criteria=spec.acceptance_criteria,
             )
         )

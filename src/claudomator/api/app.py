@@ -13,6 +13,7 @@ from claudomator.api.auth import token_guard
 from claudomator.api.intake import intake_routes
 from claudomator.api.metrics import metrics_routes
 from claudomator.api.projects import project_routes
+from claudomator.api.stories import story_routes
 from claudomator.api.streams import stream_routes
 from claudomator.api.tasks import agent_routes, execution_routes, task_routes
 from claudomator.api.webhooks import github_routes
@@ -77,6 +78,7 @@ def create_app(
         execution_routes(service),
         agent_routes(service),
         project_routes(service),
+        story_routes(service),
         stream_routes(service),
         metrics_routes(service),
     ):

@@ -102,13 +102,16 @@ def task_routes(service: Service) -> APIRouter:
     def list_tasks(
         state: list[TaskState] | None = Query(default=None),  # noqa: B008
         parent: str | None = Query(default=None, description="only subtasks of this task"),
+        story: str | None = Query(default=None, description="only tasks of this story"),
         limit: int = Query(default=100, ge=1, le=1000),
         offset: int = Query(default=0, ge=0, le=1_000_000),
     ) -> TaskList:
         """Tasks, newest first, optionally only those in the given states or under a parent;
         page with ``offset`` and ``limit``."""
         return TaskList(
-            tasks=service.list_tasks(states=state, parent=parent, limit=limit, offset=offset)
+            tasks=service.list_tasks(
+                states=state, parent=parent, story=story, limit=limit, offset=offset
+            )
         )
 
     @router.get("/{task_id}", response_model=TaskDetail)

@@ -31,6 +31,7 @@ from claudomator.models import (
     Interaction,
     Priority,
     Project,
+    Story,
     Task,
     TaskEvent,
     TaskState,
@@ -43,6 +44,7 @@ from claudomator.store.tables import (
     intake_keys,
     interactions,
     projects,
+    stories,
     task_events,
     tasks,
 )
@@ -85,6 +87,7 @@ def _task_row(task: Task) -> dict[str, Any]:
         "tags": list(task.tags),
         "depends_on": list(task.depends_on),
         "parent_task_id": task.parent_task_id,
+        "story_id": task.story_id,
         "state": task.state.value,
         "summary": task.summary,
         "question": task.question,
@@ -109,6 +112,7 @@ def _task_from(row: RowMapping) -> Task:
         tags=tuple(row["tags"]),
         depends_on=tuple(row["depends_on"]),
         parent_task_id=row["parent_task_id"],
+        story_id=row["story_id"],
         state=TaskState(row["state"]),
         summary=row["summary"],
         question=row["question"],
@@ -238,10 +242,11 @@ class Store:
         states: Iterable[TaskState] | None = None,
         ids: Iterable[str] | None = None,
         parent: str | None = None,
+        story: str | None = None,
         limit: int | None = None,
         offset: int = 0,
     ) -> list[Task]:
-        """Tasks, newest first, optionally filtered by state, id and parent; paginated."""
+        """Tasks, newest first, optionally filtered by state, id, parent, story; paginated."""
         query = sa.select(tasks).order_by(tasks.c.created_at.desc(), tasks.c.id)
         if states is not None:
             query = query.where(tasks.c.state.in_([s.value for s in states]))
@@ -249,6 +254,8 @@ class Store:
             query = query.where(tasks.c.id.in_(list(ids)))
         if parent is not None:
             query = query.where(tasks.c.parent_task_id == parent)
+        if story is not None:
+            query = query.where(tasks.c.story_id == story)
         if limit is not None:
             query = query.limit(limit)
         if offset:
@@ -697,3 +704,41 @@ class Store:
             count = conn.execute(projects.delete().where(projects.c.name == name)).rowcount
         if count == 0:
             raise NotFound("project", name)
+
+    # -- stories -----------------------------------------------------------------------------
+
+    def add_story(self, story: Story) -> Story:
+        with self._tx() as conn:
+            conn.execute(stories.insert().values(story.model_dump()))
+        return story
+
+    def stories(self) -> list[Story]:
+        query = sa.select(stories).order_by(stories.c.created_at.desc(), stories.c.id)
+        with self._read() as conn:
+            return [Story.model_validate(dict(r)) for r in conn.execute(query).mappings()]
+
+    def get_story(self, story_id: str) -> Story:
+        query = sa.select(stories).where(stories.c.id == story_id)
+        with self._read() as conn:
+            row = conn.execute(query).mappings().first()
+        if row is None:
+            raise NotFound("story", story_id)
+        return Story.model_validate(dict(row))
+
+    def story_progress(self, story_id: str) -> dict[TaskState, int]:
+        """How many of the story's tasks are in each state."""
+        query = (
+            sa.select(tasks.c.state, sa.func.count())
+            .where(tasks.c.story_id == story_id)
+            .group_by(tasks.c.state)
+        )
+        with self._read() as conn:
+            return {TaskState(state): int(n) for state, n in conn.execute(query)}
+
+    def delete_story(self, story_id: str) -> None:
+        """Delete a story; its tasks stay, without a story."""
+        with self._tx() as conn:
+            conn.execute(tasks.update().where(tasks.c.story_id == story_id).values(story_id=None))
+            count = conn.execute(stories.delete().where(stories.c.id == story_id)).rowcount
+        if count == 0:
+            raise NotFound("story", story_id)

@@ -46,6 +46,7 @@ tasks = sa.Table(
     sa.Column("tags", sa.JSON, nullable=False),
     sa.Column("depends_on", sa.JSON, nullable=False),
     sa.Column("parent_task_id", sa.String(64), nullable=True, index=True),
+    sa.Column("story_id", sa.String(64), nullable=True, index=True),
     sa.Column("state", sa.String(32), nullable=False, index=True),
     sa.Column("summary", sa.Text, nullable=False, default=""),
     sa.Column("question", sa.Text, nullable=False, default=""),
@@ -140,5 +141,14 @@ projects = sa.Table(
     sa.Column("build_command", sa.JSON, nullable=False),
     sa.Column("delivery", sa.String(16), nullable=False),
     sa.Column("review", sa.Boolean, nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
+stories = sa.Table(
+    "stories",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
 )
