@@ -25,17 +25,15 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
-import threading
-import traceback
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Final
 from urllib.parse import urlsplit
+
+from fakes.serving import FakeHTTPServer, ServedFake
 
 __all__ = [
     "DONE_TEXT",
@@ -212,21 +210,6 @@ def _sse(event: str, data: Mapping[str, Any]) -> bytes:
     return f"event: {event}\ndata: {json.dumps({'type': event, **data})}\n\n".encode()
 
 
-class _Server(ThreadingHTTPServer):
-    """The HTTP server; handler threads are daemons and are joined on close."""
-
-    daemon_threads = True
-
-    def __init__(self, owner: FakeAnthropic) -> None:
-        self.owner = owner
-        super().__init__(("127.0.0.1", 0), _Handler)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Record a handler crash in ``owner.errors`` (a bug in the fake, not in the CLI)."""
-        self.owner.errors.append(traceback.format_exc())
-        super().handle_error(request, client_address)
-
-
 class _Handler(BaseHTTPRequestHandler):
     """Serves one connection (HTTP/1.1 keep-alive) for the owning `FakeAnthropic`."""
 
@@ -237,8 +220,10 @@ class _Handler(BaseHTTPRequestHandler):
     @property
     def owner(self) -> FakeAnthropic:
         server = self.server
-        assert isinstance(server, _Server)
-        return server.owner
+        assert isinstance(server, FakeHTTPServer)
+        owner = server.owner
+        assert isinstance(owner, FakeAnthropic)
+        return owner
 
     def setup(self) -> None:
         super().setup()
@@ -435,7 +420,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
 
-class FakeAnthropic:
+class FakeAnthropic(ServedFake):
     """A scripted fake Anthropic Messages API server on 127.0.0.1 (see the module docstring).
 
     Use it as a context manager, or call `start` and `stop`. ``requests`` lists every
@@ -443,6 +428,8 @@ class FakeAnthropic:
     from the test thread while the server runs. ``errors`` holds tracebacks of crashes inside
     the fake itself, so a test can assert it stayed empty.
     """
+
+    handler_class = _Handler
 
     def __init__(
         self,
@@ -452,27 +439,20 @@ class FakeAnthropic:
         input_tokens: int = 100,
         output_tokens: int = 20,
     ) -> None:
+        super().__init__()
         self.input_tokens = input_tokens
         self.output_tokens = output_tokens
         self.requests: list[RecordedRequest] = []
         self.side_requests: list[RecordedRequest] = []
-        self.errors: list[str] = []
-        self._lock = threading.Lock()
         self._script: list[Reply] = list(script)
         self._repeat_last = repeat_last
         self._position = 0
         self._routes: list[_Route] = []
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self._stopping = threading.Event()
-        self._connections: set[socket.socket] = set()
 
     @property
     def url(self) -> str:
         """The base URL, ``http://127.0.0.1:PORT``; only once started."""
-        if self._server is None:
-            raise RuntimeError("FakeAnthropic is not started")
-        host, port = self._server.server_address[:2]
+        host, port = self.address
         return f"http://{host!s}:{port}"
 
     def set_script(self, script: Sequence[Reply], *, repeat_last: bool = False) -> None:
@@ -490,48 +470,6 @@ class FakeAnthropic:
         """
         with self._lock:
             self._routes.append(_Route(marker, list(script), repeat_last))
-
-    def start(self) -> FakeAnthropic:
-        """Bind a free port and serve in a daemon thread."""
-        if self._server is not None:
-            raise RuntimeError("FakeAnthropic is already started")
-        self._stopping.clear()
-        self._server = _Server(self)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"FakeAnthropic:{self._server.server_address[1]}",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving, cut open connections (ending any `Hang`) and close every socket."""
-        server, thread = self._server, self._thread
-        if server is None or thread is None:
-            return
-        self._stopping.set()
-        server.shutdown()
-        thread.join()
-        with self._lock:
-            connections = list(self._connections)
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
-        server.server_close()  # joins the handler threads, which now end quickly
-        self._server = self._thread = None
-
-    def __enter__(self) -> FakeAnthropic:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # --- used by the handler threads ------------------------------------------------------
 
@@ -560,15 +498,3 @@ class FakeAnthropic:
     def _record_side_call(self, request: RecordedRequest) -> None:
         with self._lock:
             self.side_requests.append(request)
-
-    def _register(self, connection: socket.socket) -> None:
-        with self._lock:
-            if self._stopping.is_set():
-                with contextlib.suppress(OSError):
-                    connection.shutdown(socket.SHUT_RDWR)
-            else:
-                self._connections.add(connection)
-
-    def _unregister(self, connection: socket.socket) -> None:
-        with self._lock:
-            self._connections.discard(connection)

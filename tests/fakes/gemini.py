@@ -32,17 +32,15 @@ import contextlib
 import json
 import os
 import re
-import socket
-import threading
-import traceback
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Final
 from urllib.parse import unquote, urlsplit
+
+from fakes.serving import FakeHTTPServer, ServedFake
 
 __all__ = [
     "CHUNK_CHARS",
@@ -271,21 +269,6 @@ def _sse(data: Mapping[str, Any]) -> bytes:
     return f"data: {json.dumps(data)}\r\n\r\n".encode()
 
 
-class _Server(ThreadingHTTPServer):
-    """The HTTP server; handler threads are daemons and are joined on close."""
-
-    daemon_threads = True
-
-    def __init__(self, owner: FakeGemini) -> None:
-        self.owner = owner
-        super().__init__(("127.0.0.1", 0), _Handler)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Record a handler crash in ``owner.errors`` (a bug in the fake, not in the CLI)."""
-        self.owner.errors.append(traceback.format_exc())
-        super().handle_error(request, client_address)
-
-
 class _Handler(BaseHTTPRequestHandler):
     """Serves one connection (HTTP/1.1 keep-alive) for the owning `FakeGemini`."""
 
@@ -296,8 +279,10 @@ class _Handler(BaseHTTPRequestHandler):
     @property
     def owner(self) -> FakeGemini:
         server = self.server
-        assert isinstance(server, _Server)
-        return server.owner
+        assert isinstance(server, FakeHTTPServer)
+        owner = server.owner
+        assert isinstance(owner, FakeGemini)
+        return owner
 
     def setup(self) -> None:
         super().setup()
@@ -452,7 +437,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
 
-class FakeGemini:
+class FakeGemini(ServedFake):
     """A scripted fake Gemini API server on 127.0.0.1 (see the module docstring).
 
     Use it as a context manager, or call `start` and `stop`. ``requests`` lists every
@@ -460,6 +445,8 @@ class FakeGemini:
     are safe to read from the test thread while the server runs. ``errors`` holds tracebacks of
     crashes inside the fake itself, so a test can assert it stayed empty.
     """
+
+    handler_class = _Handler
 
     def __init__(
         self,
@@ -470,27 +457,20 @@ class FakeGemini:
         output_tokens: int = 20,
         complexity_score: int = 10,
     ) -> None:
+        super().__init__()
         self.input_tokens = input_tokens
         self.output_tokens = output_tokens
         self.complexity_score = complexity_score
         self.requests: list[RecordedRequest] = []
         self.side_requests: list[RecordedRequest] = []
-        self.errors: list[str] = []
-        self._lock = threading.Lock()
         self._script: list[Reply] = list(script)
         self._repeat_last = repeat_last
         self._position = 0
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self._stopping = threading.Event()
-        self._connections: set[socket.socket] = set()
 
     @property
     def url(self) -> str:
         """The base URL, ``http://127.0.0.1:PORT``; only once started."""
-        if self._server is None:
-            raise RuntimeError("FakeGemini is not started")
-        host, port = self._server.server_address[:2]
+        host, port = self.address
         return f"http://{host!s}:{port}"
 
     def set_script(self, script: Sequence[Reply], *, repeat_last: bool = False) -> None:
@@ -499,48 +479,6 @@ class FakeGemini:
             self._script = list(script)
             self._repeat_last = repeat_last
             self._position = 0
-
-    def start(self) -> FakeGemini:
-        """Bind a free port and serve in a daemon thread."""
-        if self._server is not None:
-            raise RuntimeError("FakeGemini is already started")
-        self._stopping.clear()
-        self._server = _Server(self)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"FakeGemini:{self._server.server_address[1]}",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving, cut open connections (ending any `Hang`) and close every socket."""
-        server, thread = self._server, self._thread
-        if server is None or thread is None:
-            return
-        self._stopping.set()
-        server.shutdown()
-        thread.join()
-        with self._lock:
-            connections = list(self._connections)
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
-        server.server_close()  # joins the handler threads, which now end quickly
-        self._server = self._thread = None
-
-    def __enter__(self) -> FakeGemini:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # --- used by the handler threads ------------------------------------------------------
 
@@ -565,15 +503,3 @@ class FakeGemini:
     def _record_side_call(self, request: RecordedRequest) -> None:
         with self._lock:
             self.side_requests.append(request)
-
-    def _register(self, connection: socket.socket) -> None:
-        with self._lock:
-            if self._stopping.is_set():
-                with contextlib.suppress(OSError):
-                    connection.shutdown(socket.SHUT_RDWR)
-            else:
-                self._connections.add(connection)
-
-    def _unregister(self, connection: socket.socket) -> None:
-        with self._lock:
-            self._connections.discard(connection)

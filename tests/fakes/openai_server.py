@@ -25,17 +25,15 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import socket
-import threading
 import time
-import traceback
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Final
 from urllib.parse import urlsplit
+
+from fakes.serving import FakeHTTPServer, ServedFake
 
 __all__ = [
     "DONE_TEXT",
@@ -126,19 +124,6 @@ def _new_id() -> str:
     return f"chatcmpl-{uuid.uuid4().hex[:24]}"
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, owner: FakeOpenAI) -> None:
-        self.owner = owner
-        super().__init__(("127.0.0.1", 0), _Handler)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Record a crash of the fake itself in ``owner.errors``."""
-        self.owner.errors.append(traceback.format_exc())
-        super().handle_error(request, client_address)
-
-
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "FakeOpenAI/1.0"
@@ -147,8 +132,10 @@ class _Handler(BaseHTTPRequestHandler):
     @property
     def owner(self) -> FakeOpenAI:
         server = self.server
-        assert isinstance(server, _Server)
-        return server.owner
+        assert isinstance(server, FakeHTTPServer)
+        owner = server.owner
+        assert isinstance(owner, FakeOpenAI)
+        return owner
 
     def setup(self) -> None:
         super().setup()
@@ -317,13 +304,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
 
-class FakeOpenAI:
+class FakeOpenAI(ServedFake):
     """A scripted fake OpenAI-compatible server on 127.0.0.1 (see the module docstring).
 
     Use it as a context manager, or call `start` and `stop`. ``requests`` lists every request
     in arrival order; ``errors`` holds tracebacks of crashes inside the fake itself. With
     ``send_usage=False`` it behaves like a server that never reports token usage.
     """
+
+    handler_class = _Handler
 
     def __init__(
         self,
@@ -335,27 +324,20 @@ class FakeOpenAI:
         completion_tokens: int = 20,
         send_usage: bool = True,
     ) -> None:
+        super().__init__()
         self.models = tuple(models)
         self.prompt_tokens = prompt_tokens
         self.completion_tokens = completion_tokens
         self.send_usage = send_usage
         self.requests: list[RecordedRequest] = []
-        self.errors: list[str] = []
-        self._lock = threading.Lock()
         self._script: list[Scripted] = list(script)
         self._repeat_last = repeat_last
         self._position = 0
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self._stopping = threading.Event()
-        self._connections: set[socket.socket] = set()
 
     @property
     def url(self) -> str:
         """The base URL for the SDK, ``http://127.0.0.1:PORT/v1``; only once started."""
-        if self._server is None:
-            raise RuntimeError("FakeOpenAI is not started")
-        host, port = self._server.server_address[:2]
+        host, port = self.address
         return f"http://{host!s}:{port}/v1"
 
     @property
@@ -370,48 +352,6 @@ class FakeOpenAI:
             self._script = list(script)
             self._repeat_last = repeat_last
             self._position = 0
-
-    def start(self) -> FakeOpenAI:
-        """Bind a free port and serve in a daemon thread."""
-        if self._server is not None:
-            raise RuntimeError("FakeOpenAI is already started")
-        self._stopping.clear()
-        self._server = _Server(self)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"FakeOpenAI:{self._server.server_address[1]}",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving, cut open connections (ending any `Hang`) and close every socket."""
-        server, thread = self._server, self._thread
-        if server is None or thread is None:
-            return
-        self._stopping.set()
-        server.shutdown()
-        thread.join()
-        with self._lock:
-            connections = list(self._connections)
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
-        server.server_close()
-        self._server = self._thread = None
-
-    def __enter__(self) -> FakeOpenAI:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # --- used by the handler threads ------------------------------------------------------
 
@@ -428,15 +368,3 @@ class FakeOpenAI:
     def _record(self, request: RecordedRequest) -> None:
         with self._lock:
             self.requests.append(request)
-
-    def _register(self, connection: socket.socket) -> None:
-        with self._lock:
-            if self._stopping.is_set():
-                with contextlib.suppress(OSError):
-                    connection.shutdown(socket.SHUT_RDWR)
-            else:
-                self._connections.add(connection)
-
-    def _unregister(self, connection: socket.socket) -> None:
-        with self._lock:
-            self._connections.discard(connection)

@@ -1,0 +1,105 @@
+"""What every fake server shares: a real HTTP server on 127.0.0.1 in a daemon thread that
+records its own crashes, and a ``stop`` that returns promptly even while requests hang."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import traceback
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, ClassVar, Self
+
+
+class FakeHTTPServer(ThreadingHTTPServer):
+    """The HTTP server; handler threads are daemons and are joined on close."""
+
+    daemon_threads = True
+
+    def __init__(self, owner: ServedFake, handler: type[BaseHTTPRequestHandler]) -> None:
+        self.owner = owner
+        super().__init__(("127.0.0.1", 0), handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Record a handler crash in ``owner.errors`` (a bug in the fake, not in the client)."""
+        self.owner.errors.append(traceback.format_exc())
+        super().handle_error(request, client_address)
+
+
+class ServedFake:
+    """Start, stop and context management for a fake served by ``handler_class``."""
+
+    handler_class: ClassVar[type[BaseHTTPRequestHandler]]
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+        self._lock = threading.Lock()
+        self._server: FakeHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._connections: set[socket.socket] = set()
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """``(host, port)``; only once started."""
+        if self._server is None:
+            raise RuntimeError(f"{type(self).__name__} is not started")
+        host, port = self._server.server_address[:2]
+        return str(host), int(port)
+
+    def start(self) -> Self:
+        """Bind a free port and serve in a daemon thread."""
+        if self._server is not None:
+            raise RuntimeError(f"{type(self).__name__} is already started")
+        self._stopping.clear()
+        self._server = FakeHTTPServer(self, self.handler_class)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"{type(self).__name__}:{self._server.server_address[1]}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, cut open connections (ending any hang) and close every socket."""
+        server, thread = self._server, self._thread
+        if server is None or thread is None:
+            return
+        self._stopping.set()
+        server.shutdown()
+        thread.join()
+        with self._lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+        server.server_close()  # joins the handler threads, which now end quickly
+        self._server = self._thread = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # --- used by the handler threads ------------------------------------------------------
+
+    def _register(self, connection: socket.socket) -> None:
+        with self._lock:
+            if self._stopping.is_set():
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)
+            else:
+                self._connections.add(connection)
+
+    def _unregister(self, connection: socket.socket) -> None:
+        with self._lock:
+            self._connections.discard(connection)
