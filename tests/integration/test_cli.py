@@ -246,10 +246,13 @@ def wait_for_state(task_name: str, state: str, env: dict[str, str], timeout: flo
     while time.monotonic() < deadline:
         db = Path(env["CLAUDOMATOR_DATA_DIR"]) / "claudomator.db"
         if db.exists():
-            with sqlite3.connect(db) as conn:
-                row = conn.execute(
-                    "select id, state from tasks where name = ?", (task_name,)
-                ).fetchone()
+            try:
+                with sqlite3.connect(db) as conn:
+                    row = conn.execute(
+                        "select id, state from tasks where name = ?", (task_name,)
+                    ).fetchone()
+            except sqlite3.OperationalError:  # the writer is still creating the schema
+                row = None
             if row and row[1] == state:
                 return str(row[0])
         time.sleep(0.2)

@@ -38,8 +38,11 @@ def free_port() -> int:
 
 def task_row(env: dict[str, str], name: str) -> tuple[str, str]:
     db = Path(env["CLAUDOMATOR_DATA_DIR"]) / "claudomator.db"
-    with sqlite3.connect(db) as conn:
-        row = conn.execute("select id, state from tasks where name = ?", (name,)).fetchone()
+    try:
+        with sqlite3.connect(db) as conn:
+            row = conn.execute("select id, state from tasks where name = ?", (name,)).fetchone()
+    except sqlite3.OperationalError:  # the writer is still creating the schema
+        return "", ""
     return (str(row[0]), str(row[1])) if row else ("", "")
 
 

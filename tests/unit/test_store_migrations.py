@@ -57,3 +57,23 @@ def _head() -> str:
     head = ScriptDirectory(str(store_module._MIGRATIONS)).get_current_head()
     assert head is not None
     return head
+
+
+def test_processes_opening_a_new_database_together_all_succeed(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    db = tmp_path / "fresh.db"
+    code = "import sys; from claudomator.store import Store; Store.open(sys.argv[1]).close()"
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, str(db)], stderr=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
+    results = [(p.wait(60), p.stderr.read() if p.stderr else "") for p in procs]
+    for proc in procs:
+        if proc.stderr:
+            proc.stderr.close()
+    assert [code for code, _ in results] == [0, 0, 0, 0], results
+    with sqlite3.connect(db) as conn:
+        [(version,)] = conn.execute("select version_num from alembic_version").fetchall()
+    assert version == _head()

@@ -8,6 +8,7 @@ transaction. Nothing here is SQLite-specific except the connection set-up in :fu
 
 from __future__ import annotations
 
+import fcntl
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -167,7 +168,12 @@ class Store:
         if "://" not in url:
             path = Path(url).expanduser()
             path.parent.mkdir(parents=True, exist_ok=True)
-            url = f"sqlite:///{path}"
+            store = cls(_engine(f"sqlite:///{path}"))
+            # processes starting together on a new file must not both create the schema
+            with path.with_name(path.name + ".migrate.lock").open("a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                store.migrate()
+            return store
         store = cls(_engine(url))
         store.migrate()
         return store
