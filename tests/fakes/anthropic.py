@@ -22,18 +22,16 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from fakes.serving import FakeHTTPServer, ServedFake
+from fakes.serving import ServedFake, TrackedHandler
 
 __all__ = [
     "DONE_TEXT",
@@ -210,32 +208,16 @@ def _sse(event: str, data: Mapping[str, Any]) -> bytes:
     return f"event: {event}\ndata: {json.dumps({'type': event, **data})}\n\n".encode()
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(TrackedHandler):
     """Serves one connection (HTTP/1.1 keep-alive) for the owning `FakeAnthropic`."""
 
-    protocol_version = "HTTP/1.1"
     server_version = "FakeAnthropic/1.0"
-    timeout = 120  # a forgotten idle keep-alive connection cannot block shutdown forever
 
     @property
     def owner(self) -> FakeAnthropic:
-        server = self.server
-        assert isinstance(server, FakeHTTPServer)
-        owner = server.owner
+        owner = self.fake
         assert isinstance(owner, FakeAnthropic)
         return owner
-
-    def setup(self) -> None:
-        super().setup()
-        self.owner._register(self.connection)
-
-    def finish(self) -> None:
-        self.owner._unregister(self.connection)
-        with contextlib.suppress(OSError):
-            super().finish()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Keep test output quiet."""
 
     # --- routing -------------------------------------------------------------------------
 

@@ -28,19 +28,17 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import unquote, urlsplit
 
-from fakes.serving import FakeHTTPServer, ServedFake
+from fakes.serving import ServedFake, TrackedHandler
 
 __all__ = [
     "CHUNK_CHARS",
@@ -269,32 +267,16 @@ def _sse(data: Mapping[str, Any]) -> bytes:
     return f"data: {json.dumps(data)}\r\n\r\n".encode()
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(TrackedHandler):
     """Serves one connection (HTTP/1.1 keep-alive) for the owning `FakeGemini`."""
 
-    protocol_version = "HTTP/1.1"
     server_version = "FakeGemini/1.0"
-    timeout = 120  # a forgotten idle keep-alive connection cannot block shutdown forever
 
     @property
     def owner(self) -> FakeGemini:
-        server = self.server
-        assert isinstance(server, FakeHTTPServer)
-        owner = server.owner
+        owner = self.fake
         assert isinstance(owner, FakeGemini)
         return owner
-
-    def setup(self) -> None:
-        super().setup()
-        self.owner._register(self.connection)
-
-    def finish(self) -> None:
-        self.owner._unregister(self.connection)
-        with contextlib.suppress(OSError):
-            super().finish()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Keep test output quiet."""
 
     # --- routing -------------------------------------------------------------------------
 

@@ -22,18 +22,16 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from fakes.serving import FakeHTTPServer, ServedFake
+from fakes.serving import ServedFake, TrackedHandler
 
 __all__ = [
     "DONE_TEXT",
@@ -124,30 +122,14 @@ def _new_id() -> str:
     return f"chatcmpl-{uuid.uuid4().hex[:24]}"
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(TrackedHandler):
     server_version = "FakeOpenAI/1.0"
-    timeout = 120
 
     @property
     def owner(self) -> FakeOpenAI:
-        server = self.server
-        assert isinstance(server, FakeHTTPServer)
-        owner = server.owner
+        owner = self.fake
         assert isinstance(owner, FakeOpenAI)
         return owner
-
-    def setup(self) -> None:
-        super().setup()
-        self.owner._register(self.connection)
-
-    def finish(self) -> None:
-        self.owner._unregister(self.connection)
-        with contextlib.suppress(OSError):
-            super().finish()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Keep test output quiet."""
 
     def do_GET(self) -> None:
         self._read_body()

@@ -27,6 +27,31 @@ class FakeHTTPServer(ThreadingHTTPServer):
         super().handle_error(request, client_address)
 
 
+class TrackedHandler(BaseHTTPRequestHandler):
+    """A handler whose connections the fake tracks, so ``stop`` can cut them."""
+
+    protocol_version = "HTTP/1.1"
+    timeout = 120  # a forgotten idle keep-alive connection cannot block shutdown forever
+
+    @property
+    def fake(self) -> ServedFake:
+        server = self.server
+        assert isinstance(server, FakeHTTPServer)
+        return server.owner
+
+    def setup(self) -> None:
+        super().setup()
+        self.fake._register(self.connection)
+
+    def finish(self) -> None:
+        self.fake._unregister(self.connection)
+        with contextlib.suppress(OSError):
+            super().finish()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Keep test output quiet."""
+
+
 class ServedFake:
     """Start, stop and context management for a fake served by ``handler_class``."""
 

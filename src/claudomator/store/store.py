@@ -137,6 +137,17 @@ def _project_from(row: RowMapping) -> Project:
     )
 
 
+def _event_from(row: RowMapping) -> TaskEvent:
+    return TaskEvent(
+        id=row["id"],
+        task_id=row["task_id"],
+        at=row["at"],
+        from_state=TaskState(row["from_state"]) if row["from_state"] else None,
+        to_state=TaskState(row["to_state"]),
+        reason=row["reason"],
+    )
+
+
 def _execution_row(execution: Execution) -> dict[str, Any]:
     row = execution.model_dump(mode="python", exclude={"commits", "changestats"})
     row["status"] = execution.status.value
@@ -414,17 +425,7 @@ class Store:
             .order_by(task_events.c.id)
         )
         with self._read() as conn:
-            return [
-                TaskEvent(
-                    id=r["id"],
-                    task_id=r["task_id"],
-                    at=r["at"],
-                    from_state=TaskState(r["from_state"]) if r["from_state"] else None,
-                    to_state=TaskState(r["to_state"]),
-                    reason=r["reason"],
-                )
-                for r in conn.execute(query).mappings()
-            ]
+            return [_event_from(r) for r in conn.execute(query).mappings()]
 
     def events_since(self, after_id: int, limit: int = 500) -> list[TaskEvent]:
         """State changes of every task with an id above ``after_id``, oldest first."""
@@ -435,17 +436,7 @@ class Store:
             .limit(limit)
         )
         with self._read() as conn:
-            return [
-                TaskEvent(
-                    id=r["id"],
-                    task_id=r["task_id"],
-                    at=r["at"],
-                    from_state=TaskState(r["from_state"]) if r["from_state"] else None,
-                    to_state=TaskState(r["to_state"]),
-                    reason=r["reason"],
-                )
-                for r in conn.execute(query).mappings()
-            ]
+            return [_event_from(r) for r in conn.execute(query).mappings()]
 
     def execution_totals(self) -> dict[str, tuple[int, float]]:
         """Per execution status: (count, total cost in USD)."""
