@@ -102,7 +102,7 @@ class Attempt:
             await self._block(outcome, question, summary)
             return
         if outcome.status == TaskState.COMPLETED and self.task.checker_for_task_id:
-            await asyncio.to_thread(self.sandboxes.release, sandbox)  # a checker changes nothing
+            await asyncio.to_thread(self._release, sandbox)  # a checker changes nothing
         elif outcome.status == TaskState.COMPLETED:
             await self._deliver(sandbox, outcome)
         elif sandbox.dir.exists():
@@ -166,7 +166,10 @@ class Attempt:
                     self.execution.session_id,
                     resume=False,
                 )
-        self.sandboxes.prepare_project(project_dir)
+        if not self.task.agent.project_dir:  # a project-less task gets a scratch repository
+            project_dir.mkdir(parents=True, exist_ok=True)
+            self.sandboxes.prepare_project(project_dir)
+        # create() prepares a project that needs it; a ready one costs no extra git command
         return self.sandboxes.create(project_dir, self.execution.id), plan
 
     async def _run_agent(self, sandbox: Sandbox, plan: Plan, project_dir: Path) -> Outcome:
@@ -248,6 +251,7 @@ class Attempt:
                 update={"commits": collected.commits, "changestats": collected.changestats}
             )
             if collected.commits:
+                await self._keep_diff(sandbox)
                 kwargs = {"delivery": project.delivery} if project else {}
                 self.delivered_to = await asyncio.to_thread(
                     self.sandboxes.deliver, sandbox, task_id=self.task.id, **kwargs
@@ -266,10 +270,29 @@ class Attempt:
             if project is not None and project.review and self.delivered_to.startswith("branch"):
                 outcome.status = TaskState.READY  # kept, with its sandbox, for the review loop
             else:
-                await asyncio.to_thread(self.sandboxes.release, sandbox)
+                await asyncio.to_thread(self._release, sandbox)
         except SandboxError as exc:
             outcome.status = TaskState.FAILED
             outcome.error_msg = str(exc)
+
+    async def _keep_diff(self, sandbox: Sandbox) -> None:
+        """Save the diff of the work for people to read later; a failure only costs the diff."""
+        try:
+            await asyncio.to_thread(
+                self.sandboxes.write_diff, sandbox, protocol.diff_file(self.log_dir)
+            )
+        except (OSError, SandboxError) as exc:
+            logger.warning(
+                "task %s: could not save the diff: %s", self.task.id, exc, extra={"action": "diff"}
+            )
+
+    def _release(self, sandbox: Sandbox) -> None:
+        """Retire a finished sandbox. A scratch project's tree is deleted, not kept warm: no
+        other task shares that project, so a warm tree would only take disk space."""
+        if self.task.agent.project_dir:
+            self.sandboxes.release(sandbox)
+        else:
+            Sandboxes(self.sandboxes.root, warm_per_project=0).release(sandbox)
 
     async def _block(self, outcome: Outcome, question: protocol.Question, summary: str) -> None:
         """The agent asked a human: keep the sandbox, park the task, tell someone."""

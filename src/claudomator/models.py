@@ -288,3 +288,14 @@ class Story(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     description: str = ""
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class PushSubscription(BaseModel):
+    """A browser's Web Push subscription (the PushSubscription JSON, flattened)."""
+
+    model_config = _FROZEN
+
+    endpoint: str = Field(min_length=1, max_length=2048)
+    p256dh: str = Field(min_length=1, max_length=255)
+    auth: str = Field(min_length=1, max_length=255)
+    created_at: datetime = Field(default_factory=utcnow)

@@ -141,6 +141,11 @@ def summary_file(log_dir: Path) -> Path:
     return log_dir / "summary.txt"
 
 
+def diff_file(log_dir: Path) -> Path:
+    """Where the unified diff of an execution's delivered work is kept (written by us)."""
+    return log_dir / "changes.diff"
+
+
 @dataclass(frozen=True)
 class Question:
     """What the agent asked."""

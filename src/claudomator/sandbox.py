@@ -35,6 +35,7 @@ import logging
 import os
 import re
 import shutil
+import subprocess
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
@@ -49,6 +50,7 @@ from claudomator.models import ChangeStats, Commit, Delivery
 logger = logging.getLogger(__name__)
 
 GIT_TIMEOUT = 600.0  # seconds for one git command
+MAX_DIFF_BYTES = 4 * 1024 * 1024  # of the diff kept per execution
 BUILD_TIMEOUT = 30 * 60.0  # seconds for the build check
 AUTOCOMMIT_MESSAGE = "chore: autocommit uncommitted changes"
 INITIAL_MESSAGE = "chore: initial commit by claudomator"
@@ -488,6 +490,38 @@ class Sandboxes:
         )
         shortstat = _git(tree, "diff", "--shortstat", sandbox.base_commit, "HEAD", sandbox=tree)
         return Collected(commits, _parse_shortstat(shortstat.stdout))
+
+    def write_diff(self, sandbox: Sandbox, dest: Path, *, limit: int = MAX_DIFF_BYTES) -> int:
+        """Write the unified diff of the agent's work (start commit to HEAD) to ``dest``.
+
+        At most ``limit`` bytes are kept (a note says when it was cut). ``dest`` is replaced,
+        never followed if it is a link (the log folder is one the agent can write to). Returns
+        the size written.
+        """
+        dest.unlink(missing_ok=True)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+        fd = os.open(dest, flags, 0o644)
+        with os.fdopen(fd, "wb") as out:
+            args = ["diff", "--no-color", "--no-ext-diff", sandbox.base_commit, "HEAD"]
+            result = subprocess.run(
+                ["git", *_internal_config(), *args],
+                cwd=sandbox.dir,
+                env=_git_env(),
+                stdout=out,
+                stderr=subprocess.PIPE,
+                timeout=GIT_TIMEOUT,
+                check=False,
+            )
+            if result.returncode != 0:
+                tail = result.stderr.decode("utf-8", "replace")[-500:]
+                raise SandboxError(f"`git diff` failed in {sandbox.dir}: {tail}", str(sandbox.dir))
+            size = out.tell()
+            if size > limit:
+                out.truncate(limit)
+                out.seek(limit)
+                out.write(f"\n[diff cut at {limit} of {size} bytes]\n".encode())
+                size = out.tell()
+        return size
 
     # --- delivering ---
 

@@ -70,8 +70,11 @@ class Service:
 
     # -- writing -----------------------------------------------------------------------------
 
-    def submit(self, tasks: Sequence[Task]) -> list[Task]:
-        """Store ``tasks`` as QUEUED, all or none. Dependencies must exist (here or already)."""
+    def submit(self, tasks: Sequence[Task], *, queue: bool = True) -> list[Task]:
+        """Store ``tasks`` as QUEUED (PENDING drafts unless ``queue``), all or none.
+
+        Dependencies, parents and stories must exist (in the batch or already).
+        """
         batch = {t.id for t in tasks}
         outside = {d for t in tasks for d in t.depends_on if d not in batch}
         parents = {t.parent_task_id for t in tasks if t.parent_task_id}
@@ -85,11 +88,21 @@ class Service:
         existing = self.store.states_of(batch)
         if existing:
             raise ValidationError(f"task id(s) already exist: {', '.join(sorted(existing))}")
-        stored = self.store.add_tasks(tasks)
-        logger.info("submitted %d task(s)", len(stored), extra={"action": "submit"})
-        if self.on_submit is not None:
+        stored = self.store.add_tasks(tasks, submit=queue)
+        logger.info("stored %d task(s), queued: %s", len(stored), queue, extra={"action": "submit"})
+        if queue and self.on_submit is not None:
             self.on_submit()
         return stored
+
+    def queue(self, ident: str) -> Task:
+        """Submit a PENDING draft for running (QUEUED)."""
+        task = self.get(ident)
+        queued = self.store.transition(
+            task.id, TaskState.QUEUED, "submitted", expected=TaskState.PENDING
+        )
+        if self.on_submit is not None:
+            self.on_submit()
+        return queued
 
     # -- projects ----------------------------------------------------------------------------
 
@@ -310,16 +323,36 @@ class Service:
         states: Sequence[TaskState] | None = None,
         parent: str | None = None,
         story: str | None = None,
+        project: str | None = None,
+        tags: Sequence[str] = (),
         limit: int = 100,
         offset: int = 0,
     ) -> list[Task]:
-        """Tasks, newest first (``parent`` may be an id prefix)."""
+        """Tasks, newest first, every filter applying (AND).
+
+        ``parent`` may be an id prefix; ``project`` is a project's name or an absolute
+        directory; a task must carry every one of ``tags``.
+        """
         parent_id = self.resolve_id(parent) if parent else None
         if story:
             self.store.get_story(story)
+        project_dir = self.project_dir_of(project) if project else None
         return self.store.list_tasks(
-            states=states, parent=parent_id, story=story, limit=limit, offset=offset
+            states=states,
+            parent=parent_id,
+            story=story,
+            project_dir=project_dir,
+            tags=tags,
+            limit=limit,
+            offset=offset,
         )
+
+    def project_dir_of(self, project: str) -> str:
+        """The directory tasks of ``project`` (a name, or an absolute directory) record."""
+        if Path(project).is_absolute():
+            return str(Path(project).resolve())
+        found, _ = self.project(project)  # NotFound names it
+        return str(Path(found.dir).expanduser().resolve())
 
     # -- stories -----------------------------------------------------------------------------
 
@@ -336,6 +369,14 @@ class Service:
 
     def story_progress(self, story_id: str) -> dict[str, int]:
         return {state.value: n for state, n in self.store.story_progress(story_id).items()}
+
+    def update_story(
+        self, story_id: str, *, name: str | None = None, description: str | None = None
+    ) -> tuple[Story, dict[str, int]]:
+        """Rename a story or change its description; its progress with it."""
+        fields = {"name": name, "description": description}
+        self.store.update_story(story_id, **{k: v for k, v in fields.items() if v is not None})
+        return self.story(story_id)
 
     def delete_story(self, story_id: str) -> None:
         self.store.delete_story(story_id)

@@ -13,11 +13,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import pydantic
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from claudomator.durations import parse_duration
 from claudomator.errors import Problem, TaskFileError
@@ -39,6 +39,8 @@ _TASK_KEYS = {
 }
 _AGENT_KEYS = set(AgentConfig.model_fields)
 AGENT_TYPES = ("claude", "gemini", "local")
+# a tag is a short label: no surrounding blanks, at most 100 characters
+Tag = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^\S(.*\S)?$")]
 
 
 class _TaskSpec(BaseModel):
@@ -52,7 +54,7 @@ class _TaskSpec(BaseModel):
     agent: AgentConfig
     timeout: float | None = None
     priority: Priority = Priority.NORMAL
-    tags: list[str] = Field(default_factory=list)
+    tags: list[Tag] = Field(default_factory=list, max_length=50)
     depends_on: list[str] = Field(default_factory=list)
     parent_task_id: str | None = None
     story_id: str | None = None
@@ -78,6 +80,8 @@ def _message(error: Mapping[str, Any]) -> str:
         return "required but missing"
     if kind == "string_pattern_mismatch" and loc[-1] == "id":
         return "must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+    if kind == "string_pattern_mismatch" and loc[0] == "tags":
+        return f"a tag must not start or end with a blank (got {error['input']!r})"
     message = str(error["msg"])
     if message.startswith("Value error, "):
         message = message[len("Value error, ") :]

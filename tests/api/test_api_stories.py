@@ -42,3 +42,27 @@ def test_story_groups_tasks_and_reports_progress(
         assert client.delete(f"/api/stories/{story['id']}").status_code == 204
         assert client.get(f"/api/stories/{story['id']}").status_code == 404
         assert client.get(f"/api/tasks/{tasks[1]['id']}").json()["task"]["story_id"] is None
+
+
+def test_a_story_is_renamed_and_described(settings: Settings, store: Store) -> None:
+    with Served(settings, store) as served, httpx.Client(base_url=served.url) as client:
+        story = client.post("/api/stories", json={"name": "old", "description": "d"}).json()
+        story_id = story["story"]["id"]
+        renamed = client.patch(f"/api/stories/{story_id}", json={"name": "CSV export"})
+        assert renamed.status_code == 200, renamed.text
+        assert (renamed.json()["story"]["name"], renamed.json()["story"]["description"]) == (
+            "CSV export",
+            "d",
+        )
+        described = client.patch(f"/api/stories/{story_id}", json={"description": "#142"})
+        assert described.json()["story"] == {**renamed.json()["story"], "description": "#142"}
+        assert client.get(f"/api/stories/{story_id}").json()["story"]["description"] == "#142"
+        empty = client.patch(f"/api/stories/{story_id}", json={"name": ""})
+        assert empty.status_code == 422
+        assert "name" in empty.text
+        unknown_field = client.patch(f"/api/stories/{story_id}", json={"id": "x"})
+        assert unknown_field.status_code == 422
+        missing = client.patch("/api/stories/nope", json={"name": "x"})
+        assert missing.status_code == 404
+        assert "nope" in missing.json()["error"]
+        assert client.get(f"/api/stories/{story_id}").json()["story"]["name"] == "CSV export"

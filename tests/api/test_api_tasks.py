@@ -19,7 +19,7 @@ import uvicorn
 from claudomator.api import create_app
 from claudomator.api.app import MAX_BODY_BYTES
 from claudomator.config import Settings
-from claudomator.models import TaskState
+from claudomator.models import Execution, Project, TaskState
 from claudomator.service import Service
 from claudomator.store import Store
 from conftest import MakeRepo, git
@@ -249,6 +249,7 @@ def test_a_task_posted_to_serve_runs_with_the_real_cli(
                     f"/api/executions/{execution['id']}/log",
                     params={"offset": int(log.headers["x-next-offset"]) - 200},
                 )
+                diff = client.get(f"/api/executions/{execution['id']}/diff")
         finally:
             server.terminate()
             server.wait(30)
@@ -261,6 +262,10 @@ def test_a_task_posted_to_serve_runs_with_the_real_cli(
     assert len(tail.text) == 200
     assert log.text.endswith(tail.text)
     assert git(project, "show", f"claudomator/{task_id}:api.txt") == "api"
+    assert diff.status_code == 200
+    assert diff.headers["content-type"].startswith("text/plain")
+    assert "+++ b/api.txt" in diff.text
+    assert "\n+api\n" in diff.text
 
 
 def test_update_while_queued_and_delete_unless_running(
@@ -408,3 +413,88 @@ def test_list_pages_and_filters_by_parent(api: httpx.Client, project: Path) -> N
     everything = api.get("/api/tasks", params={"limit": 1000}).json()["tasks"]
     assert len(everything) == 6
     assert api.get("/api/tasks", params={"parent": "nope-nope"}).status_code == 404
+
+
+def test_list_filters_by_project_and_tags(
+    api: httpx.Client, make_repo: MakeRepo, settings: Settings, store: Store
+) -> None:
+    web, cli = make_repo("web"), make_repo("cli")
+    batch = {
+        "tasks": [
+            task_body(web, "w-ui", tags=["ui", "urgent"]),
+            task_body(web, "w-db", tags=["db"]),
+            task_body(cli, "c-ui", tags=["ui"]),
+            {"name": "scratch", "agent": {"instructions": "x"}, "tags": ["urgent"]},
+        ]
+    }
+    assert api.post("/api/tasks", json=batch).status_code == 201
+    Service(settings, store).save_project(Project(name="web", dir=str(web)), create=True)
+
+    def names(**params: str | list[str]) -> set[str]:
+        response = api.get("/api/tasks", params=params)
+        assert response.status_code == 200, response.text
+        return {t["name"] for t in response.json()["tasks"]}
+
+    assert names(project="web") == {"w-ui", "w-db"}
+    assert names(project=str(cli)) == {"c-ui"}
+    assert names(tag="ui") == {"w-ui", "c-ui"}
+    assert names(tag=["ui", "urgent"]) == {"w-ui"}
+    assert names(tag="urgent", project="web") == {"w-ui"}
+    assert names(tag="nothing") == set()
+    unknown = api.get("/api/tasks", params={"project": "no-such-project"})
+    assert unknown.status_code == 404
+    assert "no-such-project" in unknown.json()["error"]
+    # an edit moves the task between filters
+    [c_ui] = api.get("/api/tasks", params={"tag": "ui", "project": str(cli)}).json()["tasks"]
+    edited = api.patch(f"/api/tasks/{c_ui['id']}", json={"tags": ["db"]})
+    assert edited.status_code == 200, edited.text
+    assert names(tag="db") == {"w-db", "c-ui"}
+    assert names(tag="ui") == {"w-ui"}
+    # a deleted task leaves no tag behind
+    assert api.delete(f"/api/tasks/{c_ui['id']}").status_code == 204
+    assert names(tag="db") == {"w-db"}
+
+
+def test_bad_tags_are_refused_naming_the_tag(api: httpx.Client, project: Path) -> None:
+    for tags, message in (([" padded"], "blank"), (["x" * 101], "at most 100"), ([""], "at least")):
+        response = api.post("/api/tasks", json=task_body(project, "t", tags=tags))
+        assert response.status_code == 422, response.text
+        assert "tags.0" in response.text
+        assert message in response.text
+    assert api.get("/api/tasks").json()["tasks"] == []
+
+
+def test_drafts_are_stored_pending_and_submitted_later(api: httpx.Client, project: Path) -> None:
+    created = api.post("/api/tasks", params={"submit": "false"}, json=task_body(project, "draft"))
+    assert created.status_code == 201, created.text
+    [draft] = created.json()["tasks"]
+    assert draft["state"] == "PENDING"
+    edited = api.patch(f"/api/tasks/{draft['id']}", json={"priority": "high"})
+    assert edited.json()["priority"] == "high"
+    submitted = api.post(f"/api/tasks/{draft['id']}/submit")
+    assert submitted.status_code == 200, submitted.text
+    assert submitted.json()["state"] == "QUEUED"
+    again = api.post(f"/api/tasks/{draft['id']}/submit")
+    assert again.status_code == 409
+    assert "QUEUED" in again.json()["error"]
+    history = api.get(f"/api/tasks/{draft['id']}").json()["events"]
+    assert [(e["from_state"], e["to_state"]) for e in history] == [
+        (None, "PENDING"),
+        ("PENDING", "QUEUED"),
+    ]
+
+
+def test_diff_of_an_execution_that_delivered_nothing_is_404(
+    api: httpx.Client, store: Store, project: Path, tmp_path: Path
+) -> None:
+    [task] = api.post("/api/tasks", json=task_body(project)).json()["tasks"]
+    assert api.get("/api/executions/nope/diff").status_code == 404
+    log_dir = tmp_path / "logs"
+    log_dir.mkdir()
+    execution = store.add_execution(
+        Execution(task_id=task["id"], stdout_path=str(log_dir / "stdout.log"))
+    )
+    (log_dir / "changes.diff").write_text("stale")  # without commits it is not served
+    response = api.get(f"/api/executions/{execution.id}/diff")
+    assert response.status_code == 404
+    assert "diff" in response.json()["error"]

@@ -601,3 +601,35 @@ def test_works_with_no_git_identity_configured(sandboxes: Sandboxes, tmp_path: P
     expected = f"{FALLBACK_NAME} <{FALLBACK_EMAIL}>"
     assert git(box.dir, "log", "-1", "--format=%an <%ae>|%cn <%ce>") == f"{expected}|{expected}"
     assert git(plain, "log", "-1", "--format=%an <%ae>") == expected
+
+
+def test_write_diff_keeps_the_agents_whole_change(
+    box: Sandbox, sandboxes: Sandboxes, tmp_path: Path
+) -> None:
+    agent_commit(box, "src/feature.py", "a = 1\n", "feat: one")
+    write(box.dir / "docs" / "new.md", "doc\n")
+    sandboxes.collect(box)
+    dest = tmp_path / "changes.diff"
+    size = sandboxes.write_diff(box, dest)
+    text = dest.read_text()
+    assert size == len(text.encode())
+    assert "+++ b/src/feature.py" in text
+    assert "+++ b/docs/new.md" in text
+    assert "\n+a = 1\n" in text
+
+
+def test_write_diff_is_cut_at_the_limit_and_never_follows_a_link(
+    box: Sandbox, sandboxes: Sandboxes, tmp_path: Path
+) -> None:
+    agent_commit(box, "big.txt", "line\n" * 10_000, "feat: big")
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    dest = tmp_path / "changes.diff"
+    dest.symlink_to(victim)  # what a hostile agent could leave in its log folder
+    sandboxes.write_diff(box, dest, limit=1000)
+    assert victim.read_text() == "keep me"
+    assert not dest.is_symlink()
+    text = dest.read_text()
+    assert text.startswith("diff --git")
+    assert "[diff cut at 1000 of " in text
+    assert len(text) < 1100

@@ -77,3 +77,55 @@ def test_processes_opening_a_new_database_together_all_succeed(tmp_path: Path) -
     with sqlite3.connect(db) as conn:
         [(version,)] = conn.execute("select version_num from alembic_version").fetchall()
     assert version == _head()
+
+
+def test_0006_back_fills_the_project_and_tag_filters(tmp_path: Path) -> None:
+    db = tmp_path / "old.db"
+    engine = sa.create_engine(f"sqlite:///{db}")
+    cfg = Config()
+    cfg.set_main_option("script_location", str(store_module._MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0005_stories")
+    engine.dispose()
+    rows = [
+        ("t1", {"instructions": "x", "project_dir": "/srv/web"}, ["ui", "urgent", "ui"]),
+        ("t2", {"instructions": "x"}, ["urgent"]),
+    ]
+    with sqlite3.connect(db) as conn:
+        for task_id, agent, tags in rows:
+            conn.execute(
+                "insert into tasks (id, name, description, agent, timeout, priority,"
+                " priority_rank, tags, depends_on, parent_task_id, state, summary, question,"
+                " cancel_requested, acceptance_criteria, check_verdict, check_report,"
+                " created_at, updated_at) values (?, ?, '', ?, null, 'normal', 1, ?, '[]',"
+                " null, 'QUEUED', '', '', 0, '', '', '', '2026-01-01 00:00:00',"
+                " '2026-01-01 00:00:00')",
+                (task_id, task_id, json.dumps(agent), json.dumps(tags)),
+            )
+    store = Store.open(db)
+    try:
+        assert [t.id for t in store.list_tasks(project_dir="/srv/web")] == ["t1"]
+        assert {t.id for t in store.list_tasks(project_dir="")} == {"t2"}
+        assert {t.id for t in store.list_tasks(tags=["urgent"])} == {"t1", "t2"}
+        assert [t.id for t in store.list_tasks(tags=["ui", "urgent"])] == ["t1"]
+        assert store.get_task("t1").tags == ("ui", "urgent", "ui")  # the order is the task's
+        assert store.push_subscriptions() == []
+    finally:
+        store.close()
+
+
+def test_the_migrated_schema_matches_the_table_definitions(tmp_path: Path) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from claudomator.store.tables import metadata
+
+    Store.open(tmp_path / "fresh.db").close()
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'fresh.db'}")
+    try:
+        with engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    finally:
+        engine.dispose()
+    assert diff == []

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from claudomator.models import Story, TaskState
 from claudomator.service import Service
@@ -14,6 +14,15 @@ class StoryBody(BaseModel):
 
     name: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=20000)
+
+
+class StoryChanges(BaseModel):
+    """What may change in a story (fields left out stay as they are)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=20000)
 
 
 class StoryView(BaseModel):
@@ -59,6 +68,11 @@ def story_routes(service: Service) -> APIRouter:
     @router.get("/{story_id}", response_model=StoryView)
     def get_story(story_id: str) -> StoryView:
         return _view(*service.story(story_id))
+
+    @router.patch("/{story_id}", response_model=StoryView)
+    def update_story(story_id: str, body: StoryChanges) -> StoryView:
+        """Rename a story or change its description."""
+        return _view(*service.update_story(story_id, name=body.name, description=body.description))
 
     @router.delete("/{story_id}", status_code=204)
     def delete_story(story_id: str) -> None:

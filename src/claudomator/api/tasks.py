@@ -10,7 +10,8 @@ from fastapi import APIRouter, Body, HTTPException, Query, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
-from claudomator.errors import Problem, TaskFileError
+from claudomator import protocol
+from claudomator.errors import NotFound, Problem, TaskFileError
 from claudomator.models import AgentStatus, Execution, Interaction, Task, TaskEvent, TaskState
 from claudomator.service import Service
 from claudomator.taskfile import parse_tasks
@@ -75,12 +76,16 @@ def task_routes(service: Service) -> APIRouter:
     def create_tasks(
         request: Request,
         document: dict[str, Any] = Body(..., examples=[_EXAMPLE]),  # noqa: B008
+        submit: bool = Query(
+            default=True, description="queue at once; false stores PENDING drafts"
+        ),
     ) -> TaskList:
         """Create one task, or a batch (`{"tasks": [...]}`, dependencies by name); all or none.
 
-        Fields are those of a task file (see the README); they are queued at once. With an
-        agent's token, every task must be a subtask of that agent's task (``parent_task_id``
-        is filled in when missing).
+        Fields are those of a task file (see the README). They are queued at once, or kept as
+        PENDING drafts with ``?submit=false`` (queue them with ``POST /api/tasks/{id}/submit``).
+        With an agent's token, every task must be a subtask of that agent's task
+        (``parent_task_id`` is filled in when missing).
         """
         problems = _relative_projects(document)
         if problems:
@@ -96,21 +101,36 @@ def task_routes(service: Service) -> APIRouter:
                 raise HTTPException(
                     status_code=403, detail="an agent may only create subtasks of its own task"
                 )
-        return TaskList(tasks=service.submit(tasks))
+        return TaskList(tasks=service.submit(tasks, queue=submit))
 
     @router.get("", response_model=TaskList)
     def list_tasks(
         state: list[TaskState] | None = Query(default=None),  # noqa: B008
         parent: str | None = Query(default=None, description="only subtasks of this task"),
         story: str | None = Query(default=None, description="only tasks of this story"),
+        project: str | None = Query(
+            default=None,
+            min_length=1,
+            max_length=4096,
+            description="only tasks of this project (its name, or an absolute directory)",
+        ),
+        tag: list[str] = Query(  # noqa: B008
+            default=[], description="only tasks with this tag (repeat: every one of them)"
+        ),
         limit: int = Query(default=100, ge=1, le=1000),
         offset: int = Query(default=0, ge=0, le=1_000_000),
     ) -> TaskList:
-        """Tasks, newest first, optionally only those in the given states or under a parent;
-        page with ``offset`` and ``limit``."""
+        """Tasks, newest first. Filters combine: any of the given states, a parent, a story,
+        a project, every given tag. Page with ``offset`` and ``limit``."""
         return TaskList(
             tasks=service.list_tasks(
-                states=state, parent=parent, story=story, limit=limit, offset=offset
+                states=state,
+                parent=parent,
+                story=story,
+                project=project,
+                tags=tag,
+                limit=limit,
+                offset=offset,
             )
         )
 
@@ -137,6 +157,11 @@ def task_routes(service: Service) -> APIRouter:
     def delete_task(task_id: str) -> None:
         """Delete a task with its history and executions (409 while it runs)."""
         service.delete(task_id)
+
+    @router.post("/{task_id}/submit", response_model=Task)
+    def submit_task(task_id: str) -> Task:
+        """Queue a PENDING draft (409 unless PENDING)."""
+        return service.queue(task_id)
 
     @router.post("/{task_id}/cancel", response_model=Task)
     def cancel_task(task_id: str) -> Task:
@@ -196,6 +221,24 @@ def execution_routes(service: Service) -> APIRouter:
             data.decode("utf-8", errors="replace"),
             headers={"X-Next-Offset": str(offset + len(data))},
         )
+
+    @router.get(
+        "/{execution_id}/diff",
+        response_class=PlainTextResponse,
+        responses={200: {"content": {"text/plain": {}}}},
+    )
+    def get_diff(execution_id: str) -> PlainTextResponse:
+        """The unified diff of the work this execution delivered (from the commit its sandbox
+        started at; cut at 4 MiB); 404 when it delivered nothing."""
+        execution = service.execution(execution_id)
+        path = protocol.diff_file(Path(execution.stdout_path).parent)
+        try:
+            data = path.read_bytes() if execution.commits else None
+        except FileNotFoundError:
+            data = None
+        if data is None:
+            raise NotFound("diff for execution", execution_id)
+        return PlainTextResponse(data.decode("utf-8", errors="replace"))
 
     return router
 

@@ -32,6 +32,7 @@ from claudomator.models import (
     Interaction,
     Priority,
     Project,
+    PushSubscription,
     Story,
     Task,
     TaskEvent,
@@ -45,8 +46,10 @@ from claudomator.store.tables import (
     intake_keys,
     interactions,
     projects,
+    push_subscriptions,
     stories,
     task_events,
+    task_tags,
     tasks,
 )
 
@@ -99,7 +102,12 @@ def _task_row(task: Task) -> dict[str, Any]:
         "check_report": task.check_report,
         "created_at": task.created_at,
         "updated_at": task.updated_at,
+        "project_dir": task.agent.project_dir,
     }
+
+
+def _tag_rows(task: Task) -> list[dict[str, str]]:
+    return [{"task_id": task.id, "tag": tag} for tag in sorted(set(task.tags))]
 
 
 def _task_from(row: RowMapping) -> Task:
@@ -233,6 +241,8 @@ class Store:
                 stamp = {"state": state, "created_at": created, "updated_at": created}
                 task = new.model_copy(update=stamp)
                 conn.execute(tasks.insert().values(_task_row(task)))
+                if task.tags:
+                    conn.execute(task_tags.insert(), _tag_rows(task))
                 self._event(conn, task.id, None, TaskState.PENDING, "created", now)
                 if submit:
                     pending, queued = TaskState.PENDING, TaskState.QUEUED
@@ -260,10 +270,16 @@ class Store:
         ids: Iterable[str] | None = None,
         parent: str | None = None,
         story: str | None = None,
+        project_dir: str | None = None,
+        tags: Iterable[str] = (),
         limit: int | None = None,
         offset: int = 0,
     ) -> list[Task]:
-        """Tasks, newest first, optionally filtered by state, id, parent, story; paginated."""
+        """Tasks, newest first, optionally filtered; paginated.
+
+        Filters combine with AND: state (any of ``states``), id, parent, story, project
+        directory ("" for tasks without a project) and every one of ``tags``.
+        """
         query = sa.select(tasks).order_by(tasks.c.created_at.desc(), tasks.c.id)
         if states is not None:
             query = query.where(tasks.c.state.in_([s.value for s in states]))
@@ -273,6 +289,11 @@ class Store:
             query = query.where(tasks.c.parent_task_id == parent)
         if story is not None:
             query = query.where(tasks.c.story_id == story)
+        if project_dir is not None:
+            query = query.where(tasks.c.project_dir == project_dir)
+        for tag in set(tags):
+            tagged = sa.select(task_tags.c.task_id).where(task_tags.c.tag == tag)
+            query = query.where(tasks.c.id.in_(tagged))
         if limit is not None:
             query = query.limit(limit)
         if offset:
@@ -400,6 +421,10 @@ class Store:
             count = conn.execute(
                 tasks.update().where(tasks.c.id == task.id, tasks.c.state.in_(allowed)).values(row)
             ).rowcount
+            if count:
+                conn.execute(task_tags.delete().where(task_tags.c.task_id == task.id))
+                if task.tags:
+                    conn.execute(task_tags.insert(), _tag_rows(task))
         if count == 0:
             current = self.get_task(task.id)
             raise InvalidTransition(task.id, current.state.value, "edited")
@@ -414,7 +439,7 @@ class Store:
                 raise NotFound("task", task_id)
             if state in refused:
                 raise InvalidTransition(task_id, state, "deleted")
-            for table in (task_events, interactions, executions):
+            for table in (task_events, interactions, executions, task_tags):
                 conn.execute(table.delete().where(table.c.task_id == task_id))
             conn.execute(tasks.delete().where(tasks.c.id == task_id))
 
@@ -732,6 +757,17 @@ class Store:
         with self._read() as conn:
             return {TaskState(state): int(n) for state, n in conn.execute(query)}
 
+    def update_story(self, story_id: str, **fields: str) -> Story:
+        """Change a story's ``name`` and/or ``description``."""
+        if fields:
+            with self._tx() as conn:
+                count = conn.execute(
+                    stories.update().where(stories.c.id == story_id).values(**fields)
+                ).rowcount
+            if count == 0:
+                raise NotFound("story", story_id)
+        return self.get_story(story_id)
+
     def delete_story(self, story_id: str) -> None:
         """Delete a story; its tasks stay, without a story."""
         with self._tx() as conn:
@@ -739,3 +775,29 @@ class Store:
             count = conn.execute(stories.delete().where(stories.c.id == story_id)).rowcount
         if count == 0:
             raise NotFound("story", story_id)
+
+    # -- web push ----------------------------------------------------------------------------
+
+    def save_push_subscription(self, subscription: PushSubscription) -> None:
+        """Remember a browser's subscription (a known endpoint gets its new keys)."""
+        with self._tx() as conn:
+            conn.execute(
+                push_subscriptions.delete().where(
+                    push_subscriptions.c.endpoint == subscription.endpoint
+                )
+            )
+            conn.execute(push_subscriptions.insert().values(subscription.model_dump()))
+
+    def push_subscriptions(self) -> list[PushSubscription]:
+        query = sa.select(push_subscriptions).order_by(push_subscriptions.c.created_at)
+        with self._read() as conn:
+            rows = conn.execute(query).mappings()
+            return [PushSubscription.model_validate(dict(r)) for r in rows]
+
+    def delete_push_subscription(self, endpoint: str) -> bool:
+        """Forget a subscription; False if it was unknown."""
+        with self._tx() as conn:
+            count = conn.execute(
+                push_subscriptions.delete().where(push_subscriptions.c.endpoint == endpoint)
+            ).rowcount
+        return bool(count)

@@ -57,6 +57,16 @@ tasks = sa.Table(
     sa.Column("check_report", sa.Text, nullable=False, default=""),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
+    # ``agent.project_dir`` copied out of the JSON, for an indexed filter ("" without a project)
+    sa.Column("project_dir", sa.Text, nullable=False, server_default="", index=True),
+)
+
+# One row per tag of a task, for an indexed filter (``tasks.tags`` keeps the order).
+task_tags = sa.Table(
+    "task_tags",
+    metadata,
+    sa.Column("task_id", sa.String(64), sa.ForeignKey("tasks.id"), primary_key=True),
+    sa.Column("tag", sa.String(200), primary_key=True, index=True),
 )
 
 executions = sa.Table(
@@ -150,5 +160,15 @@ stories = sa.Table(
     sa.Column("id", sa.String(64), primary_key=True),
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("description", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
+# Browsers that asked for Web Push notifications (their PushSubscription).
+push_subscriptions = sa.Table(
+    "push_subscriptions",
+    metadata,
+    sa.Column("endpoint", sa.String(2048), primary_key=True),
+    sa.Column("p256dh", sa.String(255), nullable=False),
+    sa.Column("auth", sa.String(255), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
 )
