@@ -25,6 +25,9 @@ from typing import IO
 logger = logging.getLogger(__name__)
 
 _CHUNK = 64 * 1024
+_MAX_LINE = 8 * 1024 * 1024
+"""The longest stdout line handed to the parser; a longer one is logged to disk but not kept in
+memory (an agent may write any amount without a newline)."""
 
 MARK_VARIABLE = "CLAUDOMATOR_EXECUTION_ID"
 """Set in an agent's environment; every process the agent starts inherits it, even those that
@@ -279,17 +282,32 @@ class AgentProcess:
         assert self._proc is not None
         assert self._proc.stdout is not None
         stream = self._proc.stdout
-        pending = b""
+        pending = bytearray()  # the current line so far
+        skipping = False  # inside a line over _MAX_LINE: it goes to the log only
         with self.stdout_path.open("ab") as out:
             while chunk := await stream.read(_CHUNK):
                 out.write(chunk)
                 out.flush()
-                pending += chunk
-                *lines, pending = pending.split(b"\n")
-                for line in lines:
-                    self._deliver(line)
-            if pending:
-                self._deliver(pending)
+                start = 0
+                while (end := chunk.find(b"\n", start)) != -1:
+                    if not skipping:
+                        pending += chunk[start:end]
+                        self._deliver(bytes(pending))
+                    pending.clear()
+                    skipping = False
+                    start = end + 1
+                if not skipping:
+                    pending += chunk[start:]
+                    if len(pending) > _MAX_LINE:
+                        logger.warning(
+                            "stdout line over %d bytes: logged to disk, not parsed",
+                            _MAX_LINE,
+                            extra={"action": "parse_line"},
+                        )
+                        pending.clear()
+                        skipping = True
+            if pending and not skipping:
+                self._deliver(bytes(pending))
 
     def _deliver(self, raw: bytes) -> None:
         line = raw.decode("utf-8", errors="replace").strip()

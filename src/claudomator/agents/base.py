@@ -15,6 +15,27 @@ from typing import Protocol
 
 from claudomator.models import Task, TaskState
 
+MAX_KEPT_TEXT = 256 * 1024
+"""How many characters of an agent's own words a stream parser keeps, the newest: enough for
+the summary and error messages, however much the agent writes."""
+
+
+def trim_oldest(texts: list[str], kept: int, limit: int = MAX_KEPT_TEXT) -> int:
+    """Once ``texts`` (``kept`` characters in all) hold over twice ``limit`` characters, drop the
+    oldest down to ``limit`` (in place) and cut an entry still longer to its tail; returns the
+    characters kept. Called after every append, it costs amortised constant time."""
+    if kept <= 2 * limit:
+        return kept
+    drop = 0
+    while kept > limit and drop < len(texts) - 1:
+        kept -= len(texts[drop])
+        drop += 1
+    del texts[:drop]
+    if kept > limit:
+        texts[-1] = texts[-1][-limit:]
+        kept = len(texts[-1])
+    return kept
+
 
 @dataclass(frozen=True)
 class RunContext:

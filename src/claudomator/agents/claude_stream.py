@@ -12,6 +12,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from claudomator.agents.base import trim_oldest
+
 logger = logging.getLogger(__name__)
 
 
@@ -28,6 +30,7 @@ class ClaudeStream:
     last_retry_delay_ms: float | None = None
     result: dict[str, Any] | None = None
     bad_lines: int = 0
+    _kept_chars: int = field(default=0, repr=False)  # in ``texts``, which keep the newest only
 
     def feed(self, line: str) -> None:
         """Take one stdout line; non-JSON lines are counted and otherwise ignored."""
@@ -68,6 +71,7 @@ class ClaudeStream:
                 continue
             if block.get("type") == "text" and isinstance(block.get("text"), str):
                 self.texts.append(block["text"])
+                self._kept_chars = trim_oldest(self.texts, self._kept_chars + len(block["text"]))
             elif block.get("type") == "tool_use":
                 self.tools_used.append(str(block.get("name", "?")))
 

@@ -22,6 +22,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from claudomator.agents.base import trim_oldest
+
 logger = logging.getLogger(__name__)
 
 AUTO_MODEL: Final = "auto"
@@ -98,6 +100,7 @@ class GeminiStream:
     result: dict[str, Any] | None = None
     bad_lines: int = 0
     _in_reply: bool = field(default=False, repr=False)
+    _kept_chars: int = field(default=0, repr=False)  # in ``texts``, which keep the newest only
     # a rough live estimate (the CLI reports usage only at the end): every model turn is sent
     # the whole conversation so far, and we see most of it (not the CLI's own system prompt)
     context_chars: int = 0
@@ -165,6 +168,7 @@ class GeminiStream:
         else:
             self.texts.append(content)
             self._in_reply = True
+        self._kept_chars = trim_oldest(self.texts, self._kept_chars + len(content))
 
     def _tool_use(self, event: dict[str, Any]) -> None:
         params = event.get("parameters")
