@@ -146,6 +146,26 @@ def test_malformed_and_oversized_bodies(api: httpx.Client) -> None:
     assert "over" in huge.json()["error"]
 
 
+@pytest.mark.parametrize("path", ["/api/tasks", "/api/projects", "/api/stories"])
+def test_a_chunked_body_over_the_limit_is_refused_too(api: httpx.Client, path: str) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b'{"name": "'
+        for _ in range(MAX_BODY_BYTES // 65536 + 2):
+            yield b"x" * 65536
+        yield b'"}'
+
+    response = api.post(path, content=chunks(), headers={"content-type": "application/json"})
+    assert response.status_code == 413
+    assert "over" in response.json()["error"]
+    assert api.get("/api/tasks").json()["tasks"] == []
+    small = api.post(
+        "/api/stories",
+        content=iter([b'{"name": ', b'"ok"}']),
+        headers={"content-type": "application/json"},
+    )
+    assert small.status_code == 201, small.text
+
+
 def test_actions_and_their_refusals(api: httpx.Client, project: Path) -> None:
     [task] = api.post("/api/tasks", json=task_body(project)).json()["tasks"]
     assert api.post(f"/api/tasks/{task['id']}/retry").status_code == 409  # not ended

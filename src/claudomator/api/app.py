@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, HTTPException
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from claudomator import __version__
 from claudomator.api import errors
@@ -43,16 +44,38 @@ def health_routes(service: Service) -> APIRouter:
     return router
 
 
-class BodyLimit(BaseHTTPMiddleware):
-    """Refuse request bodies over ``MAX_BODY_BYTES`` with 413 before reading them."""
+class BodyLimit:
+    """Refuse request bodies over ``max_bytes`` with 413.
 
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-            return JSONResponse(
-                {"error": f"request body over {MAX_BODY_BYTES} bytes"}, status_code=413
-            )
-        return await call_next(request)
+    A declared ``Content-Length`` is judged before anything is read; a chunked body is counted
+    as it arrives and refused as soon as it passes the limit, so no route ever holds more.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        message = f"request body over {self.max_bytes} bytes"
+        length = Headers(scope=scope).get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            await JSONResponse({"error": message}, status_code=413)(scope, receive, send)
+            return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            got = await receive()
+            if got["type"] == "http.request":
+                received += len(got.get("body", b""))
+                if received > self.max_bytes:
+                    raise HTTPException(status_code=413, detail=message)
+            return got
+
+        await self.app(scope, counted, send)
 
 
 def create_app(
