@@ -24,8 +24,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import uvicorn
 
+from claudomator.api import create_app
+from claudomator.config import Settings
 from claudomator.process import MARK_VARIABLE
+from claudomator.service import Service
+from claudomator.store import Store
 
 CLAUDOMATOR = str(Path(sys.executable).parent / "claudomator")
 FULL = os.environ.get("CLAUDOMATOR_ROBUST_SCALE", "") == "full"
@@ -279,3 +284,29 @@ def mounted_tmpfs(where: Path, size_kb: int, *, read_only: bool = False) -> Iter
 def remount(where: Path, *, read_only: bool) -> None:
     option = "remount,ro" if read_only else "remount,rw"
     subprocess.run(["mount", "-o", option, str(where)], check=True, capture_output=True)
+
+
+class Served:
+    """The API app over a real store, served by uvicorn on 127.0.0.1 in a thread."""
+
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self.service = Service(settings, store)
+        self.port = free_port()
+        config = uvicorn.Config(
+            create_app(self.service, settings), host="127.0.0.1", port=self.port, log_level="error"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> Served:
+        self.thread.start()
+        wait_until(lambda: self.server.started, 10, "the server started")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
