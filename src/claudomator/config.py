@@ -78,8 +78,18 @@ class Settings(BaseModel):
     webhook_url: str = ""
     webhook_secret: str = ""
     api_token: str = ""
+    # Web Push: PEM text or a path to a PEM file; empty: generated into the data dir
+    vapid_private_key: str = Field(default="", repr=False)
+    vapid_subject: str = "mailto:claudomator@localhost"  # who push services may contact
     projects: tuple[Project, ...] = ()
     local_model: LocalModelSettings = Field(default_factory=LocalModelSettings)
+
+    @field_validator("vapid_subject")
+    @classmethod
+    def _contact(cls, value: str) -> str:
+        if not value.startswith(("mailto:", "https://")):
+            raise ValueError("must be a mailto: or https:// URL push services can contact")
+        return value
 
     @field_validator("default_timeout", mode="before")
     @classmethod
@@ -213,6 +223,11 @@ DEFAULT_CONFIG = """\
 # webhook_url = ""
 # webhook_secret = ""
 # api_token = ""
+
+# Web Push to browsers that pressed "notify me" in the web UI. The VAPID key is generated into
+# <data_dir>/vapid_private.pem unless set here (PEM text or a path to a PEM file).
+# vapid_private_key = "/etc/claudomator/vapid.pem"
+# vapid_subject = "mailto:you@example.com"
 
 # Named projects. build_command is an argument list run in the sandbox before the
 # autocommit (default: `make build` with a Makefile, `./gradlew build`, `go build ./...`).

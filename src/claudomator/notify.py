@@ -1,4 +1,5 @@
-"""Outgoing notifications: a JSON webhook, signed with HMAC-SHA256 when a secret is set.
+"""Outgoing notifications: a JSON webhook (signed with HMAC-SHA256 when a secret is set) and
+Web Push to subscribed browsers.
 
 A notification never fails or delays a task: :meth:`Notifier.post` sends in the background and
 retries with backoff; errors are logged (without the secret).
@@ -12,11 +13,14 @@ import hashlib
 import hmac
 import json
 import logging
+from collections.abc import Coroutine
 from typing import Any
 
 import httpx
 
+from claudomator.errors import ClaudomatorError
 from claudomator.models import Task, utcnow
+from claudomator.webpush import WebPush
 
 logger = logging.getLogger(__name__)
 
@@ -39,20 +43,32 @@ class Notifier:
         *,
         timeout: float = 10.0,
         retry_delays: tuple[float, ...] = (2.0, 10.0, 30.0),
+        push: WebPush | None = None,
     ) -> None:
         self.webhook_url = webhook_url
         self.secret = secret
         self.timeout = timeout
         self.retry_delays = retry_delays
+        self.push = push
         self._pending: set[asyncio.Task[None]] = set()
 
     def post(self, event: str, task: Task, **extra: Any) -> None:
         """Send ``event`` in the background, retrying with backoff; never waits for it."""
-        if not self.enabled:
-            return
-        job = asyncio.get_running_loop().create_task(self._deliver(event, task, extra))
+        if self.enabled:
+            self._spawn(self._deliver(event, task, extra))
+        if self.push is not None and self.push.wants(event):
+            self._spawn(self._push(self.push, event, task))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        job = asyncio.get_running_loop().create_task(work)
         self._pending.add(job)
         job.add_done_callback(self._pending.discard)
+
+    async def _push(self, push: WebPush, event: str, task: Task) -> None:
+        try:
+            await push.send(event, task)
+        except ClaudomatorError as exc:  # e.g. an unreadable VAPID key, a database error
+            logger.warning("web push for %s failed: %s", event, exc, extra={"action": "notify"})
 
     async def _deliver(self, event: str, task: Task, extra: dict[str, Any]) -> None:
         for attempt, delay in enumerate((0.0, *self.retry_delays), 1):

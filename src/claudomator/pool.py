@@ -33,6 +33,7 @@ from claudomator.notify import Notifier
 from claudomator.process import kill_marked_sync
 from claudomator.sandbox import Sandboxes
 from claudomator.store import Store
+from claudomator.webpush import WebPush
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +122,9 @@ class Pool:
         # agents an unpinned task may be given (installed CLIs, a configured local model)
         self.usable = set(usable) if usable is not None else set(self.runners)
         self.summarizer = summarizer
-        self.notifier = notifier or Notifier(settings.webhook_url, settings.webhook_secret)
+        self.notifier = notifier or Notifier(
+            settings.webhook_url, settings.webhook_secret, push=WebPush(settings, store)
+        )
         self._running: dict[str, _Running] = {}
         self._choices: dict[str, Choice] = {}  # classifier answers, asked once per task
         self._wake = asyncio.Event()

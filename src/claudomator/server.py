@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 
 import uvicorn
 
+from claudomator import webpush
 from claudomator.api import create_app
 from claudomator.config import Settings
 from claudomator.runtime import Runtime
@@ -40,6 +41,7 @@ async def serve(
     on_ready: Callable[[], None] | None = None,
 ) -> None:
     """Run the pool and the API until SIGINT or SIGTERM."""
+    webpush.load_keys(settings)  # a bad configured VAPID key stops us here, not at first push
     runtime = Runtime(settings, service=service)
     server = _Server(
         uvicorn.Config(create_app(service, settings), host=host, port=port, log_level="warning")

@@ -11,8 +11,9 @@ import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from claudomator import projects, protocol
+from claudomator import projects, protocol, webpush
 from claudomator.config import Settings
 from claudomator.errors import InvalidTransition, NotFound, ProjectExists, ValidationError
 from claudomator.models import (
@@ -21,6 +22,7 @@ from claudomator.models import (
     Execution,
     Interaction,
     Project,
+    PushSubscription,
     Story,
     Task,
     TaskEvent,
@@ -377,6 +379,27 @@ class Service:
         fields = {"name": name, "description": description}
         self.store.update_story(story_id, **{k: v for k, v in fields.items() if v is not None})
         return self.story(story_id)
+
+    # -- web push ----------------------------------------------------------------------------
+
+    def push_public_key(self) -> str:
+        """The VAPID public key browsers subscribe with (generated on first use)."""
+        return webpush.load_keys(self.settings).public_key
+
+    def subscribe_push(self, endpoint: str, p256dh: str, auth: str) -> PushSubscription:
+        """Remember a browser's Web Push subscription (validated)."""
+        subscription = webpush.validate_subscription(endpoint, p256dh, auth)
+        self.store.save_push_subscription(subscription)
+        logger.info(
+            "push subscription added for %s",
+            urlsplit(endpoint).hostname,
+            extra={"action": "webpush"},
+        )
+        return subscription
+
+    def unsubscribe_push(self, endpoint: str) -> bool:
+        """Forget a subscription; False if it was not known."""
+        return self.store.delete_push_subscription(endpoint)
 
     def delete_story(self, story_id: str) -> None:
         self.store.delete_story(story_id)

@@ -25,9 +25,16 @@ class Delivery:
 class WebhookReceiver:
     """``with WebhookReceiver() as hook:`` then point the webhook at ``hook.url``."""
 
-    def __init__(self, status: int = 200, *, script: list[int] | None = None) -> None:
+    def __init__(
+        self,
+        status: int = 200,
+        *,
+        script: list[int] | None = None,
+        status_for: dict[str, int] | None = None,
+    ) -> None:
         self.status = status
         self.script = list(script or [])  # statuses for the first requests, then ``status``
+        self.status_for = dict(status_for or {})  # a fixed status for these paths
         self.deliveries: list[Delivery] = []
         self._lock = threading.Lock()
         receiver = self
@@ -39,7 +46,12 @@ class WebhookReceiver:
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 with receiver._lock:
                     receiver.deliveries.append(Delivery(self.path, headers, body))
-                    status = receiver.script.pop(0) if receiver.script else receiver.status
+                    if self.path in receiver.status_for:
+                        status = receiver.status_for[self.path]
+                    elif receiver.script:
+                        status = receiver.script.pop(0)
+                    else:
+                        status = receiver.status
                 self.send_response(status)
                 self.send_header("content-length", "0")
                 self.end_headers()
@@ -52,9 +64,13 @@ class WebhookReceiver:
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
-    def url(self) -> str:
+    def base_url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}/hook"
+        return f"http://{host!s}:{port}"
+
+    @property
+    def url(self) -> str:
+        return f"{self.base_url}/hook"
 
     def events(self) -> list[str]:
         with self._lock:

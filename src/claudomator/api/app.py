@@ -14,6 +14,7 @@ from claudomator.api.auth import token_guard
 from claudomator.api.intake import intake_routes
 from claudomator.api.metrics import metrics_routes
 from claudomator.api.projects import project_routes
+from claudomator.api.push import push_routes
 from claudomator.api.stories import story_routes
 from claudomator.api.streams import stream_routes
 from claudomator.api.tasks import agent_routes, execution_routes, task_routes
@@ -102,6 +103,7 @@ def create_app(
         agent_routes(service),
         project_routes(service),
         story_routes(service),
+        push_routes(service),
         stream_routes(service),
         metrics_routes(service),
     ):
