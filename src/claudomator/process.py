@@ -210,6 +210,21 @@ def kill_marked_sync(mark: str, grace: float) -> int:
     return len(found)
 
 
+class _ExitAwareProtocol(asyncio.subprocess.SubprocessStreamProtocol):
+    """The protocol of ``asyncio.create_subprocess_exec`` that also sets ``exited`` as soon as
+    the process exits (not only once its pipes are closed too)."""
+
+    def __init__(
+        self, exited: asyncio.Event, *, limit: int, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        super().__init__(limit=limit, loop=loop)
+        self._exited_event = exited
+
+    def process_exited(self) -> None:
+        self._exited_event.set()
+        super().process_exited()
+
+
 @dataclass(frozen=True)
 class Exit:
     """How an agent process ended."""
@@ -247,6 +262,7 @@ class AgentProcess:
         self.kill_grace = kill_grace
         self._proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
+        self._exit_event = asyncio.Event()  # set when the process itself has exited
 
     @property
     def pid(self) -> int | None:
@@ -256,8 +272,12 @@ class AgentProcess:
         """Spawn the process. Raises ``OSError`` if the executable cannot be started."""
         self.stdout_path.parent.mkdir(parents=True, exist_ok=True)
         stderr_file = self.stderr_path.open("ab")
+        loop = asyncio.get_running_loop()
+        exited = self._exit_event = asyncio.Event()
         try:
-            self._proc = await asyncio.create_subprocess_exec(
+            # create_subprocess_exec, with a protocol that says when the process itself exits
+            transport, protocol = await loop.subprocess_exec(
+                lambda: _ExitAwareProtocol(exited, limit=_CHUNK, loop=loop),
                 *self.argv,
                 cwd=self.cwd,
                 env=self.env,
@@ -265,8 +285,8 @@ class AgentProcess:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=stderr_file,
                 start_new_session=True,
-                limit=_CHUNK,
             )
+            self._proc = asyncio.subprocess.Process(transport, protocol, loop)
         finally:
             stderr_file.close()
         logger.info(
@@ -322,11 +342,11 @@ class AgentProcess:
         """Until the process itself has exited.
 
         ``Process.wait()`` only returns once stdout is closed as well, which a background child
-        that inherited it can delay forever; the return code is set at exit, so poll that.
+        that inherited it can delay forever; the protocol's ``process_exited`` comes at exit.
         """
         assert self._proc is not None
-        while self._proc.returncode is None:  # noqa: ASYNC110 - set by the child watcher
-            await asyncio.sleep(0.05)
+        if self._proc.returncode is None:
+            await self._exit_event.wait()
 
     async def wait(
         self,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -64,7 +65,12 @@ process that reserved it died before storing the task, and the key is free again
 
 
 def _engine(url: str) -> Engine:
-    engine = sa.create_engine(url)
+    parsed = sa.make_url(url)
+    in_memory = parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:")
+    # Enough pooled connections for the API's worker threads: past the pool size, every
+    # request would open (and set up) a new connection and close it again.
+    pooling: dict[str, Any] = {} if in_memory else {"pool_size": 20, "max_overflow": 20}
+    engine = sa.create_engine(url, **pooling)
     if engine.dialect.name == "sqlite":
 
         @sa.event.listens_for(engine, "connect")
@@ -179,6 +185,10 @@ class Store:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        # Writers of this process queue here, in order, rather than in SQLite's busy handler,
+        # which sleeps in growing steps (up to 100 ms) and so caps concurrent writes at a few
+        # hundred a second. Other processes still meet through the busy timeout.
+        self._write_lock = threading.RLock()
 
     @classmethod
     def open(cls, url_or_path: str | Path) -> Store:
@@ -222,7 +232,7 @@ class Store:
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
         try:
-            with self._engine.begin() as conn:
+            with self._write_lock, self._engine.begin() as conn:
                 yield conn
         except sa.exc.OperationalError as exc:
             raise StoreError(f"database error: {exc.orig}") from exc
