@@ -447,6 +447,10 @@ class Service:
         """Per execution status: (count, total cost in USD)."""
         return self.store.execution_totals()
 
+    def queue_waits(self, limit: int = 1000) -> list[float]:
+        """Seconds the most recently started tasks waited in the queue."""
+        return self.store.queue_waits(limit)
+
     def events(self, task_id: str) -> list[TaskEvent]:
         return self.store.events(task_id)
 

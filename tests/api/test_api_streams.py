@@ -105,3 +105,26 @@ def test_metrics_in_prometheus_format(served: Served, tmp_path: Path) -> None:
     assert 'claudomator_tasks{state="QUEUED"} 1' in text
     assert 'claudomator_tasks{state="RUNNING"} 0' in text
     assert "# TYPE claudomator_executions_total counter" in text
+    assert 'claudomator_queue_wait_seconds{quantile="0.5"} NaN' in text
+    assert "claudomator_queue_wait_seconds_count 0" in text
+
+
+def test_metrics_report_how_long_tasks_waited_in_the_queue(
+    served: Served, store: Store, tmp_path: Path
+) -> None:
+    with httpx.Client(base_url=served.url) as client:
+        tasks = client.post(
+            "/api/tasks", json={"tasks": [task_body(tmp_path, f"t{i}") for i in range(3)]}
+        ).json()["tasks"]
+        time.sleep(0.3)
+        for task in tasks[:2]:
+            store.transition(task["id"], TaskState.RUNNING, "claimed")
+        text = client.get("/metrics").text
+    values = {
+        line.split(" ")[0]: float(line.split(" ")[1])
+        for line in text.splitlines()
+        if line.startswith("claudomator_queue_wait_seconds")
+    }
+    assert values["claudomator_queue_wait_seconds_count"] == 2
+    assert 0.3 <= values['claudomator_queue_wait_seconds{quantile="0.5"}'] < 30
+    assert values["claudomator_queue_wait_seconds_sum"] >= 0.6

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import math
+
 from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 
 from claudomator.service import Service
+
+QUEUE_WAIT_WINDOW = 1000
+
+
+def _quantile(ordered: list[float], q: float) -> float:
+    """The ``q`` quantile of sorted values (nearest rank); NaN without values."""
+    if not ordered:
+        return math.nan
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
 
 def metrics_routes(service: Service) -> APIRouter:
@@ -13,7 +24,7 @@ def metrics_routes(service: Service) -> APIRouter:
 
     @router.get("/metrics", response_class=PlainTextResponse)
     def metrics() -> PlainTextResponse:
-        """Tasks by state, executions and their cost by status, agent health."""
+        """Tasks by state, executions and their cost by status, agent health, queue wait."""
         lines = [
             "# HELP claudomator_tasks Tasks by state.",
             "# TYPE claudomator_tasks gauge",
@@ -42,6 +53,18 @@ def metrics_routes(service: Service) -> APIRouter:
                 f'claudomator_agent_consecutive_failures{{agent="{health.agent}"}} '
                 f"{health.consecutive_failures}"
             )
+        waits = sorted(service.queue_waits(QUEUE_WAIT_WINDOW))
+        lines += [
+            f"# HELP claudomator_queue_wait_seconds Time queued before starting "
+            f"(the last {QUEUE_WAIT_WINDOW} starts).",
+            "# TYPE claudomator_queue_wait_seconds summary",
+        ]
+        for quantile in (0.5, 0.9, 0.99):
+            value = _quantile(waits, quantile)
+            shown = "NaN" if math.isnan(value) else f"{value:.3f}"
+            lines.append(f'claudomator_queue_wait_seconds{{quantile="{quantile}"}} {shown}')
+        lines.append(f"claudomator_queue_wait_seconds_sum {sum(waits):.3f}")
+        lines.append(f"claudomator_queue_wait_seconds_count {len(waits)}")
         return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
 
     return router
