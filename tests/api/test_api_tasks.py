@@ -515,6 +515,9 @@ def test_diff_of_an_execution_that_delivered_nothing_is_404(
         Execution(task_id=task["id"], stdout_path=str(log_dir / "stdout.log"))
     )
     (log_dir / "changes.diff").write_text("stale")  # without commits it is not served
+    listed = api.get(f"/api/tasks/{task['id'][:8]}/executions")
+    assert [e["id"] for e in listed.json()] == [execution.id]
+    assert api.get("/api/tasks/nope-nope/executions").status_code == 404
     response = api.get(f"/api/executions/{execution.id}/diff")
     assert response.status_code == 404
     assert "diff" in response.json()["error"]

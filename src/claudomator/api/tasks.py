@@ -145,6 +145,11 @@ def task_routes(service: Service) -> APIRouter:
             interactions=service.interactions(task.id),
         )
 
+    @router.get("/{task_id}/executions", response_model=list[Execution])
+    def list_executions(task_id: str) -> list[Execution]:
+        """Every attempt at a task, oldest first."""
+        return service.executions(service.resolve_id(task_id))
+
     @router.patch("/{task_id}", response_model=Task)
     def update_task(
         task_id: str,
