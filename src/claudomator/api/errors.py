@@ -16,6 +16,7 @@ from claudomator.errors import (
     InvalidTransition,
     NotFound,
     ProjectExists,
+    StoreError,
     TaskFileError,
     ValidationError,
 )
@@ -50,6 +51,7 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
     409: _described(409, "the task's state does not allow this"),
     413: _described(413, "the body is too large"),
     422: _described(422, "the body or a parameter is invalid (the problems name the fields)"),
+    503: _described(503, "the database cannot be written (disk full, read-only) or read"),
 }
 
 
@@ -60,6 +62,8 @@ def _status(exc: ClaudomatorError) -> int:
         return 409
     if isinstance(exc, TaskFileError | ValidationError):
         return 422
+    if isinstance(exc, StoreError):
+        return 503  # not the client's fault: the message says what is wrong with the database
     return 400
 
 

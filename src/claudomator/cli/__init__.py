@@ -7,14 +7,16 @@ Exit codes: 0 success; 1 a task did not complete (``run``) or an operation faile
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.logging import RichHandler
+from rich.markup import escape
 
 from claudomator import __version__
 from claudomator.cli import intake, manage, run, serve, views
 from claudomator.cli.common import app, make_console, state
+from claudomator.errors import ClaudomatorError
 
 __all__ = ["app", "main"]
 _COMMAND_MODULES = (intake, manage, run, serve, views)  # importing them registers their commands
@@ -55,4 +57,16 @@ def main_options(
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except ClaudomatorError as exc:  # a failure the command did not explain itself
+        _fatal(str(exc))
+    except OSError as exc:  # a full disk, a read-only data dir, ...
+        where = f": {exc.filename}" if exc.filename else ""
+        _fatal(f"{exc.strerror or exc}{where}")
+
+
+def _fatal(message: str) -> NoReturn:
+    """Print ``message`` as the error it is (never a traceback) and exit 1."""
+    make_console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    raise SystemExit(1)

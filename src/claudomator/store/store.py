@@ -8,8 +8,10 @@ transaction. Nothing here is SQLite-specific except the connection set-up in :fu
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
+import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -180,6 +182,25 @@ def _execution_from(row: RowMapping) -> Execution:
     return Execution.model_validate(data)
 
 
+def _database_error(what: str, exc: sa.exc.SQLAlchemyError, engine: Engine) -> StoreError:
+    """A :class:`StoreError` naming the database file and, where the file system says so, the
+    cause: a full disk or a read-only file system ("disk I/O error" alone says neither)."""
+    detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database:
+        return StoreError(f"{what} {engine.url.render_as_string()}: {detail}")
+    folder = Path(database).parent
+    with contextlib.suppress(OSError):
+        fs = os.statvfs(folder)
+        if fs.f_flag & os.ST_RDONLY:
+            detail = f"{detail} (the database is read-only: {folder} is on a read-only file system)"
+        elif fs.f_bavail * fs.f_frsize < 1024 * 1024:
+            detail = f"{detail} (no space left on device writing {folder})"
+        elif not os.access(folder, os.W_OK):
+            detail = f"{detail} (the database is read-only: no write permission on {folder})"
+    return StoreError(f"{what} {database}: {detail}")
+
+
 class Store:
     """Tasks, executions and their event history in one SQL database."""
 
@@ -216,7 +237,7 @@ class Store:
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
         except sa.exc.SQLAlchemyError as exc:
-            raise StoreError(f"cannot migrate database {self._engine.url}: {exc}") from exc
+            raise _database_error("cannot migrate database", exc, self._engine) from exc
 
     def close(self) -> None:
         self._engine.dispose()
@@ -227,7 +248,7 @@ class Store:
             with self._engine.connect() as conn:
                 yield conn
         except sa.exc.OperationalError as exc:
-            raise StoreError(f"database error: {exc.orig}") from exc
+            raise _database_error("cannot read database", exc, self._engine) from exc
 
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
@@ -235,7 +256,7 @@ class Store:
             with self._write_lock, self._engine.begin() as conn:
                 yield conn
         except sa.exc.OperationalError as exc:
-            raise StoreError(f"database error: {exc.orig}") from exc
+            raise _database_error("cannot write database", exc, self._engine) from exc
 
     # -- tasks -------------------------------------------------------------------------------
 
