@@ -445,3 +445,41 @@ def test_unknown_agent_type_is_named_and_labels_print_verbatim(tmp_path: Path) -
     done = cli("run", str(tasks))
     assert done.returncode == 2
     assert f"{tasks}:x:agent.type: unknown agent type 'lokal'" in done.stderr
+
+
+def test_list_filters_by_project_and_tag(tmp_path: Path) -> None:
+    web, cli_dir = tmp_path / "web", tmp_path / "tool"
+    web.mkdir()
+    cli_dir.mkdir()
+    store = Store.open(load_settings().db_path)
+    try:
+        store.add_tasks(
+            [
+                Task(
+                    name="web-ui",
+                    agent=AgentConfig(instructions="a", project_dir=str(web)),
+                    tags=("ui",),
+                ),
+                Task(
+                    name="tool-ui",
+                    agent=AgentConfig(instructions="b", project_dir=str(cli_dir)),
+                    tags=("ui", "urgent"),
+                ),
+            ]
+        )
+    finally:
+        store.close()
+    by_dir = cli("list", "--project", str(web)).stdout
+    assert "web-ui" in by_dir
+    assert "tool-ui" not in by_dir
+    relative = subprocess.run(
+        [CLAUDOMATOR, "list", "-p", "tool"], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert "tool-ui" in relative.stdout
+    assert "web-ui" not in relative.stdout
+    both = cli("list", "-t", "ui", "-t", "urgent").stdout
+    assert "tool-ui" in both
+    assert "web-ui" not in both
+    unknown = cli("list", "--project", "no-such-project")
+    assert unknown.returncode != 0
+    assert "no-such-project" in unknown.stderr + unknown.stdout

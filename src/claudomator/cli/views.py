@@ -52,12 +52,25 @@ def list_tasks(
         list[TaskState] | None,
         typer.Option("--state", "-s", case_sensitive=False, help="Only tasks in this state."),
     ] = None,
+    project: Annotated[
+        str | None,
+        typer.Option("--project", "-p", help="Only this project's tasks (name or directory)."),
+    ] = None,
+    tag: Annotated[
+        list[str] | None,
+        typer.Option("--tag", "-t", help="Only tasks with this tag (repeat: every one)."),
+    ] = None,
     limit: Annotated[int, typer.Option(min=1, help="At most this many (newest first).")] = 50,
 ) -> None:
     """List tasks, newest first; subtasks under their parent; open questions below."""
     service = open_service(load())
     try:
-        tasks = nest(service.list_tasks(states=state, limit=limit))
+        if project and not Path(project).is_absolute() and not service.project_named(project):
+            given = Path(project).expanduser()
+            if given.is_dir():  # a directory given relatively, not a project's name
+                project = str(given.resolve())
+        found = service.list_tasks(states=state, project=project, tags=tag or (), limit=limit)
+        tasks = nest(found)
         if not tasks:
             make_console().print("No tasks.")
             return
