@@ -51,8 +51,9 @@ test-all: install tools lint types
 	CLAUDOMATOR_GEMINI_BIN=$(CURDIR)/$(TOOLS)/node_modules/.bin/gemini \
 	$(PY) -m pytest
 
+## Benchmarks of issue 6 (all, or one: `make bench ONLY=dispatch`); the table goes to BENCHMARKS.md.
 bench: install
-	$(PY) bench/bench_sandbox.py
+	$(PY) bench/run.py $(if $(ONLY),--only $(ONLY))
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache

@@ -19,8 +19,13 @@ Then it measures, as the median of ``--runs`` runs each:
 * a later sandbox: :meth:`Sandboxes.create` after a :meth:`Sandboxes.release` of a used sandbox
   (the agent left edits, untracked files and a commit; the project got a new commit meanwhile).
 
-and prints the speed-ups against the targets (first >= 4x, later >= 10x). With ``--check`` the exit
-status is non-zero when a target is missed.
+and prints the speed-ups against the targets (first >= 4x, later >= 10x). It also times the
+delivery of a 100-commit result (``--commits``): collecting the commits of a sandbox and delivering
+them to the project as a branch (:meth:`Sandboxes.collect` then :meth:`Sandboxes.deliver`). With
+``--check`` the exit status is non-zero when a target is missed.
+
+``bench/run.py`` runs it through :func:`run` (sizes from ``BENCH_SANDBOX_FILES``,
+``BENCH_SANDBOX_HISTORY_MB``, ``BENCH_SANDBOX_RUNS``, ``BENCH_SANDBOX_COMMITS``).
 """
 
 from __future__ import annotations
@@ -41,9 +46,14 @@ from pathlib import Path
 from typing import IO
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from benchlib import Figure, Result, env_int
 from claudomator import process
 from claudomator.sandbox import Sandbox, Sandboxes
+
+NAME = "sandbox"
+TITLE = "Sandbox creation and delivery"
 
 FIRST_TARGET = 4.0
 LATER_TARGET = 10.0
@@ -180,6 +190,11 @@ def restore_repo(repo: Path) -> None:
     git("checkout", "-q", "-f", "main", cwd=repo)
     git("reset", "-q", "--hard", generated, cwd=repo)
     git("clean", "-q", "-ffdx", cwd=repo)
+    delivered = git(
+        "for-each-ref", "--format=delete %(refname)", "refs/heads/claudomator/", cwd=repo
+    )
+    if delivered.strip():
+        process.run(["git", "update-ref", "--stdin"], cwd=repo, input_text=delivered)
 
 
 # --- measuring -------------------------------------------------------------------------------
@@ -292,6 +307,54 @@ def verify_fresh(repo: Path, box: Sandbox) -> None:
         sys.exit("a recycled sandbox is not clean")
 
 
+def add_commits(box: Sandbox, count: int, run: int) -> None:
+    """``count`` commits in the sandbox, each rewriting a few files (as an agent's work would)."""
+    stamp = _STAMP + 10_000_000 + run * 100_000
+    stream = []
+    rng = random.Random(run)
+    for n in range(count):
+        msg = f"agent commit {n + 1}".encode()
+        parent = f"from {box.base_commit}\n" if n == 0 else ""
+        head = (
+            f"commit refs/heads/{box.branch}\n"
+            f"committer Bench <bench@example.com> {stamp + n} +0000\n"
+            f"data {len(msg)}\n"
+        ).encode()
+        stream.append(head + msg + b"\n" + parent.encode())
+        for index in rng.sample(range(1000), 3):
+            blob = rng.randbytes(2000)
+            path = source_path(index)
+            stream.append(f"M 100644 inline {path}\ndata {len(blob)}\n".encode() + blob + b"\n")
+        stream.append(b"\n")
+    proc = subprocess.run(
+        ["git", "fast-import", "--quiet", "--force"],
+        cwd=box.dir,
+        input=b"".join(stream),
+        check=False,
+        capture_output=True,
+    )
+    if proc.returncode != 0:
+        sys.exit(f"git fast-import in the sandbox failed: {proc.stderr.decode()[-500:]}")
+    git("reset", "-q", "--hard", cwd=box.dir)
+
+
+def bench_delivery(repo: Path, work: Path, runs: int, commits: int) -> Timing:
+    """Collect and deliver (as a branch of the project) a sandbox holding ``commits`` commits."""
+    seconds: list[float] = []
+    for run in range(runs):
+        sandboxes = Sandboxes(work / f"deliver-{run}", warm_per_project=0)
+        box = sandboxes.create(repo, f"deliver-{run}")
+        add_commits(box, commits, run)
+        started = time.perf_counter()
+        collected = sandboxes.collect(box)
+        where = sandboxes.deliver(box, task_id=f"bench-{run}")
+        seconds.append(time.perf_counter() - started)
+        if len(collected.commits) != commits or not where.startswith("branch"):
+            sys.exit(f"delivery went wrong: {len(collected.commits)} commits, {where}")
+        log(f"  run {run + 1}: delivered {commits} commits in {seconds[-1]:.3f}s ({where})")
+    return Timing(f"deliver {commits} commits (collect+branch)", tuple(seconds))
+
+
 def print_table(
     baseline: Timing, copy: Timing, first: Timing, later: Timing, release: Timing
 ) -> bool:
@@ -325,38 +388,97 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--files", type=int, default=20_000, help="files at HEAD")
     parser.add_argument("--history-mb", type=int, default=500, help="MB of blobs in history")
     parser.add_argument("--runs", type=int, default=3, help="runs per measurement")
+    parser.add_argument("--commits", type=int, default=100, help="commits of the delivered result")
     parser.add_argument("--cache", type=Path, default=here / ".cache", help="repository cache")
     parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    repo = ensure_repo(args.cache.resolve(), args.files, args.history_mb)
+@dataclass(frozen=True)
+class Measured:
+    tracked: int
+    baseline: Timing
+    copy: Timing
+    first: Timing
+    later: Timing
+    release: Timing
+    delivery: Timing
+
+
+def measure(files: int, history_mb: int, runs: int, commits: int, cache: Path) -> Measured:
+    repo = ensure_repo(cache.resolve(), files, history_mb)
     tracked = len(git("ls-files", cwd=repo).splitlines())
     log(f"repository: {repo}")
     log(f"  {tracked} files at HEAD, object store {object_store_mb(repo):.0f} MB")
     log(f"  {os.cpu_count()} CPUs; git {git('version', cwd=repo).split()[-1]}")
-    work = Path(tempfile.mkdtemp(prefix="work-", dir=args.cache.resolve()))
+    work = Path(tempfile.mkdtemp(prefix="work-", dir=cache.resolve()))
     try:
         checked(["git", "clone", "-q", "--no-hardlinks", str(repo), str(work / "page-cache")])
         log("measuring fresh copies (one untimed clone first, so every run sees a hot cache) ...")
-        baseline, copy, first = bench_fresh(repo, work, args.runs)
+        baseline, copy, first = bench_fresh(repo, work, runs)
         log("measuring recycled sandboxes ...")
-        later, release = bench_later(repo, work, args.runs)
+        later, release = bench_later(repo, work, runs)
+        restore_repo(repo)
+        log(f"measuring the delivery of {commits} commits ...")
+        delivery = bench_delivery(repo, work, runs, commits)
     finally:
         restore_repo(repo)
         log(f"removing {work} ...")
         shutil.rmtree(work, ignore_errors=True)
-    ok = print_table(baseline, copy, first, later, release)
-    share = copy.median / baseline.median
+    return Measured(tracked, baseline, copy, first, later, release, delivery)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    got = measure(args.files, args.history_mb, args.runs, args.commits, args.cache)
+    ok = print_table(got.baseline, got.copy, got.first, got.later, got.release)
+    log(f"{got.delivery.name:<36} {got.delivery.median:>7.3f}s")
+    share = got.copy.median / got.baseline.median
     log(
         f"\nCopying the object store is {share:.0%} of the baseline; the rest is the checkout of"
-        f" {tracked} files, which every sandbox of this project must also write the first time."
+        f" {got.tracked} files, which every sandbox of this project must also write the first time."
         "\nOn ext4 without a journal, creating files stays slow for ~6 minutes after many were"
         " deleted: a rerun soon after a run (which deletes its copies at the end) is noisier."
     )
     return 1 if args.check and not ok else 0
+
+
+def run(size: str = "full") -> Result:
+    """For ``bench/run.py``: the figures as a :class:`Result`."""
+    files = env_int("BENCH_SANDBOX_FILES", 20_000, 500, size)
+    history_mb = env_int("BENCH_SANDBOX_HISTORY_MB", 500, 5, size)
+    runs = env_int("BENCH_SANDBOX_RUNS", 3, 1, size)
+    commits = env_int("BENCH_SANDBOX_COMMITS", 100, 10, size)
+    got = measure(files, history_mb, runs, commits, Path(__file__).resolve().parent / ".cache")
+    first = got.baseline.median / got.first.median
+    later = got.baseline.median / got.later.median
+    return Result(
+        name=NAME,
+        title=TITLE,
+        figures=[
+            Figure("git clone --no-hardlinks (baseline)", got.baseline.median, "s"),
+            Figure("first sandbox", got.first.median, "s"),
+            Figure("later sandbox (recycled)", got.later.median, "s"),
+            Figure("first: speed-up", first, "x"),
+            Figure("later: speed-up", later, "x"),
+            Figure("release (to the warm pool)", got.release.median, "s"),
+            Figure(f"deliver {commits} commits", got.delivery.median, "s"),
+        ],
+        ratio=later,
+        target=f"first >= {FIRST_TARGET:g}x, later >= {LATER_TARGET:g}x faster",
+        passed=first >= FIRST_TARGET and later >= LATER_TARGET,
+        headline=f"first {first:.1f}x, later {later:.1f}x; deliver {got.delivery.median:.2f} s",
+        params={"files": files, "history_mb": history_mb, "runs": runs, "commits": commits},
+        notes=[
+            f"{name}: {' '.join(f'{x:.3f}' for x in t.seconds)} s"
+            for name, t in (
+                ("baseline", got.baseline),
+                ("first", got.first),
+                ("later", got.later),
+                ("delivery", got.delivery),
+            )
+        ],
+    )
 
 
 if __name__ == "__main__":

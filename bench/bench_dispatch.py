@@ -1,0 +1,141 @@
+"""Dispatch overhead: many tasks of a trivial agent through Claudomator vs a plain asyncio loop.
+
+The agent is :func:`benchlib.fake_claude`, a shell script that prints a valid Claude stream-json
+run and exits. Claudomator runs it through the real pool, the real Claude runner (its argv, its
+process group, its log files and stream parser), sandboxes and store, for tasks without a
+project directory. The baseline launches the same executable with the same kind of argv from a
+plain asyncio loop at the same parallelism, reading its stdout to the end.
+
+Sizes: ``BENCH_DISPATCH_TASKS`` (500), ``BENCH_DISPATCH_PARALLEL`` (8), ``BENCH_DISPATCH_RUNS``
+(3; the median run of each side is reported, the two sides alternate).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from benchlib import Figure, Result, env_int, fake_claude, isolated, log, median, scratch
+from claudomator.agents import build_registry
+from claudomator.config import load_settings
+from claudomator.models import AgentConfig, Task, TaskState
+from claudomator.pool import Pool
+from claudomator.service import Service
+
+NAME = "dispatch"
+TITLE = "Dispatch overhead"
+TARGET = 1.25
+
+_DONE = {TaskState.COMPLETED, TaskState.FAILED, TaskState.TIMED_OUT, TaskState.CANCELLED}
+
+
+async def baseline(binary: Path, tasks: int, parallel: int) -> float:
+    """Seconds for ``tasks`` launches of ``binary`` by a plain asyncio loop."""
+    gate = asyncio.Semaphore(parallel)
+
+    async def one(index: int) -> None:
+        async with gate:
+            proc = await asyncio.create_subprocess_exec(
+                str(binary),
+                "-p",
+                "--output-format",
+                "stream-json",
+                "--verbose",
+                "--",
+                f"task {index}",
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            await proc.communicate()
+            if proc.returncode != 0:
+                raise RuntimeError(f"the fake agent exited {proc.returncode}")
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(i) for i in range(tasks)))
+    return time.perf_counter() - started
+
+
+async def through_claudomator(root: Path, binary: Path, tasks: int, parallel: int) -> float:
+    """Seconds from submitting ``tasks`` tasks to all of them recorded COMPLETED."""
+    with isolated(root) as env:
+        settings = load_settings().model_copy(
+            update={"claude_binary_path": str(binary), "max_concurrent": parallel}
+        )
+        service = Service.open(settings)
+        pool = Pool(settings, service.store, build_registry(settings), base_env=env)
+        service.on_submit = pool.wake
+        await pool.start()
+        try:
+            batch = [
+                Task(
+                    name=f"noop {i}",
+                    agent=AgentConfig(type="claude", instructions=f"task {i}", skip_planning=True),
+                )
+                for i in range(tasks)
+            ]
+            started = time.perf_counter()
+            service.submit(batch)
+            while True:
+                counts = service.store.count_by_state()
+                if sum(counts.get(s, 0) for s in _DONE) >= tasks:
+                    break
+                await asyncio.sleep(0.01)
+            elapsed = time.perf_counter() - started
+            done = service.store.count_by_state()
+            if done.get(TaskState.COMPLETED, 0) != tasks:
+                failed = service.store.list_tasks(states=[TaskState.FAILED], limit=1)
+                why = failed[0].summary if failed else ""
+                events = service.store.events(failed[0].id) if failed else []
+                raise RuntimeError(f"not all tasks completed: {done}; {why} {events[-1:]}")
+            return elapsed
+        finally:
+            await pool.shutdown()
+            service.close()
+
+
+def run(size: str = "full") -> Result:
+    tasks = env_int("BENCH_DISPATCH_TASKS", 500, 40, size)
+    parallel = env_int("BENCH_DISPATCH_PARALLEL", 8, 8, size)
+    runs = env_int("BENCH_DISPATCH_RUNS", 3, 1, size)
+    base_s: list[float] = []
+    ours_s: list[float] = []
+    with scratch("dispatch-") as root:
+        binary = fake_claude(root / "bin")
+        for r in range(runs):
+            order = ("base", "ours") if r % 2 == 0 else ("ours", "base")
+            for side in order:
+                if side == "base":
+                    base_s.append(asyncio.run(baseline(binary, tasks, parallel)))
+                else:
+                    ours_s.append(
+                        asyncio.run(through_claudomator(root / f"run{r}", binary, tasks, parallel))
+                    )
+            log(
+                f"  dispatch run {r + 1}: baseline {base_s[-1]:.2f}s, claudomator {ours_s[-1]:.2f}s"
+            )
+    base, ours = median(base_s), median(ours_s)
+    ratio = ours / base
+    overhead_ms = (ours - base) / tasks * parallel * 1000
+    return Result(
+        name=NAME,
+        title=TITLE,
+        figures=[
+            Figure("baseline (asyncio loop)", base, "s"),
+            Figure("claudomator", ours, "s"),
+            Figure("throughput", tasks / ours, "tasks/s"),
+            Figure("overhead per task (per slot)", overhead_ms, "ms"),
+            Figure("overhead per task (wall)", (ours - base) / tasks * 1000, "ms"),
+        ],
+        ratio=ratio,
+        target=f"ratio <= {TARGET}",
+        passed=ratio <= TARGET,
+        headline=f"{ratio:.2f}x; {(ours - base) / tasks * 1000:.1f} ms/task",
+        params={"tasks": tasks, "parallel": parallel, "runs": runs},
+        notes=[
+            f"runs (s): baseline {', '.join(f'{s:.2f}' for s in base_s)};"
+            f" claudomator {', '.join(f'{s:.2f}' for s in ours_s)}"
+        ],
+    )
