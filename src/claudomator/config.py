@@ -74,7 +74,9 @@ class Settings(BaseModel):
     quota_wait_seconds: float = Field(default=3600.0, gt=0)  # when a quota's reset is unknown
     prices: dict[str, ModelPrice] = Field(default_factory=lambda: dict(DEFAULT_PRICES))
     server_addr: str = "127.0.0.1:8484"
-    workspace_root: Path | None = None  # where project-less tasks get scratch repositories
+    # if set: every project directory must lie under it; project-less tasks get scratch
+    # repositories there (else under <data_dir>/workspace, and projects may be anywhere)
+    workspace_root: Path | None = None
     webhook_url: str = ""
     webhook_secret: str = ""
     api_token: str = ""
@@ -119,6 +121,14 @@ class Settings(BaseModel):
         if host in ("0.0.0.0", "::", "[::]"):  # noqa: S104 - a bind-all address is reached locally
             host = "127.0.0.1"
         return f"http://{host}:{port}"
+
+    def outside_workspace(self, project_dir: str) -> bool:
+        """Whether ``project_dir`` lies outside ``workspace_root`` once ``..`` and symlinks are
+        resolved (never, while ``workspace_root`` is unset)."""
+        if self.workspace_root is None or not project_dir:
+            return False
+        root = self.workspace_root.expanduser().resolve()
+        return not Path(project_dir).expanduser().resolve().is_relative_to(root)
 
     def project_for(self, project_dir: str) -> Project | None:
         """The configured project whose ``dir`` is ``project_dir`` (after resolving), if any."""
@@ -173,6 +183,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
         )
         raise ConfigError(f"{path}: {problems}") from exc
+    for index, project in enumerate(settings.projects):
+        if settings.outside_workspace(project.dir):
+            raise ConfigError(
+                f"{path}: projects.{index}.dir: {project.dir} is outside "
+                f"workspace_root {settings.workspace_root}"
+            )
     return settings.model_copy(update={"data_dir": settings.data_dir.expanduser()})
 
 
@@ -216,7 +232,9 @@ DEFAULT_CONFIG = """\
 # Address of `claudomator serve`; agents get http://<server_addr> as CLAUDOMATOR_API_URL.
 # server_addr = "127.0.0.1:8484"
 
-# Where tasks without a project_dir get a scratch git repository (default: <data_dir>/workspace).
+# If set, every project directory (task files, the API, [[projects]]) must lie under it, and
+# tasks without a project_dir get their scratch git repository there. Unset: projects may be
+# anywhere and scratch repositories go to <data_dir>/workspace.
 # workspace_root = "/srv/claudomator/workspace"
 
 # Outgoing notifications and API protection.

@@ -77,6 +77,7 @@ class Service:
 
         Dependencies, parents and stories must exist (in the batch or already).
         """
+        self._check_workspace(tasks)
         batch = {t.id for t in tasks}
         outside = {d for t in tasks for d in t.depends_on if d not in batch}
         parents = {t.parent_task_id for t in tasks if t.parent_task_id}
@@ -106,6 +107,15 @@ class Service:
             self.on_submit()
         return queued
 
+    def _check_workspace(self, tasks: Sequence[Task]) -> None:
+        """Refuse project directories outside ``workspace_root`` (when it is set)."""
+        for task in tasks:
+            if self.settings.outside_workspace(task.agent.project_dir):
+                raise ValidationError(
+                    f"task {task.name!r}: agent.project_dir {task.agent.project_dir} is outside "
+                    f"workspace_root {self.settings.workspace_root}"
+                )
+
     # -- projects ----------------------------------------------------------------------------
 
     def projects(self) -> list[tuple[Project, str]]:
@@ -132,6 +142,9 @@ class Service:
         directory = Path(project.dir).expanduser()
         if not directory.is_absolute() or not directory.is_dir():
             raise ValidationError(f"dir: {project.dir!r} is not an absolute path to a directory")
+        if self.settings.outside_workspace(project.dir):
+            root = self.settings.workspace_root
+            raise ValidationError(f"dir: {project.dir} is outside workspace_root {root}")
         return self.store.save_project(project, create=create)
 
     def delete_project(self, name: str) -> None:
@@ -271,6 +284,7 @@ class Service:
             raise ValidationError(f"depends_on: unknown task id(s) {', '.join(sorted(missing))}")
         if self._reaches(edited.depends_on, task.id):
             raise ValidationError("depends_on: that would make a dependency cycle")
+        self._check_workspace([edited])
         return self.store.replace_task(
             edited.model_copy(update={"id": task.id}),
             only_in=(TaskState.PENDING, TaskState.QUEUED),
