@@ -27,6 +27,15 @@ $(TOOLS_STAMP):
 
 tools: $(TOOLS_STAMP)
 
+# Debian's Chromium, for the web UI tests (driven by Playwright with executable_path).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else echo "chromium missing and cannot be installed (needs root and apt-get): web UI tests will be skipped"; fi
+
+chromium: $(CHROMIUM)
+
 ## Start the service (pool + HTTP API) on SQLite.
 run: install
 	$(VENV)/bin/claudomator serve
@@ -39,7 +48,7 @@ types: install
 	$(VENV)/bin/mypy
 
 ## Lint, types and the whole test suite (with the real Claude Code CLI).
-test: install tools lint types
+test: install tools chromium lint types
 	CLAUDOMATOR_CLAUDE_BIN=$(CURDIR)/$(TOOLS)/node_modules/.bin/claude \
 	CLAUDOMATOR_GEMINI_BIN=$(CURDIR)/$(TOOLS)/node_modules/.bin/gemini \
 	$(PY) -m pytest

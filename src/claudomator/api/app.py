@@ -22,6 +22,7 @@ from claudomator.api.webhooks import github_routes
 from claudomator.config import Settings
 from claudomator.elaborate import elaborator_factory
 from claudomator.service import Service
+from claudomator.web import web_routes
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -108,4 +109,5 @@ def create_app(
         metrics_routes(service),
     ):
         app.include_router(router, dependencies=guarded, responses=errors.RESPONSES)
+    app.include_router(web_routes())  # the web UI's pages and files (no data: not guarded)
     return app

@@ -10,6 +10,7 @@ import typer
 
 from claudomator import __version__, server
 from claudomator.cli.common import app, fail, load, make_console, open_service
+from claudomator.web import ui_url
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,9 @@ def serve(
                 f"(data: {settings.data_dir}); Ctrl-C to stop.",
                 markup=False,
                 soft_wrap=True,
+            )
+            make_console(stderr=True).print(
+                f"Web UI: {ui_url(host, port)}", markup=False, soft_wrap=True
             )
 
         asyncio.run(server.serve(settings, service, host, int(port), on_ready=ready))

@@ -1,0 +1,269 @@
+// New task: every task field, a project picked from the list, and "Elaborate" to draft the
+// fields from a rough prompt (POST /api/tasks/elaborate; nothing is stored until you create).
+
+import { ApiError, api, get, post } from "./api.js";
+import { busy, clear, errorBox, field, flash, h, setTitle, fill } from "./dom.js";
+
+const SCRATCH = "";
+const OTHER = "\u0000other";
+
+const list = (text) =>
+  text
+    .split(/[,\n]/)
+    .map((s) => s.trim())
+    .filter(Boolean);
+
+export async function render(main, { query, signal, navigate }) {
+  setTitle("New task");
+  const errors = h("div");
+  const [projects, stories] = await Promise.all([
+    get("/api/projects", { signal }).catch((error) => (errors.append(errorBox(error, "Projects")), { projects: [] })),
+    get("/api/stories", { signal }).catch((error) => (errors.append(errorBox(error, "Stories")), { stories: [] })),
+  ]);
+
+  const input = (name, attrs = {}) => h("input", { name, type: "text", autocomplete: "off", ...attrs });
+  const area = (name, rows, attrs = {}) => h("textarea", { name, rows, ...attrs });
+  const select = (name, options, attrs = {}) =>
+    h("select", { name, ...attrs }, options.map(([value, label]) => h("option", { value }, label)));
+
+  const f = {
+    prompt: area("prompt", 3, { placeholder: "e.g. the login page is slow on big accounts" }),
+    project: select("project", [
+      ...projects.projects.map((p) => [p.name, `${p.name} — ${p.dir}`]),
+      [SCRATCH, "No project (a scratch repository)"],
+      [OTHER, "Another directory…"],
+    ]),
+    project_dir: input("agent.project_dir", { placeholder: "/absolute/path/to/a/git/repository" }),
+    name: input("name", { required: true }),
+    description: area("description", 2),
+    type: select("agent.type", [
+      ["", "Let Claudomator choose"],
+      ["claude", "Claude Code"],
+      ["gemini", "Gemini CLI"],
+      ["local", "Local model"],
+    ]),
+    model: input("agent.model", { placeholder: "the agent's default" }),
+    instructions: area("agent.instructions", 8, { required: true }),
+    timeout: input("timeout", { placeholder: "e.g. 20m (default: the server's)" }),
+    priority: select("priority", [
+      ["normal", "normal"],
+      ["high", "high"],
+      ["low", "low"],
+    ]),
+    tags: input("tags", { placeholder: "backend, docs" }),
+    story: select("story_id", [["", "No story"], ...stories.stories.map((s) => [s.story.id, s.story.name])]),
+    depends_on: input("depends_on", { placeholder: "task ids, comma-separated" }),
+    parent: input("parent_task_id", { placeholder: "a task id" }),
+    acceptance: area("acceptance_criteria", 2, { placeholder: "optional: a checker reviews the delivered work against this" }),
+    budget: input("agent.max_budget_usd", { type: "number", min: "0", step: "0.01", inputmode: "decimal" }),
+    permission: input("agent.permission_mode", { value: "bypassPermissions" }),
+    allowed: input("agent.allowed_tools", { placeholder: "Bash, Edit, Write, Read" }),
+    disallowed: input("agent.disallowed_tools"),
+    append: area("agent.system_prompt_append", 2),
+    args: input("agent.additional_args", { placeholder: "extra CLI arguments, comma-separated" }),
+    context: input("agent.context_files", { placeholder: "docs/reports.md, …" }),
+    skip: h("input", { name: "agent.skip_planning", type: "checkbox" }),
+    temperature: input("agent.temperature", { type: "number", min: "0", max: "2", step: "0.1", inputmode: "decimal" }),
+    max_tokens: input("agent.max_tokens", { type: "number", min: "1", step: "1", inputmode: "numeric" }),
+  };
+  const wanted = query.get("project");
+  if (wanted !== null && [...f.project.options].some((o) => o.value === wanted)) f.project.value = wanted;
+  const story = query.get("story");
+  if (story) f.story.value = story;
+  const otherDir = field("Project directory", f.project_dir, "An absolute path on the server.");
+  const syncProject = () => {
+    otherDir.hidden = f.project.value !== OTHER;
+  };
+  f.project.addEventListener("change", syncProject);
+  syncProject();
+
+  const elaborate = h("button", { type: "button", class: "secondary" }, "Elaborate");
+  const elaborateOut = h("div", { role: "status" });
+  const create = h("button", { type: "submit", value: "queue" }, "Create and queue");
+  const draft = h("button", { type: "submit", value: "draft", class: "secondary" }, "Save as draft");
+  const form = h(
+    "form",
+    { class: "task-form", novalidate: true },
+    h(
+      "fieldset",
+      {},
+      h("legend", {}, "Project"),
+      field("Project", f.project, projects.projects.length ? "" : "No projects yet: add them on the Projects page, or give a directory."),
+      otherDir,
+    ),
+    h(
+      "fieldset",
+      {},
+      h("legend", {}, "Start from a rough prompt (optional)"),
+      field("What do you want done?", f.prompt, "“Elaborate” asks a model to turn it into the fields below; review them, then create the task."),
+      h("div", { class: "row" }, elaborate),
+      elaborateOut,
+    ),
+    h(
+      "fieldset",
+      {},
+      h("legend", {}, "Task"),
+      field("Name", f.name),
+      field("Instructions for the agent", f.instructions),
+      field("Description", f.description, "For people; the agent does not see it."),
+      h("div", { class: "grid2" }, field("Agent", f.type), field("Model", f.model)),
+      h("div", { class: "grid2" }, field("Timeout", f.timeout, "Seconds, or 90s / 10m / 1h30m."), field("Priority", f.priority)),
+      h("div", { class: "grid2" }, field("Tags", f.tags, "Comma-separated."), field("Story", f.story)),
+      field("Acceptance criteria", f.acceptance),
+    ),
+    h(
+      "details",
+      { class: "advanced" },
+      h("summary", {}, "More options (dependencies, budget, tools, …)"),
+      h(
+        "fieldset",
+        {},
+        h("legend", {}, "More options"),
+        h("div", { class: "grid2" }, field("Depends on", f.depends_on), field("Parent task", f.parent)),
+        h("div", { class: "grid2" }, field("Budget (USD)", f.budget), field("Permission mode", f.permission)),
+        h("div", { class: "grid2" }, field("Allowed tools", f.allowed, "Comma-separated."), field("Disallowed tools", f.disallowed, "Comma-separated.")),
+        field("Append to the system prompt", f.append),
+        h("div", { class: "grid2" }, field("Additional CLI arguments", f.args), field("Context files", f.context, "Comma-separated, relative to the project.")),
+        h("div", { class: "grid2" }, field("Temperature", f.temperature), field("Max tokens", f.max_tokens)),
+        h("div", { class: "field check" }, h("label", {}, f.skip, " Skip the planning preamble (the agent is not told about Claudomator's environment)")),
+      ),
+    ),
+    errors,
+    h("div", { class: "row" }, create, draft),
+  );
+  main.append(h("h1", {}, "New task"), form);
+
+  const projectDir = () => {
+    if (f.project.value === OTHER) return f.project_dir.value.trim();
+    if (f.project.value === SCRATCH) return "";
+    return projects.projects.find((p) => p.name === f.project.value)?.dir || "";
+  };
+
+  function body() {
+    const agent = { instructions: f.instructions.value };
+    const set = (target, key, value) => {
+      if (value !== "" && value !== null && value !== undefined && !(Array.isArray(value) && !value.length)) target[key] = value;
+    };
+    set(agent, "type", f.type.value);
+    set(agent, "model", f.model.value.trim());
+    set(agent, "project_dir", projectDir());
+    set(agent, "max_budget_usd", f.budget.value === "" ? "" : Number(f.budget.value));
+    if (f.permission.value.trim() && f.permission.value.trim() !== "bypassPermissions") agent.permission_mode = f.permission.value.trim();
+    set(agent, "allowed_tools", list(f.allowed.value));
+    set(agent, "disallowed_tools", list(f.disallowed.value));
+    set(agent, "system_prompt_append", f.append.value);
+    set(agent, "additional_args", list(f.args.value));
+    set(agent, "context_files", list(f.context.value));
+    if (f.skip.checked) agent.skip_planning = true;
+    set(agent, "temperature", f.temperature.value === "" ? "" : Number(f.temperature.value));
+    set(agent, "max_tokens", f.max_tokens.value === "" ? "" : Number(f.max_tokens.value));
+    const task = { name: f.name.value.trim(), agent };
+    set(task, "description", f.description.value);
+    set(task, "timeout", f.timeout.value.trim());
+    if (f.priority.value !== "normal") task.priority = f.priority.value;
+    set(task, "tags", list(f.tags.value));
+    set(task, "story_id", f.story.value);
+    set(task, "depends_on", list(f.depends_on.value));
+    set(task, "parent_task_id", f.parent.value.trim());
+    set(task, "acceptance_criteria", f.acceptance.value);
+    return task;
+  }
+
+  function markProblems(problems) {
+    for (const el of form.querySelectorAll("[aria-invalid]")) el.removeAttribute("aria-invalid");
+    for (const el of form.querySelectorAll(".problem")) el.remove();
+    for (const problem of problems) {
+      const name = String(problem.field || "").replace(/^body\./, "");
+      const control = form.querySelector(`[name="${CSS.escape(name)}"]`) || (name === "agent.project_dir" ? f.project : null);
+      if (!control) continue;
+      control.setAttribute("aria-invalid", "true");
+      control.closest(".field")?.append(h("small", { class: "problem" }, `✗ ${problem.message}`));
+    }
+  }
+
+  function fillForm(spec) {
+    const agent = spec.agent || {};
+    const text = (value) => (value === null || value === undefined ? "" : String(value));
+    const joined = (value) => (Array.isArray(value) ? value.join(", ") : text(value));
+    f.name.value = text(spec.name);
+    f.description.value = text(spec.description);
+    f.instructions.value = text(agent.instructions);
+    f.type.value = ["claude", "gemini", "local"].includes(agent.type) ? agent.type : "";
+    f.model.value = text(agent.model);
+    f.timeout.value = text(spec.timeout);
+    f.priority.value = ["low", "normal", "high"].includes(spec.priority) ? spec.priority : "normal";
+    f.tags.value = joined(spec.tags);
+    f.acceptance.value = text(spec.acceptance_criteria);
+    f.budget.value = text(agent.max_budget_usd);
+    f.allowed.value = joined(agent.allowed_tools);
+    f.disallowed.value = joined(agent.disallowed_tools);
+    f.context.value = joined(agent.context_files);
+    if (agent.temperature !== undefined) f.temperature.value = text(agent.temperature);
+    if (agent.max_tokens !== undefined) f.max_tokens.value = text(agent.max_tokens);
+    if (agent.project_dir) {
+      const known = projects.projects.find((p) => p.dir === agent.project_dir);
+      f.project.value = known ? known.name : OTHER;
+      if (!known) f.project_dir.value = agent.project_dir;
+      syncProject();
+    }
+  }
+
+  elaborate.addEventListener("click", async () => {
+    if (!f.prompt.value.trim()) {
+      fill(elaborateOut, errorBox(new Error("write a rough prompt first"), "Elaborate"));
+      f.prompt.focus();
+      return;
+    }
+    await busy(
+      elaborate,
+      elaborateOut,
+      async () => {
+        const request = { prompt: f.prompt.value.trim() };
+        // the directory, not the name: it works for projects added here and in the config file
+        if (projectDir()) request.project = projectDir();
+        const result = await post("/api/tasks/elaborate", request);
+        fillForm(result.spec);
+        fill(elaborateOut, 
+          h(
+            "p",
+            { class: "summary" },
+            `✓ Drafted by ${result.backend}. Review the fields below, then create the task.`,
+            result.notes.length ? h("ul", {}, result.notes.map((n) => h("li", {}, n))) : null,
+          ),
+        );
+        f.name.focus();
+      },
+      "Elaborating… (up to 30 s)",
+    );
+  });
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const asDraft = event.submitter === draft;
+    const button = asDraft ? draft : create;
+    clear(errors);
+    markProblems([]);
+    const missing = [];
+    if (!f.name.value.trim()) missing.push({ field: "name", message: "required" });
+    if (!f.instructions.value.trim()) missing.push({ field: "agent.instructions", message: "required" });
+    if (f.project.value === OTHER && !f.project_dir.value.trim()) missing.push({ field: "agent.project_dir", message: "give a directory, or pick a project" });
+    if (missing.length) {
+      markProblems(missing);
+      errors.append(errorBox(new ApiError(0, "some fields need a value", missing), "Not created"));
+      form.querySelector("[aria-invalid]")?.focus();
+      return;
+    }
+    await busy(button, null, async () => {
+      try {
+        const created = await api("POST", `/api/tasks${asDraft ? "?submit=false" : ""}`, body());
+        const [task] = created.tasks;
+        flash(asDraft ? `Saved “${task.name}” as a draft.` : `Created “${task.name}”: it is queued.`);
+        navigate(`/tasks/${task.id}`);
+      } catch (error) {
+        markProblems(error.problems || []);
+        errors.append(errorBox(error, "Not created"));
+        form.querySelector("[aria-invalid]")?.focus();
+      }
+    });
+  });
+}
