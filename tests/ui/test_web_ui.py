@@ -179,6 +179,10 @@ def test_create_through_the_form_run_to_completed_then_log_and_diff(
     page.get_by_label("Name").fill("Greetings")
     page.get_by_role("button", name="Create story").click()
     page.locator(".card", has_text="Greetings").wait_for()
+    page.get_by_role("button", name="Edit Greetings").click()
+    page.get_by_label("Description").fill("Everything that says hello.")
+    page.get_by_role("button", name="Save story").click()
+    page.locator(".card", has_text="Everything that says hello.").wait_for()
     shot(page, "stories")
 
     # the new-task form, filled by "Elaborate" from a rough prompt
@@ -292,6 +296,7 @@ def test_answer_a_blocked_task_from_a_phone(
     blocked = page.locator(f"[data-column=blocked] [data-task-id='{task['id']}']")
     blocked.wait_for(timeout=90_000)  # moved there live, from the events stream
     assert "Needs your answer" in blocked.inner_text()
+    assert "1 task needs your answer" in page.locator(".needs-banner").inner_text()
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     shot(page, "phone-board-blocked")
 

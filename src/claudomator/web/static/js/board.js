@@ -57,11 +57,13 @@ export async function render(main, { query, signal, navigate }) {
     h("div", { class: "field actions" }, h("button", { type: "submit" }, "Filter"), h("a", { href: "/", "data-nav": true, class: "button secondary" }, "Clear")),
   );
   const board = h("div", { class: "board" });
+  const alert = h("div", { role: "status" });
   main.append(
     h("div", { class: "page-head" }, h("h1", {}, "Board"), h("a", { href: "/new", "data-nav": true, class: "button" }, "New task")),
     form,
     h("p", { class: "small" }, status),
     errors,
+    alert,
     board,
   );
 
@@ -101,6 +103,19 @@ export async function render(main, { query, signal, navigate }) {
     clear(board);
     const groups = new Map(COLUMNS.map(([key]) => [key, []]));
     for (const task of tasks) groups.get(stateGroup(task.state))?.push(task);
+    const waiting = groups.get("blocked");
+    fill(
+      alert,
+      waiting.length
+        ? h(
+            "p",
+            { class: "needs-banner" },
+            h("strong", {}, `⚠ ${waiting.length} task${waiting.length > 1 ? "s need" : " needs"} your answer: `),
+            link(`/tasks/${waiting[0].id}`, waiting[0].name),
+            waiting.length > 1 ? [" · ", h("a", { href: "#col-blocked" }, "see all")] : null,
+          )
+        : null,
+    );
     for (const [key, title, hint] of COLUMNS) {
       const list = groups.get(key);
       if (key === "pending" && !list.length) continue;

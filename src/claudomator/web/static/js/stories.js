@@ -10,6 +10,8 @@ export async function render(main, { signal }) {
   const name = h("input", { name: "name", type: "text", required: true, maxlength: "200", autocomplete: "off" });
   const description = h("textarea", { name: "description", rows: 3 });
   const save = h("button", { type: "submit" }, "Create story");
+  const cancelEdit = h("button", { type: "button", class: "secondary", hidden: true }, "Cancel editing");
+  let editing = null;
   const form = h(
     "form",
     { class: "stack", "aria-labelledby": "new-story-h" },
@@ -17,8 +19,16 @@ export async function render(main, { signal }) {
     field("Name", name),
     field("Description", description),
     errors,
-    save,
+    h("div", { class: "row" }, save, cancelEdit),
   );
+  const resetForm = () => {
+    editing = null;
+    form.reset();
+    save.textContent = "Create story";
+    form.querySelector("h2").textContent = "New story";
+    cancelEdit.hidden = true;
+  };
+  cancelEdit.addEventListener("click", resetForm);
   main.append(h("h1", {}, "Stories"), listing, form);
 
   async function load() {
@@ -62,6 +72,23 @@ export async function render(main, { signal }) {
                 "button",
                 {
                   type: "button",
+                  class: "secondary small",
+                  onclick: () => {
+                    editing = s.id;
+                    name.value = s.name;
+                    description.value = s.description;
+                    save.textContent = "Save story";
+                    form.querySelector("h2").textContent = `Edit ${s.name}`;
+                    cancelEdit.hidden = false;
+                    name.focus();
+                  },
+                },
+                `Edit ${s.name}`,
+              ),
+              h(
+                "button",
+                {
+                  type: "button",
                   class: "danger small",
                   onclick: async (event) => {
                     if (!confirm(`Delete the story “${s.name}”? Its tasks stay, without a story.`)) return;
@@ -90,9 +117,10 @@ export async function render(main, { signal }) {
       return;
     }
     await busy(save, errors, async () => {
-      const created = await post("/api/stories", { name: name.value.trim(), description: description.value });
-      flash(`Created ${created.story.name}.`);
-      form.reset();
+      const story = { name: name.value.trim(), description: description.value };
+      const saved = editing ? await api("PATCH", `/api/stories/${editing}`, story) : await post("/api/stories", story);
+      flash(`${editing ? "Saved" : "Created"} ${saved.story.name}.`);
+      resetForm();
       await load();
     });
   });

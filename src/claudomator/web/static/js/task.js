@@ -403,7 +403,7 @@ export async function render(main, { params, signal, navigate }) {
     signal.addEventListener("abort", () => controller.abort());
     shownLog = { id: executionId, controller };
     const index = detail.executions.findIndex((e) => e.id === executionId);
-    const list = h("ol", { class: "log", "aria-label": "Log entries" });
+    const list = h("ol", { class: "log", "aria-label": "Log entries", tabindex: "0" });
     const raw = h("pre", { class: "raw wrap", hidden: true, tabindex: "0", "aria-label": "Raw log (stream-json)" });
     const state = h("p", { class: "muted small", role: "status" }, "Loading the log…");
     const errors = h("div");
