@@ -15,13 +15,13 @@ from typing import Any
 import httpx
 import pytest
 from ui_harness import (
-    CHROMIUM,
     CLAUDOMATOR,
     PHONE,
     Browser,
     Server,
     ask,
     free_port,
+    require_chromium,
     shot,
 )
 
@@ -33,12 +33,7 @@ pytestmark = pytest.mark.cli
 
 @pytest.fixture
 def chromium_path() -> str:
-    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
-        reason = f"Chromium not found at {CHROMIUM} (`make test` installs Debian's chromium)"
-        print(f"SKIP: {reason}")
-        pytest.skip(reason)
-    pytest.importorskip("playwright.sync_api", reason="playwright (a dev dependency) is missing")
-    return CHROMIUM
+    return require_chromium()
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from conftest import REPO_ROOT
 from fakes.anthropic import ToolUse
@@ -103,6 +104,16 @@ class Browser:
         page.on("console", on_console)
         page.on("pageerror", lambda error: self.problems.append(f"page error: {error}"))
         return page
+
+
+def require_chromium() -> str:
+    """The Chromium binary, or skip the test saying why (and how to get it)."""
+    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
+        reason = f"Chromium not found at {CHROMIUM} (`make test` installs Debian's chromium)"
+        print(f"SKIP: {reason}")
+        pytest.skip(reason)
+    pytest.importorskip("playwright.sync_api", reason="playwright (a dev dependency) is missing")
+    return CHROMIUM
 
 
 def shot(page: Any, name: str) -> None:
