@@ -92,6 +92,7 @@ class Pool:
     """Runs queued tasks, at most ``max_concurrent`` at once (and per-agent limits)."""
 
     RECONCILE_EVERY = 60.0  # seconds: also catch orchestrators that die while we run
+    CLAIM_PAGE = 64  # queued tasks read at a time: a long queue is not read whole at every wake
 
     def __init__(
         self,
@@ -279,17 +280,28 @@ class Pool:
         if len(self._running) >= self.max_concurrent:
             return
         blocked = self._blocked_agents()
-        for task in self.store.queued_tasks():
-            if self._closing or len(self._running) >= self.max_concurrent:
+        # a page about the size of the free slots: most wakes free one slot and claim one task
+        size = min(self.CLAIM_PAGE, max(8, 2 * (self.max_concurrent - len(self._running))))
+        offset = 0
+        while True:
+            page = self.store.queued_tasks(limit=size, offset=offset)
+            left = 0  # tasks of this page that left the queue (claimed or failed)
+            for task in page:
+                if self._closing or len(self._running) >= self.max_concurrent:
+                    return
+                if not self._in_scope(task) or task.id in self._running:
+                    continue
+                if not self._dependencies_ready(task):
+                    left += self.store.get_task(task.id).state != TaskState.QUEUED
+                    continue
+                choice = await self._choose(task, blocked)
+                if choice is None or not self._has_slot(choice.agent):
+                    continue
+                left += self._claim(task, choice)
+            if len(page) < size:
                 return
-            if not self._in_scope(task):
-                continue
-            if task.id in self._running or not self._dependencies_ready(task):
-                continue
-            choice = await self._choose(task, blocked)
-            if choice is None or not self._has_slot(choice.agent):
-                continue
-            self._claim(task, choice)
+            offset += len(page) - left  # the next page starts after the tasks still queued
+            size = self.CLAIM_PAGE
 
     def _in_scope(self, task: Task) -> bool:
         """Whether this pool may run ``task``: all tasks, or those it was given and the
@@ -301,7 +313,8 @@ class Pool:
             self.only.add(task.id)
         return bool(related)
 
-    def _claim(self, task: Task, choice: Choice) -> None:
+    def _claim(self, task: Task, choice: Choice) -> bool:
+        """Start ``task``; False if another process claimed or cancelled it first."""
         execution = self._new_execution(task, choice)
         reason = f"claimed by {self.worker_id}"
         if choice.reason:
@@ -312,7 +325,7 @@ class Pool:
                 task.id, TaskState.RUNNING, reason, expected=TaskState.QUEUED, execution=execution
             )
         except InvalidTransition:
-            return  # another process claimed or cancelled it first
+            return False
         self._choices.pop(task.id, None)
         attempt = Attempt(
             settings=self.settings,
@@ -329,6 +342,7 @@ class Pool:
         running = _Running(claimed, choice.agent, attempt)
         running.job = asyncio.create_task(self._run(running), name=f"task-{task.id}")
         self._running[task.id] = running
+        return True
 
     def _new_execution(self, task: Task, choice: Choice) -> Execution:
         execution_id = new_id()
@@ -365,11 +379,11 @@ class Pool:
     def _watch_cancels(self) -> None:
         if not self._running:
             return
-        for task in self.store.list_tasks(ids=list(self._running)):
-            running = self._running.get(task.id)
-            if running is None or not task.cancel_requested or running.attempt.stop.is_set():
+        for task_id in self.store.cancel_requested(self._running):
+            running = self._running.get(task_id)
+            if running is None or running.attempt.stop.is_set():
                 continue
-            logger.info("cancelling task %s", task.id, extra={"action": "cancel"})
+            logger.info("cancelling task %s", task_id, extra={"action": "cancel"})
             running.attempt.stop_reason = "cancel"
             running.attempt.stop.set()
 

@@ -345,12 +345,14 @@ class Store:
         with self._read() as conn:
             return [_task_from(r) for r in conn.execute(query).mappings()]
 
-    def queued_tasks(self) -> list[Task]:
-        """QUEUED tasks in claim order: highest priority first, then oldest."""
+    def queued_tasks(self, *, limit: int | None = None, offset: int = 0) -> list[Task]:
+        """QUEUED tasks in claim order: highest priority first, then oldest; paginated."""
         query = (
             sa.select(tasks)
             .where(tasks.c.state == TaskState.QUEUED.value)
             .order_by(tasks.c.priority_rank.desc(), tasks.c.created_at, tasks.c.id)
+            .limit(limit)
+            .offset(offset or None)
         )
         with self._read() as conn:
             return [_task_from(r) for r in conn.execute(query).mappings()]
@@ -441,6 +443,15 @@ class Store:
                 .values(cancel_requested=True, updated_at=utcnow())
             ).rowcount
         return count == 1
+
+    def cancel_requested(self, task_ids: Iterable[str]) -> set[str]:
+        """Which of ``task_ids`` have a cancel request (a cheap check for a pool's running)."""
+        ids = list(task_ids)
+        if not ids:
+            return set()
+        query = sa.select(tasks.c.id).where(tasks.c.id.in_(ids), tasks.c.cancel_requested)
+        with self._read() as conn:
+            return {str(r.id) for r in conn.execute(query)}
 
     def replace_task(self, task: Task, *, only_in: Iterable[TaskState]) -> Task:
         """Overwrite a task's definition, only while it is in one of ``only_in``."""

@@ -55,7 +55,7 @@ tasks = sa.Table(
     sa.Column("checker_for_task_id", sa.String(64), nullable=True, index=True),
     sa.Column("check_verdict", sa.String(16), nullable=False, default=""),
     sa.Column("check_report", sa.Text, nullable=False, default=""),
-    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False, index=True),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     # ``agent.project_dir`` copied out of the JSON, for an indexed filter ("" without a project)
     sa.Column("project_dir", sa.Text, nullable=False, server_default="", index=True),
