@@ -13,6 +13,7 @@ Sizes: ``BENCH_DISPATCH_TASKS`` (500), ``BENCH_DISPATCH_PARALLEL`` (8), ``BENCH_
 from __future__ import annotations
 
 import asyncio
+import resource
 import time
 from pathlib import Path
 
@@ -30,8 +31,17 @@ TARGET = 1.25
 _DONE = {TaskState.COMPLETED, TaskState.FAILED, TaskState.TIMED_OUT, TaskState.CANCELLED}
 
 
-async def baseline(binary: Path, tasks: int, parallel: int) -> float:
-    """Seconds for ``tasks`` launches of ``binary`` by a plain asyncio loop."""
+def cpu_seconds() -> float:
+    """CPU time (user + system) of this process and of its children waited for so far."""
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    return total
+
+
+async def baseline(binary: Path, tasks: int, parallel: int) -> tuple[float, float]:
+    """Seconds (wall, CPU) for ``tasks`` launches of ``binary`` by a plain asyncio loop."""
     gate = asyncio.Semaphore(parallel)
 
     async def one(index: int) -> None:
@@ -53,13 +63,16 @@ async def baseline(binary: Path, tasks: int, parallel: int) -> float:
             if proc.returncode != 0:
                 raise RuntimeError(f"the fake agent exited {proc.returncode}")
 
+    cpu = cpu_seconds()
     started = time.perf_counter()
     await asyncio.gather(*(one(i) for i in range(tasks)))
-    return time.perf_counter() - started
+    return time.perf_counter() - started, cpu_seconds() - cpu
 
 
-async def through_claudomator(root: Path, binary: Path, tasks: int, parallel: int) -> float:
-    """Seconds from submitting ``tasks`` tasks to all of them recorded COMPLETED."""
+async def through_claudomator(
+    root: Path, binary: Path, tasks: int, parallel: int
+) -> tuple[float, float]:
+    """Seconds (wall, CPU) from submitting ``tasks`` tasks to all of them recorded COMPLETED."""
     with isolated(root) as env:
         settings = load_settings().model_copy(
             update={"claude_binary_path": str(binary), "max_concurrent": parallel}
@@ -76,14 +89,15 @@ async def through_claudomator(root: Path, binary: Path, tasks: int, parallel: in
                 )
                 for i in range(tasks)
             ]
+            cpu = cpu_seconds()
             started = time.perf_counter()
             service.submit(batch)
             while True:
                 counts = service.store.count_by_state()
                 if sum(counts.get(s, 0) for s in _DONE) >= tasks:
                     break
-                await asyncio.sleep(0.01)
-            elapsed = time.perf_counter() - started
+                await asyncio.sleep(0.05)
+            elapsed = time.perf_counter() - started, cpu_seconds() - cpu
             done = service.store.count_by_state()
             if done.get(TaskState.COMPLETED, 0) != tasks:
                 failed = service.store.list_tasks(states=[TaskState.FAILED], limit=1)
@@ -100,8 +114,8 @@ def run(size: str = "full") -> Result:
     tasks = env_int("BENCH_DISPATCH_TASKS", 500, 40, size)
     parallel = env_int("BENCH_DISPATCH_PARALLEL", 8, 8, size)
     runs = env_int("BENCH_DISPATCH_RUNS", 3, 1, size)
-    base_s: list[float] = []
-    ours_s: list[float] = []
+    base_s: list[tuple[float, float]] = []
+    ours_s: list[tuple[float, float]] = []
     with scratch("dispatch-") as root:
         binary = fake_claude(root / "bin")
         for r in range(runs):
@@ -110,15 +124,17 @@ def run(size: str = "full") -> Result:
                 if side == "base":
                     base_s.append(asyncio.run(baseline(binary, tasks, parallel)))
                 else:
-                    ours_s.append(
-                        asyncio.run(through_claudomator(root / f"run{r}", binary, tasks, parallel))
-                    )
+                    work = root / f"run{r}"
+                    ours_s.append(asyncio.run(through_claudomator(work, binary, tasks, parallel)))
             log(
-                f"  dispatch run {r + 1}: baseline {base_s[-1]:.2f}s, claudomator {ours_s[-1]:.2f}s"
+                f"  dispatch run {r + 1}: baseline {base_s[-1][0]:.2f}s"
+                f" ({base_s[-1][1]:.2f}s CPU), claudomator {ours_s[-1][0]:.2f}s"
+                f" ({ours_s[-1][1]:.2f}s CPU)"
             )
-    base, ours = median(base_s), median(ours_s)
+    base, ours = median([w for w, _ in base_s]), median([w for w, _ in ours_s])
+    base_cpu, ours_cpu = median([c for _, c in base_s]), median([c for _, c in ours_s])
     ratio = ours / base
-    overhead_ms = (ours - base) / tasks * parallel * 1000
+    per_task_ms = (ours - base) / tasks * 1000
     return Result(
         name=NAME,
         title=TITLE,
@@ -126,16 +142,20 @@ def run(size: str = "full") -> Result:
             Figure("baseline (asyncio loop)", base, "s"),
             Figure("claudomator", ours, "s"),
             Figure("throughput", tasks / ours, "tasks/s"),
-            Figure("overhead per task (per slot)", overhead_ms, "ms"),
-            Figure("overhead per task (wall)", (ours - base) / tasks * 1000, "ms"),
+            Figure("overhead per task (wall)", per_task_ms, "ms"),
+            Figure("overhead per task (per slot)", per_task_ms * parallel, "ms"),
+            Figure("CPU per task, baseline", base_cpu / tasks * 1000, "ms"),
+            Figure("CPU per task, claudomator", ours_cpu / tasks * 1000, "ms"),
         ],
         ratio=ratio,
         target=f"ratio <= {TARGET}",
         passed=ratio <= TARGET,
-        headline=f"{ratio:.2f}x; {(ours - base) / tasks * 1000:.1f} ms/task",
+        headline=f"{ratio:.1f}x; +{per_task_ms:.1f} ms/task",
         params={"tasks": tasks, "parallel": parallel, "runs": runs},
         notes=[
-            f"runs (s): baseline {', '.join(f'{s:.2f}' for s in base_s)};"
-            f" claudomator {', '.join(f'{s:.2f}' for s in ours_s)}"
+            "runs (wall s, CPU s): baseline "
+            + ", ".join(f"{w:.2f}/{c:.2f}" for w, c in base_s)
+            + "; claudomator "
+            + ", ".join(f"{w:.2f}/{c:.2f}" for w, c in ours_s)
         ],
     )
