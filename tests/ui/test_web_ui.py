@@ -334,10 +334,14 @@ def test_reject_with_feedback_then_accept_the_second_attempt(
         "name": "review me",
         "agent": {"instructions": "REVIEW-MARK", "project_dir": str(project)},
     }
-    [task] = server.api.post("/api/tasks", json=body).json()["tasks"]
+    # a draft, submitted from its page
+    [task] = server.api.post("/api/tasks?submit=false", json=body).json()["tasks"]
+    assert task["state"] == "PENDING"
 
     page = browser.page()
     page.goto(f"{server.url}/tasks/{task['id']}")
+    expect_state(page, "PENDING")
+    page.get_by_role("button", name="Submit").click()
     expect_state(page, "READY")
     page.locator("pre.diff", has_text="+v1").wait_for()
     shot(page, "task-ready")

@@ -147,7 +147,6 @@ export async function render(main, { params, signal, navigate }) {
     const button = (label, onClick, cls = "") => h("button", { type: "button", class: cls, onclick: (e) => onClick(e.currentTarget) }, label);
     if (task.state === "PENDING") actions.append(button("Submit", (b) => act(b, "submit", undefined, "Submitted: the task is queued.")));
     if (RETRYABLE.has(task.state)) actions.append(button("Retry", (b) => act(b, "retry", undefined, "Queued again.")));
-    if (task.state === "READY") actions.append(button("Accept", (b) => act(b, "accept", undefined, "Accepted: the task is completed.")));
     if (CANCELLABLE.has(task.state)) {
       actions.append(
         button(
