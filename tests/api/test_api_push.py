@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import base64
 import json
-import secrets
 import stat
 from pathlib import Path
 from typing import Any
 
-import http_ece
 import httpx
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
@@ -29,39 +27,8 @@ from claudomator.notify import Notifier
 from claudomator.service import Service
 from claudomator.store import Store
 from claudomator.webpush import KEY_FILE, WebPush, load_keys
-from conftest import MakeRepo
-from fakes.anthropic import FakeAnthropic, Text, ToolUse, claude_env
-from fakes.receiver import Delivery, WebhookReceiver
-from integration.agent_harness import PoolHarness, make_task, wait_for
-
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-class Browser:
-    """What a browser holds for one push subscription."""
-
-    def __init__(self, endpoint: str) -> None:
-        self.endpoint = endpoint
-        self.key = ec.generate_private_key(ec.SECP256R1())
-        self.auth = secrets.token_bytes(16)
-
-    def subscription(self) -> dict[str, Any]:
-        point = self.key.public_key().public_bytes(
-            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
-        )
-        return {
-            "endpoint": self.endpoint,
-            "expirationTime": None,
-            "keys": {"p256dh": b64url(point), "auth": b64url(self.auth)},
-        }
-
-    def read(self, delivery: Delivery) -> dict[str, Any]:
-        plain = http_ece.decrypt(
-            delivery.body, private_key=self.key, auth_secret=self.auth, version="aes128gcm"
-        )
-        return dict(json.loads(plain))
+from fakes.push import Browser, b64url
+from fakes.receiver import WebhookReceiver
 
 
 def verified_jwt(token: str, public_key: str) -> dict[str, Any]:
@@ -227,29 +194,3 @@ async def test_a_push_service_that_is_down_never_blocks_the_caller(
     pusher = WebPush(settings, store, timeout=2, retry_delays=(0.01,))
     assert await pusher.send("task.failed", _blocked_task()) == 0
     assert len(store.push_subscriptions()) == 1  # unreachable is not gone
-
-
-@pytest.mark.cli
-async def test_a_question_from_the_real_cli_is_pushed_to_the_browser(
-    settings: Settings, store: Store, tmp_path: Path, claude_bin: str, make_repo: MakeRepo
-) -> None:
-    """The whole path: a real Claude CLI asks a question, the pool pushes it to a browser."""
-    question = json.dumps({"text": "Which database?", "options": ["sqlite", "postgres"]})
-    ask = ToolUse("Bash", {"command": f"echo '{question}' > \"$CLAUDOMATOR_QUESTION_FILE\""})
-    with WebhookReceiver(status=201) as push, FakeAnthropic([ask, Text("I asked.")]) as fake:
-        browser = Browser(f"{push.base_url}/push/phone")
-        sub = browser.subscription()
-        Service(settings, store).subscribe_push(
-            browser.endpoint, sub["keys"]["p256dh"], sub["keys"]["auth"]
-        )
-        cfg = settings.model_copy(update={"claude_binary_path": claude_bin})
-        env = claude_env(fake.url, tmp_path / "agent-home")
-        async with PoolHarness(cfg, store, env) as harness:
-            [task] = harness.submit(make_task(make_repo(), name="asks"))
-            [blocked] = await harness.settle([task])
-            await wait_for(lambda: bool(push.deliveries), 10)
-    assert blocked.state == TaskState.BLOCKED
-    shown = browser.read(push.deliveries[0])
-    assert (shown["event"], shown["title"]) == ("task.blocked", "Needs you: asks")
-    assert shown["body"] == "Which database?"
-    assert (settings.data_dir / KEY_FILE).exists()
