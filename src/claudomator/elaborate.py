@@ -39,7 +39,7 @@ import math
 import re
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +51,7 @@ from claudomator.config import LocalModelSettings, Settings
 from claudomator.durations import parse_duration
 from claudomator.errors import ClaudomatorError, TaskFileError, ValidationError
 from claudomator.llm import LLMClient, LLMError, parse_json_reply
+from claudomator.models import Project
 from claudomator.taskfile import AGENT_TYPES, parse_tasks
 
 logger = logging.getLogger(__name__)
@@ -291,26 +292,33 @@ def check_spec(spec: Mapping[str, Any], source: str, base_dir: Path) -> None:
 # -- the request ------------------------------------------------------------------------------
 
 
-def resolve_project(settings: Settings, project: str | None) -> tuple[str, str]:
-    """(name, absolute dir) of a configured project name or an absolute directory.
+def resolve_project(
+    settings: Settings, project: str | None, known: Sequence[Project] | None = None
+) -> tuple[str, str]:
+    """(name, absolute dir) of a project name or an absolute directory.
 
-    Empty for no project; raises :class:`ValidationError` for anything else.
+    ``known`` are the projects to look in (default: the config file's). Empty for no project;
+    raises :class:`ValidationError` for anything else.
     """
     if not project or not project.strip():
         return "", ""
+    projects = settings.projects if known is None else tuple(known)
     wanted = project.strip()
-    for known in settings.projects:
-        if known.name == wanted:
-            return known.name, str(Path(known.dir).expanduser().resolve())
+    for candidate in projects:
+        if candidate.name == wanted:
+            return candidate.name, str(Path(candidate.dir).expanduser().resolve())
     path = Path(wanted).expanduser()
     if path.is_absolute():
         if path.is_dir():
             resolved = str(path.resolve())
-            configured = settings.project_for(resolved)
-            return (configured.name if configured else ""), resolved
+            named = next(
+                (p for p in projects if Path(p.dir).expanduser().resolve() == Path(resolved)),
+                None,
+            )
+            return (named.name if named else ""), resolved
         what = "is not a directory" if path.exists() else "does not exist"
         raise ValidationError(f"project: {wanted} {what}")
-    names = ", ".join(p.name for p in settings.projects) or "none configured"
+    names = ", ".join(p.name for p in projects) or "none configured"
     raise ValidationError(
         f"project: unknown project {wanted!r}; give a configured project name ({names}) "
         "or an absolute directory"
@@ -397,16 +405,19 @@ class Elaborator:
             return ("claude", "gemini", "local")
         return ("local", "claude", "gemini")
 
-    async def elaborate(self, prompt: str, project: str | None = None) -> Elaborated:
+    async def elaborate(
+        self, prompt: str, project: str | None = None, known: Sequence[Project] | None = None
+    ) -> Elaborated:
         """A valid task spec for ``prompt``; raise :class:`ElaborationFailed` if none came.
 
-        ``project`` is a configured project name or an absolute directory (it becomes
-        ``agent.project_dir``); anything else raises :class:`ValidationError` at once.
+        ``project`` is the name of a project in ``known`` (default: the config file's) or an
+        absolute directory (it becomes ``agent.project_dir``); anything else raises
+        :class:`ValidationError` at once.
         """
         text = prompt.strip()
         if not text:
             raise ValidationError("prompt: must not be empty")
-        name, project_dir = resolve_project(self.settings, project)
+        name, project_dir = resolve_project(self.settings, project, known)
         request = request_text(text, name, project_dir)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.budget

@@ -145,6 +145,24 @@ def test_a_spec_is_drafted_and_nothing_is_stored(
     assert task["agent"]["project_dir"] == str(project.resolve())
 
 
+def test_a_project_added_over_the_api_is_known_by_name(
+    api: httpx.Client, fake_openai: FakeOpenAI, make_repo: MakeRepo
+) -> None:
+    other = make_repo("service")
+    added = api.post("/api/projects", json={"name": "service", "dir": str(other)})
+    assert added.status_code == 201, added.text
+    fake_openai.set_script([JsonReply(SPEC)])
+    response = api.post(
+        "/api/tasks/elaborate", json={"prompt": "add a CSV export", "project": "service"}
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["spec"]["agent"]["project_dir"] == str(other.resolve())
+    assert "service at" in fake_openai.chat_requests[-1].messages[-1]["content"]
+    unknown = api.post("/api/tasks/elaborate", json={"prompt": "x", "project": "nope"})
+    assert unknown.status_code == 422
+    assert "webapp, service" in unknown.json()["error"]
+
+
 def test_every_backend_failing_is_502_with_each_reason(
     api: httpx.Client, fake_openai: FakeOpenAI, tmp_path: Path
 ) -> None:

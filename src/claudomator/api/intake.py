@@ -32,7 +32,7 @@ class ElaborateBody(BaseModel):
     project: str | None = Field(
         default=None,
         max_length=4096,
-        description="A configured project name, or an absolute directory.",
+        description="A project's name (config file or API), or an absolute directory.",
     )
 
     @field_validator("prompt")
@@ -90,7 +90,8 @@ def intake_routes(
         """
         try:
             async with factory() as elaborator:
-                done = await elaborator.elaborate(body.prompt, body.project)
+                known = [project for project, _ in service.projects()]
+                done = await elaborator.elaborate(body.prompt, body.project, known)
         except ValidationError as exc:
             field, _, message = str(exc).partition(": ")
             return JSONResponse(

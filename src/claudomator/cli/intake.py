@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,6 +15,7 @@ from claudomator.cli.common import app, fail, load, make_console, open_service, 
 from claudomator.config import Settings
 from claudomator.elaborate import Elaborated, ElaborationFailed, elaborator_factory
 from claudomator.errors import TaskFileError, ValidationError
+from claudomator.models import Project
 from claudomator.taskfile import parse_tasks
 
 logger = logging.getLogger(__name__)
@@ -61,17 +62,19 @@ def spec_yaml(spec: Mapping[str, Any], backend: str) -> str:
     )
 
 
-def _project_arg(settings: Settings, project: str | None) -> str | None:
-    """A configured name as given; a directory (relative to here) made absolute."""
-    if not project or any(p.name == project for p in settings.projects):
+def _project_arg(known: Sequence[Project], project: str | None) -> str | None:
+    """A project's name as given; a directory (relative to here) made absolute."""
+    if not project or any(p.name == project for p in known):
         return project
     path = Path(project).expanduser()
     return str(path.resolve()) if path.is_dir() else project
 
 
-async def _elaborate(settings: Settings, prompt: str, project: str | None) -> Elaborated:
+async def _elaborate(
+    settings: Settings, prompt: str, project: str | None, known: Sequence[Project]
+) -> Elaborated:
     async with elaborator_factory(settings)() as elaborator:
-        return await elaborator.elaborate(prompt, project)
+        return await elaborator.elaborate(prompt, project, known)
 
 
 @app.command(rich_help_panel="Run")
@@ -79,7 +82,7 @@ def elaborate(
     prompt: Annotated[str, typer.Argument(help="What you want done, in a sentence or two.")],
     project: Annotated[
         str | None,
-        typer.Option("--project", "-p", help="A configured project name, or a directory."),
+        typer.Option("--project", "-p", help="A project's name (config or API), or a directory."),
     ] = None,
     submit: Annotated[
         bool,
@@ -98,7 +101,13 @@ def elaborate(
     settings = load()
     err = make_console(stderr=True)
     try:
-        done = asyncio.run(_elaborate(settings, prompt, _project_arg(settings, project)))
+        service = open_service(settings)
+        try:
+            known = [found for found, _ in service.projects()]
+        finally:
+            service.close()
+        chosen = _project_arg(known, project)
+        done = asyncio.run(_elaborate(settings, prompt, chosen, known))
     except ValidationError as exc:
         raise fail(str(exc), 2) from exc
     except ElaborationFailed as exc:
