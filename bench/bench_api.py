@@ -122,12 +122,18 @@ async def measure(
                 if response.status_code != 201:
                     raise RuntimeError(f"create: {response.status_code} {response.text[:300]}")
 
-        cpu = cpu_seconds(proc.pid)
+        cpu, mine = cpu_seconds(proc.pid), cpu_seconds(os.getpid())
         started = time.perf_counter()
         await asyncio.gather(*(creator() for _ in range(CLIENTS)))
         create_s = time.perf_counter() - started
-        cpu = cpu_seconds(proc.pid) - cpu
-    return {"list_ms": list_ms, "create_ms": create_ms, "create_s": create_s, "create_cpu": cpu}
+        cpu, mine = cpu_seconds(proc.pid) - cpu, cpu_seconds(os.getpid()) - mine
+    return {
+        "list_ms": list_ms,
+        "create_ms": create_ms,
+        "create_s": create_s,
+        "create_cpu": cpu,
+        "client_cpu": mine,
+    }
 
 
 def run(size: str = "full") -> Result:
@@ -164,6 +170,7 @@ def run(size: str = "full") -> Result:
             Figure("create p50", percentile(create_ms, 50), "ms"),
             Figure("create p99", percentile(create_ms, 99), "ms"),
             Figure("server CPU per create", got["create_cpu"] / creates * 1000, "ms"),
+            Figure("client CPU per create", got["client_cpu"] / creates * 1000, "ms"),
         ],
         ratio=None,
         target=f"list p99 < {LIST_P99_MS:g} ms; create >= {CREATE_PER_S:g}/s",

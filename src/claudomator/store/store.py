@@ -114,6 +114,18 @@ def _task_row(task: Task) -> dict[str, Any]:
     }
 
 
+def _event_row(
+    task_id: str, source: TaskState | None, target: TaskState, reason: str, at: datetime
+) -> dict[str, Any]:
+    return {
+        "task_id": task_id,
+        "at": at,
+        "from_state": source.value if source else None,
+        "to_state": target.value,
+        "reason": reason,
+    }
+
+
 def _tag_rows(task: Task) -> list[dict[str, str]]:
     return [{"task_id": task.id, "tag": tag} for tag in sorted(set(task.tags))]
 
@@ -264,21 +276,29 @@ class Store:
         """Store ``new_tasks`` in one transaction (all or nothing); QUEUED if ``submit``."""
         stored: list[Task] = []
         now = utcnow()
-        with self._tx() as conn:
-            state = TaskState.QUEUED if submit else TaskState.PENDING
-            for offset, new in enumerate(new_tasks):
-                # one microsecond apart, so tasks of one batch are claimed in file order
-                created = now + timedelta(microseconds=offset)
-                stamp = {"state": state, "created_at": created, "updated_at": created}
-                task = new.model_copy(update=stamp)
-                conn.execute(tasks.insert().values(_task_row(task)))
-                if task.tags:
-                    conn.execute(task_tags.insert(), _tag_rows(task))
-                self._event(conn, task.id, None, TaskState.PENDING, "created", now)
-                if submit:
-                    pending, queued = TaskState.PENDING, TaskState.QUEUED
-                    self._event(conn, task.id, pending, queued, "submitted", now)
-                stored.append(task)
+        state = TaskState.QUEUED if submit else TaskState.PENDING
+        task_rows: list[dict[str, Any]] = []
+        tag_rows: list[dict[str, str]] = []
+        event_rows: list[dict[str, Any]] = []
+        for offset, new in enumerate(new_tasks):
+            # one microsecond apart, so tasks of one batch are claimed in file order
+            created = now + timedelta(microseconds=offset)
+            stamp = {"state": state, "created_at": created, "updated_at": created}
+            task = new.model_copy(update=stamp)
+            task_rows.append(_task_row(task))
+            tag_rows += _tag_rows(task)
+            event_rows.append(_event_row(task.id, None, TaskState.PENDING, "created", now))
+            if submit:
+                pending, queued = TaskState.PENDING, TaskState.QUEUED
+                event_rows.append(_event_row(task.id, pending, queued, "submitted", now))
+            stored.append(task)
+        if not stored:
+            return stored
+        with self._tx() as conn:  # one statement per table, whatever the batch size
+            conn.execute(tasks.insert(), task_rows)
+            if tag_rows:
+                conn.execute(task_tags.insert(), tag_rows)
+            conn.execute(task_events.insert(), event_rows)
         return stored
 
     def get_task(self, task_id: str) -> Task:
@@ -547,15 +567,7 @@ class Store:
         reason: str,
         at: datetime,
     ) -> None:
-        conn.execute(
-            task_events.insert().values(
-                task_id=task_id,
-                at=at,
-                from_state=source.value if source else None,
-                to_state=target.value,
-                reason=reason,
-            )
-        )
+        conn.execute(task_events.insert(), _event_row(task_id, source, target, reason, at))
 
     # -- executions --------------------------------------------------------------------------
 
