@@ -521,3 +521,16 @@ def test_diff_of_an_execution_that_delivered_nothing_is_404(
     response = api.get(f"/api/executions/{execution.id}/diff")
     assert response.status_code == 404
     assert "diff" in response.json()["error"]
+
+
+def test_the_list_says_where_to_follow_the_events_from(
+    api: httpx.Client, store: Store, project: Path
+) -> None:
+    assert api.get("/api/tasks").json()["last_event_id"] == 0
+    [task] = api.post("/api/tasks", json=task_body(project)).json()["tasks"]
+    page = api.get("/api/tasks").json()
+    history = api.get(f"/api/tasks/{task['id']}").json()["events"]
+    assert page["last_event_id"] == max(e["id"] for e in history)
+    store.transition(task["id"], TaskState.RUNNING, "claimed")
+    newer = store.events_since(page["last_event_id"])
+    assert [(e.task_id, e.to_state) for e in newer] == [(task["id"], TaskState.RUNNING)]

@@ -23,6 +23,8 @@ class TaskList(BaseModel):
     """A page of tasks, newest first."""
 
     tasks: list[Task]
+    # the newest state change when the page was read: follow ``/api/events?after=`` from here
+    last_event_id: int = 0
 
 
 class TaskDetail(BaseModel):
@@ -121,8 +123,11 @@ def task_routes(service: Service) -> APIRouter:
         offset: int = Query(default=0, ge=0, le=1_000_000),
     ) -> TaskList:
         """Tasks, newest first. Filters combine: any of the given states, a parent, a story,
-        a project, every given tag. Page with ``offset`` and ``limit``."""
+        a project, every given tag. Page with ``offset`` and ``limit``. ``last_event_id``
+        is where to start following ``/api/events`` to keep the page up to date."""
+        last_event_id = service.last_event_id()  # before the read: a change between is resent
         return TaskList(
+            last_event_id=last_event_id,
             tasks=service.list_tasks(
                 states=state,
                 parent=parent,
@@ -131,7 +136,7 @@ def task_routes(service: Service) -> APIRouter:
                 tags=tag,
                 limit=limit,
                 offset=offset,
-            )
+            ),
         )
 
     @router.get("/{task_id}", response_model=TaskDetail)

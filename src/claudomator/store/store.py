@@ -514,6 +514,11 @@ class Store:
         with self._read() as conn:
             return [_event_from(r) for r in conn.execute(query).mappings()]
 
+    def last_event_id(self) -> int:
+        """The id of the newest state change of any task (0 before any)."""
+        with self._read() as conn:
+            return int(conn.execute(sa.select(sa.func.max(task_events.c.id))).scalar() or 0)
+
     def events_since(self, after_id: int, limit: int = 500) -> list[TaskEvent]:
         """State changes of every task with an id above ``after_id``, oldest first."""
         query = (

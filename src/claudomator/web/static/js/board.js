@@ -86,10 +86,13 @@ export async function render(main, { query, signal, navigate }) {
   const params = new URLSearchParams({ limit: String(LIMIT) });
   for (const [key, value] of Object.entries(filters)) if (value) params.set(key, value);
   let tasks = [];
+  let lastEventId = 0; // the newest state change when the list was read
 
   async function load() {
     try {
-      tasks = (await get(`/api/tasks?${params}`, { signal })).tasks;
+      const page = await get(`/api/tasks?${params}`, { signal });
+      tasks = page.tasks;
+      lastEventId = page.last_event_id ?? 0;
     } catch (error) {
       if (error.name === "AbortError") return;
       fill(errors, errorBox(error, "Could not load the tasks"));
@@ -136,16 +139,10 @@ export async function render(main, { query, signal, navigate }) {
   await load();
   if (signal.aborted) return;
 
-  // Start the events stream near its end: the newest event is that of the task updated last.
-  let after = 0;
-  const latest = tasks.reduce((a, b) => (!a || b.updated_at > a.updated_at ? b : a), null);
-  if (latest) {
-    const detail = await get(`/api/tasks/${latest.id}`, { signal }).catch(() => null);
-    after = Math.max(0, ...(detail?.events || []).map((e) => e.id || 0));
-  }
+  // Follow the state changes that come after the list was read (none is missed, none replayed).
   let timer = null;
   followEvents(
-    after,
+    lastEventId,
     () => {
       clearTimeout(timer);
       timer = setTimeout(load, 250); // a burst of events gives one reload
