@@ -8,6 +8,10 @@ plain asyncio loop at the same parallelism, reading its stdout to the end.
 
 Sizes: ``BENCH_DISPATCH_TASKS`` (500), ``BENCH_DISPATCH_PARALLEL`` (8), ``BENCH_DISPATCH_RUNS``
 (3; the median run of each side is reported, the two sides alternate).
+
+For scale, one more pair of runs uses an agent that sleeps one second before it answers
+(``BENCH_DISPATCH_SLOW_TASKS``, 96 tasks; 0 skips it): the same fixed cost per task against
+an agent that does something.
 """
 
 from __future__ import annotations
@@ -131,6 +135,14 @@ def run(size: str = "full") -> Result:
                 f" ({base_s[-1][1]:.2f}s CPU), claudomator {ours_s[-1][0]:.2f}s"
                 f" ({ours_s[-1][1]:.2f}s CPU)"
             )
+        slow_tasks = env_int("BENCH_DISPATCH_SLOW_TASKS", 96, 0, size)
+        slow = fake_claude(root / "bin", sleep=1.0)
+        slow_ratio = 0.0
+        if slow_tasks:
+            slow_base = asyncio.run(baseline(slow, slow_tasks, parallel))[0]
+            slow_ours = asyncio.run(through_claudomator(root / "slow", slow, slow_tasks, parallel))
+            slow_ratio = slow_ours[0] / slow_base
+            log(f"  dispatch, 1 s agent: baseline {slow_base:.2f}s, ours {slow_ours[0]:.2f}s")
     base, ours = median([w for w, _ in base_s]), median([w for w, _ in ours_s])
     base_cpu, ours_cpu = median([c for _, c in base_s]), median([c for _, c in ours_s])
     ratio = ours / base
@@ -146,6 +158,7 @@ def run(size: str = "full") -> Result:
             Figure("overhead per task (per slot)", per_task_ms * parallel, "ms"),
             Figure("CPU per task, baseline", base_cpu / tasks * 1000, "ms"),
             Figure("CPU per task, claudomator", ours_cpu / tasks * 1000, "ms"),
+            Figure("ratio with a 1 s agent", slow_ratio, "x"),
         ],
         ratio=ratio,
         target=f"ratio <= {TARGET}",

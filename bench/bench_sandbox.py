@@ -48,7 +48,7 @@ from typing import IO
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import Figure, Result, env_int
+from benchlib import CACHE, Figure, Result, env_int
 from claudomator import process
 from claudomator.sandbox import Sandbox, Sandboxes
 
@@ -449,7 +449,7 @@ def run(size: str = "full") -> Result:
     history_mb = env_int("BENCH_SANDBOX_HISTORY_MB", 500, 5, size)
     runs = env_int("BENCH_SANDBOX_RUNS", 3, 1, size)
     commits = env_int("BENCH_SANDBOX_COMMITS", 100, 10, size)
-    got = measure(files, history_mb, runs, commits, Path(__file__).resolve().parent / ".cache")
+    got = measure(files, history_mb, runs, commits, CACHE)
     first = got.baseline.median / got.first.median
     later = got.baseline.median / got.later.median
     return Result(

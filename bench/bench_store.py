@@ -145,7 +145,7 @@ async def measure(db: Path | None, root: Path, count: int) -> list[float]:
         store = Store.open(settings.db_path)
         try:
             pool = Pool(settings, store, build_registry(settings), chooser=None)
-            await claims(pool, store, 20)  # warm up
+            await claims(pool, store, min(20, count))  # warm up
             return await claims(pool, store, count)
         finally:
             store.close()

@@ -23,7 +23,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-CACHE = HERE / ".cache"
+CACHE = Path(os.environ.get("BENCH_CACHE") or HERE / ".cache")  # generated data
 RESULTS = HERE / "results"
 
 sys.path.insert(0, str(ROOT / "src"))
