@@ -7,11 +7,12 @@ The state machine lives here and only here: :data:`TRANSITIONS` lists every allo
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from claudomator.errors import InvalidTransition
 
@@ -114,6 +115,7 @@ class Priority(StrEnum):
 
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
+_PROJECT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?")
 
 
 class AgentConfig(BaseModel):
@@ -238,11 +240,22 @@ class Project(BaseModel):
 
     model_config = _FROZEN
 
-    name: str
+    # a repository's name, optionally with its owner ("webapp", "octo-org/webapp")
+    name: str = Field(max_length=200)
     dir: str
     build_command: tuple[str, ...] = ()  # argv; empty: detect (Makefile, gradlew, go.mod)
     delivery: Delivery = Delivery.AUTO
     review: bool = False  # work kept as a branch waits READY for accept / reject-with-feedback
+
+    @field_validator("name")
+    @classmethod
+    def _repository_name(cls, value: str) -> str:
+        if not _PROJECT_NAME.fullmatch(value):
+            raise ValueError(
+                f"{value!r} is not a project name: use letters, digits, '.', '_' and '-' "
+                "(starting with a letter or digit), optionally as owner/name"
+            )
+        return value
 
 
 class Interaction(BaseModel):

@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
 from test_api_tasks import Served
 
 from claudomator import projects
-from claudomator.config import Settings
+from claudomator.config import Settings, load_settings
+from claudomator.errors import ConfigError
 from claudomator.models import Delivery, Project
 from claudomator.store import Store
 from conftest import MakeRepo
@@ -56,3 +58,24 @@ def test_project_crud_next_to_config_projects(
         assert client.delete("/api/projects/webapp").status_code == 204
         assert client.get("/api/projects/webapp").status_code == 404
         assert client.delete("/api/projects/webapp").status_code == 404
+
+
+def test_project_names_are_repository_names(
+    settings: Settings, store: Store, make_repo: MakeRepo
+) -> None:
+    repo = make_repo("webapp")
+    with Served(settings, store) as served, httpx.Client(base_url=served.url) as client:
+        for name in ("../etc", "web app", "a/b/c", ".hidden", "owner/.."):
+            refused = client.post("/api/projects", json={"name": name, "dir": str(repo)})
+            assert refused.status_code == 422, (name, refused.text)
+            assert "is not a project name" in refused.json()["error"]
+        owned = client.post("/api/projects", json={"name": "octo-org/webapp", "dir": str(repo)})
+        assert owned.status_code == 201, owned.text
+    assert [p.name for p in store.projects()] == ["octo-org/webapp"]
+
+
+def test_a_config_file_with_a_bad_project_name_is_refused(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(f'[[projects]]\nname = "my app"\ndir = "{tmp_path}"\n')
+    with pytest.raises(ConfigError, match="is not a project name"):
+        load_settings({"CLAUDOMATOR_CONFIG": str(config), "CLAUDOMATOR_DATA_DIR": str(tmp_path)})
