@@ -297,7 +297,8 @@ class Pool:
                 choice = await self._choose(task, blocked)
                 if choice is None or not self._has_slot(choice.agent):
                     continue
-                left += self._claim(task, choice)
+                self._claim(task, choice)
+                left += 1  # claimed, or (a lost race) claimed or cancelled by someone else
             if len(page) < size:
                 return
             offset += len(page) - left  # the next page starts after the tasks still queued
@@ -313,8 +314,7 @@ class Pool:
             self.only.add(task.id)
         return bool(related)
 
-    def _claim(self, task: Task, choice: Choice) -> bool:
-        """Start ``task``; False if another process claimed or cancelled it first."""
+    def _claim(self, task: Task, choice: Choice) -> None:
         execution = self._new_execution(task, choice)
         reason = f"claimed by {self.worker_id}"
         if choice.reason:
@@ -325,7 +325,7 @@ class Pool:
                 task.id, TaskState.RUNNING, reason, expected=TaskState.QUEUED, execution=execution
             )
         except InvalidTransition:
-            return False
+            return  # another process claimed or cancelled it first
         self._choices.pop(task.id, None)
         attempt = Attempt(
             settings=self.settings,
@@ -342,7 +342,6 @@ class Pool:
         running = _Running(claimed, choice.agent, attempt)
         running.job = asyncio.create_task(self._run(running), name=f"task-{task.id}")
         self._running[task.id] = running
-        return True
 
     def _new_execution(self, task: Task, choice: Choice) -> Execution:
         execution_id = new_id()
