@@ -6,7 +6,7 @@ TOOLS  := .tools
 CLAUDE_CODE_VERSION := 2.1.330
 GEMINI_CLI_VERSION  := 0.61.0
 
-.PHONY: run test test-all lint types unit bench install tools clean
+.PHONY: run test test-all lint types unit bench install tools chromium clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,7 +54,7 @@ test: install tools chromium lint types
 	$(PY) -m pytest
 
 ## Like `test`, with the robustness suites at the issue's full sizes (500 MB of agent output, ...).
-test-all: install tools lint types
+test-all: install tools chromium lint types
 	CLAUDOMATOR_ROBUST_SCALE=full \
 	CLAUDOMATOR_CLAUDE_BIN=$(CURDIR)/$(TOOLS)/node_modules/.bin/claude \
 	CLAUDOMATOR_GEMINI_BIN=$(CURDIR)/$(TOOLS)/node_modules/.bin/gemini \
