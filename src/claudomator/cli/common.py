@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from claudomator.config import (
 from claudomator.errors import (
     ClaudomatorError,
     ConfigError,
+    InvalidTransition,
     NotFound,
     ValidationError,
 )
@@ -196,3 +199,23 @@ def lookup(service: Service, ident: str) -> Task:
         return service.get(ident)
     except (NotFound, ValidationError) as exc:
         raise fail(str(exc), 2) from exc
+
+
+@contextmanager
+def acting_on(ident: str, refusal: Callable[[Task], str]) -> Iterator[tuple[Service, Task]]:
+    """The service and the task ``ident`` names, for one action on it; closed afterwards.
+
+    A state that does not allow the action exits 1 with ``refusal(task)``; invalid input
+    (an empty answer, say) exits 2 with its message.
+    """
+    service = open_service(load())
+    try:
+        task = lookup(service, ident)
+        try:
+            yield service, task
+        except InvalidTransition as exc:
+            raise fail(refusal(task)) from exc
+        except ValidationError as exc:
+            raise fail(str(exc), 2) from exc
+    finally:
+        service.close()

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from claudomator.cli.common import app, fail, load, lookup, make_console, open_service, short_id
+from claudomator.cli.common import acting_on, app, fail, load, make_console, short_id
 from claudomator.config import (
     config_path,
     default_data_dir,
@@ -16,10 +16,9 @@ from claudomator.config import (
 )
 from claudomator.errors import (
     ConfigError,
-    InvalidTransition,
-    ValidationError,
 )
 from claudomator.models import (
+    Task,
     TaskState,
 )
 
@@ -32,20 +31,17 @@ def answer(
     text: Annotated[str, typer.Argument(help="Your answer to the agent's question.")],
 ) -> None:
     """Answer a BLOCKED task's question: it resumes the same agent session and sandbox."""
-    service = open_service(load())
-    try:
-        task = lookup(service, task_id)
-        try:
-            service.answer(task.id, text)
-        except InvalidTransition as exc:
-            raise fail(
-                f"task {task.id} is {task.state.value}, not BLOCKED; no question to answer"
-            ) from exc
-        except ValidationError as exc:
-            raise fail(str(exc), 2) from exc
-        make_console().print(f"Answered {task.name} ({short_id(task.id)}); it is queued to resume.")
-    finally:
-        service.close()
+
+    def refusal(task: Task) -> str:
+        return f"task {task.id} is {task.state.value}, not BLOCKED; no question to answer"
+
+    with acting_on(task_id, refusal) as (service, task):
+        service.answer(task.id, text)
+    make_console().print(f"Answered {task.name} ({short_id(task.id)}); it is queued to resume.")
+
+
+def _not_ready(task: Task) -> str:
+    return f"task {task.id} is {task.state.value}, not READY"
 
 
 @app.command(rich_help_panel="Act")
@@ -53,16 +49,9 @@ def accept(
     task_id: Annotated[str, typer.Argument(metavar="ID", help="A READY task (id or prefix).")],
 ) -> None:
     """Accept a READY task's branch: the task is COMPLETED (merge the branch yourself)."""
-    service = open_service(load())
-    try:
-        task = lookup(service, task_id)
-        try:
-            service.accept(task.id)
-        except InvalidTransition as exc:
-            raise fail(f"task {task.id} is {task.state.value}, not READY") from exc
-        make_console().print(f"Accepted {task.name} ({short_id(task.id)}).")
-    finally:
-        service.close()
+    with acting_on(task_id, _not_ready) as (service, task):
+        service.accept(task.id)
+    make_console().print(f"Accepted {task.name} ({short_id(task.id)}).")
 
 
 @app.command(rich_help_panel="Act")
@@ -71,18 +60,9 @@ def reject(
     feedback: Annotated[str, typer.Argument(help="What the agent should change.")],
 ) -> None:
     """Send a READY task back with feedback: the same agent session resumes on its branch."""
-    service = open_service(load())
-    try:
-        task = lookup(service, task_id)
-        try:
-            service.reject(task.id, feedback)
-        except InvalidTransition as exc:
-            raise fail(f"task {task.id} is {task.state.value}, not READY") from exc
-        except ValidationError as exc:
-            raise fail(str(exc), 2) from exc
-        make_console().print(f"Sent {task.name} ({short_id(task.id)}) back with your feedback.")
-    finally:
-        service.close()
+    with acting_on(task_id, _not_ready) as (service, task):
+        service.reject(task.id, feedback)
+    make_console().print(f"Sent {task.name} ({short_id(task.id)}) back with your feedback.")
 
 
 @app.command(rich_help_panel="Act")
@@ -90,18 +70,13 @@ def retry(
     task_id: Annotated[str, typer.Argument(metavar="ID", help="Task id (or a unique prefix).")],
 ) -> None:
     """Queue a FAILED, TIMED_OUT, BUDGET_EXCEEDED or CANCELLED task for a fresh attempt."""
-    service = open_service(load())
-    try:
-        task = lookup(service, task_id)
-        try:
-            service.retry(task.id)
-        except InvalidTransition as exc:
-            raise fail(
-                f"task {task.id} is {task.state.value}; only ended tasks can be retried"
-            ) from exc
-        make_console().print(f"Queued {task.name} ({short_id(task.id)}) again.")
-    finally:
-        service.close()
+
+    def refusal(task: Task) -> str:
+        return f"task {task.id} is {task.state.value}; only ended tasks can be retried"
+
+    with acting_on(task_id, refusal) as (service, task):
+        service.retry(task.id)
+    make_console().print(f"Queued {task.name} ({short_id(task.id)}) again.")
 
 
 @app.command(rich_help_panel="Act")
@@ -109,21 +84,16 @@ def cancel(
     task_id: Annotated[str, typer.Argument(metavar="ID", help="Task id (or a unique prefix).")],
 ) -> None:
     """Cancel a task. A running agent is stopped (its sandbox is kept)."""
-    service = open_service(load())
-    try:
-        task = lookup(service, task_id)
-        try:
-            result = service.cancel(task.id)
-        except InvalidTransition as exc:
-            raise fail(f"task {task.id} is already {task.state.value}; nothing to cancel") from exc
-        if result.state == TaskState.RUNNING:
-            make_console().print(
-                f"Asked the orchestrator to stop {task.name} ({short_id(task.id)})."
-            )
-        else:
-            make_console().print(f"Cancelled {task.name} ({short_id(task.id)}).")
-    finally:
-        service.close()
+
+    def refusal(task: Task) -> str:
+        return f"task {task.id} is already {task.state.value}; nothing to cancel"
+
+    with acting_on(task_id, refusal) as (service, task):
+        result = service.cancel(task.id)
+    if result.state == TaskState.RUNNING:
+        make_console().print(f"Asked the orchestrator to stop {task.name} ({short_id(task.id)}).")
+    else:
+        make_console().print(f"Cancelled {task.name} ({short_id(task.id)}).")
 
 
 @app.command(rich_help_panel="Set up")
