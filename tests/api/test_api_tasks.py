@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -62,6 +63,43 @@ class Served:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(10)
+
+
+@contextlib.contextmanager
+def serve_cli(
+    tmp_path: Path, model_url: str, claude_bin: str
+) -> Iterator[tuple[httpx.Client, dict[str, str]]]:
+    """A real `claudomator serve` (token "tok") whose Claude CLI talks to ``model_url``: a
+    client for it once it answers, and the environment it runs in (for other CLI commands)."""
+    env = claude_env(model_url, tmp_path / "agent-home")
+    env["CLAUDOMATOR_DATA_DIR"] = os.environ["CLAUDOMATOR_DATA_DIR"]
+    env["GIT_CONFIG_GLOBAL"] = os.environ["GIT_CONFIG_GLOBAL"]
+    config = tmp_path / "config.toml"
+    config.write_text(f'claude_binary_path = "{claude_bin}"\napi_token = "tok"\n')
+    env["CLAUDOMATOR_CONFIG"] = str(config)
+    port = free_port()
+    server = subprocess.Popen(
+        [CLAUDOMATOR, "serve", "--addr", f"127.0.0.1:{port}"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        auth = {"Authorization": "Bearer tok"}
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=auth) as client:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    client.get("/api/health")
+                    break
+                except httpx.TransportError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.2)
+            yield client, env
+    finally:
+        server.terminate()
+        server.wait(30)
 
 
 @pytest.fixture
@@ -223,56 +261,31 @@ def test_openapi_lists_every_route(api: httpx.Client) -> None:
 def test_a_task_posted_to_serve_runs_with_the_real_cli(
     tmp_path: Path, project: Path, claude_bin: str
 ) -> None:
-    with FakeAnthropic(
-        [ToolUse("Bash", {"command": "echo api > api.txt"}), Text("## Summary\nvia the API")]
-    ) as fake:
-        env = claude_env(fake.url, tmp_path / "agent-home")
-        env["CLAUDOMATOR_DATA_DIR"] = os.environ["CLAUDOMATOR_DATA_DIR"]
-        env["GIT_CONFIG_GLOBAL"] = os.environ["GIT_CONFIG_GLOBAL"]
-        config = tmp_path / "config.toml"
-        config.write_text(f'claude_binary_path = "{claude_bin}"\napi_token = "tok"\n')
-        env["CLAUDOMATOR_CONFIG"] = str(config)
-        port = free_port()
-        server = subprocess.Popen(
-            [CLAUDOMATOR, "serve", "--addr", f"127.0.0.1:{port}"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+    with (
+        FakeAnthropic(
+            [ToolUse("Bash", {"command": "echo api > api.txt"}), Text("## Summary\nvia the API")]
+        ) as fake,
+        serve_cli(tmp_path, fake.url, claude_bin) as (client, _env),
+    ):
+        created = client.post("/api/tasks", json=task_body(project, "from-api"))
+        assert created.status_code == 201, created.text
+        task_id = created.json()["tasks"][0]["id"]
+        deadline = time.monotonic() + 60
+        state = ""
+        while time.monotonic() < deadline:
+            state = client.get(f"/api/tasks/{task_id}").json()["task"]["state"]
+            if state not in ("QUEUED", "RUNNING"):
+                break
+            time.sleep(0.2)
+        detail = client.get(f"/api/tasks/{task_id}").json()
+        [execution] = detail["executions"]
+        one = client.get(f"/api/executions/{execution['id']}").json()
+        log = client.get(f"/api/executions/{execution['id']}/log")
+        tail = client.get(
+            f"/api/executions/{execution['id']}/log",
+            params={"offset": int(log.headers["x-next-offset"]) - 200},
         )
-        try:
-            auth = {"Authorization": "Bearer tok"}
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=auth) as client:
-                deadline = time.monotonic() + 30
-                while True:
-                    try:
-                        client.get("/api/health")
-                        break
-                    except httpx.TransportError:
-                        if time.monotonic() > deadline:
-                            raise
-                        time.sleep(0.2)
-                created = client.post("/api/tasks", json=task_body(project, "from-api"))
-                assert created.status_code == 201, created.text
-                task_id = created.json()["tasks"][0]["id"]
-                deadline = time.monotonic() + 60
-                state = ""
-                while time.monotonic() < deadline:
-                    state = client.get(f"/api/tasks/{task_id}").json()["task"]["state"]
-                    if state not in ("QUEUED", "RUNNING"):
-                        break
-                    time.sleep(0.2)
-                detail = client.get(f"/api/tasks/{task_id}").json()
-                [execution] = detail["executions"]
-                one = client.get(f"/api/executions/{execution['id']}").json()
-                log = client.get(f"/api/executions/{execution['id']}/log")
-                tail = client.get(
-                    f"/api/executions/{execution['id']}/log",
-                    params={"offset": int(log.headers["x-next-offset"]) - 200},
-                )
-                diff = client.get(f"/api/executions/{execution['id']}/diff")
-        finally:
-            server.terminate()
-            server.wait(30)
+        diff = client.get(f"/api/executions/{execution['id']}/diff")
     assert state == TaskState.COMPLETED.value, json.dumps(detail["executions"])[-500:]
     assert detail["task"]["summary"] == "via the API"
     assert one["status"] == "COMPLETED"
@@ -368,48 +381,21 @@ def test_an_agent_creates_a_subtask_through_the_api_with_its_token(
             "TASK-CHILD",
             [ToolUse("Bash", {"command": "echo child > child.txt"}), Text("## Summary\nchild")],
         )
-        env = claude_env(fake.url, tmp_path / "agent-home")
-        env["CLAUDOMATOR_DATA_DIR"] = os.environ["CLAUDOMATOR_DATA_DIR"]
-        env["GIT_CONFIG_GLOBAL"] = os.environ["GIT_CONFIG_GLOBAL"]
-        config = tmp_path / "config.toml"
-        config.write_text(f'claude_binary_path = "{claude_bin}"\napi_token = "tok"\n')
-        env["CLAUDOMATOR_CONFIG"] = str(config)
-        port = free_port()
-        server = subprocess.Popen(
-            [CLAUDOMATOR, "serve", "--addr", f"127.0.0.1:{port}"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            auth = {"Authorization": "Bearer tok"}
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=auth) as client:
-                deadline = time.monotonic() + 30
-                while True:
-                    try:
-                        client.get("/api/health")
-                        break
-                    except httpx.TransportError:
-                        if time.monotonic() > deadline:
-                            raise
-                        time.sleep(0.2)
-                body = task_body(project, "parent")
-                body["agent"] = {"instructions": "TASK-PARENT", "project_dir": str(project)}
-                created = client.post("/api/tasks", json=body)
-                parent_id = created.json()["tasks"][0]["id"]
-                deadline = time.monotonic() + 90
-                tasks: list[dict[str, object]] = []
-                while time.monotonic() < deadline:
-                    tasks = client.get("/api/tasks").json()["tasks"]
-                    if len(tasks) == 2 and all(t["state"] == "COMPLETED" for t in tasks):
-                        break
-                    time.sleep(0.3)
+        with serve_cli(tmp_path, fake.url, claude_bin) as (client, env):
+            body = task_body(project, "parent")
+            body["agent"] = {"instructions": "TASK-PARENT", "project_dir": str(project)}
+            created = client.post("/api/tasks", json=body)
+            parent_id = created.json()["tasks"][0]["id"]
+            deadline = time.monotonic() + 90
+            tasks: list[dict[str, object]] = []
+            while time.monotonic() < deadline:
+                tasks = client.get("/api/tasks").json()["tasks"]
+                if len(tasks) == 2 and all(t["state"] == "COMPLETED" for t in tasks):
+                    break
+                time.sleep(0.3)
             listing = subprocess.run(
                 [CLAUDOMATOR, "list"], env=env, capture_output=True, text=True, check=False
             ).stdout
-        finally:
-            server.terminate()
-            server.wait(30)
     by_name = {t["name"]: t for t in tasks}
     assert set(by_name) == {"parent", "child"}, tasks
     assert all(t["state"] == "COMPLETED" for t in tasks), tasks
