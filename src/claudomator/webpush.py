@@ -210,6 +210,7 @@ class WebPush:
         self.timeout = timeout
         self.retry_delays = retry_delays
         self._keys: VapidKeys | None = None
+        self._signer: Vapid02 | None = None
 
     def wants(self, event: str) -> bool:
         return event in PUSH_EVENTS
@@ -219,6 +220,13 @@ class WebPush:
         if self._keys is None:
             self._keys = load_keys(self.settings)
         return self._keys
+
+    @property
+    def signer(self) -> Vapid02:
+        """The VAPID signer, parsed once from the private key."""
+        if self._signer is None:
+            self._signer = Vapid02.from_pem(self.keys.private_pem)
+        return self._signer
 
     async def send(self, event: str, task: Task) -> int:
         """Push ``event`` to every subscription, retrying each with backoff; how many took it."""
@@ -265,7 +273,7 @@ class WebPush:
             response = webpush(
                 info,
                 data,
-                vapid_private_key=Vapid02.from_pem(self.keys.private_pem),
+                vapid_private_key=self.signer,
                 vapid_claims={"sub": self.settings.vapid_subject},
                 timeout=self.timeout,
                 ttl=MESSAGE_TTL,
