@@ -25,9 +25,9 @@ PREAMBLE_HEADING = "## Runtime Environment"
 _PREAMBLE = """{heading}
 
 You are running unattended under Claudomator, in a sandbox: a private git copy of the project
-(your working directory). Nothing you do there can damage the user's own checkout; when you
-finish successfully, your commits (and anything left uncommitted, after a build check) are
-delivered to the project.
+(your working directory). Work only there: the user's own checkout, the rest of their files and
+other processes are not yours to change. When you finish successfully, your commits (and
+anything left uncommitted, after a build check) are delivered to the project.
 
 - If you cannot go on without a human decision, ask: write JSON
   `{{"text": "your question", "options": ["choice A", "choice B"]}}` (options optional) to the
@@ -39,9 +39,10 @@ delivered to the project.
   {{"name": "...", "agent": {{"instructions": "...", "project_dir": "$CLAUDOMATOR_PROJECT_DIR"}}}}
   to $CLAUDOMATOR_API_URL/api/tasks with the header
   "Authorization: Bearer $CLAUDOMATOR_API_TOKEN"; they become subtasks of this task
-  (parent_task_id $CLAUDOMATOR_TASK_ID).
-- Your task id is $CLAUDOMATOR_TASK_ID; the user's project is $CLAUDOMATOR_PROJECT_DIR (read
-  only: work in your sandbox).
+  (parent_task_id $CLAUDOMATOR_TASK_ID) in this same project. The token is valid only while
+  this run lasts.
+- Your task id is $CLAUDOMATOR_TASK_ID; the user's project is $CLAUDOMATOR_PROJECT_DIR (do not
+  modify it: work in your sandbox).
 
 ## Task
 
