@@ -28,7 +28,7 @@ def new_id() -> str:
 
 
 class TaskState(StrEnum):
-    """Where a task is in its life. See DESIGN.md §2."""
+    """Where a task is in its life. See docs/design.md §2."""
 
     PENDING = "PENDING"  # stored but not yet submitted for running
     QUEUED = "QUEUED"  # waiting for a slot (and for its dependencies)

@@ -1,4 +1,4 @@
-"""The agent protocol of DESIGN.md §3: the preamble, the environment, the question file.
+"""The agent protocol of docs/design.md §3: the preamble, the environment, the question file.
 
 Agents learn from the preamble how to ask a human (write the question file and exit), how to
 report (the summary file) and how to split work (subtasks through the API). This module builds

@@ -1,4 +1,4 @@
-"""A short summary synthesised by the local model when the agent wrote none (DESIGN.md §3).
+"""A short summary synthesised by the local model when the agent wrote none (docs/design.md §3).
 
 Best effort by design: a slow, missing or failing model leaves the summary empty and never
 fails the task.

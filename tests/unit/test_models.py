@@ -1,4 +1,4 @@
-"""The task state machine and the value objects (DESIGN.md §2)."""
+"""The task state machine and the value objects (docs/design.md §2)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from claudomator.models import (
 
 S = TaskState
 
-# DESIGN.md §2, written out independently of the code: every edge the diagram and its notes allow.
+# docs/design.md §2, written out independently of the code: every edge its table allows.
 DESIGN_EDGES: dict[TaskState, set[TaskState]] = {
     S.PENDING: {S.QUEUED, S.CANCELLED},
     # claim; a dependency failed or was cancelled; cancelled by a human
