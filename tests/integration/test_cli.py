@@ -483,3 +483,24 @@ def test_list_filters_by_project_and_tag(tmp_path: Path) -> None:
     unknown = cli("list", "--project", "no-such-project")
     assert unknown.returncode != 0
     assert "no-such-project" in unknown.stderr + unknown.stdout
+
+
+def test_drafts_and_markup_like_names_print_without_a_traceback() -> None:
+    name = "[/]odd [bold]name"
+    store = Store.open(load_settings().db_path)
+    try:
+        [draft] = store.add_tasks(
+            [Task(name=name, agent=AgentConfig(instructions="d"))], submit=False
+        )
+        assert draft.state == TaskState.PENDING
+    finally:
+        store.close()
+    listing = cli("list")
+    assert listing.returncode == 0, listing.stderr
+    assert "Traceback" not in listing.stderr
+    assert "PENDING" in listing.stdout
+    assert name in listing.stdout  # printed as written, not read as markup
+    shown = cli("show", draft.id)
+    assert shown.returncode == 0, shown.stderr
+    assert name in shown.stdout
+    assert "PENDING" in shown.stdout

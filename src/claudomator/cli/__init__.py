@@ -7,6 +7,11 @@ Exit codes: 0 success; 1 a task did not complete (``run``) or an operation faile
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
+import traceback
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
@@ -16,9 +21,11 @@ from rich.markup import escape
 from claudomator import __version__
 from claudomator.cli import intake, manage, run, serve, views
 from claudomator.cli.common import app, make_console, state
+from claudomator.config import default_data_dir
 from claudomator.errors import ClaudomatorError
 
 __all__ = ["app", "main"]
+CRASH_LOG = "cli-errors.log"  # in <data dir>/logs: the tracebacks a user is spared
 _COMMAND_MODULES = (intake, manage, run, serve, views)  # importing them registers their commands
 
 
@@ -64,6 +71,34 @@ def main() -> None:
     except OSError as exc:  # a full disk, a read-only data dir, ...
         where = f": {exc.filename}" if exc.filename else ""
         _fatal(f"{exc.strerror or exc}{where}")
+    except Exception as exc:  # a bug of ours: one line here, the traceback in a file
+        report = _crash_report(exc)
+        kept = f"details in {report}" if report else "the details could not be written anywhere"
+        _fatal(f"unexpected error ({type(exc).__name__}: {exc}); {kept}")
+
+
+def _crash_report(exc: Exception) -> Path | None:
+    """Append the traceback of ``exc`` to the crash log; where it went (None if nowhere).
+
+    The data dir's ``logs/`` if it can be written (the config may be what failed, so the data
+    dir is the one the environment names or the default), else the temporary directory.
+    """
+    stamp = datetime.now(UTC).isoformat(timespec="seconds")
+    text = f"--- {stamp} claudomator {__version__}\n{''.join(traceback.format_exception(exc))}"
+    places = (
+        default_data_dir(os.environ) / "logs" / CRASH_LOG,
+        Path(tempfile.gettempdir()) / f"claudomator-{os.getuid()}-{CRASH_LOG}",
+    )
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+    for path in places:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with os.fdopen(os.open(path, flags, 0o600), "a", encoding="utf-8") as out:
+                out.write(text)
+        except OSError:
+            continue
+        return path
+    return None
 
 
 def _fatal(message: str) -> NoReturn:

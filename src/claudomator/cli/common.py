@@ -10,6 +10,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from claudomator import __version__
@@ -44,6 +45,7 @@ app = typer.Typer(
 )
 
 STATE_STYLE = {
+    TaskState.PENDING: "blue",
     TaskState.QUEUED: "cyan",
     TaskState.RUNNING: "bold yellow",
     TaskState.COMPLETED: "green",
@@ -133,7 +135,9 @@ def verdict_text(task: Task) -> str:
 
 
 def state_text(state: TaskState) -> str:
-    return f"[{STATE_STYLE.get(state, '')}]{state.value}[/]"
+    """The state as Rich markup, in its colour (plain for a state without one)."""
+    style = STATE_STYLE.get(state)
+    return f"[{style}]{state.value}[/]" if style else state.value
 
 
 def task_table(service: Service, tasks: list[Task], *, activity: bool = False) -> Table:
@@ -148,7 +152,7 @@ def task_table(service: Service, tasks: list[Task], *, activity: bool = False) -
         execution = latest.get(task.id)
         row = [
             short_id(task.id),
-            task.name,
+            escape(task.name),
             state_text(task.state) + verdict_text(task),
             (execution.agent if execution else task.agent.type) or "auto",
             elapsed(execution, now),
@@ -157,7 +161,7 @@ def task_table(service: Service, tasks: list[Task], *, activity: bool = False) -
         if activity:
             running = execution is not None and task.state == TaskState.RUNNING
             log = Path(execution.stdout_path) if execution is not None else None
-            row.append(last_activity(log) if running and log else "")
+            row.append(escape(last_activity(log)) if running and log else "")
         table.add_row(*row)
     return table
 

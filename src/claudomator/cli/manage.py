@@ -37,7 +37,9 @@ def answer(
 
     with acting_on(task_id, refusal) as (service, task):
         service.answer(task.id, text)
-    make_console().print(f"Answered {task.name} ({short_id(task.id)}); it is queued to resume.")
+    make_console().print(
+        f"Answered {task.name} ({short_id(task.id)}); it is queued to resume.", markup=False
+    )
 
 
 def _not_ready(task: Task) -> str:
@@ -51,7 +53,7 @@ def accept(
     """Accept a READY task's branch: the task is COMPLETED (merge the branch yourself)."""
     with acting_on(task_id, _not_ready) as (service, task):
         service.accept(task.id)
-    make_console().print(f"Accepted {task.name} ({short_id(task.id)}).")
+    make_console().print(f"Accepted {task.name} ({short_id(task.id)}).", markup=False)
 
 
 @app.command(rich_help_panel="Act")
@@ -62,7 +64,9 @@ def reject(
     """Send a READY task back with feedback: the same agent session resumes on its branch."""
     with acting_on(task_id, _not_ready) as (service, task):
         service.reject(task.id, feedback)
-    make_console().print(f"Sent {task.name} ({short_id(task.id)}) back with your feedback.")
+    make_console().print(
+        f"Sent {task.name} ({short_id(task.id)}) back with your feedback.", markup=False
+    )
 
 
 @app.command(rich_help_panel="Act")
@@ -76,7 +80,7 @@ def retry(
 
     with acting_on(task_id, refusal) as (service, task):
         service.retry(task.id)
-    make_console().print(f"Queued {task.name} ({short_id(task.id)}) again.")
+    make_console().print(f"Queued {task.name} ({short_id(task.id)}) again.", markup=False)
 
 
 @app.command(rich_help_panel="Act")
@@ -91,9 +95,11 @@ def cancel(
     with acting_on(task_id, refusal) as (service, task):
         result = service.cancel(task.id)
     if result.state == TaskState.RUNNING:
-        make_console().print(f"Asked the orchestrator to stop {task.name} ({short_id(task.id)}).")
+        make_console().print(
+            f"Asked the orchestrator to stop {task.name} ({short_id(task.id)}).", markup=False
+        )
     else:
-        make_console().print(f"Cancelled {task.name} ({short_id(task.id)}).")
+        make_console().print(f"Cancelled {task.name} ({short_id(task.id)}).", markup=False)
 
 
 @app.command(rich_help_panel="Set up")

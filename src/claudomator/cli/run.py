@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from claudomator.cli.common import (
@@ -98,12 +99,12 @@ def _print_plan(tasks: list[Task]) -> None:
     for task in tasks:
         table.add_row(
             short_id(task.id),
-            task.name,
+            escape(task.name),
             task.agent.type or "auto",
-            task.agent.project_dir or "(scratch)",
+            escape(task.agent.project_dir or "(scratch)"),
             f"{task.timeout:g}s" if task.timeout else "default",
             task.priority.value,
-            ", ".join(names.get(d, d) for d in task.depends_on),
+            escape(", ".join(names.get(d, d) for d in task.depends_on)),
         )
     make_console().print(table)
 
@@ -153,7 +154,9 @@ def _print_outcomes(service: Service, tasks: list[Task], console: Console) -> No
     latest = service.latest_executions(t.id for t in tasks)
     for task in tasks:
         execution = latest.get(task.id)
-        console.print(f"\n[bold]{task.name}[/] ({short_id(task.id)}): {state_text(task.state)}")
+        console.print(
+            f"\n[bold]{escape(task.name)}[/] ({short_id(task.id)}): {state_text(task.state)}"
+        )
         if execution is None:
             events = service.events(task.id)
             if events and events[-1].reason:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from claudomator.cli.common import (
@@ -112,7 +113,7 @@ def agents() -> None:
                 label,
                 iso(until),
                 str(status.consecutive_failures),
-                status.last_error.splitlines()[0][:80] if status.last_error else "",
+                escape(status.last_error.splitlines()[0][:80]) if status.last_error else "",
             )
         make_console().print(table)
     finally:
@@ -166,7 +167,7 @@ def _print_interactions(task: Task, talk: list[Interaction]) -> None:
 
 def _print_task(task: Task, executions: list[Execution], events: list[TaskEvent]) -> None:
     console = make_console()
-    console.print(f"[bold]{task.name}[/]  {state_text(task.state)}")
+    console.print(f"[bold]{escape(task.name)}[/]  {state_text(task.state)}")
     rows = [
         ("id", task.id),
         ("agent", f"{task.agent.type or 'auto'} {task.agent.model}".strip()),
