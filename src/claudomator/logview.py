@@ -1,4 +1,10 @@
-"""Human-readable lines from an agent's raw stream-json log (for ``logs`` and live progress)."""
+"""Human-readable lines from an agent's raw stream-json log (for ``logs`` and live progress).
+
+Both stream shapes are read: Claude Code's (``system``/``assistant``/``user``/``result``, which
+the local runner writes too) and the Gemini CLI's (``init``/``message``/``tool_use``/
+``tool_result``/``error``/``result``); see ``docs/agent-clis.md`` §6-7. :func:`describe` reads one
+line; :class:`Transcript` reads a whole log and joins the Gemini CLI's streamed text pieces.
+"""
 
 from __future__ import annotations
 
@@ -38,11 +44,92 @@ def describe(line: str) -> str | None:
     if kind == "user":
         return _tool_results(event)
     if kind == "result":
-        cost = event.get("total_cost_usd")
-        status = "error" if event.get("is_error") else "done"
-        text = event.get("result") or "; ".join(map(str, event.get("errors") or []))
-        cost_text = f" ${cost:.4f}" if isinstance(cost, int | float) else ""
-        return f"[{status}{cost_text}] {_short(str(text or ''))}".rstrip()
+        return _result(event)
+    return _gemini(event)
+
+
+def _result(event: dict[str, Any]) -> str:
+    """The last line of a run, Claude's (``is_error``, ``result``) or Gemini's (``status``)."""
+    cost = event.get("total_cost_usd")
+    failed = bool(event.get("is_error")) or event.get("status") == "error"
+    status = "error" if failed else "done"
+    text = event.get("result") or "; ".join(map(str, event.get("errors") or []))
+    error = event.get("error")
+    if not text and isinstance(error, dict):
+        text = str(error.get("message") or json.dumps(error, ensure_ascii=False))
+    bits = [f" ${cost:.4f}"] if isinstance(cost, int | float) else []
+    # no cost reported (Gemini): the tokens say how big the run was
+    usage = event.get("usage") or event.get("stats")
+    if (
+        not bits
+        and isinstance(usage, dict)
+        and (usage.get("input_tokens") or usage.get("output_tokens"))
+    ):
+        bits.append(f" {usage.get('input_tokens', 0)} in / {usage.get('output_tokens', 0)} out")
+    return f"[{status}{''.join(bits)}] {_short(str(text or ''))}".rstrip()
+
+
+def _gemini(event: dict[str, Any]) -> str | None:
+    """A Gemini CLI event; None for the prompt echo and unknown events."""
+    kind = event.get("type")
+    if kind == "init":
+        return f"session {event.get('session_id', '?')} model {event.get('model', '?')}"
+    if kind == "message" and event.get("role") == "assistant":
+        return _short(str(event.get("content") or "")) or None
+    if kind == "tool_use":
+        return f"→ {event.get('tool_name')}: {_short(_tool_input(event.get('parameters')), 120)}"
+    if kind == "tool_result":
+        error = event.get("error")
+        failed = event.get("status") == "error"
+        text = error.get("message") if failed and isinstance(error, dict) else None
+        return f"  {'✗' if failed else '←'} {_short(str(text or event.get('output') or ''), 120)}"
+    if kind == "error":
+        return f"[error] {_short(str(event.get('message') or json.dumps(event)))}"
+    return None
+
+
+class Transcript:
+    """A log read line by line into readable lines; streamed text pieces become one line.
+
+    The Gemini CLI streams its answer as ``message`` events with ``delta: true``; they are
+    joined until another event arrives (or :meth:`close`), as the web UI shows them.
+    """
+
+    def __init__(self) -> None:
+        self._text: list[str] = []
+
+    def feed(self, line: str) -> list[str]:
+        """The readable lines this log line completes (none while text is still streaming)."""
+        delta = _delta_text(line)
+        if delta is not None:
+            self._text.append(delta)
+            return []
+        out = self.close()
+        text = describe(line)
+        return [*out, text] if text else out
+
+    def close(self) -> list[str]:
+        """What is still held back (the end of the log)."""
+        joined = _short("".join(self._text)) if self._text else ""
+        self._text = []
+        return [joined] if joined else []
+
+
+def _delta_text(line: str) -> str | None:
+    """The text of a streamed Gemini answer piece, or None for any other line."""
+    if '"delta"' not in line:
+        return None
+    try:
+        event = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    if (
+        isinstance(event, dict)
+        and event.get("type") == "message"
+        and event.get("role") == "assistant"
+        and event.get("delta") is True
+    ):
+        return str(event.get("content") or "")
     return None
 
 

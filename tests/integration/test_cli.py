@@ -18,7 +18,7 @@ import pytest
 from agent_harness import hanging_script, pid_alive
 
 from claudomator.config import load_settings
-from claudomator.models import AgentConfig, Task, TaskState
+from claudomator.models import AgentConfig, Execution, Task, TaskState, utcnow
 from claudomator.store import Store
 from conftest import MakeRepo, git
 from fakes.anthropic import ApiError, FakeAnthropic, Text, ToolUse, claude_env
@@ -504,3 +504,31 @@ def test_drafts_and_markup_like_names_print_without_a_traceback() -> None:
     assert shown.returncode == 0, shown.stderr
     assert name in shown.stdout
     assert "PENDING" in shown.stdout
+
+
+def test_logs_render_a_gemini_run_readably(tmp_path: Path) -> None:
+    log = tmp_path / "stdout.log"
+    sample = Path(__file__).parent.parent / "samples" / "gemini" / "gemini_tool_failures.jsonl"
+    log.write_bytes(sample.read_bytes())
+    store = Store.open(load_settings().db_path)
+    try:
+        [task] = store.add_tasks([Task(name="gem", agent=AgentConfig(instructions="g"))])
+        store.add_execution(
+            Execution(
+                task_id=task.id,
+                agent="gemini",
+                status=TaskState.COMPLETED,
+                end_time=utcnow(),
+                stdout_path=str(log),
+                stderr_path=str(tmp_path / "stderr.log"),
+            )
+        )
+    finally:
+        store.close()
+    shown = cli("logs", task.id)
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert "→ run_shell_command: ls /nonexistent_dir_xyz" in lines
+    assert any("← ls: cannot access" in line for line in lines)
+    assert "## Summary handled failures" in lines
+    assert lines[-1].startswith("[done")

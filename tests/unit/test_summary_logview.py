@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from claudomator.logview import describe, last_activity
+from claudomator.logview import Transcript, describe, last_activity
 from claudomator.summary import from_text, read_summary
 from conftest import SAMPLES
 
 CLAUDE = SAMPLES / "claude"
+GEMINI = SAMPLES / "gemini"
 
 
 def _lines(name: str) -> list[str]:
@@ -179,3 +180,57 @@ def test_last_activity_missing_or_empty(tmp_path: Path) -> None:
     empty = tmp_path / "empty.log"
     empty.write_bytes(b"")
     assert last_activity(empty) == ""
+
+
+def _transcript(path: Path) -> list[str]:
+    reader = Transcript()
+    out: list[str] = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        out += reader.feed(line)
+    return out + reader.close()
+
+
+def test_gemini_transcript_shows_text_tool_calls_and_results() -> None:
+    lines = _transcript(GEMINI / "gemini_tool_failures.jsonl")
+    assert lines[0].startswith("session 139632f5")
+    assert "→ run_shell_command: ls /nonexistent_dir_xyz" in lines
+    assert any(line.startswith("  ← ls: cannot access") for line in lines)
+    assert any(line.startswith('  ✗ Tool "no_such_tool" not found') for line in lines)
+    assert "## Summary handled failures" in lines
+    assert lines[-1] == "[done 300 in / 60 out]"
+    assert not any("run stuff" in line for line in lines)  # the prompt echo is not shown
+
+
+def test_gemini_streamed_text_is_joined_into_one_line() -> None:
+    pieces = [
+        {"type": "message", "role": "assistant", "content": "Hello ", "delta": True},
+        {"type": "message", "role": "assistant", "content": "world", "delta": True},
+        {"type": "tool_use", "tool_name": "read_file", "parameters": {"file_path": "a.py"}},
+        {"type": "message", "role": "assistant", "content": "done", "delta": True},
+    ]
+    reader = Transcript()
+    out: list[str] = []
+    for event in pieces:
+        out += reader.feed(json.dumps(event))
+    assert out == ["Hello world", "→ read_file: a.py"]
+    assert reader.close() == ["done"]
+    assert reader.close() == []
+
+
+def test_gemini_error_results_name_the_error() -> None:
+    lines = _transcript(GEMINI / "gemini_err_429daily.jsonl")
+    assert lines[-1].startswith("[error] [API Error: You have exhausted your daily quota")
+
+
+@pytest.mark.parametrize("sample", sorted(GEMINI.glob("*.jsonl")), ids=lambda p: p.name)
+def test_every_gemini_sample_reads_as_text(sample: Path) -> None:
+    lines = _transcript(sample)
+    assert lines, sample.name
+    assert lines[-1].startswith(("[done", "[error")), lines[-1]
+    assert not any(line.lstrip().startswith("{") for line in lines)
+
+
+@pytest.mark.parametrize("sample", sorted(CLAUDE.glob("*.jsonl")), ids=lambda p: p.name)
+def test_every_claude_sample_reads_as_text(sample: Path) -> None:
+    lines = _transcript(sample)
+    assert not any(line.lstrip().startswith('{"') for line in lines), sample.name

@@ -31,7 +31,7 @@ from claudomator.errors import (
     NotFound,
     ValidationError,
 )
-from claudomator.logview import describe
+from claudomator.logview import Transcript
 from claudomator.models import (
     AgentStatus,
     Execution,
@@ -250,6 +250,7 @@ def _print_log(
 ) -> None:
     position = 0
     pending = ""
+    transcript = Transcript()
     while True:
         with contextlib.suppress(FileNotFoundError), path.open("rb") as fh:
             fh.seek(position)
@@ -258,13 +259,13 @@ def _print_log(
             pending += chunk.decode("utf-8", errors="replace")
             *lines, pending = pending.split("\n")
             for line in lines:
-                text = line if raw else describe(line)
-                if text:
-                    typer.echo(text)
+                for text in [line] if raw else transcript.feed(line):
+                    if text:
+                        typer.echo(text)
         if not follow or service.execution(execution.id).end_time is not None:
-            if pending.strip():
-                text = pending if raw else describe(pending)
-                if text:
+            last = [pending] if raw else [*transcript.feed(pending), *transcript.close()]
+            for text in last:
+                if text.strip():
                     typer.echo(text)
             if follow or position or raw:
                 return
