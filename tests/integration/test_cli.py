@@ -200,6 +200,11 @@ def test_run_shows_progress_commits_and_exits_0(
     assert "COMPLETED" in done.stdout
     assert "chore: autocommit uncommitted changes" in done.stdout
     assert "Wrote notes.md." in done.stdout
+    # piped: a line per change of state, then the final table exactly once
+    assert any(line.endswith("write-notes: RUNNING") for line in done.stdout.splitlines())
+    headers = [line for line in done.stdout.splitlines() if "NAME" in line and "STATE" in line]
+    assert len(headers) == 1, done.stdout
+    assert "1 file, +" in done.stdout
     [branch] = git(
         project, "branch", "--list", "claudomator/*", "--format=%(refname:short)"
     ).split()
@@ -532,3 +537,56 @@ def test_logs_render_a_gemini_run_readably(tmp_path: Path) -> None:
     assert any("← ls: cannot access" in line for line in lines)
     assert "## Summary handled failures" in lines
     assert lines[-1].startswith("[done")
+
+
+def test_run_that_stops_at_a_question_says_how_to_answer(
+    tmp_path: Path, make_repo: MakeRepo, fake: FakeAnthropic, agent_env: dict[str, str]
+) -> None:
+    project = make_repo()
+    question = json.dumps({"text": "Which colour?", "options": ["red", "blue"]})
+    fake.set_script(
+        [
+            ToolUse("Bash", {"command": f"echo '{question}' > \"$CLAUDOMATOR_QUESTION_FILE\""}),
+            Text("I need to know the colour."),
+        ]
+    )
+    free = socket.socket()
+    free.bind(("127.0.0.1", 0))
+    port = free.getsockname()[1]
+    free.close()  # nothing listens there: no orchestrator is running
+    config = Path(agent_env["CLAUDOMATOR_CONFIG"])
+    config.write_text(
+        config.read_text(encoding="utf-8") + f'server_addr = "127.0.0.1:{port}"\n',
+        encoding="utf-8",
+    )
+    tasks = write(
+        tmp_path / "tasks.yaml",
+        f"name: paint\nagent: {{instructions: x, project_dir: {project}}}\n",
+    )
+    done = cli("run", str(tasks), env=agent_env)
+    assert done.returncode == 1, done.stdout + done.stderr
+    out = " ".join(done.stdout.split())
+    assert "BLOCKED" in out
+    assert "The agent asks: Which colour?" in out
+    assert "- red" in out
+    assert "answer with: claudomator answer" in out
+    store = Store.open(load_settings().db_path)
+    try:
+        [task_id] = [t.id for t in store.list_tasks() if t.name == "paint"]
+    finally:
+        store.close()
+    answered = cli("answer", task_id, "blue", env=agent_env)
+    assert answered.returncode == 0, answered.stderr
+    said = " ".join(answered.stdout.split())
+    assert "no orchestrator is running: start `claudomator serve` to run it" in said
+
+
+def test_help_reads_cleanly_at_80_columns() -> None:
+    env = {**os.environ, "COLUMNS": "80", "TERM": "dumb"}
+    for command in ("run", "list", "logs", "answer", "show", "init", "serve", "cancel"):
+        shown = cli(command, "--help", env=env)
+        assert shown.returncode == 0, shown.stderr
+        text = shown.stdout
+        assert "<bool>" not in text, command
+        assert "{" not in text, command  # no {ID} placeholders
+        assert "rea\n" not in text, command  # a metavar cut mid-word

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -41,7 +43,7 @@ app = typer.Typer(
     help="Run AI coding agents on a queue of tasks, unattended, safely and in parallel.",
     no_args_is_help=True,
     add_completion=False,
-    rich_markup_mode="rich",
+    rich_markup_mode="markdown",
 )
 
 STATE_STYLE = {
@@ -122,6 +124,28 @@ def cost_text(execution: Execution | None) -> str:
     return f"{'~' if execution.cost_estimated else ''}${execution.cost_usd:.4f}"
 
 
+def serve_is_running(settings: Settings, timeout: float = 0.5) -> bool:
+    """Whether a ``claudomator serve`` answers at ``server_addr`` (which resumes queued work)."""
+    url = f"{settings.api_url}/api/health"  # http://<server_addr>: ours, never a user's URL
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as reply:  # noqa: S310
+            return bool(reply.status == 200)
+    except (OSError, ValueError):
+        return False
+
+
+def resume_hint(settings: Settings) -> str:
+    """What happens to a re-queued task next, for the message after answer/reject/retry."""
+    if serve_is_running(settings):
+        return f"the orchestrator at {settings.api_url} picks it up now"
+    return "no orchestrator is running: start `claudomator serve` to run it"
+
+
+def plural(count: int, word: str) -> str:
+    """``1 file``, ``2 files``."""
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
 def iso(moment: datetime | None) -> str:
     return moment.isoformat(timespec="seconds") if moment else ""
 
@@ -143,9 +167,14 @@ def state_text(state: TaskState) -> str:
 def task_table(service: Service, tasks: list[Task], *, activity: bool = False) -> Table:
     table = Table(show_lines=False, header_style="bold")
     for column in ("ID", "NAME", "STATE", "AGENT", "ELAPSED", "COST"):
-        table.add_column(column, no_wrap=column != "NAME")
+        if column != "NAME":
+            table.add_column(column, no_wrap=True)
+        elif activity:  # a live table keeps one line per task and room for the activity
+            table.add_column(column, no_wrap=True, overflow="ellipsis", max_width=28)
+        else:
+            table.add_column(column)
     if activity:
-        table.add_column("ACTIVITY", overflow="ellipsis", no_wrap=True, max_width=60)
+        table.add_column("ACTIVITY", overflow="ellipsis", no_wrap=True, min_width=16, ratio=1)
     latest = service.latest_executions(t.id for t in tasks)
     now = utcnow()
     for task in tasks:

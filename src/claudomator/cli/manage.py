@@ -8,7 +8,15 @@ from typing import Annotated
 
 import typer
 
-from claudomator.cli.common import acting_on, app, fail, load, make_console, short_id
+from claudomator.cli.common import (
+    acting_on,
+    app,
+    fail,
+    load,
+    make_console,
+    resume_hint,
+    short_id,
+)
 from claudomator.config import (
     config_path,
     default_data_dir,
@@ -37,8 +45,12 @@ def answer(
 
     with acting_on(task_id, refusal) as (service, task):
         service.answer(task.id, text)
+        settings = service.settings
     make_console().print(
-        f"Answered {task.name} ({short_id(task.id)}); it is queued to resume.", markup=False
+        f"Answered {task.name} ({short_id(task.id)}): it is queued to resume the same agent "
+        f"session; {resume_hint(settings)}.",
+        markup=False,
+        soft_wrap=True,
     )
 
 
@@ -64,8 +76,11 @@ def reject(
     """Send a READY task back with feedback: the same agent session resumes on its branch."""
     with acting_on(task_id, _not_ready) as (service, task):
         service.reject(task.id, feedback)
+        settings = service.settings
     make_console().print(
-        f"Sent {task.name} ({short_id(task.id)}) back with your feedback.", markup=False
+        f"Sent {task.name} ({short_id(task.id)}) back with your feedback; {resume_hint(settings)}.",
+        markup=False,
+        soft_wrap=True,
     )
 
 
@@ -76,11 +91,19 @@ def retry(
     """Queue a FAILED, TIMED_OUT, BUDGET_EXCEEDED or CANCELLED task for a fresh attempt."""
 
     def refusal(task: Task) -> str:
-        return f"task {task.id} is {task.state.value}; only ended tasks can be retried"
+        return (
+            f"task {task.id} is {task.state.value}: only FAILED, TIMED_OUT, BUDGET_EXCEEDED "
+            "or CANCELLED tasks can be retried"
+        )
 
     with acting_on(task_id, refusal) as (service, task):
         service.retry(task.id)
-    make_console().print(f"Queued {task.name} ({short_id(task.id)}) again.", markup=False)
+        settings = service.settings
+    make_console().print(
+        f"Queued {task.name} ({short_id(task.id)}) again; {resume_hint(settings)}.",
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 @app.command(rich_help_panel="Act")
@@ -106,7 +129,8 @@ def cancel(
 def init(
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
 ) -> None:
-    """Write a commented default config file (to $CLAUDOMATOR_CONFIG or <data dir>/config.toml)."""
+    """Write a commented default config file: to $CLAUDOMATOR_CONFIG, else the data dir's
+    `config.toml`."""
     path = config_path()
     data_dir = load().data_dir if path.exists() else default_data_dir(os.environ)
     try:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -23,6 +24,7 @@ from claudomator.cli.common import (
     make_console,
     nest,
     open_service,
+    plural,
     short_id,
     state_text,
     task_table,
@@ -38,7 +40,9 @@ from claudomator.errors import (
 from claudomator.models import (
     Task,
     TaskState,
+    utcnow,
 )
+from claudomator.protocol import parse_question
 from claudomator.runtime import Runtime
 from claudomator.service import Service
 from claudomator.taskfile import load_taskfile
@@ -48,7 +52,9 @@ logger = logging.getLogger(__name__)
 
 @app.command(rich_help_panel="Run")
 def run(
-    file: Annotated[Path, typer.Argument(help="YAML task file: one task, or a `tasks:` list.")],
+    file: Annotated[
+        Path, typer.Argument(help="YAML task file: one task, or several in a list under `tasks:`.")
+    ],
     parallel: Annotated[
         int | None,
         typer.Option("--parallel", "-j", min=1, help="Run at most N tasks at once."),
@@ -126,14 +132,11 @@ async def _run_until_settled(
         loop.add_signal_handler(sig, on_signal, sig)
     try:
         async with runtime:
-            with Live(console=console, refresh_per_second=4, transient=False) as live:
-                while True:
-                    tasks = nest(service.family(ids))
-                    live.update(task_table(service, tasks, activity=True))
-                    if all(t.state in SETTLED for t in tasks) or interrupted.is_set():
-                        break
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(interrupted.wait(), 0.5)
+            if console.is_terminal:  # a live table, replaced by the final one below
+                with Live(console=console, refresh_per_second=4, transient=True) as live:
+                    await _follow(service, ids, interrupted, live.update)
+            else:  # piped or logged: one line per change of state
+                await _follow(service, ids, interrupted, None, _Changes(console))
             if interrupted.is_set():
                 console.print("[yellow]Interrupted: stopping agents…[/]")
                 if not runtime.requeue_on_exit:  # Ctrl-C: the waiting tasks are cancelled too
@@ -148,6 +151,47 @@ async def _run_until_settled(
     console.print(task_table(service, tasks))
     _print_outcomes(service, tasks, console)
     return tasks
+
+
+class _Changes:
+    """Prints a line for each task whose state changed since the last look."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.seen: dict[str, TaskState] = {}
+
+    def __call__(self, tasks: list[Task]) -> None:
+        for task in tasks:
+            if self.seen.get(task.id) == task.state:
+                continue
+            self.seen[task.id] = task.state
+            at = utcnow().strftime("%H:%M:%S")
+            agent = f" ({task.agent.type})" if task.agent.type else ""
+            self.console.print(
+                f"{at} {short_id(task.id)} {task.name}: {task.state.value}{agent}",
+                markup=False,
+                soft_wrap=True,
+            )
+
+
+async def _follow(
+    service: Service,
+    ids: list[str],
+    interrupted: asyncio.Event,
+    show_table: Callable[[Table], None] | None,
+    show_changes: Callable[[list[Task]], None] | None = None,
+) -> None:
+    """Look at the tasks twice a second until all of them settle or the user interrupts."""
+    while True:
+        tasks = nest(service.family(ids))
+        if show_table is not None:
+            show_table(task_table(service, tasks, activity=True))
+        if show_changes is not None:
+            show_changes(tasks)
+        if all(t.state in SETTLED for t in tasks) or interrupted.is_set():
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(interrupted.wait(), 0.5)
 
 
 def _print_outcomes(service: Service, tasks: list[Task], console: Console) -> None:
@@ -166,10 +210,28 @@ def _print_outcomes(service: Service, tasks: list[Task], console: Console) -> No
             console.print(f"  commit {commit.hash[:10]} {commit.message}", markup=False)
         if execution.commits:
             s = execution.changestats
-            console.print(f"  {s.files} file(s), +{s.insertions} -{s.deletions}")
+            console.print(f"  {plural(s.files, 'file')}, +{s.insertions} -{s.deletions}")
+        if task.state == TaskState.BLOCKED and task.question:
+            _print_question(task, console)
         if task.summary:
             console.print("  " + task.summary.replace("\n", "\n  "), markup=False)
         if execution.error_msg and task.state != TaskState.COMPLETED:
             error = "  " + execution.error_msg.replace("\n", "\n  ")
             console.print(error, style="red", markup=False)
         console.print(f"  logs: claudomator logs {short_id(task.id)}", style="dim")
+
+
+def _print_question(task: Task, console: Console) -> None:
+    """A BLOCKED task's question and what to do about it."""
+    question = parse_question(task.question)
+    console.print("  The agent asks: ", end="", style="magenta")
+    console.print(question.text, markup=False)
+    for option in question.options:
+        console.print(f"    - {option}", markup=False)
+    console.print(
+        f'  answer with: claudomator answer {short_id(task.id)} "your answer"; the task then '
+        "resumes the same session under `claudomator serve`",
+        style="dim",
+        markup=False,
+        soft_wrap=True,
+    )

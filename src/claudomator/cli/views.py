@@ -23,6 +23,7 @@ from claudomator.cli.common import (
     make_console,
     nest,
     open_service,
+    plural,
     short_id,
     state_text,
     task_table,
@@ -51,7 +52,16 @@ logger = logging.getLogger(__name__)
 def list_tasks(
     state: Annotated[
         list[TaskState] | None,
-        typer.Option("--state", "-s", case_sensitive=False, help="Only tasks in this state."),
+        typer.Option(
+            "--state",
+            "-s",
+            case_sensitive=False,
+            metavar="STATE",
+            show_choices=False,
+            help="Only tasks in this state (repeat for several): "
+            + ", ".join(s.value for s in TaskState)
+            + ".",
+        ),
     ] = None,
     project: Annotated[
         str | None,
@@ -216,7 +226,7 @@ def _print_task(task: Task, executions: list[Execution], events: list[TaskEvent]
             console.print(commit.message, markup=False)
         if execution.commits:
             s = execution.changestats
-            stats = f"{s.files} file(s), +{s.insertions} -{s.deletions}"
+            stats = f"{plural(s.files, 'file')}, +{s.insertions} -{s.deletions}"
             console.print(f"  [dim]{'changes':>10}[/] {stats}")
         if execution.error_msg:
             console.print(f"  [dim]{'error':>10}[/] ", end="")
