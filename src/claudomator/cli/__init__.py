@@ -19,14 +19,22 @@ from rich.logging import RichHandler
 from rich.markup import escape
 
 from claudomator import __version__
-from claudomator.cli import intake, manage, run, serve, views
+from claudomator.cli import catalog, edit, intake, manage, run, serve, views
 from claudomator.cli.common import app, make_console, state
 from claudomator.config import default_data_dir
 from claudomator.errors import ClaudomatorError
 
 __all__ = ["app", "main"]
 CRASH_LOG = "cli-errors.log"  # in <data dir>/logs: the tracebacks a user is spared
-_COMMAND_MODULES = (intake, manage, run, serve, views)  # importing them registers their commands
+_COMMAND_MODULES = (
+    catalog,
+    edit,
+    intake,
+    manage,
+    run,
+    serve,
+    views,
+)  # importing them registers their commands
 
 
 def _version(value: bool) -> None:

@@ -25,6 +25,7 @@ from claudomator.errors import (
     ConfigError,
     InvalidTransition,
     NotFound,
+    TaskFileError,
     ValidationError,
 )
 from claudomator.logview import last_activity
@@ -83,7 +84,7 @@ def make_console(stderr: bool = False) -> Console:
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    make_console(stderr=True).print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    make_console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -250,5 +251,9 @@ def acting_on(ident: str, refusal: Callable[[Task], str]) -> Iterator[tuple[Serv
             raise fail(refusal(task)) from exc
         except ValidationError as exc:
             raise fail(str(exc), 2) from exc
+        except TaskFileError as exc:  # new values for a task: every problem, then exit 2
+            for problem in exc.problems[:-1]:
+                fail(str(problem))
+            raise fail(str(exc.problems[-1]) if exc.problems else str(exc), 2) from exc
     finally:
         service.close()
