@@ -19,16 +19,16 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from py_vapid import Vapid02
-from pywebpush import WebPushException, webpush
 
 from claudomator.config import Settings
+
+if TYPE_CHECKING:  # pywebpush and requests are imported when a push is sent (CLI start-up)
+    from py_vapid import Vapid02
 from claudomator.errors import ConfigError, ValidationError
 from claudomator.models import PushSubscription, Task
 from claudomator.protocol import parse_question
@@ -225,6 +225,8 @@ class WebPush:
     def signer(self) -> Vapid02:
         """The VAPID signer, parsed once from the private key."""
         if self._signer is None:
+            from py_vapid import Vapid02
+
             self._signer = Vapid02.from_pem(self.keys.private_pem)
         return self._signer
 
@@ -265,6 +267,9 @@ class WebPush:
 
     def _send_once(self, subscription: PushSubscription, data: str) -> int | None:
         """One attempt; the push service's status, or None when it could not be reached."""
+        import requests
+        from pywebpush import WebPushException, webpush
+
         info: dict[str, Any] = {
             "endpoint": subscription.endpoint,
             "keys": {"p256dh": subscription.p256dh, "auth": subscription.auth},

@@ -6,17 +6,19 @@ import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import yaml
 
 from claudomator.cli.common import app, fail, load, make_console, open_service, short_id
 from claudomator.config import Settings
-from claudomator.elaborate import Elaborated, ElaborationFailed, elaborator_factory
 from claudomator.errors import TaskFileError, ValidationError
 from claudomator.models import Project
 from claudomator.taskfile import parse_tasks
+
+if TYPE_CHECKING:
+    from claudomator.elaborate import Elaborated
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +75,8 @@ def _project_arg(known: Sequence[Project], project: str | None) -> str | None:
 async def _elaborate(
     settings: Settings, prompt: str, project: str | None, known: Sequence[Project]
 ) -> Elaborated:
+    from claudomator.elaborate import elaborator_factory
+
     async with elaborator_factory(settings)() as elaborator:
         return await elaborator.elaborate(prompt, project, known)
 
@@ -98,6 +102,8 @@ def elaborate(
     in all. Exits 1 when none produced a valid task (each one's reason is printed), 2 for an
     unknown project.
     """
+    from claudomator.elaborate import ElaborationFailed  # the local model's SDK: only here
+
     settings = load()
     err = make_console(stderr=True)
     try:

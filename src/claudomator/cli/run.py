@@ -43,7 +43,6 @@ from claudomator.models import (
     utcnow,
 )
 from claudomator.protocol import parse_question
-from claudomator.runtime import Runtime
 from claudomator.service import Service
 from claudomator.taskfile import load_taskfile
 
@@ -118,6 +117,8 @@ def _print_plan(tasks: list[Task]) -> None:
 async def _run_until_settled(
     settings: Settings, service: Service, ids: list[str], parallel: int | None
 ) -> list[Task]:
+    from claudomator.runtime import Runtime  # agents, pool, local model: only when running
+
     console = make_console()
     runtime = Runtime(settings, only=ids, max_concurrent=parallel, service=service)
     interrupted = asyncio.Event()

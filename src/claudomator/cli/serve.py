@@ -8,9 +8,8 @@ from typing import Annotated
 
 import typer
 
-from claudomator import __version__, server
+from claudomator import __version__
 from claudomator.cli.common import app, fail, load, make_console, open_service
-from claudomator.web import ui_url
 
 logger = logging.getLogger(__name__)
 
@@ -22,6 +21,9 @@ def serve(
     ] = None,
 ) -> None:
     """Start the orchestrator: the pool that runs queued tasks, and the HTTP API."""
+    from claudomator import server  # FastAPI and uvicorn: imported only when serving
+    from claudomator.web import ui_url
+
     settings = load()
     if addr:
         settings = settings.model_copy(update={"server_addr": addr})
