@@ -22,7 +22,7 @@ def test_the_bench_runner_records_results_and_prints_the_table(tmp_path: Path) -
     }
     runner = str(REPO_ROOT / "bench" / "run.py")
     done = subprocess.run(
-        [sys.executable, runner, "--size", "smoke", "--only", "store,logs"],
+        [sys.executable, runner, "--size", "smoke", "--only", "store,logs,startup"],
         env=env,
         capture_output=True,
         text=True,
@@ -30,7 +30,7 @@ def test_the_bench_runner_records_results_and_prints_the_table(tmp_path: Path) -
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    for name in ("store", "logs"):
+    for name in ("store", "logs", "startup"):
         result = json.loads((cache / "results-smoke" / f"{name}.json").read_text())
         assert result["figures"]
         assert result["machine"]["cores"]
