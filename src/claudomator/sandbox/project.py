@@ -108,9 +108,11 @@ def prepare(project_dir: Path, guard: Guard) -> None:
 
 def refusal(project: Path, guard: Guard) -> str:
     """Why the plain folder ``project`` must not be initialised and committed whole, or ""."""
-    for place, what in guard.protected():
+    protected = guard.protected()
+    for place, what in protected:
         if place == project:
             return f"it is {what}"
+    for place, what in protected:
         if place.is_relative_to(project):
             return f"it contains {what} ({place})"
     for other in guard.projects():
