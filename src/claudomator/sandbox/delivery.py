@@ -34,7 +34,7 @@ BRANCH_PREFIX = "claudomator/"
 MAX_PUSH_ATTEMPTS = 10
 LOCK_DIR = ".locks"
 _UPSTREAM = "refs/claudomator/upstream"  # the target's branch as fetched into the sandbox
-_REJECTED = ("[rejected]", "non-fast-forward", "fetch first")
+_REJECTED = "\t[rejected] ("  # a --porcelain status line: (fetch first), (non-fast-forward)
 
 
 class DeliveryKind(enum.StrEnum):
@@ -110,7 +110,7 @@ def _push(box: Sandbox, task_id: str, name: str, url: str) -> Delivered:
     refspec = f"HEAD:refs/heads/{box.branch}"
     rebased = False
     for attempt in range(1, MAX_PUSH_ATTEMPTS + 1):
-        pushed = git.tree_git(tree, "push", "-q", "--no-verify", url, refspec, check=False)
+        pushed = git.tree_git(tree, "push", "--porcelain", "--no-verify", url, refspec, check=False)
         if pushed.ok:
             logger.info(
                 "pushed %s to %s %s (attempt %d)",
@@ -121,7 +121,7 @@ def _push(box: Sandbox, task_id: str, name: str, url: str) -> Delivered:
                 extra={"action": "deliver_push"},
             )
             return Delivered(DeliveryKind.PUSHED, name, box.branch, rebased)
-        if not any(marker in pushed.stderr for marker in _REJECTED):
+        if _REJECTED not in pushed.stdout:  # not a non-fast-forward: nothing to rebase onto
             raise SandboxError(f"`git push` to {url} failed:\n{pushed.tail()}", str(tree))
         logger.info(
             "push of %s rejected (attempt %d); rebasing",
