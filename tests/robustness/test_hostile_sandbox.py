@@ -277,3 +277,20 @@ def test_planted_git_programs_never_run_in_our_bookkeeping(
     assert done.rebased
     assert git(remote, "show", "main:src/app.py") == "A = 2"
     assert git(remote, "show", "main:upstream.txt") == "upstream"
+
+
+def test_what_the_build_check_leaves_running_is_killed_before_the_commit(
+    sandboxes: Sandboxes, project: Path
+) -> None:
+    token = os.urandom(8).hex()
+    box = sandboxes.create(project, "exec-1")
+    daemon = f"ROBUST_HOSTILE={token} setsid sleep 600 </dev/null >/dev/null 2>&1 &"
+    write(box.dir / "Makefile", f"build:\n\t{daemon}\n")
+    try:
+        collected = sandboxes.collect(box)
+        alive = hostile_processes(token)
+    finally:
+        for pid in hostile_processes(token):
+            os.kill(pid, 9)
+    assert len(collected.commits) == 1
+    assert alive == []

@@ -15,6 +15,7 @@ from claudomator.sandbox.git import clean_env
 logger = logging.getLogger(__name__)
 
 BUILD_TIMEOUT = 30 * 60.0  # seconds for the build check
+LEFTOVER_GRACE = 2.0  # seconds between SIGTERM and SIGKILL for what the build left running
 _MAKE_TARGETS = re.compile(r"^([^\s:=#][^:=#]*?)\s*::?(?!=)", re.MULTILINE)
 
 
@@ -50,5 +51,13 @@ def build_check(tree: Path, build_command: Sequence[str]) -> None:
     # whatever the project's build leaves running
     env = {**clean_env(), process.MARK_VARIABLE: tree.name}
     result = process.run(argv, cwd=tree, env=env, timeout=BUILD_TIMEOUT)
+    left = process.kill_marked_sync(tree.name, LEFTOVER_GRACE)  # before we commit the tree
+    if left:
+        logger.info(
+            "killed %d process(es) the build check left running in %s",
+            left,
+            tree,
+            extra={"action": "sandbox_build"},
+        )
     if not result.ok:
         raise BuildFailed(argv, result.tail(40), str(tree))
