@@ -127,6 +127,53 @@ def test_a_deleted_git_dir_never_lets_git_find_an_outer_repository(
     assert after["files"] == before["files"]
 
 
+def test_a_sandbox_of_the_old_layout_is_adopted_without_its_config_copy(
+    sandboxes: Sandboxes, project: Path
+) -> None:
+    """Preserved by an older version: notes and a config copy inside its .git, no record."""
+    before = user_state(project)
+    box = sandboxes.create(project, "exec-1")
+    (sandboxes.root / ".state" / "exec-1.json").unlink()
+    meta = f'{{"base_commit": "{box.base_commit}", "branch": "main", "project": "{project}"}}'
+    write(box.dir / ".git" / "claudomator.json", meta)
+    poisoned = (box.dir / ".git" / "config").read_text() + f"[core]\n\tworktree = {project}\n"
+    write(box.dir / ".git" / "claudomator-config", poisoned)
+    write(box.dir / ".git" / "config", poisoned)
+    write(box.dir / "agent.txt", "resumed work\n")
+
+    reopened = sandboxes.open(box.dir, project)
+    assert reopened == box
+    assert "worktree" not in (box.dir / ".git" / "config").read_text()
+    collected = sandboxes.collect(box)
+    sandboxes.release(box)
+
+    assert [c.message for c in collected.commits] == ["chore: autocommit uncommitted changes"]
+    assert user_state(project) == before
+
+
+def test_a_linked_folder_in_the_tree_is_never_written_through(
+    sandboxes: Sandboxes, project: Path, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    write(outside / "README.md", "not the sandbox's\n")
+    write(outside / "keep.txt", "keep\n")
+    box = sandboxes.create(project, "exec-1")
+    write(box.dir / "docs" / "guide.md", "guide\n")
+    shutil.rmtree(box.dir / "docs")
+    (box.dir / "docs").symlink_to(outside)
+    (box.dir / "README.md").unlink()
+    (box.dir / "README.md").symlink_to(outside / "README.md")
+
+    sandboxes.release(box)
+    again = sandboxes.create(project, "exec-2")
+
+    assert sorted(p.name for p in outside.iterdir()) == ["README.md", "keep.txt"]
+    assert (outside / "README.md").read_text() == "not the sandbox's\n"
+    assert not (again.dir / "README.md").is_symlink()
+    assert (again.dir / "README.md").read_text() == "v1\n"
+    assert not (again.dir / "docs").exists()
+
+
 # --- item 2: a recycled tree is a fresh clone -------------------------------------------------
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -25,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 MAX_DIFF_BYTES = 4 * 1024 * 1024  # of the diff kept per execution
 AUTOCOMMIT_MESSAGE = "chore: autocommit uncommitted changes"
+_COMMIT_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _SHORTSTAT = re.compile(r"(\d+) (file|insertion|deletion)")
 
 
@@ -162,8 +164,10 @@ class Sandboxes:
     def open(self, sandbox_dir: Path, project_dir: Path) -> Sandbox | None:
         """Re-open a preserved sandbox (to resume); None if it is missing, not a sandbox of
         this root, or tampered with."""
-        state = trees.load_state(self.root, sandbox_dir)
-        if state is None or sandbox_dir.parent.resolve() != self.root.resolve():
+        if sandbox_dir.parent.resolve() != self.root.resolve():
+            return None
+        state = self._state(sandbox_dir, project_dir.expanduser().resolve())
+        if state is None:
             return None
         try:
             trees.reclaim(sandbox_dir, state["config"])
@@ -173,9 +177,42 @@ class Sandboxes:
         project = project_dir.expanduser().resolve()
         return Sandbox(sandbox_dir, project, state["base_commit"], state["branch"])
 
+    def _state(self, tree: Path, project: Path) -> dict[str, str] | None:
+        """The record of ``tree``; a sandbox made by an older version gets one now."""
+        state = trees.load_state(self.root, tree)
+        return state if state is not None else self._adopt(tree, project)
+
+    def _adopt(self, tree: Path, project: Path) -> dict[str, str] | None:
+        """Record a sandbox an older version made (its notes were kept inside its ``.git``).
+
+        Only the start commit and branch are read from there, as data, and checked; the
+        pristine config is that of a fresh clone, never the copy in the tree.
+        """
+        if trees.layout_problem(tree):
+            return None
+        try:
+            meta = json.loads((tree / ".git" / trees.LEGACY_META).read_text(encoding="utf-8"))
+            base, branch = str(meta["base_commit"]), str(meta["branch"])
+        except (OSError, ValueError, TypeError, KeyError):
+            return None
+        named = (
+            branch == "HEAD"
+            or git.run(project, "check-ref-format", f"refs/heads/{branch}", check=False).ok
+        )
+        if not (_COMMIT_ID.fullmatch(base) and named and project.is_dir()):
+            return None
+        try:
+            config = warm.fresh_config(self.root, project, branch)
+        except (SandboxError, OSError) as exc:
+            logger.warning("cannot adopt %s: %s", tree, exc, extra={"action": "resume"})
+            return None
+        box = Sandbox(tree, project, base, branch)
+        trees.save_state(self.root, box, config)
+        return trees.load_state(self.root, tree)
+
     def _reclaim(self, box: Sandbox) -> None:
         """Take the tree back from its agent before any bookkeeping in it (see tree.reclaim)."""
-        state = trees.load_state(self.root, box.dir)
+        state = self._state(box.dir, box.project_dir)
         if state is None:
             raise SandboxError(f"no record of sandbox {box.dir} under {self.root}", str(box.dir))
         trees.reclaim(box.dir, state["config"])

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from claudomator.errors import SandboxError
 from claudomator.sandbox import git
-from claudomator.sandbox.tree import layout_problem, remove
+from claudomator.sandbox.tree import layout_problem, remove, verify_location
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +80,9 @@ def rebuild(root: Path, tree: Path, project: Path, head: str, branch: str) -> st
     finally:
         remove(fresh)
         remove(old)
+    problem = verify_location(tree)  # git itself must see exactly this tree and its .git
+    if problem:
+        return f"after the fresh clone: {problem}"
     try:
         git.tree_git(tree, "read-tree", head)
         git.tree_git(tree, "update-index", "-q", "--refresh", check=False)  # exit 1: changes
@@ -89,3 +92,15 @@ def rebuild(root: Path, tree: Path, project: Path, head: str, branch: str) -> st
     except SandboxError as exc:
         return str(exc)
     return ""
+
+
+def fresh_config(root: Path, project: Path, branch: str) -> str:
+    """The ``.git/config`` a fresh sandbox clone of ``project``'s ``branch`` has."""
+    trash = root / TRASH_DIR
+    trash.mkdir(parents=True, exist_ok=True)
+    probe = trash / f"probe-{uuid.uuid4().hex}"
+    try:
+        clone(project, branch, probe)
+        return (probe / ".git" / "config").read_text(encoding="utf-8")
+    finally:
+        remove(probe)
