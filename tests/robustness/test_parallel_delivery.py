@@ -111,3 +111,23 @@ def test_deliver_answers_a_typed_value(project: Path, tmp_path: Path) -> None:
     done = sandboxes.deliver(box, task_id="t")
     assert done == Delivered(DeliveryKind.PUSHED, remote="local", branch="main", rebased=False)
     assert done.description == "pushed to local/main"
+
+
+def test_on_target_tells_whether_commits_already_landed(project: Path, tmp_path: Path) -> None:
+    """For recovery after a crash during a push (item 6): finish the record, do not re-run."""
+    sandboxes = Sandboxes(tmp_path / "data" / "sandboxes")
+    box = sandboxes.create(project, "exec-1")
+    commit_file(box.dir, "a.txt", "a\n")
+    first = git(box.dir, "rev-parse", "HEAD")
+    assert not sandboxes.on_target(box, [first])
+    sandboxes.deliver(box, task_id="t1")
+    commit_file(box.dir, "b.txt", "b\n")
+    second = git(box.dir, "rev-parse", "HEAD")
+
+    later = Sandboxes(tmp_path / "data" / "sandboxes")  # as after a restart
+    reopened = later.open(box.dir, project)
+    assert reopened is not None
+    assert later.on_target(reopened, [first])
+    assert not later.on_target(reopened, [first, second])
+    assert not later.on_target(reopened, ["0" * 40])
+    assert not later.on_target(reopened, [])

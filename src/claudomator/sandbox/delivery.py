@@ -17,7 +17,7 @@ import contextlib
 import enum
 import fcntl
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from hashlib import sha256
 from pathlib import Path
@@ -171,3 +171,41 @@ def keep_branch(box: Sandbox, task_id: str) -> Delivered:
     git.run(box.project_dir, *fetch, sandbox=box.dir)
     logger.info("kept %s as %s", box.dir, ref, extra={"action": "deliver_branch"})
     return Delivered(DeliveryKind.BRANCH, branch=branch)
+
+
+def on_target(root: Path, box: Sandbox, commits: Sequence[str]) -> bool:
+    """Whether every commit of ``commits`` is already on the branch ``box`` delivers to by push.
+
+    For recovery after a crash during a push (the push may have landed in git's own process):
+    the target's branch is fetched into the sandbox (under the target's lock) and each commit
+    must be an ancestor of it. False when the project has no push target, the sandbox is on a
+    detached HEAD, ``commits`` is empty, the branch does not exist there, or a commit is unknown.
+    Commits are compared by hash: a rebase before the push gives new hashes (see
+    :meth:`Sandboxes.head_commits`).
+    """
+    target = push_target(box.project_dir, remotes(box.project_dir))
+    if target is None or box.branch == "HEAD" or not commits:
+        return False
+    _, url = target
+    tree = box.dir
+    with target_lock(root, url, box.branch):
+        refspec = f"+refs/heads/{box.branch}:{_UPSTREAM}"
+        fetch = ["fetch", "-q", "--no-tags", "--no-write-fetch-head", url, refspec]
+        fetched = git.tree_git(tree, *fetch, check=False)
+        if not fetched.ok:
+            if "couldn't find remote ref" in fetched.stderr:
+                return False
+            raise SandboxError(
+                f"cannot fetch {url} {box.branch} to check a delivery:\n{fetched.tail()}", str(tree)
+            )
+        for commit in commits:
+            ancestry = ["merge-base", "--is-ancestor", commit, _UPSTREAM]
+            found = git.tree_git(tree, *ancestry, check=False)
+            if found.returncode == 1 or (not found.ok and "Not a valid" in found.stderr):
+                return False
+            if not found.ok:
+                raise SandboxError(
+                    f"cannot tell whether {commit} is on {url} {box.branch}:\n{found.tail()}",
+                    str(tree),
+                )
+    return True

@@ -295,6 +295,12 @@ class Sandboxes:
         self._reclaim(sandbox)
         return delivering.deliver(self.root, sandbox, task_id, delivery)
 
+    def on_target(self, sandbox: Sandbox, commits: Sequence[str]) -> bool:
+        """Whether ``commits`` (hashes) are all on the branch the sandbox delivers to by push:
+        a recovery after a crash during a push finishes the record instead of re-running."""
+        self._reclaim(sandbox)
+        return delivering.on_target(self.root, sandbox, commits)
+
     def head_commits(self, sandbox: Sandbox, count: int) -> tuple[Commit, ...]:
         """The last ``count`` commits of the sandbox, oldest first (after a rebase, the hashes
         that were actually delivered)."""
