@@ -656,3 +656,17 @@ def test_write_diff_is_cut_at_the_limit_and_never_follows_a_link(
     assert text.startswith("diff --git")
     assert "[diff cut at 1000 of " in text
     assert len(text) < 1100
+
+
+def test_a_warm_tree_is_only_reused_for_the_branch_it_was_cloned_of(
+    sandboxes: Sandboxes, project: Path
+) -> None:
+    sandboxes.release(sandboxes.create(project, "exec-1"))
+    git(project, "checkout", "-q", "-b", "feature")
+    on_feature = sandboxes.create(project, "exec-2")
+    assert git(on_feature.dir, "config", "branch.feature.merge") == "refs/heads/feature"
+    assert git(on_feature.dir, "symbolic-ref", "HEAD") == "refs/heads/feature"
+    git(project, "checkout", "-q", "main")
+    on_main = sandboxes.create(project, "exec-3")  # the warm tree of main
+    assert git(on_main.dir, "config", "branch.main.merge") == "refs/heads/main"
+    assert not process.run(["git", "config", "branch.feature.merge"], cwd=on_main.dir).ok

@@ -145,8 +145,8 @@ async def test_planted_git_programs_never_run_after_the_agent(
 
     assert ran == []
     assert alive == []
-    assert done.state == TaskState.COMPLETED, done.error_msg
-    assert again.state == TaskState.COMPLETED, again.error_msg
+    assert done.state == TaskState.COMPLETED, store.executions_of(done.id)[-1].error_msg
+    assert again.state == TaskState.COMPLETED, store.executions_of(again.id)[-1].error_msg
     assert git(tmp_path / "remote.git", "show", "main:work.txt") == "agent work"
 
 

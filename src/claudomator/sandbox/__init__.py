@@ -25,7 +25,8 @@ Warm pool
     :meth:`Sandboxes.release` does not throw a finished tree away: its ``.git`` is replaced by a
     fresh clone's, its files are compared by content with the project's HEAD, checked out and
     cleaned (:mod:`~claudomator.sandbox.warm`), and it is moved (one atomic ``os.rename``) into
-    ``<root>/.warm/<project-key>/``, keeping at most ``warm_per_project`` trees per project.
+    ``<root>/.warm/<project-and-branch-key>/``, keeping at most ``warm_per_project`` trees per
+    project and branch.
     :meth:`Sandboxes.create` takes one back with another atomic rename, so two racing creators
     never get the same tree, then hard-resets it to the project's current HEAD: git compares the
     index with the new tree and rewrites only the files that differ.

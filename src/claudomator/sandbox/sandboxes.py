@@ -115,7 +115,7 @@ class Sandboxes:
         self.root.mkdir(parents=True, exist_ok=True)
         box = Sandbox(dest, project, head, branch)
         how = "warm tree"
-        if not (warm.take(self.root, project, dest) and self._refresh(box)):
+        if not (warm.take(self.root, project, branch, dest) and self._refresh(box)):
             how = "clone"
             self._clone(box)
         try:
@@ -321,15 +321,15 @@ class Sandboxes:
         self._discard(tree)
 
     def _recycle(self, box: Sandbox) -> bool:
-        pool = warm.pool_dir(self.root, box.project_dir)
+        state = project_head(box.project_dir) if box.project_dir.is_dir() else None
+        if state is None:
+            return False
+        head, branch = state
+        pool = warm.pool_dir(self.root, box.project_dir, branch)  # trees cloned of that branch
         with self._pool_lock:
             if pool.is_dir() and sum(1 for _ in pool.iterdir()) >= self.warm_per_project:
                 return False
-        state = project_head(box.project_dir) if box.project_dir.is_dir() else None
-        if state is None:
-            reason = f"cannot read the HEAD of {box.project_dir}"
-        else:
-            reason = warm.rebuild(self.root, box.dir, box.project_dir, *state)
+        reason = warm.rebuild(self.root, box.dir, box.project_dir, head, branch)
         if reason:
             logger.info(
                 "not recycling %s: %s", box.dir, reason, extra={"action": "sandbox_release"}

@@ -29,15 +29,16 @@ WARM_DIR = ".warm"
 TRASH_DIR = ".trash"
 
 
-def pool_dir(root: Path, project: Path) -> Path:
-    digest = sha256(str(project).encode()).hexdigest()[:16]
+def pool_dir(root: Path, project: Path, branch: str) -> Path:
+    """The pool of trees cloned of ``project``'s ``branch`` (a clone's config names its branch)."""
+    digest = sha256(f"{project}\0{branch}".encode()).hexdigest()[:16]
     name = re.sub(r"[^A-Za-z0-9._-]", "_", project.name)[:40]
     return root / WARM_DIR / f"{name}-{digest}"
 
 
-def take(root: Path, project: Path, dest: Path) -> bool:
-    """Move one warm tree of ``project`` to ``dest``; False if there is none."""
-    pool = pool_dir(root, project)
+def take(root: Path, project: Path, branch: str, dest: Path) -> bool:
+    """Move one warm tree of ``project``'s ``branch`` to ``dest``; False if there is none."""
+    pool = pool_dir(root, project, branch)
     try:
         candidates = sorted(pool.iterdir())
     except FileNotFoundError:
