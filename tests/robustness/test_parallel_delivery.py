@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from claudomator.errors import DeliveryConflict
+from claudomator.errors import DeliveryConflict, SandboxError
 from claudomator.sandbox import Delivered, DeliveryKind, Sandboxes
 from conftest import MakeRepo, git
 
@@ -131,3 +131,22 @@ def test_on_target_tells_whether_commits_already_landed(project: Path, tmp_path:
     assert not later.on_target(reopened, [first, second])
     assert not later.on_target(reopened, ["0" * 40])
     assert not later.on_target(reopened, [])
+
+
+def test_a_rebase_that_fails_otherwise_still_keeps_the_work_as_a_branch(
+    project: Path, tmp_path: Path
+) -> None:
+    sandboxes = Sandboxes(tmp_path / "data" / "sandboxes")
+    box = sandboxes.create(project, "exec-1")
+    commit_file(box.dir, "mine.txt", "mine\n")
+    work = git(box.dir, "rev-parse", "HEAD")
+    (box.dir / "theirs.txt").write_text("an untracked file in the way\n")
+    other = tmp_path / "human"
+    git(tmp_path, "clone", "-q", str(tmp_path / "remote.git"), str(other))
+    commit_file(other, "theirs.txt", "theirs\n")
+    git(other, "push", "-q", "origin", "main")
+
+    with pytest.raises(SandboxError, match="kept as branch claudomator/task-3"):
+        sandboxes.deliver(box, task_id="task-3")
+
+    assert git(project, "rev-parse", "refs/heads/claudomator/task-3") == work

@@ -149,9 +149,13 @@ def _rebase_on_target(box: Sandbox, task_id: str, url: str) -> None:
         return
     files = _conflicted(tree)
     git.tree_git(tree, "rebase", "--abort", check=False)
+    kept = keep_branch(box, task_id)  # the work is never left only in the sandbox
     if not files and "conflict" not in rebase.tail().lower():
-        raise SandboxError(f"rebase onto {url} {box.branch} failed:\n{rebase.tail()}", str(tree))
-    kept = keep_branch(box, task_id)
+        raise SandboxError(
+            f"rebase onto {url} {box.branch} failed (the work was kept as branch "
+            f"{kept.branch} in the project):\n{rebase.tail()}",
+            str(tree),
+        )
     raise DeliveryConflict(f"{url} {box.branch}", kept.branch, files, str(tree))
 
 
