@@ -8,6 +8,7 @@ a folder holding another project or repository) and small enough to commit whole
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import tempfile
@@ -39,7 +40,9 @@ class Guard:
 
     def protected(self) -> list[tuple[Path, str]]:
         """Folders no project may be, or contain: (folder, what it is)."""
-        places = [(Path("/"), "the root directory"), (Path.home(), "your home directory")]
+        places = [(Path("/"), "the root directory")]
+        with contextlib.suppress(RuntimeError):  # no HOME and no password entry
+            places.append((Path.home(), "your home directory"))
         places += [(Path("/tmp"), "the temp directory")]  # noqa: S108 - refused, not used
         places += [(Path(tempfile.gettempdir()), "the temp directory")]
         if self.data_dir is not None:
