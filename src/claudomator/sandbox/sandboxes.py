@@ -304,6 +304,7 @@ class Sandboxes:
     def head_commits(self, sandbox: Sandbox, count: int) -> tuple[Commit, ...]:
         """The last ``count`` commits of the sandbox, oldest first (after a rebase, the hashes
         that were actually delivered)."""
+        self._reclaim(sandbox)
         args = ["log", "--reverse", "--no-show-signature", f"-n{count}", "--format=%H %s", "HEAD"]
         log = git.tree_git(sandbox.dir, *args).stdout
         return tuple(Commit(hash=line[:40], message=line[41:]) for line in log.splitlines() if line)
