@@ -50,7 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchlib import CACHE, Figure, Result, env_int
 from claudomator import process
-from claudomator.sandbox import Sandbox, Sandboxes
+from claudomator.sandbox import DeliveryKind, Sandbox, Sandboxes
 
 NAME = "sandbox"
 TITLE = "Sandbox creation and delivery"
@@ -349,7 +349,7 @@ def bench_delivery(repo: Path, work: Path, runs: int, commits: int) -> Timing:
         collected = sandboxes.collect(box)
         where = sandboxes.deliver(box, task_id=f"bench-{run}")
         seconds.append(time.perf_counter() - started)
-        if len(collected.commits) != commits or not where.startswith("branch"):
+        if len(collected.commits) != commits or where.how is not DeliveryKind.BRANCH:
             sys.exit(f"delivery went wrong: {len(collected.commits)} commits, {where}")
         log(f"  run {run + 1}: delivered {commits} commits in {seconds[-1]:.3f}s ({where})")
     return Timing(f"deliver {commits} commits (collect+branch)", tuple(seconds))

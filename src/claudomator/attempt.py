@@ -22,7 +22,7 @@ from claudomator.errors import ClaudomatorError, InvalidTransition, SandboxError
 from claudomator.models import Execution, Interaction, Task, TaskState, utcnow
 from claudomator.notify import Notifier
 from claudomator.process import tail_file
-from claudomator.sandbox import Sandbox, Sandboxes
+from claudomator.sandbox import DeliveryKind, Sandbox, Sandboxes
 from claudomator.store import Store
 from claudomator.summary import read_summary
 
@@ -250,13 +250,16 @@ class Attempt:
             self.execution = self.execution.model_copy(
                 update={"commits": collected.commits, "changestats": collected.changestats}
             )
+            kept_as_branch = False
             if collected.commits:
                 await self._keep_diff(sandbox)
                 kwargs = {"delivery": project.delivery} if project else {}
-                self.delivered_to = await asyncio.to_thread(
+                delivered = await asyncio.to_thread(
                     self.sandboxes.deliver, sandbox, task_id=self.task.id, **kwargs
                 )
-                if "rebased" in self.delivered_to:  # the delivered commits have new hashes
+                self.delivered_to = delivered.description
+                kept_as_branch = delivered.how is DeliveryKind.BRANCH
+                if delivered.rebased:  # the delivered commits have new hashes
                     commits = await asyncio.to_thread(
                         self.sandboxes.head_commits, sandbox, len(collected.commits)
                     )
@@ -267,7 +270,7 @@ class Attempt:
                     self.delivered_to,
                     extra={"action": "deliver"},
                 )
-            if project is not None and project.review and self.delivered_to.startswith("branch"):
+            if project is not None and project.review and kept_as_branch:
                 outcome.status = TaskState.READY  # kept, with its sandbox, for the review loop
             else:
                 await asyncio.to_thread(self._release, sandbox)
@@ -292,7 +295,7 @@ class Attempt:
         if self.task.agent.project_dir:
             self.sandboxes.release(sandbox)
         else:
-            Sandboxes(self.sandboxes.root, warm_per_project=0).release(sandbox)
+            self.sandboxes.with_pool(0).release(sandbox)
 
     async def _block(self, outcome: Outcome, question: protocol.Question, summary: str) -> None:
         """The agent asked a human: keep the sandbox, park the task, tell someone."""

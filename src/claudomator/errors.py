@@ -11,7 +11,9 @@
      ├── ProjectExists          a project name that is already taken
      ├── StoreError             the database cannot be opened or migrated
      ├── SandboxError           git refused to create, commit or deliver a sandbox
-     │    └── BuildFailed       the project's build check failed; nothing was committed
+     │    ├── BuildFailed       the project's build check failed; nothing was committed
+     │    ├── SandboxTampered   a sandbox's .git would make git act outside the sandbox
+     │    └── DeliveryConflict  the work conflicts with the target; kept as a branch instead
      └── AgentError             an agent could not be started (binary missing, bad config)
 
 Errors carry their data as attributes so callers never parse messages.
@@ -111,3 +113,27 @@ class BuildFailed(SandboxError):
 
 class AgentError(ClaudomatorError):
     """An agent could not be started: missing binary, unusable configuration."""
+
+
+class SandboxTampered(SandboxError):
+    """A sandbox's git layout was changed so that git would act outside it; it is not used."""
+
+    def __init__(self, tree: str, reason: str) -> None:
+        self.tree = tree
+        self.reason = reason
+        super().__init__(f"sandbox {tree} was tampered with ({reason}); not touching it with git")
+
+
+class DeliveryConflict(SandboxError):
+    """The work conflicts with the target's new commits; it was kept as a branch instead."""
+
+    def __init__(self, target: str, branch: str, files: Sequence[str], sandbox_dir: str) -> None:
+        self.target = target
+        self.branch = branch
+        self.files = tuple(files)
+        listed = ", ".join(self.files) or "(git named none)"
+        super().__init__(
+            f"the work conflicts with new commits on {target} in {listed}; "
+            f"it was kept as branch {branch} in the project",
+            sandbox_dir,
+        )

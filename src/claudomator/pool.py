@@ -31,6 +31,7 @@ from claudomator.errors import ClaudomatorError, InvalidTransition, NotFound
 from claudomator.models import AgentStatus, Execution, Task, TaskState, new_id, utcnow
 from claudomator.notify import Notifier
 from claudomator.process import kill_marked_sync
+from claudomator.projects import all_projects
 from claudomator.sandbox import Sandboxes
 from claudomator.store import Store
 from claudomator.webpush import WebPush
@@ -113,7 +114,11 @@ class Pool:
         self.settings = settings
         self.store = store
         self.runners = dict(runners)
-        self.sandboxes = sandboxes or Sandboxes(settings.sandboxes_dir)
+        self.sandboxes = sandboxes or Sandboxes(
+            settings.sandboxes_dir,
+            data_dir=settings.data_dir,  # plain project folders must not be or hold these
+            projects=lambda: [Path(p.dir) for p, _ in all_projects(settings, store)],
+        )
         self.only = set(only) if only is not None else None  # claim only these task ids
         self.poll_interval = poll_interval
         self.max_concurrent = max_concurrent or settings.max_concurrent

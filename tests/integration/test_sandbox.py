@@ -11,13 +11,15 @@ from pathlib import Path
 import pytest
 
 from claudomator import process
-from claudomator.errors import BuildFailed, SandboxError
+from claudomator.errors import BuildFailed, DeliveryConflict, SandboxError
 from claudomator.models import Delivery
 from claudomator.sandbox import (
     AUTOCOMMIT_MESSAGE,
     FALLBACK_EMAIL,
     FALLBACK_NAME,
     INITIAL_MESSAGE,
+    Delivered,
+    DeliveryKind,
     Sandbox,
     Sandboxes,
     detect_build_command,
@@ -351,7 +353,7 @@ def test_push_to_a_local_remote(sandboxes: Sandboxes, project: Path, tmp_path: P
     sandboxes.collect(box)
     before = snapshot(project)
 
-    assert sandboxes.deliver(box, task_id="t1") == "pushed to local/main"
+    assert sandboxes.deliver(box, task_id="t1") == Delivered(DeliveryKind.PUSHED, "local", "main")
 
     assert git(remote, "rev-parse", "main") == git(box.dir, "rev-parse", "HEAD")
     assert snapshot(project) == before
@@ -365,7 +367,8 @@ def test_push_to_a_relative_local_origin(
     box = sandboxes.create(project, "exec-1")
     agent_commit(box, "feature.txt", "feature\n", "feat: x")
 
-    assert sandboxes.deliver(box, task_id="t1", delivery=Delivery.PUSH) == "pushed to origin/main"
+    done = sandboxes.deliver(box, task_id="t1", delivery=Delivery.PUSH)
+    assert done.description == "pushed to origin/main"
     assert git(remote, "log", "-1", "--format=%s", "main") == "feat: x"
 
 
@@ -381,7 +384,9 @@ def test_push_rebases_on_a_concurrent_upstream_change(
     upstream = agent_commit(Sandbox(other, other, "", "main"), "README.md", "hi\n", "docs: human")
     git(other, "push", "-q", "origin", "main")
 
-    assert sandboxes.deliver(box, task_id="t1").startswith("pushed to local/main (rebased")
+    done = sandboxes.deliver(box, task_id="t1")
+    assert done == Delivered(DeliveryKind.PUSHED, "local", "main", rebased=True)
+    assert done.description == "pushed to local/main (rebased onto new upstream work)"
 
     assert git(remote, "log", "--format=%s", "main").splitlines()[:3] == [
         "feat: agent",
@@ -408,9 +413,13 @@ def test_push_conflict_aborts_the_rebase(
     git(other, "push", "-q", "origin", "main")
     head = git(box.dir, "rev-parse", "HEAD")
 
-    with pytest.raises(SandboxError, match="rebase") as failure:
+    with pytest.raises(DeliveryConflict, match=r"README\.md") as failure:
         sandboxes.deliver(box, task_id="t1")
 
+    assert failure.value.files == ("README.md",)
+    assert failure.value.branch == "claudomator/t1"
+    assert "claudomator/t1" in str(failure.value)
+    assert git(project, "rev-parse", "refs/heads/claudomator/t1") == head
     assert failure.value.sandbox_dir == str(box.dir)
     assert str(box.dir) in str(failure.value)
     assert git(box.dir, "rev-parse", "HEAD") == head
@@ -448,7 +457,9 @@ def test_branch_delivery_leaves_the_user_checkout_alone(
     git(project, "add", "staged.txt")
     before = snapshot(project)
 
-    assert sandboxes.deliver(box, task_id="task-42") == "branch claudomator/task-42"
+    done = sandboxes.deliver(box, task_id="task-42")
+    assert done == Delivered(DeliveryKind.BRANCH, branch="claudomator/task-42")
+    assert str(done) == "branch claudomator/task-42"
 
     assert git(project, "rev-parse", "refs/heads/claudomator/task-42") == head
     after = snapshot(project)
@@ -464,13 +475,15 @@ def test_branch_delivery_of_a_detached_project(
     git(project, "checkout", "-q", "--detach")
     box = sandboxes.create(project, "exec-1")
     agent_commit(box, "x.txt", "x\n", "x")
-    assert sandboxes.deliver(box, task_id="t7") == "branch claudomator/t7"
+    assert sandboxes.deliver(box, task_id="t7").branch == "claudomator/t7"
     with pytest.raises(SandboxError, match="detached"):
         sandboxes.deliver(box, task_id="t7", delivery=Delivery.PUSH)
 
 
 def test_deliver_without_new_commits(box: Sandbox, sandboxes: Sandboxes) -> None:
-    assert "nothing delivered" in sandboxes.deliver(box, task_id="t1", delivery=Delivery.BRANCH)
+    done = sandboxes.deliver(box, task_id="t1", delivery=Delivery.BRANCH)
+    assert done.how is DeliveryKind.NOTHING
+    assert "nothing delivered" in done.description
     assert "claudomator/" not in git(box.project_dir, "branch", "--list")
 
 
@@ -499,7 +512,7 @@ def test_release_recycles_into_a_fresh_copy_of_the_current_head(
     sandboxes: Sandboxes, project: Path
 ) -> None:
     first = sandboxes.create(project, "exec-1")
-    inode = os.stat(first.dir / ".git").st_ino
+    inode = os.stat(first.dir / ".gitignore").st_ino  # a file nobody changes
     agent_made = leave_a_mess(first)
 
     sandboxes.release(first)
@@ -515,7 +528,7 @@ def test_release_recycles_into_a_fresh_copy_of_the_current_head(
 
     second = sandboxes.create(project, "exec-2")
 
-    assert os.stat(second.dir / ".git").st_ino == inode  # the recycled tree
+    assert os.stat(second.dir / ".gitignore").st_ino == inode  # the recycled tree
     assert not list(pools[0].iterdir())
     assert second.base_commit == new_head
     assert git(second.dir, "rev-parse", "HEAD") == new_head
@@ -556,10 +569,20 @@ def test_no_pool_means_removal(tmp_path: Path, project: Path) -> None:
 
 def test_a_tampered_tree_is_not_recycled(sandboxes: Sandboxes, project: Path) -> None:
     b = sandboxes.create(project, "exec-1")
-    write(b.dir / ".git" / "hooks" / "post-checkout", "#!/bin/sh\nexit 1\n")
+    shutil.rmtree(b.dir / ".git" / "refs")
+    (b.dir / ".git" / "refs").symlink_to(project / ".git" / "refs")
     sandboxes.release(b)
     assert not b.dir.exists()
     assert not any((sandboxes.root / ".warm").rglob("HEAD"))
+    assert (project / ".git" / "refs" / "heads" / "main").is_file()
+
+
+def test_a_recycled_tree_has_none_of_the_agents_hooks(sandboxes: Sandboxes, project: Path) -> None:
+    b = sandboxes.create(project, "exec-1")
+    write(b.dir / ".git" / "hooks" / "post-checkout", "#!/bin/sh\nexit 1\n")
+    sandboxes.release(b)
+    again = sandboxes.create(project, "exec-2")
+    assert not (again.dir / ".git" / "hooks").exists()
 
 
 def test_pools_are_per_project(sandboxes: Sandboxes, project: Path, tmp_path: Path) -> None:
@@ -633,3 +656,17 @@ def test_write_diff_is_cut_at_the_limit_and_never_follows_a_link(
     assert text.startswith("diff --git")
     assert "[diff cut at 1000 of " in text
     assert len(text) < 1100
+
+
+def test_a_warm_tree_is_only_reused_for_the_branch_it_was_cloned_of(
+    sandboxes: Sandboxes, project: Path
+) -> None:
+    sandboxes.release(sandboxes.create(project, "exec-1"))
+    git(project, "checkout", "-q", "-b", "feature")
+    on_feature = sandboxes.create(project, "exec-2")
+    assert git(on_feature.dir, "config", "branch.feature.merge") == "refs/heads/feature"
+    assert git(on_feature.dir, "symbolic-ref", "HEAD") == "refs/heads/feature"
+    git(project, "checkout", "-q", "main")
+    on_main = sandboxes.create(project, "exec-3")  # the warm tree of main
+    assert git(on_main.dir, "config", "branch.main.merge") == "refs/heads/main"
+    assert not process.run(["git", "config", "branch.feature.merge"], cwd=on_main.dir).ok

@@ -1,0 +1,63 @@
+"""The build check that runs before an autocommit: the project's command, else a detected one."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from claudomator import process
+from claudomator.errors import BuildFailed
+from claudomator.sandbox.git import clean_env
+
+logger = logging.getLogger(__name__)
+
+BUILD_TIMEOUT = 30 * 60.0  # seconds for the build check
+LEFTOVER_GRACE = 2.0  # seconds between SIGTERM and SIGKILL for what the build left running
+_MAKE_TARGETS = re.compile(r"^([^\s:=#][^:=#]*?)\s*::?(?!=)", re.MULTILINE)
+
+
+def _has_make_build(tree: Path, makefile: Path) -> bool:
+    """Whether make has a ``build`` rule: a ``build:`` line, else ask ``make -n build``."""
+    text = makefile.read_text(encoding="utf-8", errors="replace")
+    if any("build" in m.group(1).split() for m in _MAKE_TARGETS.finditer(text)):
+        return True
+    dry_run = process.run(["make", "-n", "build"], cwd=tree, env=clean_env(), timeout=60)
+    return dry_run.ok
+
+
+def detect_build_command(tree: Path) -> tuple[str, ...]:
+    """The build check for ``tree``: make build, ./gradlew build, go build ./... or none."""
+    makefiles = [tree / n for n in ("GNUmakefile", "makefile", "Makefile") if (tree / n).is_file()]
+    if makefiles and _has_make_build(tree, makefiles[0]):  # the one make reads
+        return ("make", "build")
+    gradlew = tree / "gradlew"
+    if gradlew.is_file():
+        return ("./gradlew", "build") if os.access(gradlew, os.X_OK) else ("sh", "gradlew", "build")
+    if (tree / "go.mod").is_file():
+        return ("go", "build", "./...")
+    return ()
+
+
+def build_check(tree: Path, build_command: Sequence[str]) -> None:
+    """Run the build check in ``tree``; raise :class:`BuildFailed` if it fails."""
+    argv = tuple(build_command) or detect_build_command(tree)
+    if not argv:
+        return
+    logger.info("build check %s in %s", argv, tree, extra={"action": "sandbox_build"})
+    # the sandbox's name is its execution id: the execution's mark lets the tree kill find
+    # whatever the project's build leaves running
+    env = {**clean_env(), process.MARK_VARIABLE: tree.name}
+    result = process.run(argv, cwd=tree, env=env, timeout=BUILD_TIMEOUT)
+    left = process.kill_marked_sync(tree.name, LEFTOVER_GRACE)  # before we commit the tree
+    if left:
+        logger.info(
+            "killed %d process(es) the build check left running in %s",
+            left,
+            tree,
+            extra={"action": "sandbox_build"},
+        )
+    if not result.ok:
+        raise BuildFailed(argv, result.tail(40), str(tree))

@@ -1,0 +1,224 @@
+"""The user's project: is it a repository, what is its HEAD, may a plain folder become one.
+
+"git failed" is never read as "not a repository": only git's own ``not a git repository``
+answer lets a folder be initialised, and then only a folder that is plainly meant to be a
+project (not ``/``, the home or temp directory, the data directory or anything above them, not
+a folder holding another project or repository) and small enough to commit whole.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from claudomator.errors import SandboxError
+from claudomator.sandbox import git
+from claudomator.sandbox.tree import remove
+
+logger = logging.getLogger(__name__)
+
+INITIAL_MESSAGE = "chore: initial commit by claudomator"
+MAX_INIT_FILES = 10_000  # files an automatic `git init` may commit
+MAX_INIT_BYTES = 200 * 1024 * 1024  # bytes an automatic `git init` may commit
+_NOT_A_REPOSITORY = "not a git repository"
+
+
+@dataclass(frozen=True)
+class Guard:
+    """What a plain folder must not be, and how much an automatic init may commit."""
+
+    data_dir: Path | None = None
+    sandboxes_root: Path | None = None
+    projects: Callable[[], Iterable[Path]] = field(default=lambda: ())
+    max_files: int = MAX_INIT_FILES
+    max_bytes: int = MAX_INIT_BYTES
+
+    def protected(self) -> list[tuple[Path, str]]:
+        """Folders no project may be, or contain: (folder, what it is)."""
+        places = [(Path("/"), "the root directory")]
+        with contextlib.suppress(RuntimeError):  # no HOME and no password entry
+            places.append((Path.home(), "your home directory"))
+        places += [(Path("/tmp"), "the temp directory")]  # noqa: S108 - refused, not used
+        places += [(Path(tempfile.gettempdir()), "the temp directory")]
+        if self.data_dir is not None:
+            places.append((self.data_dir, "Claudomator's data directory"))
+        if self.sandboxes_root is not None:
+            places.append((self.sandboxes_root, "Claudomator's sandboxes"))
+        return [(p.expanduser().resolve(), what) for p, what in places]
+
+
+def project_head(project: Path) -> tuple[str, str] | None:
+    """The HEAD commit and branch ("HEAD" if detached) of a ready project, in one git call.
+
+    None unless ``project`` is the top level of a non-bare repository with at least one commit.
+    """
+    args = ["rev-parse", "--is-bare-repository", "--show-toplevel", "HEAD"]
+    found = git.run(project, *args, "--symbolic-full-name", "HEAD", check=False)
+    lines = found.stdout.splitlines()
+    if not found.ok or len(lines) != 4 or lines[0] != "false":
+        return None
+    if Path(lines[1]).resolve() != project:
+        return None
+    return lines[2], lines[3].removeprefix("refs/heads/")
+
+
+def prepare(project_dir: Path, guard: Guard) -> None:
+    """Make ``project_dir`` a git repository with at least one commit (see Sandboxes)."""
+    project = project_dir.expanduser()
+    if not project.is_dir():
+        raise SandboxError(f"project directory {project} does not exist")
+    project = project.resolve()
+    found = git.run(project, "rev-parse", "--is-bare-repository", "--show-toplevel", check=False)
+    bare, _, top = found.stdout.strip().partition("\n")
+    if not found.ok:
+        if found.returncode != 128 or _NOT_A_REPOSITORY not in found.stderr:
+            raise SandboxError(
+                f"cannot tell whether project directory {project} is a git repository: "
+                f"`git rev-parse` failed (exit {found.returncode}):\n{found.tail()}"
+            )
+        _init(project, guard)  # git's own answer: not a repository
+        return
+    if bare == "true":
+        raise SandboxError(f"project directory {project} is a bare repository")
+    if Path(top).resolve() != project:
+        ignored = git.run(project, "check-ignore", "-q", ".", check=False)
+        if ignored.returncode == 1:
+            raise SandboxError(
+                f"project directory {project} is inside the git repository {top}; "
+                "use that repository as the project directory"
+            )
+        if not ignored.ok:
+            raise SandboxError(
+                f"cannot tell whether {project} is ignored by the repository {top}:\n"
+                f"{ignored.tail()}"
+            )
+        _init(project, guard)  # an ignored folder of another repository
+        return
+    has_head = git.run(project, "rev-parse", "-q", "--verify", "HEAD^{commit}", check=False)
+    if has_head.returncode == 1 and not has_head.stdout.strip():
+        _initial_commit(project)
+    elif not has_head.ok:
+        raise SandboxError(
+            f"cannot read the HEAD of project {project} (exit {has_head.returncode}):\n"
+            f"{has_head.tail()}"
+        )
+
+
+def refusal(project: Path, guard: Guard) -> str:
+    """Why the plain folder ``project`` must not be initialised and committed whole, or ""."""
+    protected = guard.protected()
+    for place, what in protected:
+        if place == project:
+            return f"it is {what}"
+    for place, what in protected:
+        if place.is_relative_to(project):
+            return f"it contains {what} ({place})"
+    for other in guard.projects():
+        other = other.expanduser().resolve()
+        if other != project and other.is_relative_to(project):
+            return f"it contains the project {other}"
+    files = size = 0
+    pending = [project]
+    while pending:
+        folder = pending.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError as exc:
+            return f"cannot read {folder}: {exc.strerror}"
+        for entry in entries:
+            if entry.name == ".git":
+                if folder == project:
+                    return f"it has a {entry.path} that git does not recognise as a repository"
+                return f"it holds the git repository {folder}"
+            if entry.is_dir(follow_symlinks=False):
+                pending.append(Path(entry.path))
+                continue
+            files += 1
+            if entry.is_file(follow_symlinks=False):
+                size += entry.stat(follow_symlinks=False).st_size
+            if files > guard.max_files:
+                return (
+                    f"it holds more than {guard.max_files} files (the limit of an automatic init)"
+                )
+            if size > guard.max_bytes:
+                limit = _human_size(guard.max_bytes)
+                return f"it holds more than {limit} (the limit of an automatic init)"
+    return ""
+
+
+def _human_size(size: int) -> str:
+    mib = 1024 * 1024
+    return f"{size // mib} MB" if size >= mib else f"{size} bytes"
+
+
+def _init(project: Path, guard: Guard) -> None:
+    """``git init`` and commit a plain folder whole; on any failure leave no ``.git`` behind."""
+    why = refusal(project, guard)
+    if why:
+        raise SandboxError(
+            f"refusing to turn {project} into a git repository and commit everything in it: "
+            f"{why}. Make it a git repository yourself, or choose a project folder"
+        )
+    logger.info("initialising git repository in %s", project, extra={"action": "project_init"})
+    try:
+        git.run(project, "init", "-q")
+        git.run(project, "add", "-A")
+        commit = ["commit", "-q", "--no-verify", "--allow-empty", "-m", INITIAL_MESSAGE]
+        git.run(project, *git.identity(project), *commit)
+    except SandboxError:
+        _remove_new_git_dir(project)
+        raise
+
+
+def _remove_new_git_dir(project: Path) -> None:
+    git_dir = project / ".git"
+    if git_dir.is_dir() and not git_dir.is_symlink():
+        remove(git_dir)
+        logger.info("removed the half-made %s", git_dir, extra={"action": "project_init"})
+
+
+def _initial_commit(project: Path) -> None:
+    logger.info("empty repository %s: initial commit", project, extra={"action": "project_init"})
+    empty_tree = git.run(project, "mktree", input_text="").stdout.strip()
+    ident = git.identity(project)
+    commit = git.run(project, *ident, "commit-tree", empty_tree, "-m", INITIAL_MESSAGE).stdout
+    # the empty old value: HEAD's branch is only created, never moved
+    git.run(project, "update-ref", "HEAD", commit.strip(), "")
+
+
+# --- remotes -------------------------------------------------------------------------------------
+
+
+def is_local_url(url: str) -> bool:
+    if url.startswith("file://"):
+        return True
+    if "://" in url:
+        return False
+    head = url.split("/", 1)[0]
+    return ":" not in head  # host:path is scp-like ssh
+
+
+def remotes(project: Path) -> dict[str, str]:
+    """The project's remotes: name -> URL."""
+    listing = git.run(project, "config", "--get-regexp", r"^remote\..*\.url$", check=False).stdout
+    urls = {}
+    for line in listing.splitlines():
+        key, _, url = line.partition(" ")
+        urls[key.removeprefix("remote.").removesuffix(".url")] = url
+    return urls
+
+
+def push_target(project: Path, found: Mapping[str, str]) -> tuple[str, str] | None:
+    """(remote name, URL) to push to: ``local``, else a local-path ``origin``; None if neither."""
+    for name in ("local", "origin"):
+        url = found.get(name)
+        if url and (name == "local" or is_local_url(url)):
+            if is_local_url(url) and not url.startswith("file://"):
+                url = str((project / url).resolve())
+            return name, url
+    return None
