@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException
+from fastapi import APIRouter, FastAPI, HTTPException
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from claudomator import __version__
+from claudomator import __version__, tokens
 from claudomator.api import errors
-from claudomator.api.auth import token_guard
+from claudomator.api.auth import TokenCheck, TokenGuard
 from claudomator.api.intake import intake_routes
 from claudomator.api.metrics import metrics_routes
 from claudomator.api.projects import project_routes
@@ -91,8 +91,9 @@ def create_app(
     settings = settings or service.settings
     app = FastAPI(title="Claudomator", version=__version__)
     app.add_middleware(BodyLimit)
+    # added last, so it runs first: a caller without a token gets nowhere near a body parser
+    app.add_middleware(TokenGuard, check=TokenCheck(settings, tokens.token_key(settings.data_dir)))
     errors.install(app)
-    guarded = [Depends(token_guard(settings))]
     app.include_router(health_routes(service))
     # signed by GitHub (X-Hub-Signature-256), not by the API token; answers within GitHub's 10 s
     github = github_routes(service, settings, plan_timeout=github_plan_timeout)
@@ -108,6 +109,6 @@ def create_app(
         stream_routes(service),
         metrics_routes(service),
     ):
-        app.include_router(router, dependencies=guarded, responses=errors.RESPONSES)
+        app.include_router(router, responses=errors.RESPONSES)  # guarded by TokenGuard
     app.include_router(web_routes())  # the web UI's pages and files (no data: not guarded)
     return app

@@ -8,11 +8,20 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Body, HTTPException, Query, Request
 from fastapi.responses import PlainTextResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from claudomator import protocol
 from claudomator.errors import NotFound, Problem, TaskFileError
-from claudomator.models import AgentStatus, Execution, Interaction, Task, TaskEvent, TaskState
+from claudomator.models import (
+    AgentStatus,
+    Execution,
+    Interaction,
+    Task,
+    TaskEvent,
+    TaskState,
+    check_text,
+    is_text,
+)
 from claudomator.service import Service
 from claudomator.taskfile import parse_tasks
 
@@ -41,11 +50,21 @@ class AnswerBody(BaseModel):
 
     answer: str = Field(min_length=1, max_length=20000)
 
+    @field_validator("answer")
+    @classmethod
+    def _text(cls, value: str) -> object:
+        return check_text(value)
+
 
 class FeedbackBody(BaseModel):
     """A reviewer's reasons for sending work back."""
 
     feedback: str = Field(min_length=1, max_length=20000)
+
+    @field_validator("feedback")
+    @classmethod
+    def _text(cls, value: str) -> object:
+        return check_text(value)
 
 
 _EXAMPLE = {
@@ -65,7 +84,8 @@ def _relative_projects(document: object) -> list[Problem]:
         agent = raw.get("agent") if isinstance(raw, dict) else None
         project = agent.get("project_dir") if isinstance(agent, dict) else None
         if isinstance(project, str) and project and not Path(project).expanduser().is_absolute():
-            label = str(raw.get("name") or f"#{index + 1}") if isinstance(raw, dict) else "-"
+            name = raw.get("name") if isinstance(raw, dict) else None
+            label = name if isinstance(name, str) and name and is_text(name) else f"#{index + 1}"
             message = "must be an absolute path over the API"
             problems.append(Problem("request", label, "agent.project_dir", message))
     return problems

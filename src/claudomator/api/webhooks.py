@@ -118,6 +118,8 @@ def parse_payload(body: bytes, content_type: str) -> dict[str, Any]:
         document = json.loads(raw)
     except ValueError as exc:  # also a body that is not UTF-8
         raise PayloadError(f"the body is not JSON: {exc}") from exc
+    except RecursionError as exc:  # the decoder recurses per level: a signed bomb stops here
+        raise PayloadError("the body's JSON is nested too deeply") from exc
     if not isinstance(document, dict):
         raise PayloadError(f"the body is JSON but not an object ({type(document).__name__})")
     return document
