@@ -5,20 +5,28 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from robust import Served
+from fastapi.testclient import TestClient
+from robust import Served, free_port
 
+from claudomator.api import create_app
 from claudomator.config import Settings
+from claudomator.errors import ConfigError
+from claudomator.service import Service
 from claudomator.store import Store
 from conftest import MakeRepo
 
 SECRET = "s3cret"
 TOKEN = "the-api-token"
 DEEP = 200_000
+CLAUDOMATOR = str(Path(sys.executable).parent / "claudomator")
 
 
 @pytest.fixture
@@ -179,3 +187,98 @@ def test_the_token_is_checked_before_the_body_is_read(
         )
         assert 400 <= authorised.status_code < 500, authorised.text[:300]
     assert store.list_tasks(limit=10) == []
+
+
+# -- 10: DNS rebinding and cross-site requests ------------------------------------------------
+
+
+def test_a_foreign_host_is_refused_and_nothing_is_stored(
+    api: httpx.Client, project: Path, store: Store
+) -> None:
+    rebound = {"Host": "evil.example:8484"}
+    created = api.post("/api/tasks", json=_task(project), headers=rebound)
+    assert created.status_code == 403, created.text
+    error = created.json()["error"]
+    assert "evil.example" in error
+    assert "allowed_hosts" in error
+    assert api.get("/api/tasks", headers=rebound).status_code == 403
+    assert api.get("/", headers=rebound).status_code == 403  # the UI's page: same origin rules
+    assert store.list_tasks(limit=10) == []
+    port = api.base_url.port
+    for name in ("127.0.0.1", "localhost", "[::1]"):
+        assert api.get("/api/health", headers={"Host": f"{name}:{port}"}).status_code == 200
+
+
+def test_a_cross_site_state_change_is_refused(
+    api: httpx.Client, project: Path, store: Store
+) -> None:
+    port = api.base_url.port
+    assert port is not None
+    for origin in (
+        "http://evil.example",
+        f"http://localhost:{port + 1}",  # another local server's page
+        "null",  # a sandboxed frame or a file:// page
+        f"ftp://127.0.0.1:{port}",
+    ):
+        refused = api.post("/api/tasks", json=_task(project), headers={"Origin": origin})
+        assert refused.status_code == 403, (origin, refused.text)
+        assert "Origin" in refused.json()["error"]
+    assert store.list_tasks(limit=10) == []
+    # a read with a foreign Origin is the browser's business (no CORS headers: it cannot read)
+    assert api.get("/api/tasks", headers={"Origin": "http://evil.example"}).status_code == 200
+    same = api.post(
+        "/api/tasks", json=_task(project), headers={"Origin": f"http://127.0.0.1:{port}"}
+    )
+    assert same.status_code == 201, same.text
+    plain = api.post("/api/tasks", json=_task(project, "curl"))  # no Origin: curl, agents
+    assert plain.status_code == 201, plain.text
+
+
+def test_configured_names_are_allowed(settings: Settings, store: Store, project: Path) -> None:
+    named = settings.model_copy(update={"allowed_hosts": ("claudomator.example.com",)})
+    with Served(named, store) as served, httpx.Client(base_url=served.url) as client:
+        proxied = {"Host": "claudomator.example.com", "Origin": "https://claudomator.example.com"}
+        created = client.post("/api/tasks", json=_task(project), headers=proxied)
+        assert created.status_code == 201, created.text
+        assert client.get("/api/tasks", headers={"Host": "other.example.com"}).status_code == 403
+
+
+def test_the_signed_webhook_is_exempt_from_the_host_check(api: httpx.Client) -> None:
+    body = b'{"zen": "hi", "repository": {"name": "r", "full_name": "o/r"}}'
+    headers = _signed(body) | {"X-GitHub-Event": "ping", "Host": "hooks.example.org"}
+    pong = api.post("/api/webhooks/github", content=body, headers=headers)
+    assert pong.status_code == 200, pong.text
+    assert pong.json()["pong"] is True
+    unsigned = {"X-GitHub-Event": "ping", "Host": "hooks.example.org"}
+    assert api.post("/api/webhooks/github", content=body, headers=unsigned).status_code == 401
+
+
+def test_serve_refuses_a_network_address_without_a_token(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text("")
+    env = dict(os.environ, CLAUDOMATOR_CONFIG=str(config))
+    done = subprocess.run(
+        [CLAUDOMATOR, "serve", "--addr", f"0.0.0.0:{free_port()}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode != 0
+    error = " ".join(done.stderr.split())
+    assert "api_token" in error, error
+    assert "0.0.0.0" in error, error
+    assert "Traceback" not in done.stderr
+
+
+def test_create_app_on_a_network_address_needs_a_token(settings: Settings, store: Store) -> None:
+    service = Service(settings, store)
+    with pytest.raises(ConfigError, match="api_token"):
+        create_app(service, settings, listen_host="192.0.2.10")
+    guarded = settings.model_copy(update={"api_token": TOKEN})
+    app = create_app(Service(guarded, store), guarded, listen_host="0.0.0.0")
+    client = TestClient(app, base_url="http://127.0.0.1")
+    assert client.get("/api/health").status_code == 200
+    lan = TestClient(app, base_url="http://192.0.2.10")  # an interface's address: configure it
+    assert lan.get("/api/health").status_code == 403

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from fastapi import APIRouter, FastAPI, HTTPException
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
@@ -11,6 +13,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from claudomator import __version__, tokens
 from claudomator.api import errors
 from claudomator.api.auth import TokenCheck, TokenGuard
+from claudomator.api.hosts import HostCheck, is_loopback
+from claudomator.api.hosts import allowed_hosts as hosts_for
 from claudomator.api.intake import intake_routes
 from claudomator.api.metrics import metrics_routes
 from claudomator.api.projects import project_routes
@@ -18,9 +22,10 @@ from claudomator.api.push import push_routes
 from claudomator.api.stories import story_routes
 from claudomator.api.streams import stream_routes
 from claudomator.api.tasks import agent_routes, execution_routes, task_routes
-from claudomator.api.webhooks import github_routes
+from claudomator.api.webhooks import GITHUB_WEBHOOK_PATH, github_routes
 from claudomator.config import Settings
 from claudomator.elaborate import elaborator_factory
+from claudomator.errors import ConfigError
 from claudomator.service import Service
 from claudomator.web import web_routes
 
@@ -81,18 +86,42 @@ class BodyLimit:
 
 
 def create_app(
-    service: Service, settings: Settings | None = None, *, github_plan_timeout: float = 8.0
+    service: Service,
+    settings: Settings | None = None,
+    *,
+    github_plan_timeout: float = 8.0,
+    listen_host: str = "127.0.0.1",
+    allowed_hosts: Collection[str] | None = None,
 ) -> FastAPI:
     """The API over ``service``; the caller owns the service's lifetime.
 
     ``github_plan_timeout`` bounds the local model's plan for a CI-failure task, so the webhook
-    answers within GitHub's 10 s.
+    answers within GitHub's 10 s. ``listen_host`` is the address the server is bound to: the
+    ``Host`` names it answers to are derived from it and ``settings.allowed_hosts``, unless
+    ``allowed_hosts`` names them outright. Bound anywhere but loopback, the API must have an
+    ``api_token`` (:class:`~claudomator.errors.ConfigError` otherwise): it is never open to a
+    network.
     """
     settings = settings or service.settings
+    if not settings.api_token and not is_loopback(listen_host):
+        raise ConfigError(
+            f"refusing to serve the API on {listen_host or 'every interface'} without an "
+            "api_token: anyone who can reach it could run agents. Set api_token in the config "
+            "file, e.g. to the output of "
+            "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`, "
+            "or listen on 127.0.0.1"
+        )
+    hosts = (
+        allowed_hosts
+        if allowed_hosts is not None
+        else hosts_for(listen_host, settings.allowed_hosts)
+    )
     app = FastAPI(title="Claudomator", version=__version__)
     app.add_middleware(BodyLimit)
-    # added last, so it runs first: a caller without a token gets nowhere near a body parser
+    # added after BodyLimit, so they run before it: a caller without a token gets nowhere near
+    # a body parser, and a request for a foreign Host nowhere near the token check
     app.add_middleware(TokenGuard, check=TokenCheck(settings, tokens.token_key(settings.data_dir)))
+    app.add_middleware(HostCheck, allowed=hosts, exempt={GITHUB_WEBHOOK_PATH})
     errors.install(app)
     app.include_router(health_routes(service))
     # signed by GitHub (X-Hub-Signature-256), not by the API token; answers within GitHub's 10 s

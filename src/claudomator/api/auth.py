@@ -21,13 +21,14 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from claudomator import tokens
+from claudomator.api.webhooks import GITHUB_WEBHOOK_PATH
 from claudomator.config import Settings
 
 logger = logging.getLogger(__name__)
 
 _OWN_TASK = re.compile(r"^/api/tasks/([^/]+)$")
 # open without a token: liveness, and the webhook GitHub signs itself
-OPEN_PATHS = frozenset({"/api/health", "/api/webhooks/github"})
+OPEN_PATHS = frozenset({"/api/health", GITHUB_WEBHOOK_PATH})
 
 
 def is_guarded(path: str) -> bool:

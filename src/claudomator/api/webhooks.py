@@ -48,6 +48,7 @@ logger = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 EVENT_HEADER = "X-GitHub-Event"
 DELIVERY_HEADER = "X-GitHub-Delivery"
+GITHUB_WEBHOOK_PATH = "/api/webhooks/github"
 
 
 class GitHubPong(BaseModel):
