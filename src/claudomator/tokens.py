@@ -1,10 +1,13 @@
-"""Per-task agent tokens: what an agent may do through the API on its own behalf.
+"""Per-execution agent tokens: what an agent may do through the API on its own behalf.
 
-An agent gets ``CLAUDOMATOR_API_TOKEN`` = ``ct1.<task-id>.<mac>``, where the MAC is an
-HMAC-SHA256 of the task id under a key kept in the data directory (created once, mode 0600). The
-API accepts it, when ``api_token`` protects the API, for exactly two things: creating subtasks
-of that task and reading that task. Every process sharing the data directory shares the key, so
-tokens minted by ``claudomator run`` are understood by ``claudomator serve``.
+An agent gets ``CLAUDOMATOR_API_TOKEN`` = ``ct2.<task-id>.<execution-id>.<mac>``, where the MAC
+is an HMAC-SHA256 of the task and execution ids under a key kept in the data directory (created
+once, mode 0600). The API accepts it for exactly two things, creating subtasks of that task and
+reading that task, and only while that execution is RUNNING (the API asks the store): the token
+of a finished, failed or cancelled execution is worth nothing. Every process sharing the data
+directory shares the key, so tokens minted by a pool in ``claudomator run`` are understood by
+``claudomator serve``. Tokens of the older form ``ct1.<task-id>.<mac>`` (valid forever) are
+refused.
 """
 
 from __future__ import annotations
@@ -13,9 +16,11 @@ import hashlib
 import hmac
 import os
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
 
-PREFIX = "ct1"
+PREFIX = "ct2"
+_AGENT_PREFIXES = ("ct1.", "ct2.")
 _KEY_FILE = "agent-token.key"
 
 
@@ -41,19 +46,42 @@ def token_key(data_dir: Path) -> bytes:
     return bytes.fromhex(path.read_text(encoding="ascii").strip())
 
 
-def _mac(key: bytes, task_id: str) -> str:
-    return hmac.new(key, task_id.encode("utf-8"), hashlib.sha256).hexdigest()[:40]
+@dataclass(frozen=True)
+class AgentGrant:
+    """Who a valid agent token speaks for: one execution of one task."""
+
+    task_id: str
+    execution_id: str
 
 
-def mint(key: bytes, task_id: str) -> str:
-    """The agent token of ``task_id``."""
-    return f"{PREFIX}.{task_id}.{_mac(key, task_id)}"
+def _mac(key: bytes, task_id: str, execution_id: str) -> str:
+    message = f"{PREFIX}\n{task_id}\n{execution_id}".encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()[:40]
 
 
-def task_of(key: bytes, token: str) -> str | None:
-    """The task id an agent token speaks for, or None if it is not a valid agent token."""
+def mint(key: bytes, task_id: str, execution_id: str) -> str:
+    """The agent token of execution ``execution_id`` of task ``task_id``."""
+    if "." in execution_id or not execution_id:
+        raise ValueError(f"an execution id for a token has no '.': {execution_id!r}")
+    return f"{PREFIX}.{task_id}.{execution_id}.{_mac(key, task_id, execution_id)}"
+
+
+def is_agent_token(token: str) -> bool:
+    """Whether ``token`` has the form of an agent token (of this or an older version)."""
+    return token.startswith(_AGENT_PREFIXES)
+
+
+def grant_of(key: bytes, token: str) -> AgentGrant | None:
+    """Who an agent token speaks for, or None if it is not a valid (current) agent token.
+
+    Only the signature is checked here: whether the execution still runs is the caller's
+    question to the store.
+    """
     prefix, _, rest = token.partition(".")
-    task_id, _, mac = rest.rpartition(".")
-    if prefix != PREFIX or not task_id or not mac:
+    rest, _, mac = rest.rpartition(".")
+    task_id, _, execution_id = rest.rpartition(".")
+    if prefix != PREFIX or not task_id or not execution_id or not mac:
         return None
-    return task_id if hmac.compare_digest(mac, _mac(key, task_id)) else None
+    if not hmac.compare_digest(mac, _mac(key, task_id, execution_id)):
+        return None
+    return AgentGrant(task_id, execution_id)

@@ -16,9 +16,11 @@ import pytest
 from fastapi.testclient import TestClient
 from robust import Served, free_port
 
+from claudomator import tokens
 from claudomator.api import create_app
 from claudomator.config import Settings
 from claudomator.errors import ConfigError
+from claudomator.models import Execution, TaskState, utcnow
 from claudomator.service import Service
 from claudomator.store import Store
 from conftest import MakeRepo
@@ -282,3 +284,160 @@ def test_create_app_on_a_network_address_needs_a_token(settings: Settings, store
     assert client.get("/api/health").status_code == 200
     lan = TestClient(app, base_url="http://192.0.2.10")  # an interface's address: configure it
     assert lan.get("/api/health").status_code == 403
+
+
+# -- 11: an agent token is valid only while its execution runs, inside its parent's project ----
+
+
+class Running:
+    """A task RUNNING with one execution, as a pool leaves it while the agent works."""
+
+    def __init__(self, client: httpx.Client, store: Store, project: Path | str, name: str) -> None:
+        created = client.post(
+            "/api/tasks", json=_task(project, name), headers={"Authorization": f"Bearer {TOKEN}"}
+        )
+        assert created.status_code == 201, created.text
+        self.task_id: str = created.json()["tasks"][0]["id"]
+        self.store = store
+        store.transition(self.task_id, TaskState.RUNNING, "claimed")
+        self.execution = store.add_execution(Execution(task_id=self.task_id))
+        key = _key()
+        self.token = tokens.mint(key, self.task_id, self.execution.id)
+        self.auth = {"Authorization": f"Bearer {self.token}"}
+
+    def end(self) -> None:
+        done = self.execution.model_copy(
+            update={"status": TaskState.COMPLETED, "end_time": utcnow(), "exit_code": 0}
+        )
+        self.store.save_execution(done)
+        self.store.transition(self.task_id, TaskState.COMPLETED, "done")
+
+
+def _key() -> bytes:
+    """The agent-token key of the test's data dir (the one ``settings`` and ``store`` use)."""
+    return tokens.token_key(Path(os.environ["CLAUDOMATOR_DATA_DIR"]))
+
+
+@pytest.fixture(params=["with api_token", "without api_token"])
+def served(
+    request: pytest.FixtureRequest, settings: Settings, store: Store
+) -> Iterator[httpx.Client]:
+    token = TOKEN if request.param == "with api_token" else ""
+    configured = settings.model_copy(update={"api_token": token})
+    with Served(configured, store) as server, httpx.Client(base_url=server.url) as client:
+        yield client
+
+
+def test_the_token_of_an_ended_execution_is_refused(
+    served: httpx.Client, store: Store, project: Path
+) -> None:
+    parent = Running(served, store, project, "parent")
+    assert served.get(f"/api/tasks/{parent.task_id}", headers=parent.auth).status_code == 200
+    made = served.post("/api/tasks", json=_task(project, "child"), headers=parent.auth)
+    assert made.status_code == 201, made.text
+    parent.end()
+    count = len(store.list_tasks(limit=100))
+    late = served.post("/api/tasks", json=_task(project, "late"), headers=parent.auth)
+    assert late.status_code == 401, late.text
+    assert "expired" in late.json()["error"]
+    assert parent.execution.id in late.json()["error"]
+    assert served.get(f"/api/tasks/{parent.task_id}", headers=parent.auth).status_code == 401
+    assert len(store.list_tasks(limit=100)) == count
+
+
+def test_a_token_for_another_tasks_execution_is_refused(
+    served: httpx.Client, store: Store, project: Path
+) -> None:
+    one, two = Running(served, store, project, "one"), Running(served, store, project, "two")
+    key = _key()
+    crossed = tokens.mint(key, one.task_id, two.execution.id)  # validly signed, wrong pairing
+    headers = {"Authorization": f"Bearer {crossed}"}
+    refused = served.post("/api/tasks", json=_task(project, "x"), headers=headers)
+    assert refused.status_code == 401, refused.text
+    forged = {"Authorization": f"Bearer {tokens.mint(b'k' * 32, one.task_id, one.execution.id)}"}
+    assert served.post("/api/tasks", json=_task(project), headers=forged).status_code == 401
+    legacy = {"Authorization": f"Bearer ct1.{one.task_id}.{'0' * 40}"}
+    assert served.post("/api/tasks", json=_task(project), headers=legacy).status_code == 401
+    assert served.get("/api/tasks", headers=one.auth).status_code == 403  # the token's limits
+    assert {t.name for t in store.list_tasks(limit=100)} == {"one", "two"}
+
+
+def test_a_subtask_stays_in_its_parents_project(
+    served: httpx.Client, store: Store, project: Path, make_repo: MakeRepo
+) -> None:
+    other = make_repo("other")
+    parent = Running(served, store, project, "parent")
+    for where in ("/", str(other), str(project / "sub")):
+        (project / "sub").mkdir(exist_ok=True)
+        refused = served.post("/api/tasks", json=_task(where, "escape"), headers=parent.auth)
+        assert refused.status_code == 403, (where, refused.text)
+        error = refused.json()["error"]
+        assert "agent.project_dir" in error
+        assert "subtasks_any_project" in error
+    assert [t.name for t in store.list_tasks(limit=100)] == ["parent"]
+    inherit = {"name": "inherit", "agent": {"instructions": "do it"}}
+    made = served.post("/api/tasks", json=inherit, headers=parent.auth)
+    assert made.status_code == 201, made.text
+    [child] = made.json()["tasks"]
+    assert child["agent"]["project_dir"] == str(project.resolve())
+    assert child["parent_task_id"] == parent.task_id
+    same = served.post("/api/tasks", json=_task(project, "same"), headers=parent.auth)
+    assert same.status_code == 201, same.text
+
+
+def test_subtasks_any_project_lets_an_operator_allow_more(
+    settings: Settings, store: Store, project: Path, make_repo: MakeRepo
+) -> None:
+    other = make_repo("other")
+    configured = settings.model_copy(update={"api_token": TOKEN, "subtasks_any_project": True})
+    with Served(configured, store) as server, httpx.Client(base_url=server.url) as client:
+        parent = Running(client, store, project, "parent")
+        made = client.post("/api/tasks", json=_task(other, "elsewhere"), headers=parent.auth)
+        assert made.status_code == 201, made.text
+
+
+FAKE_AGENT = """#!{python}
+import json, os
+with open(os.environ["TOKEN_OUT"], "w") as fh:
+    fh.write(os.environ["CLAUDOMATOR_API_TOKEN"])
+text = "## Summary\\nDone."
+for event in (
+    {{"type": "system", "subtype": "init", "model": "fake"}},
+    {{"type": "assistant", "message": {{"content": [{{"type": "text", "text": text}}]}}}},
+    {{"type": "result", "subtype": "success", "is_error": False, "result": text,
+      "total_cost_usd": 0.0, "usage": {{"input_tokens": 1, "output_tokens": 1}}}},
+):
+    print(json.dumps(event), flush=True)
+"""
+
+
+def test_the_token_an_agent_was_given_dies_with_its_run(
+    tmp_path: Path, settings: Settings, store: Store, project: Path
+) -> None:
+    agent = tmp_path / "fake-claude"
+    agent.write_text(FAKE_AGENT.format(python=sys.executable))
+    agent.chmod(0o755)
+    config = tmp_path / "config.toml"
+    config.write_text(f'claude_binary_path = "{agent}"\n')
+    taskfile = tmp_path / "task.yaml"
+    taskfile.write_text(
+        f"name: t\nagent: {{type: claude, instructions: i, project_dir: {project}}}\n"
+    )
+    out = tmp_path / "token"
+    env = dict(os.environ, CLAUDOMATOR_CONFIG=str(config), TOKEN_OUT=str(out))
+    done = subprocess.run(
+        [CLAUDOMATOR, "run", str(taskfile)], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    token = out.read_text()
+    assert token.startswith("ct2.")
+    [task] = store.list_tasks(limit=10)
+    assert task.state == TaskState.COMPLETED
+    [execution] = store.executions_of(task.id)
+    assert tokens.grant_of(_key(), token) == tokens.AgentGrant(task.id, execution.id)
+    with Served(settings, store) as server, httpx.Client(base_url=server.url) as client:
+        late = client.post(
+            "/api/tasks", json=_task(project, "late"), headers={"Authorization": f"Bearer {token}"}
+        )
+    assert late.status_code == 401, late.text
+    assert len(store.list_tasks(limit=10)) == 1

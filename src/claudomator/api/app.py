@@ -120,7 +120,8 @@ def create_app(
     app.add_middleware(BodyLimit)
     # added after BodyLimit, so they run before it: a caller without a token gets nowhere near
     # a body parser, and a request for a foreign Host nowhere near the token check
-    app.add_middleware(TokenGuard, check=TokenCheck(settings, tokens.token_key(settings.data_dir)))
+    key = tokens.token_key(settings.data_dir)
+    app.add_middleware(TokenGuard, check=TokenCheck(settings, key, service))
     app.add_middleware(HostCheck, allowed=hosts, exempt={GITHUB_WEBHOOK_PATH})
     errors.install(app)
     app.include_router(health_routes(service))

@@ -22,7 +22,7 @@ from claudomator.models import (
     check_text,
     is_text,
 )
-from claudomator.service import Service
+from claudomator.service import Service, SubtaskRefusal
 from claudomator.taskfile import parse_tasks
 
 MAX_LOG_CHUNK = 4 * 1024 * 1024
@@ -115,14 +115,10 @@ def task_routes(service: Service) -> APIRouter:
         tasks = parse_tasks(document, source="request", base_dir=Path.cwd())
         agent_task = getattr(request.state, "agent_task", None)
         if agent_task is not None:
-            tasks = [
-                t.model_copy(update={"parent_task_id": t.parent_task_id or agent_task})
-                for t in tasks
-            ]
-            if any(t.parent_task_id != agent_task for t in tasks):
-                raise HTTPException(
-                    status_code=403, detail="an agent may only create subtasks of its own task"
-                )
+            made = service.as_subtasks(agent_task, tasks)
+            if isinstance(made, SubtaskRefusal):
+                raise HTTPException(status_code=403, detail=f"{made.field}: {made.message}")
+            tasks = made
         return TaskList(tasks=service.submit(tasks, queue=submit))
 
     @router.get("", response_model=TaskList)
