@@ -441,3 +441,26 @@ def test_the_token_an_agent_was_given_dies_with_its_run(
         )
     assert late.status_code == 401, late.text
     assert len(store.list_tasks(limit=10)) == 1
+
+
+# -- 12: the docs, the metrics and every route need the token; logs follow no symlink ---------
+
+
+def test_every_route_and_the_docs_need_the_token(settings: Settings, store: Store) -> None:
+    guarded = settings.model_copy(update={"api_token": TOKEN})
+    app = create_app(Service(guarded, store), guarded)
+    with Served(guarded, store) as server, httpx.Client(base_url=server.url) as client:
+        open_ = []
+        for path, operations in app.openapi()["paths"].items():
+            concrete = path.replace("{", "x").replace("}", "x")
+            for method in operations:
+                answer = client.request(method.upper(), concrete, content=b"{}")
+                if answer.status_code != 401:
+                    open_.append(f"{method.upper()} {path}: {answer.status_code}")
+        assert open_ == ["GET /api/health: 200"]  # the webhook refuses unsigned deliveries itself
+        for path in ("/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect", "/metrics"):
+            assert client.get(path).status_code == 401, path
+            authorised = client.get(path, headers={"Authorization": f"Bearer {TOKEN}"})
+            assert authorised.status_code == 200, path
+        assert client.get("/").status_code == 200  # the web UI's shell holds no data
+        assert client.get("/static/js/api.js").status_code == 200

@@ -39,11 +39,18 @@ _OWN_TASK = re.compile(r"^/api/tasks/([^/]+)$")
 OPEN_PATHS = frozenset({"/api/health", GITHUB_WEBHOOK_PATH})
 
 
+# the API's description (Swagger UI, ReDoc, the schema) is guarded with it
+DOC_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+
+
 def is_guarded(path: str) -> bool:
-    """Whether ``path`` needs the token (the API; not the web UI's files)."""
+    """Whether ``path`` needs the token: the API, its metrics and its docs (not the web UI's
+    pages and files, which hold no data)."""
     if path in OPEN_PATHS:
         return False
-    return path == "/api" or path.startswith("/api/")
+    return (
+        path in DOC_PATHS or path in ("/api", "/metrics") or path.startswith(("/api/", "/metrics/"))
+    )
 
 
 @dataclass(frozen=True)
