@@ -20,7 +20,7 @@ from claudomator import tokens
 from claudomator.api import create_app
 from claudomator.config import Settings
 from claudomator.errors import ConfigError
-from claudomator.models import Execution, TaskState, utcnow
+from claudomator.models import Commit, Execution, TaskState, utcnow
 from claudomator.service import Service
 from claudomator.store import Store
 from conftest import MakeRepo
@@ -464,3 +464,65 @@ def test_every_route_and_the_docs_need_the_token(settings: Settings, store: Stor
             assert authorised.status_code == 200, path
         assert client.get("/").status_code == 200  # the web UI's shell holds no data
         assert client.get("/static/js/api.js").status_code == 200
+
+
+def test_the_log_api_follows_no_symlink_the_agent_planted(
+    api: httpx.Client, store: Store, settings: Settings, project: Path, tmp_path: Path
+) -> None:
+    secret = tmp_path / "home" / "secret.txt"
+    secret.write_text("TOP SECRET")
+    [task] = api.post("/api/tasks", json=_task(project)).json()["tasks"]
+    executions = {}
+
+    def execution(kind: str) -> str:
+        made = Execution(
+            task_id=task["id"],
+            commits=(Commit(hash="ab" * 20, message="m"),),
+            status=TaskState.COMPLETED,
+            end_time=utcnow(),  # ended: following its log ends too
+        )
+        folder = settings.logs_dir / made.id
+        if kind == "folder symlink":  # the whole log folder points elsewhere
+            elsewhere = tmp_path / "elsewhere"
+            elsewhere.mkdir()
+            for name in ("stdout.log", "stderr.log", "changes.diff"):
+                (elsewhere / name).symlink_to(secret)
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            folder.symlink_to(elsewhere, target_is_directory=True)
+        else:
+            folder.mkdir(parents=True)
+            for name in ("stdout.log", "stderr.log", "changes.diff"):
+                planted = folder / name
+                if kind == "symlink":
+                    planted.symlink_to(secret)
+                elif kind == "fifo":
+                    os.mkfifo(planted)
+                elif kind == "hard link":
+                    os.link(secret, planted)
+                else:
+                    planted.write_text(f"plain {name}")
+        store.add_execution(
+            made.model_copy(
+                update={
+                    "stdout_path": str(folder / "stdout.log"),
+                    "stderr_path": str(folder / "stderr.log"),
+                }
+            )
+        )
+        return made.id
+
+    for kind in ("symlink", "fifo", "hard link", "folder symlink", "plain"):
+        executions[kind] = execution(kind)
+    urls = ["log", "log?stream=stderr", "diff", "log/follow"]
+    failures = []
+    for kind, execution_id in executions.items():
+        for url in urls:
+            answer = api.get(f"/api/executions/{execution_id}/{url}", timeout=5)
+            expected = 200 if kind == "plain" else 403
+            if answer.status_code != expected or "TOP SECRET" in answer.text:
+                failures.append(f"{kind} {url}: {answer.status_code} {answer.text[:200]}")
+            elif kind != "plain" and "not served" not in answer.json()["error"]:
+                failures.append(f"{kind} {url}: the error does not say why: {answer.text[:200]}")
+    assert not failures, "\n".join(failures)
+    plain = api.get(f"/api/executions/{executions['plain']}/diff")
+    assert plain.text == "plain changes.diff"

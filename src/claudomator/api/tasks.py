@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -11,6 +10,7 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field, field_validator
 
 from claudomator import protocol
+from claudomator.api.logfiles import open_log_file, read_log_file
 from claudomator.errors import NotFound, Problem, TaskFileError
 from claudomator.models import (
     AgentStatus,
@@ -238,11 +238,10 @@ def execution_routes(service: Service) -> APIRouter:
         """The agent's raw log (stream-json on stdout) from a byte offset; the
         ``X-Next-Offset`` header says where to continue."""
         execution = service.execution(execution_id)
-        path = Path(execution.stdout_path if stream == "stdout" else execution.stderr_path)
+        name = execution.stdout_path if stream == "stdout" else execution.stderr_path
         data = b""
-        with contextlib.suppress(FileNotFoundError), path.open("rb") as fh:
-            fh.seek(offset)
-            data = fh.read(MAX_LOG_CHUNK)
+        if name:
+            data = read_log_file(service.settings.logs_dir, Path(name), offset, MAX_LOG_CHUNK)
         return PlainTextResponse(
             data.decode("utf-8", errors="replace"),
             headers={"X-Next-Offset": str(offset + len(data))},
@@ -257,11 +256,13 @@ def execution_routes(service: Service) -> APIRouter:
         """The unified diff of the work this execution delivered (from the commit its sandbox
         started at; cut at 4 MiB); 404 when it delivered nothing."""
         execution = service.execution(execution_id)
-        path = protocol.diff_file(Path(execution.stdout_path).parent)
-        try:
-            data = path.read_bytes() if execution.commits else None
-        except FileNotFoundError:
-            data = None
+        data = None
+        if execution.commits and execution.stdout_path:
+            path = protocol.diff_file(Path(execution.stdout_path).parent)
+            handle = open_log_file(service.settings.logs_dir, path)
+            if handle is not None:
+                with handle:
+                    data = handle.read()
         if data is None:
             raise NotFound("diff for execution", execution_id)
         return PlainTextResponse(data.decode("utf-8", errors="replace"))
