@@ -45,7 +45,7 @@ async def serve(
     runtime = Runtime(settings, service=service)
     server = _Server(
         uvicorn.Config(
-            create_app(service, settings, listen_host=host),
+            create_app(service, settings, listen_host=host, exit_when_data_dir_changes=True),
             host=host,
             port=port,
             log_level="warning",

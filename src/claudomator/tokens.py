@@ -14,23 +14,36 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+
+logger = logging.getLogger(__name__)
 
 PREFIX = "ct2"
 _AGENT_PREFIXES = ("ct1.", "ct2.")
 _KEY_FILE = "agent-token.key"
 
 
+def key_path(data_dir: Path) -> Path:
+    """Where the signing key of ``data_dir`` is kept."""
+    return data_dir / _KEY_FILE
+
+
 def token_key(data_dir: Path) -> bytes:
-    """The signing key, created on first use (never logged)."""
-    path = data_dir / _KEY_FILE
+    """The signing key, created on first use (never logged).
+
+    ``serve`` loads it once when its app is made and checks every token against that copy, so
+    a key created later (in a data dir moved away under it, say) is never honoured by it.
+    """
+    path = key_path(data_dir)
     try:
         return bytes.fromhex(path.read_text(encoding="ascii").strip())
     except (OSError, ValueError):
         pass
+    logger.info("creating the agent-token key %s", path, extra={"action": "token_key"})
     data_dir.mkdir(parents=True, exist_ok=True)
     key = secrets.token_bytes(32)
     temp = path.with_suffix(f".{os.getpid()}.tmp")

@@ -8,6 +8,7 @@ import hmac
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -526,3 +527,52 @@ def test_the_log_api_follows_no_symlink_the_agent_planted(
     assert not failures, "\n".join(failures)
     plain = api.get(f"/api/executions/{executions['plain']}/diff")
     assert plain.text == "plain changes.diff"
+
+
+def test_a_data_dir_moved_under_the_api_is_noticed(settings: Settings, store: Store) -> None:
+    with Served(settings, store) as server, httpx.Client(base_url=server.url) as client:
+        assert client.get("/api/health").status_code == 200
+        moved = settings.data_dir.with_name("data-moved")
+        settings.data_dir.rename(moved)
+        answer = client.get("/api/health")
+        assert answer.status_code == 503, answer.text
+        assert str(settings.data_dir) in answer.json()["error"]
+        assert "moved" in answer.json()["error"]
+        settings.data_dir.mkdir()  # even a fresh folder at the old place does not fool it
+        assert client.get("/api/tasks").status_code == 503
+    assert not tokens.key_path(settings.data_dir).exists()  # no second key was made
+
+
+def test_serve_stops_when_its_data_dir_is_moved(tmp_path: Path) -> None:
+    data = Path(os.environ["CLAUDOMATOR_DATA_DIR"])
+    config = tmp_path / "config.toml"
+    config.write_text("")
+    port = free_port()
+    server = subprocess.Popen(
+        [CLAUDOMATOR, "serve", "--addr", f"127.0.0.1:{port}"],
+        env=dict(os.environ, CLAUDOMATOR_CONFIG=str(config)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if client.get("/api/health").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, "serve did not start"
+                assert server.poll() is None, server.communicate()[1]
+                time.sleep(0.1)
+        data.rename(tmp_path / "data-moved")
+        _, stderr = server.communicate(timeout=20)  # it stops by itself
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    text = " ".join(stderr.split())
+    assert "data dir was moved" in text, text[-2000:]
+    assert not tokens.key_path(data).exists()

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import asyncio
+import contextlib
+import os
+import signal
+from collections.abc import AsyncIterator, Collection
 
 from fastapi import APIRouter, FastAPI, HTTPException
 from fastapi.responses import JSONResponse
@@ -13,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from claudomator import __version__, tokens
 from claudomator.api import errors
 from claudomator.api.auth import TokenCheck, TokenGuard
+from claudomator.api.datadir import DataDirChanged, DataDirGuard, DataDirMonitor
 from claudomator.api.hosts import HostCheck, is_loopback
 from claudomator.api.hosts import allowed_hosts as hosts_for
 from claudomator.api.intake import intake_routes
@@ -85,6 +90,11 @@ class BodyLimit:
         await self.app(scope, counted, send)
 
 
+def _terminate(lost: DataDirChanged) -> None:
+    """Stop ``serve`` the way Ctrl-C does (its SIGTERM handler stops the API, then the pool)."""
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 def create_app(
     service: Service,
     settings: Settings | None = None,
@@ -92,6 +102,7 @@ def create_app(
     github_plan_timeout: float = 8.0,
     listen_host: str = "127.0.0.1",
     allowed_hosts: Collection[str] | None = None,
+    exit_when_data_dir_changes: bool = False,
 ) -> FastAPI:
     """The API over ``service``; the caller owns the service's lifetime.
 
@@ -100,7 +111,9 @@ def create_app(
     ``Host`` names it answers to are derived from it and ``settings.allowed_hosts``, unless
     ``allowed_hosts`` names them outright. Bound anywhere but loopback, the API must have an
     ``api_token`` (:class:`~claudomator.errors.ConfigError` otherwise): it is never open to a
-    network.
+    network. The agent-token key is loaded here, once. Once the data dir, its database or the
+    key is no longer the file it was here, every request is answered 503, and with
+    ``exit_when_data_dir_changes`` (``serve``) the process is sent SIGTERM to stop gracefully.
     """
     settings = settings or service.settings
     if not settings.api_token and not is_loopback(listen_host):
@@ -116,13 +129,29 @@ def create_app(
         if allowed_hosts is not None
         else hosts_for(listen_host, settings.allowed_hosts)
     )
-    app = FastAPI(title="Claudomator", version=__version__)
+    key = tokens.token_key(settings.data_dir)  # loaded once: the guard never reads it again
+    monitor = DataDirMonitor(
+        (settings.data_dir, settings.db_path, tokens.key_path(settings.data_dir)),
+        on_lost=_terminate if exit_when_data_dir_changes else None,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        watcher = asyncio.create_task(monitor.watch())
+        try:
+            yield
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+
+    app = FastAPI(title="Claudomator", version=__version__, lifespan=lifespan)
     app.add_middleware(BodyLimit)
     # added after BodyLimit, so they run before it: a caller without a token gets nowhere near
     # a body parser, and a request for a foreign Host nowhere near the token check
-    key = tokens.token_key(settings.data_dir)
     app.add_middleware(TokenGuard, check=TokenCheck(settings, key, service))
     app.add_middleware(HostCheck, allowed=hosts, exempt={GITHUB_WEBHOOK_PATH})
+    app.add_middleware(DataDirGuard, monitor=monitor)  # outermost: a split state answers nothing
     errors.install(app)
     app.include_router(health_routes(service))
     # signed by GitHub (X-Hub-Signature-256), not by the API token; answers within GitHub's 10 s
