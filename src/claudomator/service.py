@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from claudomator import projects, protocol, webpush
+from claudomator import projects, protocol, tokens, webpush
 from claudomator.config import Settings
 from claudomator.errors import InvalidTransition, NotFound, ProjectExists, ValidationError
 from claudomator.models import (
@@ -78,9 +78,17 @@ class Service:
 
     @classmethod
     def open(cls, settings: Settings) -> Service:
-        """Open the configured database (migrating it) and build the service."""
+        """Open the configured database (migrating it) and build the service; the data dir
+        gets its agent-token key here if it has none (agents' tokens are never minted with a
+        key made later)."""
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        return cls(settings, Store.open(settings.db_path))
+        store = Store.open(settings.db_path)
+        try:
+            tokens.token_key(settings.data_dir)
+        except BaseException:
+            store.close()
+            raise
+        return cls(settings, store)
 
     def close(self) -> None:
         self.store.close()

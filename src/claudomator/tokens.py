@@ -32,17 +32,26 @@ def key_path(data_dir: Path) -> Path:
     return data_dir / _KEY_FILE
 
 
-def token_key(data_dir: Path) -> bytes:
-    """The signing key, created on first use (never logged).
+def existing_key(data_dir: Path) -> bytes | None:
+    """The signing key of ``data_dir`` if it has one (never creates it)."""
+    try:
+        return bytes.fromhex(key_path(data_dir).read_text(encoding="ascii").strip())
+    except (OSError, ValueError):
+        return None
 
-    ``serve`` loads it once when its app is made and checks every token against that copy, so
-    a key created later (in a data dir moved away under it, say) is never honoured by it.
+
+def token_key(data_dir: Path) -> bytes:
+    """The signing key, created if the data dir has none yet (never logged).
+
+    Called when a process starts (:meth:`claudomator.service.Service.open`, ``create_app``);
+    ``serve`` checks every token against the copy it loaded then, so a key that appears later
+    (in a data dir moved away under it, say) is never honoured by it. Minting at run time uses
+    :func:`agent_token`, which never creates a key.
     """
     path = key_path(data_dir)
-    try:
-        return bytes.fromhex(path.read_text(encoding="ascii").strip())
-    except (OSError, ValueError):
-        pass
+    key = existing_key(data_dir)
+    if key is not None:
+        return key
     logger.info("creating the agent-token key %s", path, extra={"action": "token_key"})
     data_dir.mkdir(parents=True, exist_ok=True)
     key = secrets.token_bytes(32)
@@ -77,6 +86,21 @@ def mint(key: bytes, task_id: str, execution_id: str) -> str:
     if "." in execution_id or not execution_id:
         raise ValueError(f"an execution id for a token has no '.': {execution_id!r}")
     return f"{PREFIX}.{task_id}.{execution_id}.{_mac(key, task_id, execution_id)}"
+
+
+def agent_token(data_dir: Path, task_id: str, execution_id: str) -> str:
+    """The token to give the agent of this execution; "" (no API access, logged) if the data
+    dir has lost its key, which is never re-created here."""
+    key = existing_key(data_dir)
+    if key is None:
+        logger.warning(
+            "no agent-token key at %s (was the data dir moved?): execution %s gets no API token",
+            key_path(data_dir),
+            execution_id,
+            extra={"action": "token_key"},
+        )
+        return ""
+    return mint(key, task_id, execution_id)
 
 
 def is_agent_token(token: str) -> bool:

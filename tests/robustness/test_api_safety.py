@@ -576,3 +576,14 @@ def test_serve_stops_when_its_data_dir_is_moved(tmp_path: Path) -> None:
     text = " ".join(stderr.split())
     assert "data dir was moved" in text, text[-2000:]
     assert not tokens.key_path(data).exists()
+
+
+def test_minting_never_makes_a_second_key(tmp_path: Path) -> None:
+    data = tmp_path / "served-data"
+    key = tokens.token_key(data)  # what serve loaded at start
+    data.rename(tmp_path / "moved")
+    data.mkdir()  # the pool re-creates folders at the old place
+    assert tokens.agent_token(data, "task", "execution") == ""  # no token rather than a new key
+    assert not tokens.key_path(data).exists()
+    token = tokens.agent_token(tmp_path / "moved", "task", "execution")
+    assert tokens.grant_of(key, token) == tokens.AgentGrant("task", "execution")
