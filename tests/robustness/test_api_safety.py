@@ -587,3 +587,19 @@ def test_minting_never_makes_a_second_key(tmp_path: Path) -> None:
     assert not tokens.key_path(data).exists()
     token = tokens.agent_token(tmp_path / "moved", "task", "execution")
     assert tokens.grant_of(key, token) == tokens.AgentGrant("task", "execution")
+
+
+def test_a_signed_webhook_with_a_nul_in_the_check_name_is_a_400(
+    api: httpx.Client, store: Store, project: Path
+) -> None:
+    registered = api.post("/api/projects", json={"name": "project", "dir": str(project)})
+    assert registered.status_code == 201, registered.text
+    payload = (
+        '{"action": "completed", "check_run": {"name": "ci\\u0000x", "conclusion": "failure",'
+        ' "head_sha": "' + "ab" * 20 + '", "html_url": "https://github.com/o/project",'
+        ' "output": {}}, "repository": {"name": "project", "full_name": "o/project"}}'
+    ).encode()
+    answer = api.post("/api/webhooks/github", content=payload, headers=_signed(payload))
+    assert answer.status_code == 400, answer.text[:300]
+    assert "NUL" in answer.json()["error"]
+    assert store.list_tasks(limit=10) == []

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+import pydantic
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
@@ -204,7 +205,14 @@ def github_routes(
         holder = await asyncio.to_thread(service.intake_holder, key)
         if holder is None:
             text = await instructions(found, project)
-            task = triage.fix_task(found, project.dir, text)
+            try:
+                task = triage.fix_task(found, project.dir, text)
+            except pydantic.ValidationError as exc:  # a NUL or lone surrogate in a check name
+                problems = "; ".join(
+                    f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+                )
+                logger.info("GitHub delivery %s unusable: %s", delivery, problems, extra=log)
+                return _answer(400, error=f"the delivery cannot make a task: {problems}")
             stored, holder = await asyncio.to_thread(service.submit_once, key, task)
             if stored is not None:
                 logger.info(
