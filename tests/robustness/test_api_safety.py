@@ -603,3 +603,18 @@ def test_a_signed_webhook_with_a_nul_in_the_check_name_is_a_400(
     assert answer.status_code == 400, answer.text[:300]
     assert "NUL" in answer.json()["error"]
     assert store.list_tasks(limit=10) == []
+
+
+def test_a_nul_in_the_url_is_refused_by_name(api: httpx.Client, store: Store) -> None:
+    cases = {
+        "/api/tasks?project=/a%00b": "query.project",
+        "/api/tasks?tag=x&parent=%00": "query.parent",
+        "/api/tasks/%00": "path",
+        "/api/executions/x%00/log": "path",
+    }
+    for url, field in cases.items():
+        answer = api.get(url)
+        assert answer.status_code == 422, (url, answer.text)
+        assert answer.json()["problems"][0]["field"] == field, (url, answer.text)
+    assert api.put("/api/projects/a%00", json={"name": "a", "dir": "/"}).status_code == 422
+    assert store.projects() == []

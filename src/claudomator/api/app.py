@@ -7,6 +7,7 @@ import contextlib
 import os
 import signal
 from collections.abc import AsyncIterator, Collection
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, FastAPI, HTTPException
 from fastapi.responses import JSONResponse
@@ -90,6 +91,40 @@ class BodyLimit:
         await self.app(scope, counted, send)
 
 
+class NoNulInUrl:
+    """Refuse a URL whose path or query holds a NUL (``%00``) with 422, naming which part.
+
+    No id, name or path can hold one; left in, it reaches ``os.stat`` as "embedded null byte".
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            field = "path" if "\0" in scope["path"] else _nul_parameter(scope)
+            if field:
+                message = "holds a NUL character (%00)"
+                body = {
+                    "error": f"{field}: {message}",
+                    "problems": [{"field": field, "message": message}],
+                }
+                await JSONResponse(body, status_code=422)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _nul_parameter(scope: Scope) -> str:
+    """``query.<name>`` of the first query parameter holding a NUL, or ""."""
+    query = bytes(scope.get("query_string", b"")).decode("latin-1")
+    if "%00" not in query.lower():
+        return ""
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if "\0" in name or "\0" in value:
+            return f"query.{name.replace(chr(0), '%00')}"
+    return "query"
+
+
 def _terminate(lost: DataDirChanged) -> None:
     """Stop ``serve`` the way Ctrl-C does (its SIGTERM handler stops the API, then the pool)."""
     os.kill(os.getpid(), signal.SIGTERM)
@@ -147,6 +182,7 @@ def create_app(
 
     app = FastAPI(title="Claudomator", version=__version__, lifespan=lifespan)
     app.add_middleware(BodyLimit)
+    app.add_middleware(NoNulInUrl)
     # added after BodyLimit, so they run before it: a caller without a token gets nowhere near
     # a body parser, and a request for a foreign Host nowhere near the token check
     app.add_middleware(TokenGuard, check=TokenCheck(settings, key, service))
