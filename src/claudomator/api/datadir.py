@@ -47,8 +47,8 @@ class DataDirChanged:
     """A path of the data dir that no longer names the file it named at start."""
 
     path: Path
-    before: Identity | None
-    after: Identity | None
+    before: Identity
+    after: Identity | None  # None: missing
 
     def __str__(self) -> str:
         now = "is missing" if self.after is None else "is another file now"
@@ -65,7 +65,9 @@ class DataDirMonitor:
         self, paths: tuple[Path, ...], on_lost: Callable[[DataDirChanged], None] | None = None
     ) -> None:
         self.paths = paths
-        self.start = {path: identity(path) for path in paths}
+        # what is missing at start (a database another process has yet to create) is not watched
+        found = {path: identity(path) for path in paths}
+        self.start = {path: ident for path, ident in found.items() if ident is not None}
         self.on_lost = on_lost
         self.lost: DataDirChanged | None = None
 
