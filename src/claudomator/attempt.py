@@ -184,7 +184,7 @@ class Attempt:
             task_id=self.task.id,
             project_dir=project_dir,
             log_dir=self.log_dir,
-            api_token=tokens.mint(tokens.token_key(self.settings.data_dir), self.task.id),
+            api_token=tokens.agent_token(self.settings.data_dir, self.task.id, self.execution.id),
         )
         if plan.previous is not None:
             env["CLAUDOMATOR_PREVIOUS_LOG_DIR"] = str(Path(plan.previous.stdout_path).parent)

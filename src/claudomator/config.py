@@ -85,6 +85,11 @@ class Settings(BaseModel):
     vapid_subject: str = "mailto:claudomator@localhost"  # who push services may contact
     projects: tuple[Project, ...] = ()
     local_model: LocalModelSettings = Field(default_factory=LocalModelSettings)
+    # names (besides the address serve listens on) that clients reach the API by, e.g. a
+    # reverse proxy's public name: any other Host header is refused (DNS rebinding)
+    allowed_hosts: tuple[str, ...] = ()
+    # false: a subtask created with an agent's token works in its parent's project_dir only
+    subtasks_any_project: bool = False
 
     @field_validator("vapid_subject")
     @classmethod
@@ -241,6 +246,12 @@ DEFAULT_CONFIG = """\
 # webhook_url = ""
 # webhook_secret = ""
 # api_token = ""
+# serve refuses requests whose Host header is not the address it listens on (plus 127.0.0.1,
+# localhost and [::1] when that is loopback or every interface) or one of these names. Listening
+# on any other address needs api_token.
+# allowed_hosts = ["claudomator.example.com"]
+# Subtasks an agent creates with its token stay in its task's project unless this is true.
+# subtasks_any_project = false
 
 # Web Push to browsers that pressed "notify me" in the web UI. The VAPID key is generated into
 # <data_dir>/vapid_private.pem unless set here (PEM text or a path to a PEM file).

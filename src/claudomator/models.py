@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from claudomator.errors import InvalidTransition
 
@@ -115,19 +116,53 @@ class Priority(StrEnum):
 
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
+# what a person writes (a task, its agent): no infinite or NaN numbers either
+_WRITTEN = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+MAX_TIMEOUT_SECONDS = 30 * 86400.0  # a task may run at most 30 days
+MAX_BUDGET_USD = 100_000.0
+MAX_TOKENS = 10_000_000
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def check_text(value: object) -> object:
+    """``value`` unchanged if every string in it is text a file, git or a process can take.
+
+    Refuses NUL characters (no path, argument or environment value can hold one) and lone
+    surrogates (not Unicode: they cannot be stored or written as UTF-8), in a string or in the
+    strings of a tuple or list.
+    """
+    if isinstance(value, str):
+        if "\0" in value:
+            raise PydanticCustomError("text_nul", "must not contain a NUL character (\\0)")
+        if _SURROGATE.search(value):
+            raise PydanticCustomError(
+                "text_surrogate", "must be valid Unicode text (it holds a lone surrogate)"
+            )
+    elif isinstance(value, tuple | list):
+        for item in value:
+            check_text(item)
+    return value
+
+
+def is_text(value: str) -> bool:
+    """Whether ``value`` passes :func:`check_text`."""
+    return "\0" not in value and not _SURROGATE.search(value)
+
+
 _PROJECT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?")
 
 
 class AgentConfig(BaseModel):
     """How to run the agent for one task."""
 
-    model_config = _FROZEN
+    model_config = _WRITTEN
 
     type: str = ""  # "claude", "gemini", "local"; empty: let Claudomator choose
     model: str = ""  # passed to the CLI unchanged; empty: the CLI's default
     instructions: str
     project_dir: str = ""  # the user's project; empty: a scratch directory
-    max_budget_usd: float | None = Field(default=None, gt=0)
+    max_budget_usd: float | None = Field(default=None, gt=0, le=MAX_BUDGET_USD)
     permission_mode: str = "bypassPermissions"
     allowed_tools: tuple[str, ...] = ()
     disallowed_tools: tuple[str, ...] = ()
@@ -136,19 +171,25 @@ class AgentConfig(BaseModel):
     context_files: tuple[str, ...] = ()
     skip_planning: bool = False
     temperature: float | None = Field(default=None, ge=0, le=2)
-    max_tokens: int | None = Field(default=None, gt=0)
+    max_tokens: int | None = Field(default=None, gt=0, le=MAX_TOKENS)
+
+    @field_validator("*")
+    @classmethod
+    def _text(cls, value: object) -> object:
+        return check_text(value)
 
 
 class Task(BaseModel):
     """One unit of work for an agent."""
 
-    model_config = _FROZEN
+    model_config = _WRITTEN
 
     id: str = Field(default_factory=new_id)
     name: str
     description: str = ""
     agent: AgentConfig
-    timeout: float | None = Field(default=None, gt=0)  # seconds; None: the configured default
+    # seconds; None: the configured default
+    timeout: float | None = Field(default=None, gt=0, le=MAX_TIMEOUT_SECONDS)
     priority: Priority = Priority.NORMAL
     tags: tuple[str, ...] = ()
     depends_on: tuple[str, ...] = ()  # task ids
@@ -164,6 +205,11 @@ class Task(BaseModel):
     check_report: str = ""
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+
+    @field_validator("*")
+    @classmethod
+    def _text(cls, value: object) -> object:
+        return check_text(value)
 
 
 class Commit(BaseModel):
@@ -247,6 +293,11 @@ class Project(BaseModel):
     delivery: Delivery = Delivery.AUTO
     review: bool = False  # work kept as a branch waits READY for accept / reject-with-feedback
 
+    @field_validator("*")
+    @classmethod
+    def _text(cls, value: object) -> object:
+        return check_text(value)
+
     @field_validator("name")
     @classmethod
     def _repository_name(cls, value: str) -> str:
@@ -301,6 +352,11 @@ class Story(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     description: str = ""
     created_at: datetime = Field(default_factory=utcnow)
+
+    @field_validator("*")
+    @classmethod
+    def _text(cls, value: object) -> object:
+        return check_text(value)
 
 
 class PushSubscription(BaseModel):

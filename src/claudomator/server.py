@@ -44,7 +44,12 @@ async def serve(
     webpush.load_keys(settings)  # a bad configured VAPID key stops us here, not at first push
     runtime = Runtime(settings, service=service)
     server = _Server(
-        uvicorn.Config(create_app(service, settings), host=host, port=port, log_level="warning")
+        uvicorn.Config(
+            create_app(service, settings, listen_host=host, exit_when_data_dir_changes=True),
+            host=host,
+            port=port,
+            log_level="warning",
+        )
     )
     loop = asyncio.get_running_loop()
 

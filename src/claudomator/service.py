@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from claudomator import projects, protocol, webpush
+from claudomator import projects, protocol, tokens, webpush
 from claudomator.config import Settings
 from claudomator.errors import InvalidTransition, NotFound, ProjectExists, ValidationError
 from claudomator.models import (
@@ -51,6 +52,20 @@ EDITABLE_FIELDS = frozenset(
 )
 
 
+@dataclass(frozen=True)
+class SubtaskRefusal:
+    """Why an agent may not create these subtasks: the field at fault and what is wrong."""
+
+    field: str
+    message: str
+
+
+def _same_dir(a: str, b: str) -> bool:
+    if not a or not b:
+        return a == b
+    return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
+
+
 class Service:
     """Operations on tasks, shared by every entry point."""
 
@@ -63,9 +78,17 @@ class Service:
 
     @classmethod
     def open(cls, settings: Settings) -> Service:
-        """Open the configured database (migrating it) and build the service."""
+        """Open the configured database (migrating it) and build the service; the data dir
+        gets its agent-token key here if it has none (agents' tokens are never minted with a
+        key made later)."""
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        return cls(settings, Store.open(settings.db_path))
+        store = Store.open(settings.db_path)
+        try:
+            tokens.token_key(settings.data_dir)
+        except BaseException:
+            store.close()
+            raise
+        return cls(settings, store)
 
     def close(self) -> None:
         self.store.close()
@@ -452,6 +475,48 @@ class Service:
 
     def execution(self, execution_id: str) -> Execution:
         return self.store.get_execution(execution_id)
+
+    def execution_running(self, task_id: str, execution_id: str) -> bool:
+        """Whether execution ``execution_id`` of task ``task_id`` is running now (what makes
+        an agent token valid)."""
+        try:
+            execution = self.store.get_execution(execution_id)
+            task = self.store.get_task(task_id) if execution.task_id == task_id else None
+        except NotFound:
+            return False
+        return (
+            task is not None
+            and task.state == TaskState.RUNNING
+            and execution.status == TaskState.RUNNING
+            and execution.end_time is None
+        )
+
+    def as_subtasks(self, parent_id: str, tasks: Sequence[Task]) -> list[Task] | SubtaskRefusal:
+        """``tasks`` made subtasks of ``parent_id`` for an agent's request, or why not.
+
+        A missing ``parent_task_id`` is filled in; another parent is refused. A subtask works in
+        its parent's ``project_dir`` (filled in when empty) unless ``subtasks_any_project``.
+        """
+        parent = self.store.get_task(parent_id)
+        home = parent.agent.project_dir
+        made = []
+        for task in tasks:
+            if (task.parent_task_id or parent_id) != parent_id:
+                return SubtaskRefusal(
+                    "parent_task_id",
+                    f"task {task.name!r}: an agent may only create subtasks of its own task",
+                )
+            project = task.agent.project_dir or home
+            if not self.settings.subtasks_any_project and not _same_dir(project, home):
+                return SubtaskRefusal(
+                    "agent.project_dir",
+                    f"task {task.name!r}: a subtask works in its parent's project "
+                    f"({home or 'a scratch repository: leave project_dir empty'}), not "
+                    f"{project}; set subtasks_any_project = true in the config to allow others",
+                )
+            agent = task.agent.model_copy(update={"project_dir": project})
+            made.append(task.model_copy(update={"parent_task_id": parent_id, "agent": agent}))
+        return made
 
     def events_since(self, after_id: int) -> list[TaskEvent]:
         """Every task's state changes after event ``after_id``, oldest first."""

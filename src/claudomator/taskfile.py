@@ -21,7 +21,15 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 
 from claudomator.durations import parse_duration
 from claudomator.errors import Problem, TaskFileError
-from claudomator.models import AgentConfig, Priority, Task, new_id
+from claudomator.models import (
+    MAX_TIMEOUT_SECONDS,
+    AgentConfig,
+    Priority,
+    Task,
+    check_text,
+    is_text,
+    new_id,
+)
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _TASK_KEYS = {
@@ -46,7 +54,7 @@ Tag = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^
 class _TaskSpec(BaseModel):
     """A task as written in a file, before ids are assigned and names resolved."""
 
-    model_config = ConfigDict(extra="forbid", strict=False)
+    model_config = ConfigDict(extra="forbid", strict=False, allow_inf_nan=False)
 
     id: str | None = Field(default=None, pattern=_ID.pattern)
     name: str = Field(min_length=1)
@@ -63,7 +71,19 @@ class _TaskSpec(BaseModel):
     @field_validator("timeout", mode="before")
     @classmethod
     def _duration(cls, value: object) -> object:
-        return None if value is None else parse_duration(value)
+        if value is None:
+            return None
+        seconds = parse_duration(value)
+        if seconds > MAX_TIMEOUT_SECONDS:
+            raise ValueError(
+                f"must be at most {MAX_TIMEOUT_SECONDS:.0f} seconds (30 days), got {value!r}"
+            )
+        return seconds
+
+    @field_validator("*")
+    @classmethod
+    def _text(cls, value: object) -> object:
+        return check_text(value)
 
 
 def _message(error: Mapping[str, Any]) -> str:
@@ -89,8 +109,9 @@ def _message(error: Mapping[str, Any]) -> str:
 
 
 def _label(raw: object, index: int, many: bool) -> str:
-    if isinstance(raw, Mapping) and isinstance(raw.get("name"), str) and raw["name"]:
-        return str(raw["name"])
+    name = raw.get("name") if isinstance(raw, Mapping) else None
+    if isinstance(name, str) and name and is_text(name):  # a bad name cannot label its errors
+        return name
     return f"#{index + 1}" if many else "task"
 
 
@@ -178,7 +199,7 @@ def _project_path(value: str, base_dir: Path) -> Path:
 
 
 def _check_project(project_dir: str, label: str, source: str, base_dir: Path) -> list[Problem]:
-    if not project_dir:
+    if not project_dir or "\0" in project_dir:  # a NUL is the model's problem to report
         return []
     project = _project_path(project_dir, base_dir)
     if project.is_dir():

@@ -61,13 +61,15 @@ def test_task_events_stream_and_resume_from_the_last_id(served: Served, tmp_path
 
 
 def test_log_follow_streams_new_lines_until_the_execution_ends(
-    served: Served, store: Store, tmp_path: Path
+    served: Served, store: Store, tmp_path: Path, settings: Settings
 ) -> None:
     with httpx.Client(base_url=served.url, timeout=10) as client:
         [task] = client.post("/api/tasks", json=task_body(tmp_path)).json()["tasks"]
-    log = tmp_path / "stdout.log"
+    execution = Execution(task_id=task["id"])
+    log = settings.logs_dir / execution.id / "stdout.log"  # where the pool puts it
+    log.parent.mkdir(parents=True)
     log.write_text('{"type":"system","subtype":"init"}\n')
-    execution = Execution(task_id=task["id"], stdout_path=str(log))
+    execution = execution.model_copy(update={"stdout_path": str(log)})
     store.transition(task["id"], TaskState.RUNNING, "claimed", execution=execution)
 
     def agent_writes_then_ends() -> None:

@@ -350,7 +350,9 @@ def test_agent_tokens_may_only_create_subtasks_and_read_their_task(
             json={"tasks": [task_body(project, "parent"), task_body(project, "other")]},
             headers=master,
         ).json()["tasks"]
-        agent = {"Authorization": f"Bearer {tokens.mint(key, parent['id'])}"}
+        store.transition(parent["id"], TaskState.RUNNING, "claimed")
+        execution = store.add_execution(Execution(task_id=parent["id"]))
+        agent = {"Authorization": f"Bearer {tokens.mint(key, parent['id'], execution.id)}"}
         created = client.post("/api/tasks", json=task_body(project, "sub"), headers=agent)
         assert created.status_code == 201, created.text
         [sub] = created.json()["tasks"]
@@ -361,7 +363,7 @@ def test_agent_tokens_may_only_create_subtasks_and_read_their_task(
         assert client.get(f"/api/tasks/{other['id']}", headers=agent).status_code == 403
         assert client.get("/api/tasks", headers=agent).status_code == 403
         assert client.post(f"/api/tasks/{other['id']}/cancel", headers=agent).status_code == 403
-        forged = {"Authorization": f"Bearer {tokens.mint(b'x' * 32, parent['id'])}"}
+        forged = {"Authorization": f"Bearer {tokens.mint(b'x' * 32, parent['id'], execution.id)}"}
         assert client.post("/api/tasks", json=task_body(project), headers=forged).status_code == 401
 
 

@@ -52,6 +52,12 @@ TASK_FILES: dict[str, tuple[str | bytes, list[str]]] = {
     "no instructions": ("name: x\nagent: {type: claude}", ["agent.instructions", "missing"]),
     "unknown agent": ("name: x\nagent: {type: robot, instructions: i}", ["agent.type", "robot"]),
     "bad timeout": ("name: x\ntimeout: forever\nagent: {instructions: i}", ["timeout"]),
+    "absurd timeout": ("name: x\ntimeout: 100000000\nagent: {instructions: i}", ["at most"]),
+    "NUL in instructions": (
+        'name: x\nagent: {instructions: "a\\0b"}',
+        ["agent.instructions", "NUL"],
+    ),
+    "NUL in a name": ('name: "a\\0"\nagent: {instructions: i}', ["name", "NUL"]),
     "id traversal": ("id: ../../etc/passwd\nname: x\nagent: {instructions: i}", ["id"]),
     "missing project": (
         "name: x\nagent: {instructions: i, project_dir: /nonexistent/p}",

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from claudomator.api.logfiles import UnsafeLogFile
 from claudomator.errors import (
     ClaudomatorError,
     InvalidTransition,
@@ -46,7 +47,11 @@ def _described(status: int, what: str) -> dict[str, Any]:
 RESPONSES: dict[int | str, dict[str, Any]] = {
     400: _described(400, "the request cannot be processed"),
     401: _described(401, "missing or wrong API token"),
-    403: _described(403, "an agent token may not do this"),
+    403: _described(
+        403,
+        "an agent token may not do this, a foreign Host or Origin, or an execution's file that "
+        "is not a plain file in its log folder",
+    ),
     404: _described(404, "no such task or execution"),
     409: _described(409, "the task's state does not allow this"),
     413: _described(413, "the body is too large"),
@@ -56,6 +61,8 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 def _status(exc: ClaudomatorError) -> int:
+    if isinstance(exc, UnsafeLogFile):
+        return 403
     if isinstance(exc, NotFound):
         return 404
     if isinstance(exc, InvalidTransition | ProjectExists):

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from claudomator.elaborate import ElaborationFailed, ElaboratorFactory
 from claudomator.elaborate import elaborator_factory as factory_for
 from claudomator.errors import ValidationError
+from claudomator.models import check_text
 from claudomator.service import Service
 
 logger = logging.getLogger(__name__)
@@ -41,6 +42,11 @@ class ElaborateBody(BaseModel):
         if not value.strip():
             raise ValueError("must not be blank")
         return value
+
+    @field_validator("*")
+    @classmethod
+    def _text(cls, value: object) -> object:
+        return check_text(value)
 
 
 class AttemptOut(BaseModel):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from claudomator.models import Story, TaskState
+from claudomator.models import Story, TaskState, check_text
 from claudomator.service import Service
 
 
@@ -15,6 +15,11 @@ class StoryBody(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=20000)
 
+    @field_validator("*")
+    @classmethod
+    def _text(cls, value: object) -> object:
+        return check_text(value)
+
 
 class StoryChanges(BaseModel):
     """What may change in a story (fields left out stay as they are)."""
@@ -23,6 +28,11 @@ class StoryChanges(BaseModel):
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=20000)
+
+    @field_validator("*")
+    @classmethod
+    def _text(cls, value: object) -> object:
+        return check_text(value)
 
 
 class StoryView(BaseModel):

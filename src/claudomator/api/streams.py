@@ -2,7 +2,8 @@
 
 Both streams poll the store or the log file (they work for writers in any process) and end
 when the client goes away; the log stream also ends once the execution has ended and every
-byte has been sent.
+byte has been sent, or with an ``error`` event if the log is replaced by something that is not
+a plain file in the log folder (see :mod:`claudomator.api.logfiles`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
+from claudomator.api.logfiles import UnsafeLogFile, read_log_file
 from claudomator.service import Service
 
 POLL_SECONDS = 0.5
@@ -67,11 +69,22 @@ def stream_routes(service: Service) -> APIRouter:
         offset after it), then an ``end`` event once the execution has ended."""
         execution = await asyncio.to_thread(service.execution, execution_id)
         path = Path(execution.stdout_path)
+        logs_dir = service.settings.logs_dir
+        if execution.stdout_path:
+            await asyncio.to_thread(read_log_file, logs_dir, path, 0, 0)  # 403 before streaming
 
         async def produce() -> AsyncIterator[str]:
             position, pending = offset, b""
             while not await request.is_disconnected():
-                chunk = await asyncio.to_thread(_read_from, path, position)
+                try:
+                    chunk = b""
+                    if execution.stdout_path:
+                        chunk = await asyncio.to_thread(
+                            read_log_file, logs_dir, path, position, CHUNK
+                        )
+                except UnsafeLogFile as exc:  # replaced while we follow it
+                    yield _frame("error", json.dumps({"error": str(exc)}))
+                    return
                 position += len(chunk)
                 pending += chunk
                 *lines, pending = pending.split(b"\n")
@@ -92,12 +105,3 @@ def stream_routes(service: Service) -> APIRouter:
         return StreamingResponse(produce(), media_type="text/event-stream")
 
     return router
-
-
-def _read_from(path: Path, position: int) -> bytes:
-    try:
-        with path.open("rb") as fh:
-            fh.seek(position)
-            return fh.read(CHUNK)
-    except FileNotFoundError:
-        return b""

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import APIRouter, Body, HTTPException, Query, Request
 from fastapi.responses import PlainTextResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from claudomator import protocol
+from claudomator.api.logfiles import open_log_file, read_log_file
 from claudomator.errors import NotFound, Problem, TaskFileError
-from claudomator.models import AgentStatus, Execution, Interaction, Task, TaskEvent, TaskState
-from claudomator.service import Service
+from claudomator.models import (
+    AgentStatus,
+    Execution,
+    Interaction,
+    Task,
+    TaskEvent,
+    TaskState,
+    check_text,
+    is_text,
+)
+from claudomator.service import Service, SubtaskRefusal
 from claudomator.taskfile import parse_tasks
 
 MAX_LOG_CHUNK = 4 * 1024 * 1024
@@ -41,11 +50,21 @@ class AnswerBody(BaseModel):
 
     answer: str = Field(min_length=1, max_length=20000)
 
+    @field_validator("answer")
+    @classmethod
+    def _text(cls, value: str) -> object:
+        return check_text(value)
+
 
 class FeedbackBody(BaseModel):
     """A reviewer's reasons for sending work back."""
 
     feedback: str = Field(min_length=1, max_length=20000)
+
+    @field_validator("feedback")
+    @classmethod
+    def _text(cls, value: str) -> object:
+        return check_text(value)
 
 
 _EXAMPLE = {
@@ -65,7 +84,8 @@ def _relative_projects(document: object) -> list[Problem]:
         agent = raw.get("agent") if isinstance(raw, dict) else None
         project = agent.get("project_dir") if isinstance(agent, dict) else None
         if isinstance(project, str) and project and not Path(project).expanduser().is_absolute():
-            label = str(raw.get("name") or f"#{index + 1}") if isinstance(raw, dict) else "-"
+            name = raw.get("name") if isinstance(raw, dict) else None
+            label = name if isinstance(name, str) and name and is_text(name) else f"#{index + 1}"
             message = "must be an absolute path over the API"
             problems.append(Problem("request", label, "agent.project_dir", message))
     return problems
@@ -95,14 +115,10 @@ def task_routes(service: Service) -> APIRouter:
         tasks = parse_tasks(document, source="request", base_dir=Path.cwd())
         agent_task = getattr(request.state, "agent_task", None)
         if agent_task is not None:
-            tasks = [
-                t.model_copy(update={"parent_task_id": t.parent_task_id or agent_task})
-                for t in tasks
-            ]
-            if any(t.parent_task_id != agent_task for t in tasks):
-                raise HTTPException(
-                    status_code=403, detail="an agent may only create subtasks of its own task"
-                )
+            made = service.as_subtasks(agent_task, tasks)
+            if isinstance(made, SubtaskRefusal):
+                raise HTTPException(status_code=403, detail=f"{made.field}: {made.message}")
+            tasks = made
         return TaskList(tasks=service.submit(tasks, queue=submit))
 
     @router.get("", response_model=TaskList)
@@ -222,11 +238,10 @@ def execution_routes(service: Service) -> APIRouter:
         """The agent's raw log (stream-json on stdout) from a byte offset; the
         ``X-Next-Offset`` header says where to continue."""
         execution = service.execution(execution_id)
-        path = Path(execution.stdout_path if stream == "stdout" else execution.stderr_path)
+        name = execution.stdout_path if stream == "stdout" else execution.stderr_path
         data = b""
-        with contextlib.suppress(FileNotFoundError), path.open("rb") as fh:
-            fh.seek(offset)
-            data = fh.read(MAX_LOG_CHUNK)
+        if name:
+            data = read_log_file(service.settings.logs_dir, Path(name), offset, MAX_LOG_CHUNK)
         return PlainTextResponse(
             data.decode("utf-8", errors="replace"),
             headers={"X-Next-Offset": str(offset + len(data))},
@@ -241,11 +256,13 @@ def execution_routes(service: Service) -> APIRouter:
         """The unified diff of the work this execution delivered (from the commit its sandbox
         started at; cut at 4 MiB); 404 when it delivered nothing."""
         execution = service.execution(execution_id)
-        path = protocol.diff_file(Path(execution.stdout_path).parent)
-        try:
-            data = path.read_bytes() if execution.commits else None
-        except FileNotFoundError:
-            data = None
+        data = None
+        if execution.commits and execution.stdout_path:
+            path = protocol.diff_file(Path(execution.stdout_path).parent)
+            handle = open_log_file(service.settings.logs_dir, path)
+            if handle is not None:
+                with handle:
+                    data = handle.read()
         if data is None:
             raise NotFound("diff for execution", execution_id)
         return PlainTextResponse(data.decode("utf-8", errors="replace"))

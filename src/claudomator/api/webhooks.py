@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+import pydantic
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
@@ -48,6 +49,7 @@ logger = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 EVENT_HEADER = "X-GitHub-Event"
 DELIVERY_HEADER = "X-GitHub-Delivery"
+GITHUB_WEBHOOK_PATH = "/api/webhooks/github"
 
 
 class GitHubPong(BaseModel):
@@ -118,6 +120,8 @@ def parse_payload(body: bytes, content_type: str) -> dict[str, Any]:
         document = json.loads(raw)
     except ValueError as exc:  # also a body that is not UTF-8
         raise PayloadError(f"the body is not JSON: {exc}") from exc
+    except RecursionError as exc:  # the decoder recurses per level: a signed bomb stops here
+        raise PayloadError("the body's JSON is nested too deeply") from exc
     if not isinstance(document, dict):
         raise PayloadError(f"the body is JSON but not an object ({type(document).__name__})")
     return document
@@ -201,7 +205,14 @@ def github_routes(
         holder = await asyncio.to_thread(service.intake_holder, key)
         if holder is None:
             text = await instructions(found, project)
-            task = triage.fix_task(found, project.dir, text)
+            try:
+                task = triage.fix_task(found, project.dir, text)
+            except pydantic.ValidationError as exc:  # a NUL or lone surrogate in a check name
+                problems = "; ".join(
+                    f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+                )
+                logger.info("GitHub delivery %s unusable: %s", delivery, problems, extra=log)
+                return _answer(400, error=f"the delivery cannot make a task: {problems}")
             stored, holder = await asyncio.to_thread(service.submit_once, key, task)
             if stored is not None:
                 logger.info(

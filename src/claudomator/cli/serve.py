@@ -44,6 +44,16 @@ def serve(
             make_console(stderr=True).print(
                 f"Web UI: {ui_url(host, port)}", markup=False, soft_wrap=True
             )
+            access = (
+                "the API needs Authorization: Bearer <api_token>"
+                if settings.api_token
+                else "no api_token: the API is open to programs on this machine"
+            )
+            make_console(stderr=True).print(
+                f"{access}; it answers only to Host names it listens on and allowed_hosts.",
+                markup=False,
+                soft_wrap=True,
+            )
 
         asyncio.run(server.serve(settings, service, host, int(port), on_ready=ready))
     finally:
