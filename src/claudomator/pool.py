@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -25,11 +26,13 @@ from pathlib import Path
 
 from claudomator.agents import DEFAULT_AGENT, Runner
 from claudomator.attempt import Attempt, Summarizer
+from claudomator.blocking import Blocking
 from claudomator.classify import Choice, Chooser
 from claudomator.config import Settings
 from claudomator.errors import ClaudomatorError, InvalidTransition, NotFound
 from claudomator.models import AgentStatus, Execution, Task, TaskState, new_id, utcnow
 from claudomator.notify import Notifier
+from claudomator.persist import until_stored
 from claudomator.process import kill_marked_sync
 from claudomator.sandbox import Sandboxes
 from claudomator.store import Store
@@ -109,6 +112,7 @@ class Pool:
         summarizer: Summarizer | None = None,
         notifier: Notifier | None = None,
         usable: Collection[str] | None = None,
+        blocking: Blocking | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -126,6 +130,10 @@ class Pool:
         self.notifier = notifier or Notifier(
             settings.webhook_url, settings.webhook_secret, push=WebPush(settings, store)
         )
+        # sandbox work and outcome writes run in these bounded executors, never in asyncio's
+        # default one (the API's webhooks and streams need that); made here if not given
+        self._owns_blocking = blocking is None
+        self.blocking = blocking or Blocking.for_slots(self.max_concurrent)
         self._running: dict[str, _Running] = {}
         self._choices: dict[str, Choice] = {}  # classifier answers, asked once per task
         self._wake = asyncio.Event()
@@ -136,7 +144,7 @@ class Pool:
 
     async def start(self) -> None:
         """Reconcile what a dead orchestrator left behind, then start claiming."""
-        await asyncio.to_thread(self.reconcile)
+        await self.blocking.sandbox(self.reconcile)
         self._loop_task = asyncio.create_task(self._loop(), name="claudomator-pool")
 
     def wake(self) -> None:
@@ -167,6 +175,8 @@ class Pool:
             logger.info("waiting for %d agent(s) to stop", len(jobs), extra={"action": "shutdown"})
             await asyncio.gather(*jobs, return_exceptions=True)
         await self.notifier.drain()
+        if self._owns_blocking:
+            await asyncio.get_running_loop().run_in_executor(None, self.blocking.shutdown)
 
     def reconcile(self) -> int:
         """Recover tasks whose execution belongs to an orchestrator process that is gone.
@@ -209,7 +219,7 @@ class Pool:
                 await self._claim_all()
                 if time.monotonic() - last_reconcile > self.RECONCILE_EVERY:
                     last_reconcile = time.monotonic()
-                    await asyncio.to_thread(self.reconcile)
+                    await self.blocking.sandbox(self.reconcile)
             except Exception:  # the loop must outlive any one bad iteration
                 logger.exception("pool iteration failed", extra={"action": "pool_loop"})
             self._wake.clear()
@@ -337,6 +347,7 @@ class Pool:
             stop=asyncio.Event(),
             base_env=self.base_env,
             notifier=self.notifier,
+            blocking=self.blocking,
             summarizer=self.summarizer,
         )
         running = _Running(claimed, choice.agent, attempt)
@@ -391,26 +402,43 @@ class Pool:
             await running.attempt.run()
         except Exception as exc:  # never leave a task RUNNING because of a bug
             logger.exception("task %s crashed", running.task.id, extra={"action": "execute"})
-            with contextlib.suppress(ClaudomatorError):
-                execution = self.store.get_execution(running.attempt.execution.id)
-                self.store.save_execution(
-                    execution.model_copy(
-                        update={
-                            "status": TaskState.FAILED,
-                            "end_time": utcnow(),
-                            "error_msg": f"internal error: {exc!r}",
-                        }
-                    )
+            try:
+                await until_stored(
+                    f"task {running.task.id}: internal-error outcome",
+                    functools.partial(self._record_crash, running, exc),
+                    store=self.store,
+                    blocking=self.blocking,
                 )
-                self.store.transition(
+            except ClaudomatorError as why:  # not the database refusing: nothing to wait for
+                logger.error(
+                    "task %s: the internal error could not be recorded: %s",
                     running.task.id,
-                    TaskState.FAILED,
-                    f"internal error: {exc}",
-                    expected=TaskState.RUNNING,
+                    why,
+                    extra={"action": "execute"},
                 )
         finally:
             self._running.pop(running.task.id, None)
             self._wake.set()
+
+    def _record_crash(self, running: _Running, exc: Exception) -> None:
+        """FAILED "internal error" for the execution, and for its task if still RUNNING."""
+        execution = self.store.get_execution(running.attempt.execution.id)
+        self.store.save_execution(
+            execution.model_copy(
+                update={
+                    "status": TaskState.FAILED,
+                    "end_time": utcnow(),
+                    "error_msg": f"internal error: {exc!r}",
+                }
+            )
+        )
+        with contextlib.suppress(InvalidTransition):
+            self.store.transition(
+                running.task.id,
+                TaskState.FAILED,
+                f"internal error: {exc}",
+                expected=TaskState.RUNNING,
+            )
 
     def agent_health(self) -> dict[str, AgentStatus]:
         """Every registered agent's status (defaults for agents never used)."""
