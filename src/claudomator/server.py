@@ -12,6 +12,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import uvicorn
 
@@ -22,6 +23,12 @@ from claudomator.runtime import Runtime
 from claudomator.service import Service
 
 logger = logging.getLogger(__name__)
+
+API_THREADS = 32
+"""Threads of the loop's default executor beyond one per task slot. The API's blocking calls
+(webhooks, event and log streams) use that executor; sandbox work has executors of its own
+(:class:`~claudomator.blocking.Blocking`), and the extra slot-per-task keeps any blocking
+step of a running task that still uses the default one from ever filling it."""
 
 
 class _Server(uvicorn.Server):
@@ -47,6 +54,9 @@ async def serve(
         uvicorn.Config(create_app(service, settings), host=host, port=port, log_level="warning")
     )
     loop = asyncio.get_running_loop()
+    loop.set_default_executor(  # shut down by asyncio.run on the way out
+        ThreadPoolExecutor(settings.max_concurrent + API_THREADS, "claudomator-default")
+    )
 
     def stop(sig: signal.Signals) -> None:
         logger.info("received %s; shutting down", sig.name, extra={"action": "serve_stop"})

@@ -22,7 +22,8 @@ from claudomator.runtime import Runtime
 from claudomator.service import Service
 
 GATED_AGENT = r'''#!{python}
-"""Fake Claude Code: notes each run, waits for <state>/<task>.go, writes a file, finishes."""
+"""Fake Claude Code: notes each run, waits for <state>/<task>.go (or all.go), writes a file,
+finishes."""
 import json, os, sys, time
 
 state = {state!r}
@@ -30,7 +31,7 @@ task = os.environ["CLAUDOMATOR_TASK_ID"]
 session = sys.argv[sys.argv.index("--session-id") + 1] if "--session-id" in sys.argv else ""
 with open(os.path.join(state, task + ".runs"), "a") as fh:
     fh.write("run\n")
-while not os.path.exists(os.path.join(state, task + ".go")):
+while not any(os.path.exists(os.path.join(state, f)) for f in (task + ".go", "all.go")):
     time.sleep(0.02)
 with open(f"work-{{task}}.txt", "w") as fh:
     fh.write("done\n")
@@ -83,7 +84,8 @@ class DatabaseLock:
 
 
 def gated_agent(bin_dir: Path, state: Path) -> Path:
-    """The fake agent executable; a task's run ends once ``<state>/<task id>.go`` exists."""
+    """The fake agent executable; a task's run ends once ``<state>/<task id>.go`` (or
+    ``<state>/all.go``) exists."""
     bin_dir.mkdir(parents=True, exist_ok=True)
     state.mkdir(parents=True, exist_ok=True)
     path = bin_dir / "gated-claude"

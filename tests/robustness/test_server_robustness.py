@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
+import json
+import os
+import signal
+import subprocess
+import sys
 import time
+import urllib.request
 from pathlib import Path
 
+from robust import CLAUDOMATOR, db_rows, free_port, wait_until
 from server_harness import DatabaseLock, gated_agent, get, get_json, runs_of, serving
 
 from claudomator.config import Settings
@@ -87,3 +96,106 @@ async def test_outcome_refused_by_a_locked_database_is_stored_once_the_lock_is_g
 
 def _metrics(url: str) -> str:
     return get(f"{url}/metrics")[1]
+
+
+# -- item 8: build checks do not starve the API ---------------------------------------------
+
+SECRET = "webhook secret of the test"
+BUILD = """
+import os, sys, time, uuid
+state = sys.argv[1]
+marker = os.path.join(state, "building." + uuid.uuid4().hex)
+open(marker, "w").close()
+while not os.path.exists(os.path.join(state, "release")):
+    time.sleep(0.02)
+os.remove(marker)
+"""
+
+CHECK_RUN_FAILED: dict[str, object] = {
+    "action": "completed",
+    "check_run": {
+        "id": 25769410432,
+        "name": "test (3.11)",
+        "head_sha": "d6fde92930d4715a2b49857d24b940956b26d2d3",
+        "html_url": "https://github.com/octo-org/webapp/actions/runs/9361803475/job/1",
+        "status": "completed",
+        "conclusion": "failure",
+        "output": {"title": "Process completed with exit code 1.", "summary": "2 failed"},
+        "check_suite": {"head_branch": "main"},
+        "pull_requests": [],
+    },
+    "repository": {"name": "webapp", "full_name": "octo-org/webapp"},
+}
+
+
+def signed_webhook(url: str, payload: dict[str, object]) -> tuple[int, str]:
+    """POST a GitHub ``check_run`` delivery signed with ``SECRET`` (GitHub waits 10 s)."""
+    body = json.dumps(payload).encode()
+    digest = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    request = urllib.request.Request(  # noqa: S310 (http only)
+        f"{url}/api/webhooks/github",
+        data=body,
+        headers={
+            "Content-Type": "application/json",
+            "X-GitHub-Event": "check_run",
+            "X-GitHub-Delivery": "robust-1",
+            "X-Hub-Signature-256": f"sha256={digest}",
+        },
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (http only)
+        return response.status, response.read().decode()
+
+
+def test_webhook_and_health_answer_while_every_slot_runs_a_build_check(
+    tmp_path: Path, make_repo: MakeRepo
+) -> None:
+    # as many builds as asyncio's default executor has threads (six on two cores)
+    slots = min(32, (os.cpu_count() or 1) + 4)
+    project = make_repo("webapp")
+    state = tmp_path / "agent-state"
+    agent = gated_agent(tmp_path / "bin", state)
+    build = json.dumps([sys.executable, "-c", BUILD, str(state)])
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'claude_binary_path = "{agent}"\nkill_grace_seconds = 1\nmax_concurrent = {slots}\n'
+        f'webhook_secret = "{SECRET}"\n'
+        f'[[projects]]\nname = "webapp"\ndir = "{project}"\nbuild_command = {build}\n'
+    )
+    env = {**os.environ, "CLAUDOMATOR_CONFIG": str(config)}
+    data = Path(env["CLAUDOMATOR_DATA_DIR"])
+    queue = Store.open(data / "claudomator.db")
+    try:
+        work = AgentConfig(type="claude", instructions="write a file", project_dir=str(project))
+        queue.add_tasks([Task(name=f"build {i}", agent=work) for i in range(slots)])
+    finally:
+        queue.close()
+    (state / "all.go").touch()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = (tmp_path / "serve.log").open("w")
+    server = subprocess.Popen(
+        [CLAUDOMATOR, "serve", "--addr", f"127.0.0.1:{port}"], env=env, stderr=log
+    )
+    try:
+        wait_until(
+            lambda: len(list(state.glob("building.*"))) == slots, 60, "every slot runs a build"
+        )
+        status, body = signed_webhook(url, CHECK_RUN_FAILED)
+        assert status == 201, body
+        status, body = get(f"{url}/api/health")
+        assert status == 200, body
+        # both answered while every build check still runs (none has been let go yet)
+        assert len(list(state.glob("building.*"))) == slots
+        rows = db_rows(data / "claudomator.db", "select count(*) from tasks")
+        assert rows == [(slots + 1,)]
+    finally:
+        (state / "release").touch()
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(30)
+        finally:
+            if server.poll() is None:
+                server.kill()
+                server.wait()
+            log.close()
+    assert server.returncode == 0, (tmp_path / "serve.log").read_text()
