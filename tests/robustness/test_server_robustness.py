@@ -8,13 +8,14 @@ import hmac
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
 
-from robust import CLAUDOMATOR, db_rows, free_port, wait_until
+from robust import CLAUDOMATOR, cli_env, db_rows, free_port, size, wait_until
 from server_harness import DatabaseLock, gated_agent, get, get_json, runs_of, serving
 
 from claudomator.config import Settings
@@ -199,3 +200,112 @@ def test_webhook_and_health_answer_while_every_slot_runs_a_build_check(
                 server.wait()
             log.close()
     assert server.returncode == 0, (tmp_path / "serve.log").read_text()
+
+
+# -- item 9: slow clients ---------------------------------------------------------------------
+
+REQUEST_TIMEOUT = 2.0  # seconds serve gives a client to send a whole request
+
+
+def _half_sent(port: int, count: int) -> list[socket.socket]:
+    """``count`` connections that each send part of a request's headers, then nothing."""
+    clients = []
+    for _ in range(count):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        sock.sendall(b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        clients.append(sock)
+    return clients
+
+
+def _closed_by_server(sock: socket.socket, deadline: float) -> bool:
+    """Whether the server ends the connection (EOF or reset) before ``deadline``."""
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        sock.settimeout(left)
+        try:
+            if not sock.recv(4096):
+                return True
+        except ConnectionResetError:
+            return True
+        except TimeoutError:
+            return False
+
+
+def test_half_sent_requests_are_timed_out_and_a_new_task_still_completes(
+    tmp_path: Path, make_repo: MakeRepo
+) -> None:
+    clients = size(300, 1010)
+    nofile = 1024 if clients > 1000 else clients + 24  # the issue's `ulimit -n 1024`, scaled
+    project = make_repo()
+    env = cli_env(tmp_path)
+    db = Path(env["CLAUDOMATOR_DATA_DIR"]) / "claudomator.db"
+    port = free_port()
+    log_path = tmp_path / "serve.log"
+    log = log_path.open("w")
+    server = subprocess.Popen(
+        [
+            "prlimit",
+            f"--nofile={nofile}:{nofile}",
+            CLAUDOMATOR,
+            "serve",
+            "--addr",
+            f"127.0.0.1:{port}",
+            "--request-timeout",
+            str(REQUEST_TIMEOUT),
+        ],
+        env=env,
+        stderr=log,
+    )
+    url = f"http://127.0.0.1:{port}"
+    opened: list[socket.socket] = []
+    try:
+        wait_until(lambda: _answers(url), 30, "serve answers")
+        opened = _half_sent(port, clients)
+        queue = Store.open(db)
+        try:
+            work = AgentConfig(type="claude", instructions="ok", project_dir=str(project))
+            [task] = queue.add_tasks([Task(name="after the flood", agent=work)])
+        finally:
+            queue.close()
+        wait_until(
+            lambda: (
+                db_rows(db, "select state from tasks where id = ?", (task.id,))
+                in ([("COMPLETED",)], [("FAILED",)])
+            ),
+            60,
+            "the new task finished",
+        )
+        [(state, error)] = db_rows(
+            db,
+            "select t.state, e.error_msg from tasks t join executions e on e.task_id = t.id "
+            "where t.id = ?",
+            (task.id,),
+        )
+        assert state == "COMPLETED", error
+        deadline = time.monotonic() + REQUEST_TIMEOUT + 30
+        still_open = [s for s in opened if not _closed_by_server(s, deadline)]
+        assert still_open == [], f"{len(still_open)} half-sent requests never timed out"
+        assert _answers(url), "serve stopped answering"
+    finally:
+        for sock in opened:
+            sock.close()
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(30)
+        finally:
+            if server.poll() is None:
+                server.kill()
+                server.wait()
+            log.close()
+    err = log_path.read_text()
+    assert "Too many open files" not in err, err
+    assert server.returncode == 0, err
+
+
+def _answers(url: str) -> bool:
+    try:
+        return get(f"{url}/api/health", timeout=5)[0] == 200
+    except OSError:
+        return False

@@ -10,6 +10,7 @@ import typer
 
 from claudomator import __version__, server
 from claudomator.cli.common import app, fail, load, make_console, open_service
+from claudomator.connections import DEFAULT_MAX_CONNECTIONS, DEFAULT_READ_TIMEOUT, ConnectionLimits
 from claudomator.web import ui_url
 
 logger = logging.getLogger(__name__)
@@ -20,6 +21,20 @@ def serve(
     addr: Annotated[
         str | None, typer.Option("--addr", help="host:port to listen on (default: server_addr).")
     ] = None,
+    max_connections: Annotated[
+        int,
+        typer.Option(
+            "--max-connections", min=1, help="Open HTTP connections at most; more are closed."
+        ),
+    ] = DEFAULT_MAX_CONNECTIONS,
+    request_timeout: Annotated[
+        float,
+        typer.Option(
+            "--request-timeout",
+            min=0.1,
+            help="Seconds a client has to send a whole request (headers and body).",
+        ),
+    ] = DEFAULT_READ_TIMEOUT,
 ) -> None:
     """Start the orchestrator: the pool that runs queued tasks, and the HTTP API."""
     settings = load()
@@ -43,6 +58,7 @@ def serve(
                 f"Web UI: {ui_url(host, port)}", markup=False, soft_wrap=True
             )
 
-        asyncio.run(server.serve(settings, service, host, int(port), on_ready=ready))
+        limits = ConnectionLimits(max_connections=max_connections, read_timeout=request_timeout)
+        asyncio.run(server.serve(settings, service, host, int(port), on_ready=ready, limits=limits))
     finally:
         service.close()
