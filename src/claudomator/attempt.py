@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -20,12 +20,13 @@ from claudomator.blocking import Blocking
 from claudomator.checker import checker_task, verdict_from
 from claudomator.config import Settings, estimate_cost
 from claudomator.errors import ClaudomatorError, InvalidTransition, SandboxError
-from claudomator.models import Execution, Interaction, Task, TaskState, utcnow
+from claudomator.models import Commit, Execution, Interaction, Task, TaskState, utcnow
 from claudomator.notify import Notifier
 from claudomator.persist import until_stored
 from claudomator.process import tail_file
 from claudomator.sandbox import Sandbox, Sandboxes
 from claudomator.store import Store
+from claudomator.store.intents import DeliveryIntent
 from claudomator.summary import read_summary
 
 logger = logging.getLogger(__name__)
@@ -109,6 +110,7 @@ class Attempt:
         if outcome.status == TaskState.COMPLETED and self.task.checker_for_task_id:
             await self._off_loop(self._release, sandbox)  # a checker changes nothing
         elif outcome.status == TaskState.COMPLETED:
+            await self._intend_delivery(sandbox)
             await self._deliver(sandbox, outcome)
         elif sandbox.dir.exists():
             where = f"sandbox preserved at {sandbox.dir}"
@@ -129,6 +131,22 @@ class Attempt:
             store=self.store,
             blocking=self.blocking,
         )
+
+    async def _intend_delivery(self, sandbox: Sandbox, commits: Sequence[Commit] = ()) -> None:
+        """Record, before anything is pushed, what this execution is about to deliver: after a
+        kill -9 during the push, :meth:`Pool.reconcile` finds the work on the target and
+        finishes the record instead of running the agent again. ``commits`` (once collected)
+        name the exact head; without them recovery reads the sandbox's HEAD."""
+        intent = DeliveryIntent(
+            execution_id=self.execution.id,
+            task_id=self.task.id,
+            project_dir=str(sandbox.project_dir),
+            sandbox_dir=str(sandbox.dir),
+            branch=sandbox.branch,
+            base_commit=sandbox.base_commit,
+            head=commits[-1].hash if commits else "",
+        )
+        await self._kept("its delivery intent", self.store.record_delivery_intent, intent)
 
     # -- before the agent --------------------------------------------------------------------
 

@@ -8,7 +8,9 @@ sandbox, runs the agent, and records the outcome; nothing leaves a task RUNNING 
 * :meth:`Pool.shutdown` stops every agent (SIGTERM, SIGKILL after the grace period) and puts
   their tasks back to QUEUED with reason "orchestrator shutdown";
 * :meth:`Pool.reconcile` (run at start) finds executions whose orchestrator process died, kills
-  any agent process group that survived it, and re-queues their tasks ("orchestrator restarted").
+  any agent process group that survived it, and re-queues their tasks ("orchestrator restarted")
+  -- unless the execution's recorded delivery already landed on its target (a kill -9 during
+  the push): then the record is finished COMPLETED and the agent does not run again.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from claudomator import recovery
 from claudomator.agents import DEFAULT_AGENT, Runner
 from claudomator.attempt import Attempt, Summarizer
 from claudomator.blocking import Blocking
@@ -193,6 +196,9 @@ class Pool:
             if owner_alive(execution.worker_id) is not False:
                 continue
             kill_marked_sync(execution.id, self.settings.kill_grace_seconds)
+            if self._finish_delivered(execution):
+                count += 1
+                continue
             error = f"{reason}: the orchestrator running it died"
             status = TaskState.QUEUED if target == TaskState.QUEUED else TaskState.FAILED
             if not self.store.close_running_execution(execution.id, status, error):
@@ -208,6 +214,35 @@ class Pool:
                 "recovered %d task(s) left running", count, extra={"action": "reconcile"}
             )
         return count
+
+    def _finish_delivered(self, execution: Execution) -> bool:
+        """COMPLETED for a dead orchestrator's execution whose delivery had landed."""
+        intent = self.store.delivery_intent(execution.id)
+        if intent is None:
+            return False
+        found = recovery.landed(intent)
+        if found is None:
+            return False
+        if not self.store.close_running_execution(
+            execution.id, TaskState.COMPLETED, "", commits=found.commits
+        ):
+            return False
+        logger.warning(
+            "task %s: its work was delivered (%s) before the orchestrator died; not run again",
+            execution.task_id,
+            found.target,
+            extra={"action": "reconcile"},
+        )
+        latest = self.store.latest_executions([execution.task_id]).get(execution.task_id)
+        if latest is not None and latest.id == execution.id:
+            with contextlib.suppress(InvalidTransition, NotFound):
+                self.store.transition(
+                    execution.task_id,
+                    TaskState.COMPLETED,
+                    f"orchestrator restarted; delivered to {found.target} before it died",
+                    expected=TaskState.RUNNING,
+                )
+        return True
 
     # -- claiming ----------------------------------------------------------------------------
 

@@ -19,12 +19,18 @@ from robust import CLAUDOMATOR, cli_env, db_rows, free_port, size, wait_until
 from server_harness import DatabaseLock, gated_agent, get, get_json, runs_of, serving
 
 from claudomator.config import Settings
-from claudomator.models import AgentConfig, Task, TaskState
+from claudomator.models import AgentConfig, Project, Task, TaskState
 from claudomator.service import Service
 from claudomator.store import Store
 from conftest import MakeRepo, git
 
 BUSY_TIMEOUT = 0.2  # seconds our writes wait for the other process's lock
+BUILD_GATE = """
+import os, sys, time
+open(os.path.join(sys.argv[1], "building"), "w").close()
+while not os.path.exists(os.path.join(sys.argv[1], "built")):
+    time.sleep(0.02)
+"""
 
 
 async def until(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
@@ -40,8 +46,13 @@ async def test_outcome_refused_by_a_locked_database_is_stored_once_the_lock_is_g
 ) -> None:
     project = make_repo()
     state = tmp_path / "agent-state"
+    # the build check holds the attempt until the lock is taken; the outcome is written after
+    gate = (sys.executable, "-c", BUILD_GATE, str(state))
     settings = settings.model_copy(
-        update={"claude_binary_path": str(gated_agent(tmp_path / "bin", state))}
+        update={
+            "claude_binary_path": str(gated_agent(tmp_path / "bin", state)),
+            "projects": (Project(name="project", dir=str(project), build_command=gate),),
+        }
     )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store.open(settings.db_path, busy_timeout=BUSY_TIMEOUT)
@@ -52,13 +63,15 @@ async def test_outcome_refused_by_a_locked_database_is_stored_once_the_lock_is_g
         async with serving(settings, service) as url:
             [task] = service.submit([Task(name="locked-out", agent=agent)])
 
-            async def agent_started() -> bool:
-                return runs_of(state, task.id) == 1
+            (state / f"{task.id}.go").touch()
 
-            await until(agent_started, 30, "the agent started")
+            async def building() -> bool:
+                return (state / "building").exists()
+
+            await until(building, 30, "the agent finished and its build check runs")
             # another process (a backup, a sqlite3 shell) takes the database past our timeout
             locker = DatabaseLock(settings.db_path)
-            (state / f"{task.id}.go").touch()  # the agent finishes and its work is delivered
+            (state / "built").touch()  # the work is committed and delivered; then the outcome
 
             async def refused_again() -> bool:
                 health = await get_json(f"{url}/api/health")

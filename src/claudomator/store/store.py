@@ -9,6 +9,7 @@ transaction. Nothing here is SQLite-specific except the connection set-up in :fu
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import logging
 import os
@@ -44,8 +45,10 @@ from claudomator.models import (
     utcnow,
 )
 from claudomator.store.backlog import WriteBacklog
+from claudomator.store.intents import DeliveryIntent
 from claudomator.store.tables import (
     agent_status,
+    delivery_intents,
     executions,
     intake_keys,
     interactions,
@@ -633,8 +636,19 @@ class Store:
         with self._read() as conn:
             return {r["task_id"]: _execution_from(r) for r in conn.execute(query).mappings()}
 
-    def close_running_execution(self, execution_id: str, status: TaskState, error: str) -> bool:
-        """End an execution that is still RUNNING (False if someone already ended it)."""
+    def close_running_execution(
+        self,
+        execution_id: str,
+        status: TaskState,
+        error: str,
+        *,
+        commits: Sequence[Commit] | None = None,
+    ) -> bool:
+        """End an execution that is still RUNNING (False if someone already ended it);
+        ``commits``, if given, are recorded as its delivered commits."""
+        values: dict[str, Any] = {"status": status.value, "end_time": utcnow(), "error_msg": error}
+        if commits is not None:
+            values["commits"] = [c.model_dump(mode="json") for c in commits]
         with self._tx() as conn:
             count = conn.execute(
                 executions.update()
@@ -642,9 +656,26 @@ class Store:
                     executions.c.id == execution_id,
                     executions.c.status == TaskState.RUNNING.value,
                 )
-                .values(status=status.value, end_time=utcnow(), error_msg=error)
+                .values(values)
             ).rowcount
         return count == 1
+
+    def record_delivery_intent(self, intent: DeliveryIntent) -> None:
+        """Write (or overwrite) the delivery intent of ``intent.execution_id``."""
+        row = dataclasses.asdict(intent)
+        with self._tx() as conn:
+            conn.execute(
+                delivery_intents.delete().where(
+                    delivery_intents.c.execution_id == intent.execution_id
+                )
+            )
+            conn.execute(delivery_intents.insert().values(row))
+
+    def delivery_intent(self, execution_id: str) -> DeliveryIntent | None:
+        query = sa.select(delivery_intents).where(delivery_intents.c.execution_id == execution_id)
+        with self._read() as conn:
+            row = conn.execute(query).mappings().first()
+        return DeliveryIntent(**dict(row)) if row is not None else None
 
     def running_executions(self) -> list[Execution]:
         query = sa.select(executions).where(executions.c.status == TaskState.RUNNING.value)
