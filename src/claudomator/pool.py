@@ -336,13 +336,14 @@ class Pool:
                     return
                 if not self._in_scope(task) or task.id in self._running:
                     continue
-                if not self._dependencies_ready(task):
+                # writes (a claim, a failed dependency) wait off the loop for a locked database
+                if not await self.blocking.store(self._dependencies_ready, task):
                     left += self.store.get_task(task.id).state != TaskState.QUEUED
                     continue
                 choice = await self._choose(task, blocked)
                 if choice is None or not self._has_slot(choice.agent):
                     continue
-                self._claim(task, choice)
+                await self._claim(task, choice)
                 left += 1  # claimed, or (a lost race) claimed or cancelled by someone else
             if len(page) < size:
                 return
@@ -359,18 +360,31 @@ class Pool:
             self.only.add(task.id)
         return bool(related)
 
-    def _claim(self, task: Task, choice: Choice) -> None:
+    async def _claim(self, task: Task, choice: Choice) -> None:
         execution = self._new_execution(task, choice)
         reason = f"claimed by {self.worker_id}"
         if choice.reason:
             model = f"/{choice.model}" if choice.model else ""
             reason += f"; agent {choice.agent}{model}: {choice.reason}"
-        try:
-            claimed = self.store.transition(
-                task.id, TaskState.RUNNING, reason, expected=TaskState.QUEUED, execution=execution
+        # written off the loop (a locked database must not stall the API), and shielded: a
+        # shutdown that cancels us meanwhile must not leave a claim without its attempt
+        write = asyncio.ensure_future(
+            self.blocking.store(
+                self.store.transition,
+                task.id,
+                TaskState.RUNNING,
+                reason,
+                expected=TaskState.QUEUED,
+                execution=execution,
             )
+        )
+        try:
+            claimed = await asyncio.shield(write)
         except InvalidTransition:
             return  # another process claimed or cancelled it first
+        except asyncio.CancelledError:
+            await self._unclaim(write, task.id, execution.id)
+            raise
         self._choices.pop(task.id, None)
         attempt = Attempt(
             settings=self.settings,
@@ -388,6 +402,28 @@ class Pool:
         running = _Running(claimed, choice.agent, attempt)
         running.job = asyncio.create_task(self._run(running), name=f"task-{task.id}")
         self._running[task.id] = running
+
+    async def _unclaim(self, write: asyncio.Future[Task], task_id: str, execution_id: str) -> None:
+        """Put back a claim whose write landed while we were being stopped."""
+        try:
+            await write
+        except ClaudomatorError:
+            return  # the claim did not happen
+        reason = "orchestrator shutdown before it started; re-queued"
+        try:
+            await self.blocking.store(
+                self.store.close_running_execution, execution_id, TaskState.QUEUED, reason
+            )
+            await self.blocking.store(
+                self.store.transition, task_id, TaskState.QUEUED, reason, expected=TaskState.RUNNING
+            )
+        except ClaudomatorError as exc:  # the next start's reconcile re-queues it
+            logger.error(
+                "task %s: claimed during shutdown and not put back: %s",
+                task_id,
+                exc,
+                extra={"action": "claim"},
+            )
 
     def _new_execution(self, task: Task, choice: Choice) -> Execution:
         execution_id = new_id()
