@@ -20,70 +20,31 @@ import contextlib
 import functools
 import logging
 import os
-import socket
 import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
-from claudomator import recovery
 from claudomator.agents import DEFAULT_AGENT, Runner
 from claudomator.attempt import Attempt, Summarizer
 from claudomator.blocking import Blocking
 from claudomator.classify import Choice, Chooser
 from claudomator.config import Settings
-from claudomator.errors import ClaudomatorError, InvalidTransition, NotFound
+from claudomator.errors import ClaudomatorError, InvalidTransition
 from claudomator.models import AgentStatus, Execution, Task, TaskState, new_id, utcnow
 from claudomator.notify import Notifier
 from claudomator.persist import until_stored
-from claudomator.process import kill_marked_sync
+from claudomator.reconcile import recover, worker_identity
 from claudomator.sandbox import Sandboxes
 from claudomator.store import Store
 from claudomator.webpush import WebPush
+
+__all__ = ["Pool", "worker_identity"]  # worker_identity: where it lived before reconcile.py
 
 logger = logging.getLogger(__name__)
 
 _FAILED_DEPENDENCY = frozenset(
     {TaskState.FAILED, TaskState.TIMED_OUT, TaskState.BUDGET_EXCEEDED, TaskState.CANCELLED}
 )
-
-
-def _start_ticks(pid: int) -> str | None:
-    """A process's start time (clock ticks since boot), or None if it does not exist."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
-    except OSError:
-        return None
-    return stat[stat.rfind(")") + 2 :].split()[19]
-
-
-def _boot_id() -> str:
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()[:8]
-    except OSError:
-        return "noboot"
-
-
-def worker_identity() -> str:
-    """``<host>:<pid>:<boot>-<start>`` of this orchestrator process.
-
-    The boot id and start time make the identity unique even when pids are reused (after a
-    reboot or a container restart the same pid can belong to someone else).
-    """
-    pid = os.getpid()
-    return f"{socket.gethostname()}:{pid}:{_boot_id()}-{_start_ticks(pid) or 0}"
-
-
-def owner_alive(worker_id: str) -> bool | None:
-    """Whether the orchestrator named ``worker_id`` still runs; None if not ours to judge."""
-    host, _, rest = worker_id.partition(":")
-    pid_text, _, stamp = rest.partition(":")
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return None  # another machine's work (or an unknown format)
-    boot, _, start = stamp.partition("-")
-    if boot != _boot_id():
-        return False  # it ran before the last boot
-    return _start_ticks(int(pid_text)) == start
 
 
 @dataclass
@@ -182,67 +143,9 @@ class Pool:
             await asyncio.get_running_loop().run_in_executor(None, self.blocking.shutdown)
 
     def reconcile(self) -> int:
-        """Recover tasks whose execution belongs to an orchestrator process that is gone.
-
-        Every process of such an execution (found by its environment mark, so detached ones
-        too) is killed; the execution is closed only if it is still RUNNING, and its task is
-        moved only if that execution is still the task's latest, so two orchestrators
-        reconciling at once never re-queue a live claim.
-        """
-        count = 0
-        target = TaskState.QUEUED if self.settings.on_restart == "requeue" else TaskState.FAILED
-        reason = "orchestrator restarted"
-        for execution in self.store.running_executions():
-            if owner_alive(execution.worker_id) is not False:
-                continue
-            kill_marked_sync(execution.id, self.settings.kill_grace_seconds)
-            if self._finish_delivered(execution):
-                count += 1
-                continue
-            error = f"{reason}: the orchestrator running it died"
-            status = TaskState.QUEUED if target == TaskState.QUEUED else TaskState.FAILED
-            if not self.store.close_running_execution(execution.id, status, error):
-                continue
-            latest = self.store.latest_executions([execution.task_id]).get(execution.task_id)
-            if latest is None or latest.id != execution.id:
-                continue
-            with contextlib.suppress(InvalidTransition, NotFound):
-                self.store.transition(execution.task_id, target, reason, expected=TaskState.RUNNING)
-                count += 1
-        if count:
-            logger.warning(
-                "recovered %d task(s) left running", count, extra={"action": "reconcile"}
-            )
-        return count
-
-    def _finish_delivered(self, execution: Execution) -> bool:
-        """COMPLETED for a dead orchestrator's execution whose delivery had landed."""
-        intent = self.store.delivery_intent(execution.id)
-        if intent is None:
-            return False
-        found = recovery.landed(intent)
-        if found is None:
-            return False
-        if not self.store.close_running_execution(
-            execution.id, TaskState.COMPLETED, "", commits=found.commits
-        ):
-            return False
-        logger.warning(
-            "task %s: its work was delivered (%s) before the orchestrator died; not run again",
-            execution.task_id,
-            found.target,
-            extra={"action": "reconcile"},
-        )
-        latest = self.store.latest_executions([execution.task_id]).get(execution.task_id)
-        if latest is not None and latest.id == execution.id:
-            with contextlib.suppress(InvalidTransition, NotFound):
-                self.store.transition(
-                    execution.task_id,
-                    TaskState.COMPLETED,
-                    f"orchestrator restarted; delivered to {found.target} before it died",
-                    expected=TaskState.RUNNING,
-                )
-        return True
+        """Recover tasks whose execution belongs to an orchestrator process that is gone
+        (see :func:`claudomator.reconcile.recover`); the number of tasks moved."""
+        return recover(self.settings, self.store)
 
     # -- claiming ----------------------------------------------------------------------------
 
