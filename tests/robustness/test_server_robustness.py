@@ -218,6 +218,12 @@ def test_webhook_and_health_answer_while_every_slot_runs_a_build_check(
 # -- item 9: slow clients ---------------------------------------------------------------------
 
 REQUEST_TIMEOUT = 2.0  # seconds serve gives a client to send a whole request
+WITH_NOFILE = """
+import os, resource, sys
+limit = int(sys.argv[1])
+resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))  # soft and hard, as `ulimit -n`
+os.execv(sys.argv[2], sys.argv[2:])
+"""
 
 
 def _half_sent(port: int, count: int) -> list[socket.socket]:
@@ -259,8 +265,10 @@ def test_half_sent_requests_are_timed_out_and_a_new_task_still_completes(
     log = log_path.open("w")
     server = subprocess.Popen(
         [
-            "prlimit",
-            f"--nofile={nofile}:{nofile}",
+            sys.executable,
+            "-c",
+            WITH_NOFILE,
+            str(nofile),
             CLAUDOMATOR,
             "serve",
             "--addr",
