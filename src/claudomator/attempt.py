@@ -9,26 +9,31 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from claudomator import projects, protocol, ratelimit, tokens
 from claudomator.agents import Outcome, RunContext, Runner
+from claudomator.blocking import Blocking
 from claudomator.checker import checker_task, verdict_from
 from claudomator.config import Settings, estimate_cost
 from claudomator.errors import ClaudomatorError, InvalidTransition, SandboxError
-from claudomator.models import Execution, Interaction, Task, TaskState, utcnow
+from claudomator.models import Commit, Execution, Interaction, Task, TaskState, utcnow
 from claudomator.notify import Notifier
+from claudomator.persist import until_stored
 from claudomator.process import tail_file
 from claudomator.sandbox import DeliveryKind, Sandbox, Sandboxes
 from claudomator.store import Store
+from claudomator.store.intents import DeliveryIntent
 from claudomator.summary import read_summary
 
 logger = logging.getLogger(__name__)
 
 Summarizer = Callable[[str], Awaitable[str]]
+P = ParamSpec("P")
+T = TypeVar("T")
 
 MAX_LIMIT_REQUEUES = 20  # rate-limit/quota re-queues in a row before a task is failed
 
@@ -58,6 +63,7 @@ class Attempt:
         stop: asyncio.Event,
         base_env: Mapping[str, str],
         notifier: Notifier,
+        blocking: Blocking,
         summarizer: Summarizer | None = None,
     ) -> None:
         self.settings = settings
@@ -70,6 +76,7 @@ class Attempt:
         self.stop_reason = ""  # "cancel" or "shutdown", set by the pool before stop is set
         self.base_env = base_env
         self.notifier = notifier
+        self.blocking = blocking  # the bounded executors for sandbox work and outcome writes
         self.summarizer = summarizer
         self.log_dir = Path(execution.stdout_path).parent
         self.delivered_to = ""
@@ -81,15 +88,14 @@ class Attempt:
         plan = self._plan()
         project_dir = self._project_dir()
         try:
-            sandbox, plan = await asyncio.to_thread(self._sandbox_for, plan, project_dir)
+            sandbox, plan = await self._off_loop(self._sandbox_for, plan, project_dir)
         except SandboxError as exc:
             await self._finish(Outcome(TaskState.FAILED, error_msg=str(exc)), "")
             return
-        self.execution = self.store.save_execution(
-            self.execution.model_copy(
-                update={"sandbox_dir": str(sandbox.dir), "session_id": plan.session_id}
-            )
+        started = self.execution.model_copy(
+            update={"sandbox_dir": str(sandbox.dir), "session_id": plan.session_id}
         )
+        self.execution = await self._kept("its sandbox", self.store.save_execution, started)
         outcome = await self._run_agent(sandbox, plan, project_dir)
         summary = read_summary(protocol.summary_file(self.log_dir), outcome.text)
         question = None
@@ -102,8 +108,9 @@ class Attempt:
             await self._block(outcome, question, summary)
             return
         if outcome.status == TaskState.COMPLETED and self.task.checker_for_task_id:
-            await asyncio.to_thread(self._release, sandbox)  # a checker changes nothing
+            await self._off_loop(self._release, sandbox)  # a checker changes nothing
         elif outcome.status == TaskState.COMPLETED:
+            await self._intend_delivery(sandbox)
             await self._deliver(sandbox, outcome)
         elif sandbox.dir.exists():
             where = f"sandbox preserved at {sandbox.dir}"
@@ -111,6 +118,35 @@ class Attempt:
         if not summary and self.summarizer is not None and outcome.text:
             summary = await self.summarizer(outcome.text)
         await self._finish(outcome, summary)
+
+    async def _off_loop(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Blocking sandbox work (git, build checks) in the sandbox executor, off the loop."""
+        return await self.blocking.sandbox(fn, *args, **kwargs)
+
+    async def _kept(self, what: str, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """A store step of the outcome, written again until the database takes it."""
+        return await until_stored(
+            f"task {self.task.id}: {what}",
+            lambda: fn(*args, **kwargs),
+            store=self.store,
+            blocking=self.blocking,
+        )
+
+    async def _intend_delivery(self, sandbox: Sandbox, commits: Sequence[Commit] = ()) -> None:
+        """Record, before anything is pushed, what this execution is about to deliver: after a
+        kill -9 during the push, :meth:`Pool.reconcile` finds the work on the target and
+        finishes the record instead of running the agent again. ``commits`` (once collected)
+        name the exact head; without them recovery reads the sandbox's HEAD."""
+        intent = DeliveryIntent(
+            execution_id=self.execution.id,
+            task_id=self.task.id,
+            project_dir=str(sandbox.project_dir),
+            sandbox_dir=str(sandbox.dir),
+            branch=sandbox.branch,
+            base_commit=sandbox.base_commit,
+            head=commits[-1].hash if commits else "",
+        )
+        await self._kept("its delivery intent", self.store.record_delivery_intent, intent)
 
     # -- before the agent --------------------------------------------------------------------
 
@@ -244,9 +280,7 @@ class Attempt:
         project = projects.by_dir(self.settings, self.store, str(sandbox.project_dir))
         build = project.build_command if project else ()
         try:
-            collected = await asyncio.to_thread(
-                self.sandboxes.collect, sandbox, build_command=build
-            )
+            collected = await self._off_loop(self.sandboxes.collect, sandbox, build_command=build)
             self.execution = self.execution.model_copy(
                 update={"commits": collected.commits, "changestats": collected.changestats}
             )
@@ -254,13 +288,14 @@ class Attempt:
             if collected.commits:
                 await self._keep_diff(sandbox)
                 kwargs = {"delivery": project.delivery} if project else {}
-                delivered = await asyncio.to_thread(
+                await self._intend_delivery(sandbox, collected.commits)  # before the push
+                delivered = await self._off_loop(
                     self.sandboxes.deliver, sandbox, task_id=self.task.id, **kwargs
                 )
                 self.delivered_to = delivered.description
                 kept_as_branch = delivered.how is DeliveryKind.BRANCH
                 if delivered.rebased:  # the delivered commits have new hashes
-                    commits = await asyncio.to_thread(
+                    commits = await self._off_loop(
                         self.sandboxes.head_commits, sandbox, len(collected.commits)
                     )
                     self.execution = self.execution.model_copy(update={"commits": commits})
@@ -273,7 +308,7 @@ class Attempt:
             if project is not None and project.review and kept_as_branch:
                 outcome.status = TaskState.READY  # kept, with its sandbox, for the review loop
             else:
-                await asyncio.to_thread(self._release, sandbox)
+                await self._off_loop(self._release, sandbox)
         except SandboxError as exc:
             outcome.status = TaskState.FAILED
             outcome.error_msg = str(exc)
@@ -281,7 +316,7 @@ class Attempt:
     async def _keep_diff(self, sandbox: Sandbox) -> None:
         """Save the diff of the work for people to read later; a failure only costs the diff."""
         try:
-            await asyncio.to_thread(
+            await self._off_loop(
                 self.sandboxes.write_diff, sandbox, protocol.diff_file(self.log_dir)
             )
         except (OSError, SandboxError) as exc:
@@ -299,19 +334,20 @@ class Attempt:
 
     async def _block(self, outcome: Outcome, question: protocol.Question, summary: str) -> None:
         """The agent asked a human: keep the sandbox, park the task, tell someone."""
-        self.store.add_interaction(
-            Interaction(
-                task_id=self.task.id,
-                execution_id=self.execution.id,
-                question=question.text,
-                options=question.options,
-            )
+        interaction = Interaction(
+            task_id=self.task.id,
+            execution_id=self.execution.id,
+            question=question.text,
+            options=question.options,
         )
+        await self._kept("its question", self.store.add_interaction, interaction)
         outcome.status = TaskState.BLOCKED
         outcome.error_msg = ""
-        self._save_execution(outcome, summary)
-        self._update_agent_health(outcome)
-        blocked = self._move(
+        await self._kept("outcome BLOCKED", self._save_execution, outcome, summary)
+        await self._kept("agent health", self._update_agent_health, outcome)
+        blocked = await self._kept(
+            "move to BLOCKED",
+            self._move,
             TaskState.BLOCKED,
             f"question: {question.text[:200]}",
             question=question.to_json(),
@@ -325,26 +361,33 @@ class Attempt:
         target = outcome.status
         reason = outcome.error_msg.splitlines()[0] if outcome.error_msg else target.value.lower()
         verdict = ratelimit.classify(outcome, tail_file(self.log_dir / "stderr.log", 4000))
-        if verdict is not None and self._requeues_in_a_row() >= MAX_LIMIT_REQUEUES:
+        if (
+            verdict is not None
+            and await self._kept("its re-queues", self._requeues_in_a_row) >= MAX_LIMIT_REQUEUES
+        ):
             reason = f"{reason} (gave up after {MAX_LIMIT_REQUEUES} re-queues for limits)"
             verdict = None
         if target == TaskState.CANCELLED and self.stop_reason == "shutdown":
             target, reason = TaskState.QUEUED, "orchestrator shutdown; re-queued"
             outcome.error_msg = "interrupted by orchestrator shutdown"
         elif verdict is not None:
-            until = self._record_limit(outcome, verdict)
+            until = await self._kept("its limit", self._record_limit, outcome, verdict)
             target = TaskState.QUEUED
             reason = f"{verdict.limit.value} on {self.execution.agent}; re-queued until {until}"
-        if target == TaskState.QUEUED and self.store.get_task(self.task.id).cancel_requested:
-            target, reason = TaskState.CANCELLED, "cancelled by user"
+        if target == TaskState.QUEUED:
+            current = await self._kept("its cancel request", self.store.get_task, self.task.id)
+            if current.cancel_requested:
+                target, reason = TaskState.CANCELLED, "cancelled by user"
         if target == TaskState.QUEUED:
             outcome.status = TaskState.QUEUED  # this execution ended in a re-queue
-        self._save_execution(outcome, summary)
+        await self._kept(f"outcome {outcome.status.value}", self._save_execution, outcome, summary)
         if verdict is None:
-            self._update_agent_health(outcome)
+            await self._kept("agent health", self._update_agent_health, outcome)
         if target == TaskState.COMPLETED and self.task.acceptance_criteria:
-            self._queue_checker()
-        task = self._move(target, reason, summary=summary)
+            await self._kept("its checker", self._queue_checker)
+        task = await self._kept(
+            f"move to {target.value}", self._move, target, reason, summary=summary
+        )
         if task is not None and target.is_terminal:
             self.notifier.post(f"task.{target.value.lower()}", task)
             await self._acceptance(task, outcome)
@@ -391,9 +434,16 @@ class Attempt:
             verdict, report = verdict_from(f"{outcome.text}\n{task.summary}")
         else:
             verdict, report = "", f"the checker ended {task.state.value}: {outcome.error_msg}"
-        self.store.update_task(task.checker_for_task_id, check_verdict=verdict, check_report=report)
+        checked_id = task.checker_for_task_id
+        await self._kept(
+            f"verdict on {checked_id}",
+            self.store.update_task,
+            checked_id,
+            check_verdict=verdict,
+            check_report=report,
+        )
         if verdict == "fail":
-            checked = self.store.get_task(task.checker_for_task_id)
+            checked = await self._kept(f"task {checked_id}", self.store.get_task, checked_id)
             self.notifier.post("task.check_failed", checked, report=report)
 
     def _save_execution(self, outcome: Outcome, summary: str) -> None:

@@ -8,16 +8,18 @@ sandbox, runs the agent, and records the outcome; nothing leaves a task RUNNING 
 * :meth:`Pool.shutdown` stops every agent (SIGTERM, SIGKILL after the grace period) and puts
   their tasks back to QUEUED with reason "orchestrator shutdown";
 * :meth:`Pool.reconcile` (run at start) finds executions whose orchestrator process died, kills
-  any agent process group that survived it, and re-queues their tasks ("orchestrator restarted").
+  any agent process group that survived it, and re-queues their tasks ("orchestrator restarted")
+  -- unless the execution's recorded delivery already landed on its target (a kill -9 during
+  the push): then the record is finished COMPLETED and the agent does not run again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
-import socket
 import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -25,60 +27,26 @@ from pathlib import Path
 
 from claudomator.agents import DEFAULT_AGENT, Runner
 from claudomator.attempt import Attempt, Summarizer
+from claudomator.blocking import Blocking
 from claudomator.classify import Choice, Chooser
 from claudomator.config import Settings
-from claudomator.errors import ClaudomatorError, InvalidTransition, NotFound
+from claudomator.errors import ClaudomatorError, InvalidTransition
 from claudomator.models import AgentStatus, Execution, Task, TaskState, new_id, utcnow
 from claudomator.notify import Notifier
-from claudomator.process import kill_marked_sync
+from claudomator.persist import until_stored
 from claudomator.projects import all_projects
+from claudomator.reconcile import recover, worker_identity
 from claudomator.sandbox import Sandboxes
 from claudomator.store import Store
 from claudomator.webpush import WebPush
+
+__all__ = ["Pool", "worker_identity"]  # worker_identity: where it lived before reconcile.py
 
 logger = logging.getLogger(__name__)
 
 _FAILED_DEPENDENCY = frozenset(
     {TaskState.FAILED, TaskState.TIMED_OUT, TaskState.BUDGET_EXCEEDED, TaskState.CANCELLED}
 )
-
-
-def _start_ticks(pid: int) -> str | None:
-    """A process's start time (clock ticks since boot), or None if it does not exist."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
-    except OSError:
-        return None
-    return stat[stat.rfind(")") + 2 :].split()[19]
-
-
-def _boot_id() -> str:
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()[:8]
-    except OSError:
-        return "noboot"
-
-
-def worker_identity() -> str:
-    """``<host>:<pid>:<boot>-<start>`` of this orchestrator process.
-
-    The boot id and start time make the identity unique even when pids are reused (after a
-    reboot or a container restart the same pid can belong to someone else).
-    """
-    pid = os.getpid()
-    return f"{socket.gethostname()}:{pid}:{_boot_id()}-{_start_ticks(pid) or 0}"
-
-
-def owner_alive(worker_id: str) -> bool | None:
-    """Whether the orchestrator named ``worker_id`` still runs; None if not ours to judge."""
-    host, _, rest = worker_id.partition(":")
-    pid_text, _, stamp = rest.partition(":")
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return None  # another machine's work (or an unknown format)
-    boot, _, start = stamp.partition("-")
-    if boot != _boot_id():
-        return False  # it ran before the last boot
-    return _start_ticks(int(pid_text)) == start
 
 
 @dataclass
@@ -110,6 +78,7 @@ class Pool:
         summarizer: Summarizer | None = None,
         notifier: Notifier | None = None,
         usable: Collection[str] | None = None,
+        blocking: Blocking | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -131,6 +100,10 @@ class Pool:
         self.notifier = notifier or Notifier(
             settings.webhook_url, settings.webhook_secret, push=WebPush(settings, store)
         )
+        # sandbox work and outcome writes run in these bounded executors, never in asyncio's
+        # default one (the API's webhooks and streams need that); made here if not given
+        self._owns_blocking = blocking is None
+        self.blocking = blocking or Blocking.for_slots(self.max_concurrent)
         self._running: dict[str, _Running] = {}
         self._choices: dict[str, Choice] = {}  # classifier answers, asked once per task
         self._wake = asyncio.Event()
@@ -141,7 +114,7 @@ class Pool:
 
     async def start(self) -> None:
         """Reconcile what a dead orchestrator left behind, then start claiming."""
-        await asyncio.to_thread(self.reconcile)
+        await self.blocking.sandbox(self.reconcile)
         self._loop_task = asyncio.create_task(self._loop(), name="claudomator-pool")
 
     def wake(self) -> None:
@@ -172,37 +145,13 @@ class Pool:
             logger.info("waiting for %d agent(s) to stop", len(jobs), extra={"action": "shutdown"})
             await asyncio.gather(*jobs, return_exceptions=True)
         await self.notifier.drain()
+        if self._owns_blocking:
+            await asyncio.get_running_loop().run_in_executor(None, self.blocking.shutdown)
 
     def reconcile(self) -> int:
-        """Recover tasks whose execution belongs to an orchestrator process that is gone.
-
-        Every process of such an execution (found by its environment mark, so detached ones
-        too) is killed; the execution is closed only if it is still RUNNING, and its task is
-        moved only if that execution is still the task's latest, so two orchestrators
-        reconciling at once never re-queue a live claim.
-        """
-        count = 0
-        target = TaskState.QUEUED if self.settings.on_restart == "requeue" else TaskState.FAILED
-        reason = "orchestrator restarted"
-        for execution in self.store.running_executions():
-            if owner_alive(execution.worker_id) is not False:
-                continue
-            kill_marked_sync(execution.id, self.settings.kill_grace_seconds)
-            error = f"{reason}: the orchestrator running it died"
-            status = TaskState.QUEUED if target == TaskState.QUEUED else TaskState.FAILED
-            if not self.store.close_running_execution(execution.id, status, error):
-                continue
-            latest = self.store.latest_executions([execution.task_id]).get(execution.task_id)
-            if latest is None or latest.id != execution.id:
-                continue
-            with contextlib.suppress(InvalidTransition, NotFound):
-                self.store.transition(execution.task_id, target, reason, expected=TaskState.RUNNING)
-                count += 1
-        if count:
-            logger.warning(
-                "recovered %d task(s) left running", count, extra={"action": "reconcile"}
-            )
-        return count
+        """Recover tasks whose execution belongs to an orchestrator process that is gone
+        (see :func:`claudomator.reconcile.recover`); the number of tasks moved."""
+        return recover(self.settings, self.store)
 
     # -- claiming ----------------------------------------------------------------------------
 
@@ -214,7 +163,7 @@ class Pool:
                 await self._claim_all()
                 if time.monotonic() - last_reconcile > self.RECONCILE_EVERY:
                     last_reconcile = time.monotonic()
-                    await asyncio.to_thread(self.reconcile)
+                    await self.blocking.sandbox(self.reconcile)
             except Exception:  # the loop must outlive any one bad iteration
                 logger.exception("pool iteration failed", extra={"action": "pool_loop"})
             self._wake.clear()
@@ -296,13 +245,14 @@ class Pool:
                     return
                 if not self._in_scope(task) or task.id in self._running:
                     continue
-                if not self._dependencies_ready(task):
+                # writes (a claim, a failed dependency) wait off the loop for a locked database
+                if not await self.blocking.store(self._dependencies_ready, task):
                     left += self.store.get_task(task.id).state != TaskState.QUEUED
                     continue
                 choice = await self._choose(task, blocked)
                 if choice is None or not self._has_slot(choice.agent):
                     continue
-                self._claim(task, choice)
+                await self._claim(task, choice)
                 left += 1  # claimed, or (a lost race) claimed or cancelled by someone else
             if len(page) < size:
                 return
@@ -319,18 +269,31 @@ class Pool:
             self.only.add(task.id)
         return bool(related)
 
-    def _claim(self, task: Task, choice: Choice) -> None:
+    async def _claim(self, task: Task, choice: Choice) -> None:
         execution = self._new_execution(task, choice)
         reason = f"claimed by {self.worker_id}"
         if choice.reason:
             model = f"/{choice.model}" if choice.model else ""
             reason += f"; agent {choice.agent}{model}: {choice.reason}"
-        try:
-            claimed = self.store.transition(
-                task.id, TaskState.RUNNING, reason, expected=TaskState.QUEUED, execution=execution
+        # written off the loop (a locked database must not stall the API), and shielded: a
+        # shutdown that cancels us meanwhile must not leave a claim without its attempt
+        write = asyncio.ensure_future(
+            self.blocking.store(
+                self.store.transition,
+                task.id,
+                TaskState.RUNNING,
+                reason,
+                expected=TaskState.QUEUED,
+                execution=execution,
             )
+        )
+        try:
+            claimed = await asyncio.shield(write)
         except InvalidTransition:
             return  # another process claimed or cancelled it first
+        except asyncio.CancelledError:
+            await self._unclaim(write, task.id, execution.id)
+            raise
         self._choices.pop(task.id, None)
         attempt = Attempt(
             settings=self.settings,
@@ -342,11 +305,34 @@ class Pool:
             stop=asyncio.Event(),
             base_env=self.base_env,
             notifier=self.notifier,
+            blocking=self.blocking,
             summarizer=self.summarizer,
         )
         running = _Running(claimed, choice.agent, attempt)
         running.job = asyncio.create_task(self._run(running), name=f"task-{task.id}")
         self._running[task.id] = running
+
+    async def _unclaim(self, write: asyncio.Future[Task], task_id: str, execution_id: str) -> None:
+        """Put back a claim whose write landed while we were being stopped."""
+        try:
+            await write
+        except ClaudomatorError:
+            return  # the claim did not happen
+        reason = "orchestrator shutdown before it started; re-queued"
+        try:
+            await self.blocking.store(
+                self.store.close_running_execution, execution_id, TaskState.QUEUED, reason
+            )
+            await self.blocking.store(
+                self.store.transition, task_id, TaskState.QUEUED, reason, expected=TaskState.RUNNING
+            )
+        except ClaudomatorError as exc:  # the next start's reconcile re-queues it
+            logger.error(
+                "task %s: claimed during shutdown and not put back: %s",
+                task_id,
+                exc,
+                extra={"action": "claim"},
+            )
 
     def _new_execution(self, task: Task, choice: Choice) -> Execution:
         execution_id = new_id()
@@ -396,26 +382,43 @@ class Pool:
             await running.attempt.run()
         except Exception as exc:  # never leave a task RUNNING because of a bug
             logger.exception("task %s crashed", running.task.id, extra={"action": "execute"})
-            with contextlib.suppress(ClaudomatorError):
-                execution = self.store.get_execution(running.attempt.execution.id)
-                self.store.save_execution(
-                    execution.model_copy(
-                        update={
-                            "status": TaskState.FAILED,
-                            "end_time": utcnow(),
-                            "error_msg": f"internal error: {exc!r}",
-                        }
-                    )
+            try:
+                await until_stored(
+                    f"task {running.task.id}: internal-error outcome",
+                    functools.partial(self._record_crash, running, exc),
+                    store=self.store,
+                    blocking=self.blocking,
                 )
-                self.store.transition(
+            except ClaudomatorError as why:  # not the database refusing: nothing to wait for
+                logger.error(
+                    "task %s: the internal error could not be recorded: %s",
                     running.task.id,
-                    TaskState.FAILED,
-                    f"internal error: {exc}",
-                    expected=TaskState.RUNNING,
+                    why,
+                    extra={"action": "execute"},
                 )
         finally:
             self._running.pop(running.task.id, None)
             self._wake.set()
+
+    def _record_crash(self, running: _Running, exc: Exception) -> None:
+        """FAILED "internal error" for the execution, and for its task if still RUNNING."""
+        execution = self.store.get_execution(running.attempt.execution.id)
+        self.store.save_execution(
+            execution.model_copy(
+                update={
+                    "status": TaskState.FAILED,
+                    "end_time": utcnow(),
+                    "error_msg": f"internal error: {exc!r}",
+                }
+            )
+        )
+        with contextlib.suppress(InvalidTransition):
+            self.store.transition(
+                running.task.id,
+                TaskState.FAILED,
+                f"internal error: {exc}",
+                expected=TaskState.RUNNING,
+            )
 
     def agent_health(self) -> dict[str, AgentStatus]:
         """Every registered agent's status (defaults for agents never used)."""

@@ -2,7 +2,8 @@
 
 Both ``claudomator run`` (a pool limited to the file's tasks) and ``claudomator serve`` (a pool
 for everything, plus the HTTP API) use :class:`Runtime`. It owns the local-model client used by
-the classifier and the summariser, and closes it on the way out.
+the classifier and the summariser, and the bounded executors of blocking work
+(:class:`~claudomator.blocking.Blocking`), and closes both on the way out.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Collection, Mapping
 from types import TracebackType
 
 from claudomator.agents import build_registry, installed
+from claudomator.blocking import Blocking
 from claudomator.classify import Classifier
 from claudomator.config import Settings
 from claudomator.llm import LLMClient
@@ -39,6 +41,7 @@ class Runtime:
         env = dict(os.environ if base_env is None else base_env)
         runners = build_registry(settings)
         usable = installed(settings)
+        self.blocking = Blocking.for_slots(max_concurrent or settings.max_concurrent)
         self.pool = Pool(
             settings,
             self.service.store,
@@ -53,6 +56,7 @@ class Runtime:
             ),
             summarizer=Summarizer(self.llm) if self.llm.available else None,
             usable=usable,
+            blocking=self.blocking,
         )
         self.service.on_submit = self._wake
         self.requeue_on_exit = True
@@ -77,4 +81,7 @@ class Runtime:
         try:
             await self.pool.shutdown(requeue=self.requeue_on_exit)
         finally:
-            await self.llm.aclose()
+            try:
+                await self.llm.aclose()
+            finally:
+                await asyncio.get_running_loop().run_in_executor(None, self.blocking.shutdown)

@@ -2,26 +2,43 @@
 
 ``claudomator serve`` calls :func:`serve`; it owns SIGINT/SIGTERM so that on either the API stops
 accepting, the pool stops its agents (SIGTERM, then SIGKILL) and re-queues their tasks, and only
-then does the process exit.
+then does the process exit. Slow or excess clients are bounded by :mod:`claudomator.connections`
+(a read deadline per request, a connection cap, file descriptors kept for agents and git).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import uvicorn
 
 from claudomator import webpush
 from claudomator.api import create_app
 from claudomator.config import Settings
+from claudomator.connections import (
+    KEEP_ALIVE_TIMEOUT,
+    MAX_INCOMPLETE_EVENT,
+    ConnectionLimits,
+    fd_reserve_for,
+    guarded_h11,
+    raise_nofile_limit,
+)
 from claudomator.runtime import Runtime
 from claudomator.service import Service
 
 logger = logging.getLogger(__name__)
+
+API_THREADS = 32
+"""Threads of the loop's default executor beyond one per task slot. The API's blocking calls
+(webhooks, event and log streams) use that executor; sandbox work has executors of its own
+(:class:`~claudomator.blocking.Blocking`), and the extra slot-per-task keeps any blocking
+step of a running task that still uses the default one from ever filling it."""
 
 
 class _Server(uvicorn.Server):
@@ -32,6 +49,16 @@ class _Server(uvicorn.Server):
         yield
 
 
+def _bound(config: uvicorn.Config, limits: ConnectionLimits) -> None:
+    """Slow-client guards on a config not yet loaded (uvicorn reads these at start)."""
+    config.http = guarded_h11(limits)
+    config.timeout_keep_alive = int(KEEP_ALIVE_TIMEOUT)
+    config.limit_concurrency = limits.max_connections + 1  # + 1: a request never counts itself
+    config.h11_max_incomplete_event_size = MAX_INCOMPLETE_EVENT
+    if limits.fd_reserve:  # asyncio accepts up to `backlog` sockets at once, before any check
+        config.backlog = max(16, min(config.backlog, limits.fd_reserve // 2))
+
+
 async def serve(
     settings: Settings,
     service: Service,
@@ -39,9 +66,17 @@ async def serve(
     port: int,
     *,
     on_ready: Callable[[], None] | None = None,
+    limits: ConnectionLimits | None = None,
 ) -> None:
-    """Run the pool and the API until SIGINT or SIGTERM."""
+    """Run the pool and the API until SIGINT or SIGTERM.
+
+    ``limits``: the connection cap and the read deadline (the file-descriptor limit and
+    reserve are filled in here, after the soft limit is raised to the hard one).
+    """
     webpush.load_keys(settings)  # a bad configured VAPID key stops us here, not at first push
+    fd_limit = raise_nofile_limit()
+    limits = limits or ConnectionLimits()
+    limits = dataclasses.replace(limits, fd_limit=fd_limit, fd_reserve=fd_reserve_for(fd_limit))
     runtime = Runtime(settings, service=service)
     server = _Server(
         uvicorn.Config(
@@ -51,7 +86,11 @@ async def serve(
             log_level="warning",
         )
     )
+    _bound(server.config, limits)
     loop = asyncio.get_running_loop()
+    loop.set_default_executor(  # shut down by asyncio.run on the way out
+        ThreadPoolExecutor(settings.max_concurrent + API_THREADS, "claudomator-default")
+    )
 
     def stop(sig: signal.Signals) -> None:
         logger.info("received %s; shutting down", sig.name, extra={"action": "serve_stop"})

@@ -7,6 +7,7 @@ import contextlib
 import os
 import signal
 from collections.abc import AsyncIterator, Collection
+from typing import Literal
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, FastAPI, HTTPException
@@ -31,7 +32,7 @@ from claudomator.api.tasks import agent_routes, execution_routes, task_routes
 from claudomator.api.webhooks import GITHUB_WEBHOOK_PATH, github_routes
 from claudomator.config import Settings
 from claudomator.elaborate import elaborator_factory
-from claudomator.errors import ConfigError
+from claudomator.errors import ConfigError, StoreError
 from claudomator.service import Service
 from claudomator.web import web_routes
 
@@ -39,20 +40,43 @@ MAX_BODY_BYTES = 1024 * 1024
 
 
 class Health(BaseModel):
-    """What ``GET /api/health`` answers."""
+    """What ``GET /api/health`` answers.
 
-    status: str
+    ``status`` is "ok", or "degraded" while writes are refused by the database and retried
+    (``pending_outcomes`` of them) or the database cannot be read (then ``tasks`` are the
+    last counts read, and ``detail`` says why).
+    """
+
+    status: Literal["ok", "degraded"]
     version: str
     tasks: dict[str, int]
+    pending_outcomes: int = 0
+    detail: str = ""
 
 
 def health_routes(service: Service) -> APIRouter:
     router = APIRouter(prefix="/api", tags=["health"])
+    # the last counts read, answered while the database cannot be read
+    last: dict[str, dict[str, int]] = {"counts": {}}
 
     @router.get("/health", response_model=Health)
     def health() -> Health:
-        """Liveness and a count of tasks per state (also proves the database answers)."""
-        return Health(status="ok", version=__version__, tasks=service.counts())
+        """Liveness, a count of tasks per state, and whether the database takes our writes."""
+        backlog = service.store.backlog.state()
+        detail = ""
+        try:
+            counts = last["counts"] = service.counts()
+        except StoreError as exc:
+            counts, detail = dict(last["counts"]), f"database unreadable: {exc}"
+        if backlog.pending and not detail:
+            detail = f"{backlog.pending} write(s) refused and retried: {backlog.last_error}"
+        return Health(
+            status="degraded" if detail else "ok",
+            version=__version__,
+            tasks=counts,
+            pending_outcomes=backlog.pending,
+            detail=detail,
+        )
 
     return router
 

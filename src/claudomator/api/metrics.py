@@ -65,6 +65,15 @@ def metrics_routes(service: Service) -> APIRouter:
             lines.append(f'claudomator_queue_wait_seconds{{quantile="{quantile}"}} {shown}')
         lines.append(f"claudomator_queue_wait_seconds_sum {sum(waits):.3f}")
         lines.append(f"claudomator_queue_wait_seconds_count {len(waits)}")
+        backlog = service.store.backlog.state()
+        lines += [
+            "# HELP claudomator_pending_outcomes Writes refused by the database, being retried.",
+            "# TYPE claudomator_pending_outcomes gauge",
+            f"claudomator_pending_outcomes {backlog.pending}",
+            "# HELP claudomator_store_write_refusals_total Writes the database refused.",
+            "# TYPE claudomator_store_write_refusals_total counter",
+            f"claudomator_store_write_refusals_total {backlog.failures_total}",
+        ]
         return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
 
     return router

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from typing import Annotated
 
@@ -19,9 +20,26 @@ def serve(
     addr: Annotated[
         str | None, typer.Option("--addr", help="host:port to listen on (default: server_addr).")
     ] = None,
+    max_connections: Annotated[
+        int | None,
+        typer.Option(
+            "--max-connections",
+            min=1,
+            help="Open HTTP connections at most; more are closed. [default: 200]",
+        ),
+    ] = None,
+    request_timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--request-timeout",
+            min=0.1,
+            help="Seconds a client has to send a whole request (headers and body). [default: 30]",
+        ),
+    ] = None,
 ) -> None:
     """Start the orchestrator: the pool that runs queued tasks, and the HTTP API."""
     from claudomator import server  # FastAPI and uvicorn: imported only when serving
+    from claudomator.connections import ConnectionLimits
     from claudomator.web import ui_url
 
     settings = load()
@@ -55,6 +73,11 @@ def serve(
                 soft_wrap=True,
             )
 
-        asyncio.run(server.serve(settings, service, host, int(port), on_ready=ready))
+        limits = ConnectionLimits()
+        if max_connections is not None:
+            limits = dataclasses.replace(limits, max_connections=max_connections)
+        if request_timeout is not None:
+            limits = dataclasses.replace(limits, read_timeout=request_timeout)
+        asyncio.run(server.serve(settings, service, host, int(port), on_ready=ready, limits=limits))
     finally:
         service.close()

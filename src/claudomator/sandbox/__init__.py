@@ -1,8 +1,8 @@
 """Per-execution git sandboxes: create, autocommit after a build check, collect, deliver, release.
 
-Every execution works in its own git repository, ``<root>/<execution-id>``, so an agent can never
-damage the user's working tree. The package is synchronous; the async pool calls it through
-:func:`asyncio.to_thread`.
+Every execution works in its own git repository, ``<root>/<execution-id>``, and Claudomator's
+own git commands never act on the user's working tree. The package is synchronous; the async
+pool calls it in the sandbox executor of :class:`claudomator.blocking.Blocking`.
 
 The agent is hostile
     Everything in a sandbox (its ``.git`` included) is written by the agent. Our own git commands

@@ -9,6 +9,7 @@ transaction. Nothing here is SQLite-specific except the connection set-up in :fu
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import logging
 import os
@@ -43,8 +44,11 @@ from claudomator.models import (
     check_transition,
     utcnow,
 )
+from claudomator.store.backlog import WriteBacklog
+from claudomator.store.intents import DeliveryIntent
 from claudomator.store.tables import (
     agent_status,
+    delivery_intents,
     executions,
     intake_keys,
     interactions,
@@ -66,7 +70,11 @@ INTAKE_RESERVATION_SECONDS = 60.0
 process that reserved it died before storing the task, and the key is free again."""
 
 
-def _engine(url: str) -> Engine:
+DEFAULT_BUSY_TIMEOUT = 10.0
+"""Seconds a write waits for another process's lock before the database refuses it."""
+
+
+def _engine(url: str, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> Engine:
     parsed = sa.make_url(url)
     in_memory = parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:")
     # Enough pooled connections for the API's worker threads: past the pool size, every
@@ -79,7 +87,7 @@ def _engine(url: str) -> Engine:
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
             cursor = dbapi_conn.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA busy_timeout=10000")
+            cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
@@ -222,21 +230,25 @@ class Store:
         # which sleeps in growing steps (up to 100 ms) and so caps concurrent writes at a few
         # hundred a second. Other processes still meet through the busy timeout.
         self._write_lock = threading.RLock()
+        self.backlog = WriteBacklog()  # writes refused by the database and being retried
 
     @classmethod
-    def open(cls, url_or_path: str | Path) -> Store:
-        """Open (creating and migrating as needed) a database by URL or SQLite file path."""
+    def open(cls, url_or_path: str | Path, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> Store:
+        """Open (creating and migrating as needed) a database by URL or SQLite file path.
+
+        ``busy_timeout``: seconds a statement waits for another process's lock (SQLite).
+        """
         url = str(url_or_path)
         if "://" not in url:
             path = Path(url).expanduser()
             path.parent.mkdir(parents=True, exist_ok=True)
-            store = cls(_engine(f"sqlite:///{path}"))
+            store = cls(_engine(f"sqlite:///{path}", busy_timeout))
             # processes starting together on a new file must not both create the schema
             with path.with_name(path.name + ".migrate.lock").open("a") as lock:
                 fcntl.flock(lock, fcntl.LOCK_EX)
                 store.migrate()
             return store
-        store = cls(_engine(url))
+        store = cls(_engine(url, busy_timeout))
         store.migrate()
         return store
 
@@ -624,8 +636,19 @@ class Store:
         with self._read() as conn:
             return {r["task_id"]: _execution_from(r) for r in conn.execute(query).mappings()}
 
-    def close_running_execution(self, execution_id: str, status: TaskState, error: str) -> bool:
-        """End an execution that is still RUNNING (False if someone already ended it)."""
+    def close_running_execution(
+        self,
+        execution_id: str,
+        status: TaskState,
+        error: str,
+        *,
+        commits: Sequence[Commit] | None = None,
+    ) -> bool:
+        """End an execution that is still RUNNING (False if someone already ended it);
+        ``commits``, if given, are recorded as its delivered commits."""
+        values: dict[str, Any] = {"status": status.value, "end_time": utcnow(), "error_msg": error}
+        if commits is not None:
+            values["commits"] = [c.model_dump(mode="json") for c in commits]
         with self._tx() as conn:
             count = conn.execute(
                 executions.update()
@@ -633,9 +656,26 @@ class Store:
                     executions.c.id == execution_id,
                     executions.c.status == TaskState.RUNNING.value,
                 )
-                .values(status=status.value, end_time=utcnow(), error_msg=error)
+                .values(values)
             ).rowcount
         return count == 1
+
+    def record_delivery_intent(self, intent: DeliveryIntent) -> None:
+        """Write (or overwrite) the delivery intent of ``intent.execution_id``."""
+        row = dataclasses.asdict(intent)
+        with self._tx() as conn:
+            conn.execute(
+                delivery_intents.delete().where(
+                    delivery_intents.c.execution_id == intent.execution_id
+                )
+            )
+            conn.execute(delivery_intents.insert().values(row))
+
+    def delivery_intent(self, execution_id: str) -> DeliveryIntent | None:
+        query = sa.select(delivery_intents).where(delivery_intents.c.execution_id == execution_id)
+        with self._read() as conn:
+            row = conn.execute(query).mappings().first()
+        return DeliveryIntent(**dict(row)) if row is not None else None
 
     def running_executions(self) -> list[Execution]:
         query = sa.select(executions).where(executions.c.status == TaskState.RUNNING.value)

@@ -172,3 +172,18 @@ push_subscriptions = sa.Table(
     sa.Column("auth", sa.String(255), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
 )
+
+# What an execution was about to deliver, written before its push: a restart after a kill -9
+# during the push finds the work on the target and finishes the record instead of re-running.
+delivery_intents = sa.Table(
+    "delivery_intents",
+    metadata,
+    sa.Column("execution_id", sa.String(64), sa.ForeignKey("executions.id"), primary_key=True),
+    sa.Column("task_id", sa.String(64), nullable=False),
+    sa.Column("project_dir", sa.Text, nullable=False),
+    sa.Column("sandbox_dir", sa.Text, nullable=False),
+    sa.Column("branch", sa.Text, nullable=False),
+    sa.Column("base_commit", sa.String(64), nullable=False),
+    sa.Column("head", sa.String(64), nullable=False),  # "" until the commits are collected
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
