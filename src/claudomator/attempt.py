@@ -19,7 +19,7 @@ from claudomator.agents import Outcome, RunContext, Runner
 from claudomator.blocking import Blocking
 from claudomator.checker import checker_task, verdict_from
 from claudomator.config import Settings, estimate_cost
-from claudomator.errors import ClaudomatorError, InvalidTransition, SandboxError
+from claudomator.errors import ClaudomatorError, InvalidTransition, SandboxError, StoreError
 from claudomator.models import Commit, Execution, Interaction, Task, TaskState, utcnow
 from claudomator.notify import Notifier
 from claudomator.persist import until_stored
@@ -137,7 +137,11 @@ class Attempt:
         kill -9 during the push, :meth:`Pool.reconcile` finds the work on the target and
         finishes the record instead of running the agent again. ``commits`` (once collected)
         name the exact head; without them recovery reads the sandbox's HEAD."""
-        intent = DeliveryIntent(
+        intent = self._intent(sandbox, commits)
+        await self._kept("its delivery intent", self.store.record_delivery_intent, intent)
+
+    def _intent(self, sandbox: Sandbox, commits: Sequence[Commit]) -> DeliveryIntent:
+        return DeliveryIntent(
             execution_id=self.execution.id,
             task_id=self.task.id,
             project_dir=str(sandbox.project_dir),
@@ -146,7 +150,22 @@ class Attempt:
             base_commit=sandbox.base_commit,
             head=commits[-1].hash if commits else "",
         )
-        await self._kept("its delivery intent", self.store.record_delivery_intent, intent)
+
+    async def _note_head(self, sandbox: Sandbox, commits: Sequence[Commit]) -> None:
+        """Add the exact head to the delivery intent recorded before the agent's work was
+        collected. Best effort: if the database refuses now, the delivery goes on, and recovery
+        reads the head from the sandbox (where a rebase before the push also happens)."""
+        intent = self._intent(sandbox, commits)
+        try:
+            await self.blocking.store(self.store.record_delivery_intent, intent)
+        except StoreError as exc:
+            logger.warning(
+                "task %s: could not add the head to the delivery intent (%s); recovery will "
+                "read it from the sandbox",
+                self.task.id,
+                exc,
+                extra={"action": "deliver"},
+            )
 
     # -- before the agent --------------------------------------------------------------------
 
@@ -288,7 +307,7 @@ class Attempt:
             if collected.commits:
                 await self._keep_diff(sandbox)
                 kwargs = {"delivery": project.delivery} if project else {}
-                await self._intend_delivery(sandbox, collected.commits)  # before the push
+                await self._note_head(sandbox, collected.commits)  # before the push
                 delivered = await self._off_loop(
                     self.sandboxes.deliver, sandbox, task_id=self.task.id, **kwargs
                 )
