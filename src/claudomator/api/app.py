@@ -20,6 +20,7 @@ from claudomator import __version__, tokens
 from claudomator.api import errors
 from claudomator.api.auth import TokenCheck, TokenGuard
 from claudomator.api.datadir import DataDirChanged, DataDirGuard, DataDirMonitor
+from claudomator.api.docs import docs_routes
 from claudomator.api.hosts import HostCheck, is_loopback
 from claudomator.api.hosts import allowed_hosts as hosts_for
 from claudomator.api.intake import intake_routes
@@ -204,7 +205,14 @@ def create_app(
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
 
-    app = FastAPI(title="Claudomator", version=__version__, lifespan=lifespan)
+    # /docs is ours (served from the package, offline); ReDoc would need a CDN
+    app = FastAPI(
+        title="Claudomator",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.add_middleware(BodyLimit)
     app.add_middleware(NoNulInUrl)
     # added after BodyLimit, so they run before it: a caller without a token gets nowhere near
@@ -229,5 +237,6 @@ def create_app(
         metrics_routes(service),
     ):
         app.include_router(router, responses=errors.RESPONSES)  # guarded by TokenGuard
+    app.include_router(docs_routes())  # Swagger UI's page and files (no data: not guarded)
     app.include_router(web_routes())  # the web UI's pages and files (no data: not guarded)
     return app

@@ -39,13 +39,14 @@ _OWN_TASK = re.compile(r"^/api/tasks/([^/]+)$")
 OPEN_PATHS = frozenset({"/api/health", GITHUB_WEBHOOK_PATH})
 
 
-# the API's description (Swagger UI, ReDoc, the schema) is guarded with it
-DOC_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+# the API's description is guarded with it (the /docs page and its files hold no data: the
+# page fetches the description with the token, see claudomator.api.docs)
+DOC_PATHS = frozenset({"/openapi.json"})
 
 
 def is_guarded(path: str) -> bool:
-    """Whether ``path`` needs the token: the API, its metrics and its docs (not the web UI's
-    pages and files, which hold no data)."""
+    """Whether ``path`` needs the token: the API, its metrics and its description (not the
+    pages and files of the web UI and of /docs, which hold no data)."""
     if path in OPEN_PATHS:
         return False
     return (
