@@ -129,3 +129,36 @@ def test_the_migrated_schema_matches_the_table_definitions(tmp_path: Path) -> No
     finally:
         engine.dispose()
     assert diff == []
+
+
+def test_the_newest_revision_is_alembics_head() -> None:
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(store_module._MIGRATIONS))
+    assert store_module.newest_revision() == ScriptDirectory.from_config(cfg).get_current_head()
+
+
+def test_an_up_to_date_database_opens_without_loading_alembic(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    db = tmp_path / "c.db"
+    Store.open(db).close()  # created and migrated
+    probe = (
+        "import sys; from claudomator.store import Store; "
+        f"Store.open({str(db)!r}).close(); print('alembic' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "False"
+    with sqlite3.connect(db) as conn:  # and an old one is still upgraded
+        conn.execute("UPDATE alembic_version SET version_num = '0007_tasks_created_at'")
+        conn.execute("DROP TABLE delivery_intents")
+    Store.open(db).close()
+    with sqlite3.connect(db) as conn:
+        [version] = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert version == store_module.newest_revision()
+    assert "delivery_intents" in tables

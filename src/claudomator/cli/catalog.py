@@ -7,7 +7,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import pydantic
 import typer
@@ -17,7 +17,6 @@ from rich.table import Table
 from claudomator.cli.common import app, fail, load, make_console, open_service, short_id
 from claudomator.errors import NotFound, ProjectExists, ValidationError
 from claudomator.models import Delivery, Project, Story
-from claudomator.service import Service
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +24,9 @@ projects_app = typer.Typer(
     help="Named projects: the config file's (read-only) and those added here or over the API.",
     no_args_is_help=True,
 )
+
+if TYPE_CHECKING:  # the service (SQLAlchemy) is loaded when a command opens it
+    from claudomator.service import Service
 stories_app = typer.Typer(help="Stories: tasks grouped toward one goal.", no_args_is_help=True)
 app.add_typer(projects_app, name="project", rich_help_panel="Set up")
 app.add_typer(stories_app, name="story", rich_help_panel="Set up")

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -35,7 +36,6 @@ from claudomator.models import (
     TaskState,
     utcnow,
 )
-from claudomator.service import Service
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +46,9 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode="markdown",
 )
+
+if TYPE_CHECKING:  # the service (SQLAlchemy) is loaded when a command opens it
+    from claudomator.service import Service
 
 STATE_STYLE = {
     TaskState.PENDING: "blue",
@@ -97,6 +100,8 @@ def load() -> Settings:
 
 def open_service(settings: Settings) -> Service:
     try:
+        from claudomator.service import Service
+
         return Service.open(settings)
     except ClaudomatorError as exc:
         raise fail(str(exc)) from exc

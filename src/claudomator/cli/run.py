@@ -8,7 +8,7 @@ import logging
 import signal
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -43,8 +43,10 @@ from claudomator.models import (
     utcnow,
 )
 from claudomator.protocol import parse_question
-from claudomator.service import Service
 from claudomator.taskfile import load_taskfile
+
+if TYPE_CHECKING:  # the service (SQLAlchemy) is loaded when a command opens it
+    from claudomator.service import Service
 
 logger = logging.getLogger(__name__)
 

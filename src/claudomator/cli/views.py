@@ -7,7 +7,7 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -43,7 +43,9 @@ from claudomator.models import (
     utcnow,
 )
 from claudomator.protocol import parse_question
-from claudomator.service import Service
+
+if TYPE_CHECKING:  # the service (SQLAlchemy) is loaded when a command opens it
+    from claudomator.service import Service
 
 logger = logging.getLogger(__name__)
 
