@@ -6,15 +6,31 @@ TOOLS  := .tools
 CLAUDE_CODE_VERSION := 2.1.330
 GEMINI_CLI_VERSION  := 0.61.0
 
-.PHONY: run test test-all lint types unit bench install tools chromium clean
+.PHONY: run test test-all lint types unit bench install constraints tools chromium clean
 
-$(VENV)/.installed: pyproject.toml
+# constraints.txt pins every package to the version the test suite last passed with
+# (`make constraints` rewrites it from the dev venv), so a fresh machine installs the same.
+CONSTRAINTS := constraints.txt
+
+$(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+
+# What running needs (make run): no test, lint or browser tooling.
+$(VENV)/.installed-run: pyproject.toml $(CONSTRAINTS) | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e .
 	touch $@
 
+# Everything, for make test.
+$(VENV)/.installed: pyproject.toml $(CONSTRAINTS) | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e '.[dev]'
+	touch $(VENV)/.installed-run $@
+
 install: $(VENV)/.installed
+
+## Rewrite constraints.txt from the dev venv (after the tests pass with new versions).
+constraints: install
+	$(PY) -m pip freeze --exclude-editable > $(CONSTRAINTS)
 
 # The real agent CLIs, pinned, in a git-ignored folder (used by the integration tests).
 TOOLS_STAMP := $(TOOLS)/.installed-claude-$(CLAUDE_CODE_VERSION)-gemini-$(GEMINI_CLI_VERSION)
@@ -37,7 +53,9 @@ $(CHROMIUM):
 chromium: $(CHROMIUM)
 
 ## Start the service (pool + HTTP API) on SQLite.
-run: install
+run: $(VENV)/.installed-run
+	@echo "claudomator is $(CURDIR)/$(VENV)/bin/claudomator; in another shell:"
+	@echo "  export PATH=\"$(CURDIR)/$(VENV)/bin:\$$PATH\"   (or: pipx install $(CURDIR))"
 	$(VENV)/bin/claudomator serve
 
 lint: install
