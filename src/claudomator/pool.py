@@ -192,7 +192,13 @@ class Pool:
         probed = {
             name: r
             if name in self.runners or not r.usable
-            else r.model_copy(update={"usable": False, "reasons": ("no runner for it here",)})
+            else r.model_copy(
+                update={
+                    "usable": False,
+                    "reasons": ("no runner for it here",),
+                    "short": "no runner",
+                }
+            )
             for name, r in self.probe().items()
         }
         return assess(probed, self.store.agent_statuses(), utcnow())

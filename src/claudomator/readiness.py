@@ -3,8 +3,8 @@
 :func:`probe` looks at the machine (the CLI binary on ``PATH`` or at its configured path, the
 credentials the CLI reads, the ``[local_model]`` settings); :func:`assess` adds the rate-limit
 and quota state kept in the store. The pool claims with the result, and ``serve``, ``agents``,
-``list``, the API and the board show the same values. :func:`waiting_reason` says why a QUEUED
-task cannot be taken by any usable agent.
+``list``, the API and the board show the same values. :func:`waiting_reason` says, in a few
+words, why a QUEUED task cannot be taken by any usable agent (``agents`` says the rest).
 
 Credentials are reported, not enforced: a CLI may find a login this module cannot see (a macOS
 keychain, a wrapper script). An agent whose credentials were not found still runs, and its own
@@ -50,6 +50,7 @@ class Readiness(BaseModel):
     credentials: bool | None = None  # found / not found / cannot tell (or none needed)
     credentials_from: str = ""  # where they were found: a variable's name or a file
     reasons: tuple[str, ...] = ()  # why it cannot run now (empty when usable)
+    short: str = ""  # the same in a few words, for a task card or a list row
     warnings: tuple[str, ...] = ()  # what may still stop it (credentials not found)
     blocked_until: datetime | None = None  # rate-limited or out of quota until then
     status: AgentStatus  # the health the pool recorded (failures, limits, last error)
@@ -120,7 +121,9 @@ def _cli(agent: str, configured: str, env: Mapping[str, str]) -> Readiness:
             f"{agent} CLI not found: {configured!r} {where} "
             f"(install it with `{_INSTALL[agent]}` or set {agent}_binary_path)"
         )
-        return Readiness(agent=agent, usable=False, reasons=(why,), status=status)
+        return Readiness(
+            agent=agent, usable=False, reasons=(why,), short="CLI not found", status=status
+        )
     found, where = (claude_credentials if agent == "claude" else gemini_credentials)(env)
     warnings: tuple[str, ...] = ()
     if found is False:
@@ -161,6 +164,7 @@ def probe(settings: Settings, env: Mapping[str, str]) -> dict[str, Readiness]:
             agent="local",
             usable=not missing,
             reasons=local_reasons,
+            short="not configured" if missing else "",
             status=AgentStatus(agent="local"),
         ),
     }
@@ -179,10 +183,9 @@ def assess(
         if until is not None:
             kind = "out of quota" if status.unavailable_until == until else "rate-limited"
             update["usable"] = False
-            update["reasons"] = (
-                *ready.reasons,
-                f"{kind} until {until.isoformat(timespec='seconds')}",
-            )
+            when = f"{kind} until {until.isoformat(timespec='seconds')}"
+            update["short"] = f"{ready.short}; {when}" if ready.short else when
+            update["reasons"] = (*ready.reasons, when)
         assessed[name] = ready.model_copy(update=update)
     return assessed
 
@@ -215,11 +218,11 @@ def waiting_reason(
             return f"agent {wanted!r} is not known here"
         if mine.usable:
             return None
-        return f"waits for {wanted}: " + "; ".join(mine.reasons)
+        return f"{wanted} cannot run here: {mine.short}"
     if any(r.usable for r in ready.values()):
         return None
-    return "no agent can run it: " + "; ".join(
-        f"{r.agent}: {'; '.join(r.reasons)}" for r in ready.values()
+    return (
+        "no agent can run here (" + "; ".join(f"{r.agent}: {r.short}" for r in ready.values()) + ")"
     )
 
 

@@ -85,6 +85,7 @@ def test_agents_lists_every_agent_with_why_it_cannot_run(served: httpx.Client) -
     assert agents["gemini"]["usable"] is False
     assert agents["gemini"]["binary"] is None
     assert "gemini CLI not found" in agents["gemini"]["reasons"][0]
+    assert agents["gemini"]["short"] == "CLI not found"
     assert agents["local"]["usable"] is False
     assert agents["claude"]["status"]["consecutive_failures"] == 0
 
@@ -102,7 +103,7 @@ def test_a_task_pinned_to_an_unusable_agent_waits_saying_why(served: httpx.Clien
         time.sleep(0.2)
     task = served.get(f"/api/tasks/{pinned['id']}").json()["task"]
     assert task["state"] == "QUEUED"  # not FAILED: it waits for gemini
-    assert task["waiting_reason"].startswith("waits for gemini: gemini CLI not found")
+    assert task["waiting_reason"] == "gemini cannot run here: CLI not found"
     listed = {t["id"]: t for t in served.get("/api/tasks").json()["tasks"]}
     assert listed[pinned["id"]]["waiting_reason"] == task["waiting_reason"]
     assert listed[free_id]["waiting_reason"] is None

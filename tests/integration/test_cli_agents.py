@@ -71,13 +71,13 @@ def test_list_and_show_say_why_a_queued_task_waits(tmp_path: Path) -> None:
     assert listed.returncode == 0, listed.stderr
     text = " ".join(listed.stdout.split())  # rich wraps long lines
     assert "Waiting for an agent" in text
-    assert "no agent can run it: claude: claude CLI not found" in text
+    assert "no agent can run here (claude: CLI not found; gemini: CLI not found; local: not" in text
     assert f"{free.id[:8]} free-task" in text
-    assert "waits for gemini: gemini CLI not found" in text
+    assert "gemini cannot run here: CLI not found" in text
     assert f"{pinned.id[:8]} pinned-task" in text
     shown = cli(env, "show", pinned.id)
     assert shown.returncode == 0, shown.stderr
-    assert "Waiting waits for gemini: gemini CLI not found" in " ".join(shown.stdout.split())
+    assert "Waiting: gemini cannot run here: CLI not found" in " ".join(shown.stdout.split())
 
 
 def test_serve_says_which_agents_it_can_run_and_how_to_start(tmp_path: Path) -> None:

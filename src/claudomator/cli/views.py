@@ -175,7 +175,7 @@ def show(
         _print_task(task, executions, events)
         waiting = service.waiting_reasons([task]).get(task.id)
         if waiting:  # a QUEUED task no usable agent can take: say why (see `agents`)
-            make_console().print("\n[bold yellow]Waiting[/] ", end="")
+            make_console().print("\n[bold yellow]Waiting:[/] ", end="")
             make_console().print(waiting, markup=False)
         _print_interactions(task, talk)
     finally:
