@@ -80,6 +80,7 @@ def test_empty_board_guides_then_a_queued_card_says_why_it_waits(
     assert "local: cannot run" in text
     assert "claudomator run hello.yaml" in text
     assert welcome.locator('a[href="/new"]').count() == 1
+    page.locator("[data-column=queued]").wait_for()  # the columns stay, empty, below
     shot(page, "board-first-run")
 
     created = httpx.post(

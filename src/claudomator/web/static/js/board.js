@@ -88,12 +88,14 @@ export async function render(main, { query, signal, navigate }) {
   );
   const board = h("div", { class: "board" });
   const alert = h("div", { role: "status" });
+  const guide = h("div");
   main.append(
     h("div", { class: "page-head" }, h("h1", {}, "Board"), h("a", { href: "/new", "data-nav": true, class: "button" }, "New task")),
     form,
     h("p", { class: "small" }, status),
     errors,
     alert,
+    guide,
     board,
   );
 
@@ -140,16 +142,12 @@ export async function render(main, { query, signal, navigate }) {
 
   function draw() {
     clear(board);
-    const filtered = Object.values(filters).some(Boolean);
-    if (!tasks.length && !filtered) {
-      fill(alert, null);
-      board.append(welcome(agents));
-      return;
-    }
+    const first = !tasks.length && !Object.values(filters).some(Boolean);
+    fill(guide, first ? welcome(agents) : null); // the empty board: what is missing, how to start
     const groups = new Map(COLUMNS.map(([key]) => [key, []]));
     for (const task of tasks) groups.get(stateGroup(task.state))?.push(task);
     const waiting = groups.get("blocked");
-    const noAgent = agents.length > 0 && !agents.some((a) => a.usable);
+    const noAgent = !first && agents.length > 0 && !agents.some((a) => a.usable);
     fill(
       alert,
       noAgent
