@@ -21,7 +21,7 @@ import functools
 import logging
 import os
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +35,7 @@ from claudomator.models import AgentStatus, Execution, Task, TaskState, new_id, 
 from claudomator.notify import Notifier
 from claudomator.persist import until_stored
 from claudomator.projects import all_projects
+from claudomator.readiness import Readiness, assess, resuming_agent, waiting_reason
 from claudomator.reconcile import recover, worker_identity
 from claudomator.sandbox import Sandboxes
 from claudomator.store import Store
@@ -77,7 +78,7 @@ class Pool:
         chooser: Chooser | None = None,
         summarizer: Summarizer | None = None,
         notifier: Notifier | None = None,
-        usable: Collection[str] | None = None,
+        probe: Callable[[], Mapping[str, Readiness]] | None = None,
         blocking: Blocking | None = None,
     ) -> None:
         self.settings = settings
@@ -94,8 +95,8 @@ class Pool:
         self.base_env = dict(os.environ if base_env is None else base_env)
         self.worker_id = worker_identity()
         self.chooser = chooser
-        # agents an unpinned task may be given (installed CLIs, a configured local model)
-        self.usable = set(usable) if usable is not None else set(self.runners)
+        # which agents this machine can run (readiness.probe); by default every runner given
+        self.probe = probe or self._every_runner
         self.summarizer = summarizer
         self.notifier = notifier or Notifier(
             settings.webhook_url, settings.webhook_secret, push=WebPush(settings, store)
@@ -179,35 +180,49 @@ class Pool:
         limit = self.settings.agent_limits.get(agent)
         return limit is None or self._count(agent) < limit
 
-    def _blocked_agents(self) -> dict[str, str]:
-        """Agents that must not start now (rate-limited or out of quota), with why."""
-        now = utcnow()
-        blocked: dict[str, str] = {}
-        for name, status in self.store.agent_statuses().items():
-            until = status.blocked_until(now)
-            if until is not None:
-                kind = "out of quota" if status.unavailable_until == until else "rate-limited"
-                blocked[name] = f"{kind} until {until.isoformat(timespec='seconds')}"
-        return blocked
+    def _every_runner(self) -> dict[str, Readiness]:
+        return {
+            name: Readiness(agent=name, usable=True, status=AgentStatus(agent=name))
+            for name in self.runners
+        }
 
-    async def _choose(self, task: Task, blocked: dict[str, str]) -> Choice | None:
-        """The agent for ``task``, or None if it must wait (its agent is blocked or busy)."""
-        pinned = task.agent.type
-        if pinned and pinned in self.runners:
-            return Choice(pinned) if pinned not in blocked else None
-        resuming = self._resuming_agent(task)
-        if resuming is not None:  # an answered question resumes with the agent that asked it
-            return (
-                Choice(resuming, reason="resumes its session") if resuming not in blocked else None
+    def readiness(self) -> dict[str, Readiness]:
+        """Every agent's readiness now: this machine's probe and the recorded rate limits.
+        An agent without a runner here is not usable."""
+        probed = {
+            name: r
+            if name in self.runners or not r.usable
+            else r.model_copy(
+                update={
+                    "usable": False,
+                    "reasons": ("no runner for it here",),
+                    "short": "no runner",
+                }
             )
+            for name, r in self.probe().items()
+        }
+        return assess(probed, self.store.agent_statuses(), utcnow())
+
+    async def _choose(self, task: Task, ready: Mapping[str, Readiness]) -> Choice | None:
+        """The agent for ``task``, or None if it must wait (its agent is unusable or busy)."""
+        resuming = None if task.agent.type else self._resuming_agent(task)
+        if waiting_reason(task, ready, resuming) is not None:
+            return None
+        pinned = task.agent.type
+        if pinned:
+            return Choice(pinned)
+        if resuming is not None:  # an answered question resumes with the agent that asked it
+            return Choice(resuming, reason="resumes its session")
         cached = self._choices.get(task.id)
-        if cached is not None and cached.agent not in blocked:
+        if cached is not None and cached.agent in ready and ready[cached.agent].usable:
             return cached
-        available = [
-            n for n in self.runners if n in self.usable and n not in blocked and self._has_slot(n)
-        ]
+        usable = [n for n in self.runners if n in ready and ready[n].usable]
+        # an agent whose credentials were not found is given a task only if no other can be
+        trusted = [n for n in usable if ready[n].credentials is not False]
+        available = [n for n in (trusted or usable) if self._has_slot(n)]
         if not available:
             return None
+        blocked = {n: "; ".join(r.reasons) for n, r in ready.items() if not r.usable}
         counts = {name: self._count(name) for name in self.runners}
         choice: Choice | None = None
         if self.chooser is not None:
@@ -221,19 +236,12 @@ class Pool:
         return choice
 
     def _resuming_agent(self, task: Task) -> str | None:
-        """The agent of the task's last real execution if it ended BLOCKED or READY (it is
-        queued again because of an answer or a review: the same session resumes)."""
-        for execution in reversed(self.store.executions_of(task.id)):
-            if execution.status == TaskState.QUEUED:
-                continue  # ended in a re-queue: look further back
-            waiting = (TaskState.BLOCKED, TaskState.READY)
-            return execution.agent if execution.status in waiting else None
-        return None
+        return resuming_agent(self.store.executions_of(task.id))
 
     async def _claim_all(self) -> None:
         if len(self._running) >= self.max_concurrent:
             return
-        blocked = self._blocked_agents()
+        ready = self.readiness()
         # a page about the size of the free slots: most wakes free one slot and claim one task
         size = min(self.CLAIM_PAGE, max(8, 2 * (self.max_concurrent - len(self._running))))
         offset = 0
@@ -249,7 +257,7 @@ class Pool:
                 if not await self.blocking.store(self._dependencies_ready, task):
                     left += self.store.get_task(task.id).state != TaskState.QUEUED
                     continue
-                choice = await self._choose(task, blocked)
+                choice = await self._choose(task, ready)
                 if choice is None or not self._has_slot(choice.agent):
                     continue
                 await self._claim(task, choice)

@@ -9,16 +9,18 @@ the classifier and the summariser, and the bounded executors of blocking work
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 from collections.abc import Collection, Mapping
 from types import TracebackType
 
-from claudomator.agents import build_registry, installed
+from claudomator.agents import build_registry
 from claudomator.blocking import Blocking
 from claudomator.classify import Classifier
 from claudomator.config import Settings
 from claudomator.llm import LLMClient
 from claudomator.pool import Pool
+from claudomator.readiness import probe
 from claudomator.service import Service
 from claudomator.summarize import Summarizer
 
@@ -40,7 +42,7 @@ class Runtime:
         self.llm = LLMClient(settings.local_model)
         env = dict(os.environ if base_env is None else base_env)
         runners = build_registry(settings)
-        usable = installed(settings)
+        usable = {name for name, r in probe(settings, env).items() if r.usable}
         self.blocking = Blocking.for_slots(max_concurrent or settings.max_concurrent)
         self.pool = Pool(
             settings,
@@ -55,7 +57,7 @@ class Runtime:
                 env=env,
             ),
             summarizer=Summarizer(self.llm) if self.llm.available else None,
-            usable=usable,
+            probe=functools.partial(probe, settings, env),  # each round: new CLIs count
             blocking=self.blocking,
         )
         self.service.on_submit = self._wake

@@ -8,13 +8,14 @@ another) claims the work from there.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from claudomator import projects, protocol, tokens, webpush
+from claudomator import projects, protocol, readiness, tokens, webpush
 from claudomator.config import Settings
 from claudomator.errors import InvalidTransition, NotFound, ProjectExists, ValidationError
 from claudomator.models import (
@@ -28,7 +29,9 @@ from claudomator.models import (
     Task,
     TaskEvent,
     TaskState,
+    utcnow,
 )
+from claudomator.readiness import Readiness
 from claudomator.sandbox import Sandboxes
 from claudomator.store import Store
 from claudomator.taskfile import parse_tasks
@@ -336,6 +339,29 @@ class Service:
 
     def agent_health(self) -> list[AgentStatus]:
         return sorted(self.store.agent_statuses().values(), key=lambda s: s.agent)
+
+    def agent_readiness(self, env: Mapping[str, str] | None = None) -> dict[str, Readiness]:
+        """Every known agent's readiness as the pool sees it (``env``: this process's)."""
+        probed = readiness.probe(self.settings, os.environ if env is None else env)
+        return readiness.assess(probed, self.store.agent_statuses(), utcnow())
+
+    def waiting_reasons(
+        self, tasks: Iterable[Task], ready: Mapping[str, Readiness] | None = None
+    ) -> dict[str, str]:
+        """Task id -> why it waits, for the QUEUED ones no usable agent can take."""
+        queued = [t for t in tasks if t.state == TaskState.QUEUED]
+        if not queued:
+            return {}
+        ready = self.agent_readiness() if ready is None else ready
+        reasons = {}
+        for task in queued:
+            resuming = None
+            if not task.agent.type:
+                resuming = readiness.resuming_agent(self.store.executions_of(task.id))
+            why = readiness.waiting_reason(task, ready, resuming)
+            if why is not None:
+                reasons[task.id] = why
+        return reasons
 
     # -- reading -----------------------------------------------------------------------------
 

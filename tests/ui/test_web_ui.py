@@ -248,7 +248,7 @@ def test_create_through_the_form_run_to_completed_then_log_and_diff(
 
     page.get_by_role("link", name="Agents").click()
     page.locator("tr[data-agent=claude]").wait_for()
-    assert "active" in page.locator("tr[data-agent=claude]").inner_text()
+    assert "✓ ready" in page.locator("tr[data-agent=claude]").inner_text()
     shot(page, "agents")
 
     # "notify me": the service worker is registered; the push service is out of reach here

@@ -13,7 +13,6 @@ from claudomator import protocol
 from claudomator.api.logfiles import open_log_file, read_log_file
 from claudomator.errors import NotFound, Problem, TaskFileError
 from claudomator.models import (
-    AgentStatus,
     Execution,
     Interaction,
     Task,
@@ -22,16 +21,32 @@ from claudomator.models import (
     check_text,
     is_text,
 )
+from claudomator.readiness import Readiness
 from claudomator.service import Service, SubtaskRefusal
 from claudomator.taskfile import parse_tasks
 
 MAX_LOG_CHUNK = 4 * 1024 * 1024
 
 
+class TaskView(Task):
+    """A task as the API shows it: the stored task, and why it waits if no agent can take it."""
+
+    # set on a QUEUED task that no usable agent can take now (readiness.waiting_reason)
+    waiting_reason: str | None = None
+
+
+def _views(service: Service, tasks: list[Task]) -> list[TaskView]:
+    reasons = service.waiting_reasons(tasks)
+    return [
+        TaskView.model_validate({**t.model_dump(), "waiting_reason": reasons.get(t.id)})
+        for t in tasks
+    ]
+
+
 class TaskList(BaseModel):
     """A page of tasks, newest first."""
 
-    tasks: list[Task]
+    tasks: list[TaskView]
     # the newest state change when the page was read: follow ``/api/events?after=`` from here
     last_event_id: int = 0
 
@@ -39,7 +54,7 @@ class TaskList(BaseModel):
 class TaskDetail(BaseModel):
     """A task with its executions, history and questions."""
 
-    task: Task
+    task: TaskView
     executions: list[Execution]
     events: list[TaskEvent]
     interactions: list[Interaction]
@@ -119,7 +134,7 @@ def task_routes(service: Service) -> APIRouter:
             if isinstance(made, SubtaskRefusal):
                 raise HTTPException(status_code=403, detail=f"{made.field}: {made.message}")
             tasks = made
-        return TaskList(tasks=service.submit(tasks, queue=submit))
+        return TaskList(tasks=_views(service, service.submit(tasks, queue=submit)))
 
     @router.get("", response_model=TaskList)
     def list_tasks(
@@ -144,14 +159,17 @@ def task_routes(service: Service) -> APIRouter:
         last_event_id = service.last_event_id()  # before the read: a change between is resent
         return TaskList(
             last_event_id=last_event_id,
-            tasks=service.list_tasks(
-                states=state,
-                parent=parent,
-                story=story,
-                project=project,
-                tags=tag,
-                limit=limit,
-                offset=offset,
+            tasks=_views(
+                service,
+                service.list_tasks(
+                    states=state,
+                    parent=parent,
+                    story=story,
+                    project=project,
+                    tags=tag,
+                    limit=limit,
+                    offset=offset,
+                ),
             ),
         )
 
@@ -160,7 +178,7 @@ def task_routes(service: Service) -> APIRouter:
         """A task (by id or unique prefix) with its executions, history and questions."""
         task = service.get(task_id)
         return TaskDetail(
-            task=task,
+            task=_views(service, [task])[0],
             executions=service.executions(task.id),
             events=service.events(task.id),
             interactions=service.interactions(task.id),
@@ -273,9 +291,10 @@ def execution_routes(service: Service) -> APIRouter:
 def agent_routes(service: Service) -> APIRouter:
     router = APIRouter(prefix="/api/agents", tags=["agents"])
 
-    @router.get("", response_model=list[AgentStatus])
-    def agents() -> list[AgentStatus]:
-        """Each agent's rate-limit window, quota state and consecutive failures."""
-        return service.agent_health()
+    @router.get("", response_model=list[Readiness])
+    def agents() -> list[Readiness]:
+        """Every known agent (claude, gemini, local): whether it can run here and why not (CLI
+        found, credentials found, configured, rate-limited or out of quota), with its health."""
+        return list(service.agent_readiness().values())
 
     return router

@@ -11,8 +11,34 @@ import typer
 
 from claudomator import __version__
 from claudomator.cli.common import app, fail, load, make_console, open_service
+from claudomator.readiness import summary_line
+from claudomator.service import Service
 
 logger = logging.getLogger(__name__)
+
+
+def first_run_guidance(service: Service, url: str) -> None:
+    """On stderr: one line per agent (can it run here, and why not), and how to create the
+    first task when there is none."""
+    console = make_console(stderr=True)
+    ready = service.agent_readiness()
+    console.print("Agents:", markup=False)
+    for agent in ready.values():
+        console.print(f"  {summary_line(agent)}", markup=False, soft_wrap=True)
+    if not any(r.usable for r in ready.values()):
+        console.print(
+            "No agent can run here yet: tasks are queued and wait, saying why, until one can "
+            "(install a CLI or configure [local_model]; no restart needed).",
+            markup=False,
+            soft_wrap=True,
+        )
+    if not any(service.store.count_by_state().values()):
+        console.print(
+            "No tasks yet: write a task file (name: hello, agent: {instructions: ...}) and run "
+            f"`claudomator run FILE`, or open the New task page: {url}new",
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 @app.command(rich_help_panel="Run")
@@ -72,6 +98,7 @@ def serve(
                 markup=False,
                 soft_wrap=True,
             )
+            first_run_guidance(service, ui_url(host, port))
 
         limits = ConnectionLimits()
         if max_connections is not None:

@@ -34,13 +34,11 @@ from claudomator.errors import (
 )
 from claudomator.logview import Transcript
 from claudomator.models import (
-    AgentStatus,
     Execution,
     Interaction,
     Task,
     TaskEvent,
     TaskState,
-    utcnow,
 )
 from claudomator.protocol import parse_question
 
@@ -89,6 +87,7 @@ def list_tasks(
             return
         console = make_console()
         console.print(task_table(service, tasks))
+        _print_waiting(service, tasks)
         blocked = [t for t in tasks if t.state == TaskState.BLOCKED and t.question]
         if blocked:
             console.print("\n[bold magenta]Waiting for an answer[/]")
@@ -106,30 +105,52 @@ def list_tasks(
 
 @app.command(rich_help_panel="Look")
 def agents() -> None:
-    """Show each agent's health: rate-limit windows, quota, consecutive failures."""
+    """Show which agents can run here and why not (CLI, credentials, rate limits), and their
+    health."""
     service = open_service(load())
     try:
         table = Table(header_style="bold")
-        for column in ("AGENT", "STATUS", "UNTIL", "FAILURES IN A ROW", "LAST ERROR"):
-            table.add_column(column)
-        now = utcnow()
-        statuses = {s.agent: s for s in service.agent_health()}
-        for name in sorted({"claude", "gemini", "local", *statuses}):
-            status = statuses.get(name, AgentStatus(agent=name))
-            until = status.blocked_until(now)
-            label = "available"
-            if until is not None:
-                label = "out of quota" if status.unavailable_until == until else "rate-limited"
+        for column in ("AGENT", "READY", "DETAILS", "FAILURES", "LAST ERROR"):
+            table.add_column(column, no_wrap=column != "DETAILS" and column != "LAST ERROR")
+        for ready in service.agent_readiness().values():
+            status = ready.status
+            if ready.usable:
+                label = "[green]yes[/]"
+                notes = [f"CLI {ready.binary}"] if ready.binary else []
+                if ready.credentials_from:
+                    notes.append(f"credentials from {ready.credentials_from}")
+                notes += [f"warning: {w}" for w in ready.warnings]
+            else:
+                label = "[red]no[/]"
+                notes = list(ready.reasons)
             table.add_row(
-                name,
+                ready.agent,
                 label,
-                iso(until),
+                escape("\n".join(notes)),
                 str(status.consecutive_failures),
                 escape(status.last_error.splitlines()[0][:80]) if status.last_error else "",
             )
         make_console().print(table)
     finally:
         service.close()
+
+
+def _print_waiting(service: Service, tasks: list[Task]) -> None:
+    """Below the list: why QUEUED tasks wait for an agent, each reason once."""
+    reasons = service.waiting_reasons(tasks)
+    by_reason: dict[str, list[Task]] = {}
+    for task in tasks:
+        if task.id in reasons:
+            by_reason.setdefault(reasons[task.id], []).append(task)
+    if not by_reason:
+        return
+    console = make_console()
+    console.print("\n[bold yellow]Waiting for an agent[/]")
+    for why, waiting in by_reason.items():
+        console.print(f"  {why}", markup=False)
+        names = ", ".join(f"{short_id(t.id)} {t.name}" for t in waiting)
+        console.print(f"    {names}", markup=False, style="dim")
+    console.print("  see which agents can run and why: claudomator agents", style="dim")
 
 
 @app.command(rich_help_panel="Look")
@@ -154,6 +175,10 @@ def show(
             typer.echo(json.dumps(payload, indent=2))
             return
         _print_task(task, executions, events)
+        waiting = service.waiting_reasons([task]).get(task.id)
+        if waiting:  # a QUEUED task no usable agent can take: say why (see `agents`)
+            make_console().print("\n[bold yellow]Waiting:[/] ", end="")
+            make_console().print(waiting, markup=False)
         _print_interactions(task, talk)
     finally:
         service.close()

@@ -9,7 +9,7 @@ export async function render(main, { signal }) {
   const refresh = h("button", { type: "button", class: "secondary" }, "Refresh");
   main.append(
     h("div", { class: "page-head" }, h("h1", {}, "Agents"), refresh),
-    h("p", { class: "muted" }, "Agents appear once they have run or been limited. A rate-limited agent waits; one out of quota is skipped until its reset."),
+    h("p", { class: "muted" }, "Whether each agent can run here (its CLI found, credentials found, configured) and its health. A rate-limited agent waits; one out of quota is skipped until its reset."),
     body,
   );
 
@@ -22,20 +22,19 @@ export async function render(main, { signal }) {
       return;
     }
     clear(body);
-    if (!agents.length) {
-      body.append(h("p", { class: "muted" }, "No agent has run yet."));
-      return;
-    }
     const now = Date.now();
-    const rows = agents.map((a) => {
+    const rows = agents.map((r) => {
+      const a = r.status;
       const limited = a.limited_until && new Date(a.limited_until) > now;
       const unavailable = a.unavailable_until && new Date(a.unavailable_until) > now;
-      const state = unavailable ? "✗ out of quota" : limited ? "⏸ rate-limited" : "✓ active";
+      const state = unavailable ? "✗ out of quota" : limited ? "⏸ rate-limited" : r.usable ? "✓ ready" : "✗ cannot run";
+      const notes = r.usable ? [r.binary, r.credentials_from && `credentials from ${r.credentials_from}`, ...r.warnings].filter(Boolean) : r.reasons;
       return h(
         "tr",
-        { dataset: { agent: a.agent } },
-        h("th", { scope: "row" }, a.agent),
+        { dataset: { agent: r.agent, usable: String(r.usable) } },
+        h("th", { scope: "row" }, r.agent),
         h("td", {}, h("strong", {}, state)),
+        h("td", { class: "wrap" }, notes.join("; ") || "—"),
         h("td", {}, limited ? when(a.limited_until) : "—"),
         h("td", {}, unavailable ? when(a.unavailable_until) : "—"),
         h("td", {}, String(a.consecutive_failures)),
@@ -50,7 +49,7 @@ export async function render(main, { signal }) {
         h(
           "table",
           {},
-          h("thead", {}, h("tr", {}, ["Agent", "State", "Limited until", "Unavailable until", "Failures in a row", "Rate-limit strikes", "Last error"].map((c) => h("th", { scope: "col" }, c)))),
+          h("thead", {}, h("tr", {}, ["Agent", "State", "Details", "Limited until", "Unavailable until", "Failures in a row", "Rate-limit strikes", "Last error"].map((c) => h("th", { scope: "col" }, c)))),
           h("tbody", {}, rows),
         ),
       ),

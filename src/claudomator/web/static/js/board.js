@@ -35,8 +35,38 @@ function card(task) {
     h("h3", {}, link(`/tasks/${task.id}`, task.name)),
     blocked ? h("p", { class: "needs" }, h("strong", {}, "Needs your answer: "), question(task)) : null,
     task.state === "READY" ? h("p", { class: "needs" }, h("strong", {}, "Waiting for your review.")) : null,
+    task.waiting_reason ? h("p", { class: "needs waiting-reason" }, h("strong", {}, "Waiting: "), task.waiting_reason) : null,
     task.tags.length ? h("p", { class: "tags" }, task.tags.map((t) => h("span", { class: "tag" }, `#${t}`))) : null,
     h("p", { class: "muted small" }, [...bits, `updated ${ago(task.updated_at)}`].join(" · ")),
+  );
+}
+
+// What an agent needs to run, from GET /api/agents (readiness decided by the server).
+function agentLine(a) {
+  if (!a.usable) return h("li", { dataset: { agent: a.agent } }, h("strong", {}, `${a.agent}: cannot run`), ` — ${a.reasons.join("; ")}`);
+  const notes = [a.binary, a.credentials_from && `credentials from ${a.credentials_from}`, ...a.warnings].filter(Boolean);
+  return h("li", { dataset: { agent: a.agent } }, h("strong", {}, `${a.agent}: ready`), notes.length ? ` — ${notes.join("; ")}` : "");
+}
+
+// The empty board: what is missing, and how to create the first task.
+function welcome(agents) {
+  const usable = agents.filter((a) => a.usable);
+  return h(
+    "section",
+    { class: "welcome", "aria-labelledby": "welcome-head" },
+    h("h2", { id: "welcome-head" }, "No tasks yet"),
+    usable.length
+      ? h("p", {}, `Ready to run with ${usable.map((a) => a.agent).join(", ")}.`)
+      : h("p", { class: "needs" }, h("strong", {}, "No agent can run here yet: "), "tasks will wait until one can. Install the Claude Code or Gemini CLI (and log in or set its API key), or configure [local_model]; no restart needed."),
+    h("ul", { class: "agent-lines" }, agents.map(agentLine)),
+    h(
+      "p",
+      {},
+      "Create the first task: ",
+      h("a", { href: "/new", "data-nav": true }, "New task"),
+      ", or write a task file and run it:",
+    ),
+    h("pre", { class: "example" }, "# hello.yaml\nname: hello\nagent:\n  instructions: Create hello.txt saying hi\n\nclaudomator run hello.yaml"),
   );
 }
 
@@ -58,19 +88,23 @@ export async function render(main, { query, signal, navigate }) {
   );
   const board = h("div", { class: "board" });
   const alert = h("div", { role: "status" });
+  const guide = h("div");
   main.append(
     h("div", { class: "page-head" }, h("h1", {}, "Board"), h("a", { href: "/new", "data-nav": true, class: "button" }, "New task")),
     form,
     h("p", { class: "small" }, status),
     errors,
     alert,
+    guide,
     board,
   );
 
-  const [projects, stories] = await Promise.all([
+  const [projects, stories, agentList] = await Promise.all([
     get("/api/projects", { signal }).catch((error) => (errors.append(errorBox(error, "Projects")), { projects: [] })),
     get("/api/stories", { signal }).catch((error) => (errors.append(errorBox(error, "Stories")), { stories: [] })),
+    get("/api/agents", { signal }).catch((error) => (errors.append(errorBox(error, "Agents")), [])),
   ]);
+  let agents = agentList;
   for (const p of projects.projects) projectSelect.append(h("option", { value: p.name, selected: p.name === filters.project }, p.name));
   for (const s of stories.stories) storySelect.append(h("option", { value: s.story.id, selected: s.story.id === filters.story }, s.story.name));
 
@@ -90,7 +124,11 @@ export async function render(main, { query, signal, navigate }) {
 
   async function load() {
     try {
-      const page = await get(`/api/tasks?${params}`, { signal });
+      const [page, fresh] = await Promise.all([
+        get(`/api/tasks?${params}`, { signal }),
+        get("/api/agents", { signal }).catch(() => agents),
+      ]);
+      agents = fresh;
       tasks = page.tasks;
       lastEventId = page.last_event_id ?? 0;
     } catch (error) {
@@ -104,11 +142,17 @@ export async function render(main, { query, signal, navigate }) {
 
   function draw() {
     clear(board);
+    const first = !tasks.length && !Object.values(filters).some(Boolean);
+    fill(guide, first ? welcome(agents) : null); // the empty board: what is missing, how to start
     const groups = new Map(COLUMNS.map(([key]) => [key, []]));
     for (const task of tasks) groups.get(stateGroup(task.state))?.push(task);
     const waiting = groups.get("blocked");
+    const noAgent = !first && agents.length > 0 && !agents.some((a) => a.usable);
     fill(
       alert,
+      noAgent
+        ? h("p", { class: "needs-banner" }, h("strong", {}, "No agent can run here: "), "queued tasks wait. ", link("/agents", "See what is missing"), ".")
+        : null,
       waiting.length
         ? h(
             "p",

@@ -1,0 +1,236 @@
+"""Whether each agent can run here, and why a queued task waits: decided once, for every view.
+
+:func:`probe` looks at the machine (the CLI binary on ``PATH`` or at its configured path, the
+credentials the CLI reads, the ``[local_model]`` settings); :func:`assess` adds the rate-limit
+and quota state kept in the store. The pool claims with the result, and ``serve``, ``agents``,
+``list``, the API and the board show the same values. :func:`waiting_reason` says, in a few
+words, why a QUEUED task cannot be taken by any usable agent (``agents`` says the rest).
+
+Credentials are reported, not enforced: a CLI may find a login this module cannot see (a macOS
+keychain, a wrapper script). An agent whose credentials were not found still runs, and its own
+error message ends the task; an unpinned task prefers an agent whose credentials were found.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import sys
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from claudomator.config import Settings
+from claudomator.models import AgentStatus, Execution, Task, TaskState
+
+logger = logging.getLogger(__name__)
+
+AGENTS = ("claude", "gemini", "local")
+
+_CLAUDE_KEYS = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN")
+_CLAUDE_CLOUDS = ("CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX", "CLAUDE_CODE_USE_FOUNDRY")
+_GEMINI_KEYS = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_APPLICATION_CREDENTIALS")
+_INSTALL = {
+    "claude": "npm install -g @anthropic-ai/claude-code",
+    "gemini": "npm install -g @google/gemini-cli",
+}
+
+
+class Readiness(BaseModel):
+    """One agent's readiness: ``usable`` unless one of ``reasons`` says why not."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    agent: str
+    usable: bool
+    binary: str | None = None  # the CLI's resolved path (None: not found, or no CLI)
+    credentials: bool | None = None  # found / not found / cannot tell (or none needed)
+    credentials_from: str = ""  # where they were found: a variable's name or a file
+    reasons: tuple[str, ...] = ()  # why it cannot run now (empty when usable)
+    short: str = ""  # the same in a few words, for a task card or a list row
+    warnings: tuple[str, ...] = ()  # what may still stop it (credentials not found)
+    blocked_until: datetime | None = None  # rate-limited or out of quota until then
+    status: AgentStatus  # the health the pool recorded (failures, limits, last error)
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _read_json(path: Path) -> object:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+
+
+def _home(env: Mapping[str, str]) -> Path:
+    return Path(env["HOME"]) if env.get("HOME") else Path.home()
+
+
+def claude_credentials(env: Mapping[str, str]) -> tuple[bool | None, str]:
+    """Whether Claude Code will find credentials, and where (docs/agent-clis.md §5)."""
+    for name in (*_CLAUDE_KEYS, *_CLAUDE_CLOUDS):
+        if _truthy(env.get(name)):
+            return True, name
+    config = Path(env["CLAUDE_CONFIG_DIR"]) if env.get("CLAUDE_CONFIG_DIR") else None
+    config = config or _home(env) / ".claude"
+    if (config / ".credentials.json").is_file():
+        return True, str(config / ".credentials.json")
+    settings = _read_json(config / "settings.json")
+    if isinstance(settings, dict):
+        block = settings.get("env")
+        if settings.get("apiKeyHelper") or (
+            isinstance(block, dict) and any(block.get(k) for k in _CLAUDE_KEYS)
+        ):
+            return True, str(config / "settings.json")
+    if sys.platform == "darwin":
+        return None, "the macOS keychain (not checked)"
+    return False, ""
+
+
+def gemini_credentials(env: Mapping[str, str]) -> tuple[bool | None, str]:
+    """Whether the Gemini CLI will find credentials, and where."""
+    for name in _GEMINI_KEYS:
+        if env.get(name):
+            return True, name
+    if _truthy(env.get("GOOGLE_GENAI_USE_VERTEXAI")) and env.get("GOOGLE_CLOUD_PROJECT"):
+        return True, "GOOGLE_GENAI_USE_VERTEXAI"
+    folder = _home(env) / ".gemini"
+    if (folder / "oauth_creds.json").is_file():
+        return True, str(folder / "oauth_creds.json")
+    try:
+        dotenv = (folder / ".env").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        dotenv = ""
+    keys = ("GEMINI_API_KEY=", "GOOGLE_API_KEY=")
+    if any(line.strip().startswith(keys) for line in dotenv.splitlines()):
+        return True, str(folder / ".env")
+    return False, ""
+
+
+def _cli(agent: str, configured: str, env: Mapping[str, str]) -> Readiness:
+    binary = shutil.which(configured, path=env.get("PATH")) if configured else None
+    status = AgentStatus(agent=agent)
+    if binary is None:
+        where = "is missing or not executable" if "/" in configured else "is not on PATH"
+        why = (
+            f"{agent} CLI not found: {configured!r} {where} "
+            f"(install it with `{_INSTALL[agent]}` or set {agent}_binary_path)"
+        )
+        return Readiness(
+            agent=agent, usable=False, reasons=(why,), short="CLI not found", status=status
+        )
+    found, where = (claude_credentials if agent == "claude" else gemini_credentials)(env)
+    warnings: tuple[str, ...] = ()
+    if found is False:
+        how = (
+            "set ANTHROPIC_API_KEY or log in once with `claude`"
+            if agent == "claude"
+            else "set GEMINI_API_KEY or log in once with `gemini`"
+        )
+        warnings = (f"no {agent} credentials found ({how}); its tasks will fail until there are",)
+    return Readiness(
+        agent=agent,
+        usable=True,
+        binary=binary,
+        credentials=found,
+        credentials_from=where,
+        warnings=warnings,
+        status=status,
+    )
+
+
+def probe(settings: Settings, env: Mapping[str, str]) -> dict[str, Readiness]:
+    """Every known agent's readiness from this machine alone (no rate-limit state yet).
+
+    ``env`` is the environment the agents get (its ``PATH`` finds the CLIs, its variables and
+    ``HOME`` hold their credentials).
+    """
+    local = settings.local_model
+    missing = [
+        name for name, value in (("endpoint", local.endpoint), ("model", local.model)) if not value
+    ]
+    local_reasons = (
+        (f"[local_model] {' and '.join(missing)} not set in the config file",) if missing else ()
+    )
+    return {
+        "claude": _cli("claude", settings.claude_binary_path, env),
+        "gemini": _cli("gemini", settings.gemini_binary_path, env),
+        "local": Readiness(
+            agent="local",
+            usable=not missing,
+            reasons=local_reasons,
+            short="not configured" if missing else "",
+            status=AgentStatus(agent="local"),
+        ),
+    }
+
+
+def assess(
+    probed: Mapping[str, Readiness], statuses: Mapping[str, AgentStatus], now: datetime
+) -> dict[str, Readiness]:
+    """``probed`` with the recorded health: a rate-limited or out-of-quota agent is not usable
+    until its window ends."""
+    assessed: dict[str, Readiness] = {}
+    for name, ready in probed.items():
+        status = statuses.get(name, AgentStatus(agent=name))
+        until = status.blocked_until(now)
+        update: dict[str, object] = {"status": status, "blocked_until": until}
+        if until is not None:
+            kind = "out of quota" if status.unavailable_until == until else "rate-limited"
+            update["usable"] = False
+            when = f"{kind} until {until.isoformat(timespec='seconds')}"
+            update["short"] = f"{ready.short}; {when}" if ready.short else when
+            update["reasons"] = (*ready.reasons, when)
+        assessed[name] = ready.model_copy(update=update)
+    return assessed
+
+
+def resuming_agent(executions: Sequence[Execution]) -> str | None:
+    """The agent of the last real execution if it ended BLOCKED or READY: the task is queued
+    again because of an answer or a review, and the same session resumes with that agent."""
+    for execution in reversed(executions):
+        if execution.status == TaskState.QUEUED:
+            continue  # ended in a re-queue: look further back
+        waiting = (TaskState.BLOCKED, TaskState.READY)
+        return execution.agent if execution.status in waiting else None
+    return None
+
+
+def waiting_reason(
+    task: Task, ready: Mapping[str, Readiness], resuming: str | None = None
+) -> str | None:
+    """Why no usable agent can take this QUEUED task now, or None if one can.
+
+    A task pinned to an agent (or resuming that agent's session) waits for that agent; an
+    unpinned one waits only when no agent at all is usable.
+    """
+    if task.state != TaskState.QUEUED:
+        return None
+    wanted = task.agent.type or resuming
+    if wanted:
+        mine = ready.get(wanted)
+        if mine is None:
+            return f"agent {wanted!r} is not known here"
+        if mine.usable:
+            return None
+        return f"{wanted} cannot run here: {mine.short}"
+    if any(r.usable for r in ready.values()):
+        return None
+    return (
+        "no agent can run here (" + "; ".join(f"{r.agent}: {r.short}" for r in ready.values()) + ")"
+    )
+
+
+def summary_line(ready: Readiness) -> str:
+    """One line for people: what the agent can do, and why not."""
+    if not ready.usable:
+        return f"{ready.agent}: cannot run: " + "; ".join(ready.reasons)
+    where = f" ({ready.binary})" if ready.binary else ""
+    creds = f", credentials from {ready.credentials_from}" if ready.credentials_from else ""
+    warning = f"; warning: {'; '.join(ready.warnings)}" if ready.warnings else ""
+    return f"{ready.agent}: ready{where}{creds}{warning}"

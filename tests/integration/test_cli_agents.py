@@ -1,0 +1,116 @@
+"""Agent readiness as a newcomer meets it: no agent CLI installed (issue 11 items 2 and 25).
+
+Real ``claudomator`` processes; the CLIs are configured at paths that do not exist.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from claudomator.config import load_settings
+from claudomator.models import AgentConfig, Task, TaskState
+from claudomator.store import Store
+
+CLAUDOMATOR = str(Path(sys.executable).parent / "claudomator")
+
+
+def missing_clis(tmp_path: Path) -> dict[str, str]:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'claude_binary_path = "{tmp_path / "no-claude"}"\n'
+        f'gemini_binary_path = "{tmp_path / "no-gemini"}"\n',
+        encoding="utf-8",
+    )
+    env = dict(os.environ)
+    env["CLAUDOMATOR_CONFIG"] = str(config)
+    env["COLUMNS"] = "200"
+    return env
+
+
+def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [CLAUDOMATOR, *args], capture_output=True, text=True, env=env, timeout=60, check=False
+    )
+
+
+def queue(name: str, agent: str = "") -> Task:
+    store = Store.open(load_settings().db_path)
+    try:
+        pin = {"type": agent} if agent else {}
+        [task] = store.add_tasks([Task(name=name, agent=AgentConfig(instructions="hi", **pin))])
+        assert task.state == TaskState.QUEUED
+        return task
+    finally:
+        store.close()
+
+
+def test_agents_says_no_agent_can_run_and_why(tmp_path: Path) -> None:
+    done = cli(missing_clis(tmp_path), "agents")
+    assert done.returncode == 0, done.stderr
+    rows = {line.split("│")[1].strip(): line for line in done.stdout.splitlines() if "│" in line}
+    for agent in ("claude", "gemini", "local"):
+        assert agent in rows, done.stdout
+        assert rows[agent].split("│")[2].strip() == "no"
+    assert "claude CLI not found" in done.stdout
+    assert "gemini CLI not found" in done.stdout
+    assert "[local_model] endpoint and model not set" in done.stdout
+    assert "available" not in done.stdout
+
+
+def test_list_and_show_say_why_a_queued_task_waits(tmp_path: Path) -> None:
+    env = missing_clis(tmp_path)
+    free = queue("free-task")
+    pinned = queue("pinned-task", "gemini")
+    listed = cli(env, "list")
+    assert listed.returncode == 0, listed.stderr
+    text = " ".join(listed.stdout.split())  # rich wraps long lines
+    assert "Waiting for an agent" in text
+    assert "no agent can run here (claude: CLI not found; gemini: CLI not found; local: not" in text
+    assert f"{free.id[:8]} free-task" in text
+    assert "gemini cannot run here: CLI not found" in text
+    assert f"{pinned.id[:8]} pinned-task" in text
+    shown = cli(env, "show", pinned.id)
+    assert shown.returncode == 0, shown.stderr
+    assert "Waiting: gemini cannot run here: CLI not found" in " ".join(shown.stdout.split())
+
+
+def test_serve_says_which_agents_it_can_run_and_how_to_start(tmp_path: Path) -> None:
+    env = missing_clis(tmp_path)
+    server = subprocess.Popen(
+        [CLAUDOMATOR, "serve", "--addr", "127.0.0.1:0"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    seen = ""
+    try:
+        assert server.stderr is not None
+        deadline = time.monotonic() + 30
+        while "No tasks yet" not in seen and time.monotonic() < deadline:
+            ready, _, _ = select.select([server.stderr], [], [], 0.5)
+            if ready:
+                line = server.stderr.readline()
+                if not line:
+                    break
+                seen += line
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(20)
+        if server.stderr is not None:
+            server.stderr.close()
+    lines = seen.splitlines()
+    assert any(line.startswith("  claude: cannot run: claude CLI not found") for line in lines), (
+        seen
+    )
+    assert any(line.startswith("  gemini: cannot run: gemini CLI not found") for line in lines)
+    assert any(line.startswith("  local: cannot run: [local_model]") for line in lines)
+    assert "No agent can run here yet" in seen
+    assert "claudomator run FILE" in seen
+    assert "/new" in seen

@@ -1,0 +1,94 @@
+"""readiness: what each agent needs to run here, and why a queued task waits (issue 11 item 2)."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+from claudomator.config import Settings
+from claudomator.models import AgentConfig, AgentStatus, Task, TaskState, utcnow
+from claudomator.readiness import (
+    assess,
+    claude_credentials,
+    gemini_credentials,
+    probe,
+    summary_line,
+    waiting_reason,
+)
+
+
+def executable(path: Path) -> Path:
+    path.write_text("#!/bin/sh\n", encoding="utf-8")
+    path.chmod(0o755)
+    return path
+
+
+def queued(agent: str = "") -> Task:
+    pin = {"type": agent} if agent else {}
+    return Task(name="t", agent=AgentConfig(instructions="x", **pin), state=TaskState.QUEUED)
+
+
+def test_credentials_are_found_where_the_clis_read_them(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    env = {"HOME": str(home)}
+    assert claude_credentials(env) == (False, "")
+    assert gemini_credentials(env) == (False, "")
+    assert claude_credentials({**env, "ANTHROPIC_API_KEY": "k"}) == (True, "ANTHROPIC_API_KEY")
+    assert gemini_credentials({**env, "GOOGLE_API_KEY": "k"}) == (True, "GOOGLE_API_KEY")
+    (home / ".claude").mkdir(parents=True)
+    (home / ".claude" / "settings.json").write_text(json.dumps({"apiKeyHelper": "pass x"}))
+    assert claude_credentials(env) == (True, str(home / ".claude" / "settings.json"))
+    (home / ".claude" / ".credentials.json").write_text("{}")
+    assert claude_credentials(env) == (True, str(home / ".claude" / ".credentials.json"))
+    (home / ".gemini").mkdir()
+    (home / ".gemini" / ".env").write_text("GEMINI_API_KEY=abc\n")
+    assert gemini_credentials(env) == (True, str(home / ".gemini" / ".env"))
+
+
+def test_probe_reports_binary_credentials_and_configuration(tmp_path: Path) -> None:
+    claude = executable(tmp_path / "claude")
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        claude_binary_path=str(claude),
+        gemini_binary_path=str(tmp_path / "missing"),
+    )
+    ready = probe(settings, {"HOME": str(tmp_path), "PATH": "/nonexistent"})
+    assert ready["claude"].usable
+    assert ready["claude"].binary == str(claude)
+    assert ready["claude"].credentials is False
+    assert "no claude credentials found" in ready["claude"].warnings[0]
+    assert summary_line(ready["claude"]).startswith(f"claude: ready ({claude}); warning: ")
+    assert not ready["gemini"].usable
+    assert ready["gemini"].short == "CLI not found"
+    assert not ready["local"].usable
+    assert ready["local"].short == "not configured"
+
+
+def test_a_pinned_task_waits_for_its_agent_an_unpinned_one_only_for_all(tmp_path: Path) -> None:
+    claude = executable(tmp_path / "claude")
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        claude_binary_path=str(claude),
+        gemini_binary_path=str(tmp_path / "missing"),
+    )
+    now = utcnow()
+    probed = probe(settings, {"HOME": str(tmp_path), "ANTHROPIC_API_KEY": "k"})
+    ready = assess(probed, {}, now)
+    assert waiting_reason(queued(), ready) is None
+    assert waiting_reason(queued("claude"), ready) is None
+    assert waiting_reason(queued("gemini"), ready) == "gemini cannot run here: CLI not found"
+    assert waiting_reason(queued(), ready, resuming="gemini") is not None  # its session's agent
+    limited = AgentStatus(agent="claude", limited_until=now + timedelta(minutes=5))
+    ready = assess(probed, {"claude": limited}, now)
+    assert not ready["claude"].usable
+    assert ready["claude"].short.startswith("rate-limited until ")
+    reason = waiting_reason(queued(), ready)
+    assert reason is not None
+    assert reason.startswith("no agent can run here (claude: rate-limited until ")
+    assert (
+        waiting_reason(queued("claude"), ready)
+        == f"claude cannot run here: {ready['claude'].short}"
+    )
+    running = queued("gemini").model_copy(update={"state": TaskState.RUNNING})
+    assert waiting_reason(running, ready) is None
