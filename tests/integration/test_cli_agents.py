@@ -114,3 +114,30 @@ def test_serve_says_which_agents_it_can_run_and_how_to_start(tmp_path: Path) -> 
     assert "No agent can run here yet" in seen
     assert "claudomator run FILE" in seen
     assert "/new" in seen
+
+
+def test_run_says_why_its_task_waits(tmp_path: Path) -> None:
+    env = missing_clis(tmp_path)
+    tasks = tmp_path / "t.yaml"
+    tasks.write_text("name: waits\nagent: {type: claude, instructions: hi}\n", encoding="utf-8")
+    with subprocess.Popen(
+        [CLAUDOMATOR, "run", str(tasks)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    ) as run:
+        try:
+            assert run.stdout is not None
+            deadline = time.monotonic() + 60
+            line = ""
+            while time.monotonic() < deadline and "waiting:" not in line:
+                ready, _, _ = select.select([run.stdout], [], [], 1)
+                if ready:
+                    line = run.stdout.readline()
+            assert "waiting:" in line, line
+            assert "claude" in line
+            assert "CLI not found" in line
+        finally:
+            run.send_signal(signal.SIGINT)
+            run.wait(30)

@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from claudomator.cli.common import (
     SETTLED,
@@ -161,17 +162,19 @@ class _Changes:
 
     def __init__(self, console: Console) -> None:
         self.console = console
-        self.seen: dict[str, TaskState] = {}
+        self.seen: dict[str, tuple[TaskState, str]] = {}
 
-    def __call__(self, tasks: list[Task]) -> None:
+    def __call__(self, tasks: list[Task], waiting: dict[str, str]) -> None:
         for task in tasks:
-            if self.seen.get(task.id) == task.state:
+            why = waiting.get(task.id, "")
+            if self.seen.get(task.id) == (task.state, why):
                 continue
-            self.seen[task.id] = task.state
+            self.seen[task.id] = (task.state, why)
             at = utcnow().strftime("%H:%M:%S")
             agent = f" ({task.agent.type})" if task.agent.type else ""
+            waits = f" - waiting: {why}" if why else ""
             self.console.print(
-                f"{at} {short_id(task.id)} {task.name}: {task.state.value}{agent}",
+                f"{at} {short_id(task.id)} {task.name}: {task.state.value}{agent}{waits}",
                 markup=False,
                 soft_wrap=True,
             )
@@ -181,16 +184,21 @@ async def _follow(
     service: Service,
     ids: list[str],
     interrupted: asyncio.Event,
-    show_table: Callable[[Table], None] | None,
-    show_changes: Callable[[list[Task]], None] | None = None,
+    show_table: Callable[[RenderableType], None] | None,
+    show_changes: Callable[[list[Task], dict[str, str]], None] | None = None,
 ) -> None:
-    """Look at the tasks twice a second until all of them settle or the user interrupts."""
+    """Look at the tasks twice a second until all of them settle or the user interrupts;
+    a queued task that no agent here can take says why it waits."""
     while True:
         tasks = nest(service.family(ids))
+        waiting = service.waiting_reasons(tasks)
         if show_table is not None:
-            show_table(task_table(service, tasks, activity=True))
+            notes = [
+                Text(f"{short_id(i)} waits: {why}", style="yellow") for i, why in waiting.items()
+            ]
+            show_table(Group(task_table(service, tasks, activity=True), *notes))
         if show_changes is not None:
-            show_changes(tasks)
+            show_changes(tasks, waiting)
         if all(t.state in SETTLED for t in tasks) or interrupted.is_set():
             return
         with contextlib.suppress(TimeoutError):
