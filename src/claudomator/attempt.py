@@ -222,8 +222,7 @@ class Attempt:
                     resume=False,
                 )
         if not self.task.agent.project_dir:  # a project-less task gets a scratch repository
-            project_dir.mkdir(parents=True, exist_ok=True)
-            self.sandboxes.prepare_project(project_dir)
+            self.sandboxes.prepare_scratch(project_dir, self.settings.scratch_dir)
         # create() prepares a project that needs it; a ready one costs no extra git command
         return self.sandboxes.create(project_dir, self.execution.id), plan
 

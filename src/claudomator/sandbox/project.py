@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -107,6 +108,36 @@ def prepare(project_dir: Path, guard: Guard) -> None:
             f"cannot read the HEAD of project {project} (exit {has_head.returncode}):\n"
             f"{has_head.tail()}"
         )
+
+
+def prepare_scratch(scratch: Path, workspace: Path) -> None:
+    """Make ``scratch`` (a project-less task's folder, ours) a repository of its own.
+
+    ``scratch`` must be a direct child of ``workspace`` and not a link. It is initialised
+    explicitly (its own ``.git``), so a repository that contains the workspace (a home
+    directory kept in git) is never used. A ``.git`` that is a link or a file is refused.
+    """
+    workspace = workspace.expanduser().resolve()
+    workspace.mkdir(parents=True, exist_ok=True)
+    if scratch.parent.expanduser().resolve() != workspace or scratch.name in ("", ".", ".."):
+        raise SandboxError(f"scratch folder {scratch} is not directly in {workspace}")
+    target = workspace / scratch.name
+    try:
+        target.mkdir(exist_ok=True)
+        mode = os.lstat(target).st_mode
+        git_mode = os.lstat(target / ".git").st_mode if os.path.lexists(target / ".git") else 0
+    except OSError as exc:
+        raise SandboxError(f"cannot make scratch folder {target}: {exc}") from exc
+    if not stat.S_ISDIR(mode):
+        raise SandboxError(f"scratch folder {target} is not a directory")
+    if git_mode and not stat.S_ISDIR(git_mode):
+        raise SandboxError(f"scratch folder {target} has a .git that is not a directory")
+    if not git_mode:
+        logger.info("scratch repository %s", target, extra={"action": "project_init"})
+        git.run(target, "init", "-q")
+    has_head = git.run(target, "rev-parse", "-q", "--verify", "HEAD^{commit}", check=False)
+    if not has_head.ok:
+        _initial_commit(target)
 
 
 def refusal(project: Path, guard: Guard) -> str:

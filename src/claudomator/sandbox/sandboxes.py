@@ -19,7 +19,7 @@ from claudomator.sandbox import delivery as delivering
 from claudomator.sandbox import git, warm
 from claudomator.sandbox import tree as trees
 from claudomator.sandbox.build import build_check
-from claudomator.sandbox.project import Guard, prepare, project_head
+from claudomator.sandbox.project import Guard, prepare, prepare_scratch, project_head
 from claudomator.sandbox.tree import Sandbox
 
 logger = logging.getLogger(__name__)
@@ -89,6 +89,11 @@ class Sandboxes:
         repository.
         """
         prepare(project_dir, self.guard)
+
+    def prepare_scratch(self, scratch_dir: Path, workspace: Path) -> None:
+        """Make a project-less task's folder ``scratch_dir`` (directly in ``workspace``) a
+        repository of its own with at least one commit, whatever repository contains it."""
+        prepare_scratch(scratch_dir, workspace)
 
     # --- creating ---
 
