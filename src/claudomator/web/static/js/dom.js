@@ -128,7 +128,8 @@ export function errorBox(error, prefix = "Error", placed = []) {
   const problems = error.problems || [];
   const rest = problems.filter((p) => !placed.includes(p));
   let message = error.message || String(error);
-  if (problems.length) {
+  // the server's message is its problems as "request:task:field: message" lines: say how many
+  if (problems.length && problems.some((p) => p.message && message.includes(p.message))) {
     const count = `${problems.length} problem${problems.length > 1 ? "s" : ""}`;
     message = rest.length === problems.length ? `${count}:` : rest.length ? `${count}, marked at the fields and:` : `${count}, marked at the fields.`;
   }
