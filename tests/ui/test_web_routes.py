@@ -71,3 +71,22 @@ def test_the_ui_is_not_in_the_api_schema(client: TestClient) -> None:
 def test_ui_url(host: str, url: str) -> None:
     assert ui_url(host, 8484) == url
     assert httpx.URL(url).port == 8484
+
+
+@pytest.mark.parametrize("path", ["/nope", "/tasks/abc/nope", "/apis", "/static-files", "/a/b/c"])
+def test_an_unknown_page_path_answers_the_shell_with_404(client: TestClient, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("text/html")
+    assert '<script type="module" src="/static/js/app.js">' in response.text  # "page not found"
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+
+
+@pytest.mark.parametrize("path", ["/api/nope", "/api", "/static/js/nope.js", "/metrics/x"])
+def test_unknown_api_and_file_paths_keep_a_json_404(client: TestClient, path: str) -> None:
+    auth = {"Authorization": "Bearer s3cret"}
+    response = client.get(path, headers=auth)
+    assert response.status_code == 404
+    assert "error" in response.json()
+    assert client.post("/api/nope", headers=auth).status_code == 404
+    assert client.get("/favicon.ico").headers["content-type"].startswith("application/json")

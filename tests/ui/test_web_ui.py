@@ -293,6 +293,11 @@ def test_answer_a_blocked_task_from_a_phone(
     assert "Needs your answer" in blocked.inner_text()
     assert "1 task needs your answer" in page.locator(".needs-banner").inner_text()
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    # the header is two compact rows at most; an empty column is a one-line heading
+    assert page.locator("header.top").bounding_box()["height"] < 100
+    empty = page.locator("[data-column=done]")
+    assert "(0)" in empty.inner_text()
+    assert empty.bounding_box()["height"] < 60
     shot(page, "phone-board-blocked")
 
     blocked.get_by_role("link", name="button").click()
@@ -308,6 +313,13 @@ def test_answer_a_blocked_task_from_a_phone(
     page.get_by_text("The button is blue now.").first.wait_for()
     page.locator("h2", has_text="Log of execution #2").wait_for()
     page.locator(".talk", has_text="Answer: blue").wait_for()
+    # the executions are labelled cards, not a table scrolling sideways
+    region = page.locator(".table-scroll")
+    assert region.evaluate("e => e.scrollWidth <= e.clientWidth")
+    label = page.locator(".table-scroll tbody td").first.evaluate(
+        "td => getComputedStyle(td, '::before').content"
+    )
+    assert "Status" in label, label
     shot(page, "phone-task-completed")
     assert git(project, "show", f"claudomator/{task['id']}:colour.txt") == "blue"
 
@@ -359,3 +371,62 @@ def test_reject_with_feedback_then_accept_the_second_attempt(
     expect_state(page, "COMPLETED", timeout=20_000)
     assert git(project, "show", f"claudomator/{task['id']}:a.txt") == "v2"
     assert Path(project).is_dir()
+
+
+def test_page_not_found_durations_flash_and_field_errors(
+    start_server: StartServer, browser: Browser
+) -> None:
+    """Item 19: a proper not-found page, "8 s" (not "0 min"), a flash that goes away when the
+    page changes, no emoji in the state badges, and form errors at the fields without the
+    server's "request:" prefixes."""
+    server = start_server()
+    body = {"name": "draft-eight", "timeout": 8, "agent": {"instructions": "nothing"}}
+    [task] = server.api.post("/api/tasks?submit=false", json=body).json()["tasks"]
+    page = browser.page()
+
+    response = page.goto(server.url + "/no/such/page")
+    assert response is not None
+    assert response.status == 404
+    page.get_by_role("heading", name="Page not found").wait_for()
+    page.get_by_role("link", name="Go to the board").click()
+    page.get_by_role("heading", name="Board").wait_for()
+
+    page.goto(server.url + f"/tasks/{task['id']}")
+    page.locator(".facts dd", has_text="8 s").wait_for()
+    assert "0 min" not in page.locator(".facts").inner_text()
+    formats = page.evaluate(
+        """async () => {
+            const f = await import("/static/js/format.js");
+            return [8, 90, 7200, 3900].map(f.seconds);
+        }"""
+    )
+    assert formats == ["8 s", "1 min 30 s", "2 h", "1 h 5 min"]
+    symbols = page.evaluate(
+        """async () => {
+            const d = await import("/static/js/dom.js");
+            return ["TIMED_OUT", "RUNNING"].map((s) => d.stateBadge(s).textContent);
+        }"""
+    )
+    assert not re.search("[\u231a-\u23ff\U0001f300-\U0001faff\ufe0f]", "".join(symbols)), symbols
+
+    page.get_by_role("button", name="Submit").click()
+    flash = page.locator("#flash")
+    flash.filter(has_text="Submitted").wait_for()
+    page.locator("header nav").get_by_role("link", name="Board").click()
+    page.get_by_role("heading", name="Board").wait_for()
+    assert flash.is_hidden()  # the message was about the task page's state
+
+    page.goto(server.url + "/new")
+    page.get_by_label("Name").fill("bad-timeout")
+    page.get_by_label("Instructions for the agent").fill("do it")
+    page.get_by_label("Timeout", exact=True).fill("soon")
+    page.get_by_role("button", name="Save as draft").click()
+    problem = page.locator("[data-field=timeout] .problem")
+    problem.wait_for()
+    box = page.locator(".task-form .error").inner_text()
+    assert "request:" not in box, box
+    assert "request:" not in problem.inner_text()
+    assert page.get_by_label("Timeout", exact=True).get_attribute("aria-invalid") == "true"
+    shot(page, "form-field-errors")
+    # Chromium logs the expected 422 answer as a console error
+    browser.problems[:] = [p for p in browser.problems if "422 (Unprocessable" not in p]

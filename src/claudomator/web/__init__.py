@@ -3,7 +3,8 @@
 There is no build step: ``static/`` holds the files the browser runs (HTML, CSS, vanilla-JS
 modules) and this router serves them. Every page path answers the same shell; the shell's
 JavaScript draws the page from the JSON API (with the user's token when ``api_token`` is set),
-so nothing here needs a token or touches data.
+so nothing here needs a token or touches data. Any other page path answers the shell too, with
+a 404 status (the shell shows "page not found"); unknown API and file paths keep a JSON 404.
 """
 
 from __future__ import annotations
@@ -12,10 +13,33 @@ from pathlib import Path
 
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse, HTMLResponse, Response
+from starlette.convertors import Convertor, register_url_convertor
 
 STATIC_DIR = Path(__file__).parent / "static"
 
-PAGE_PATHS = ("/", "/new", "/projects", "/stories", "/agents", "/tasks/{task_id}")
+PAGE_PATHS = (
+    "/",
+    "/new",
+    "/projects",
+    "/stories",
+    "/agents",
+    "/tasks/{task_id}",
+)
+
+
+class _PagePath(Convertor[str]):
+    """Any path that could be a page: not the API's, its docs', its metrics' or a file's (a
+    last segment with a dot); those keep their JSON 404 and their 405 for a wrong method. No
+    trailing slash either: "/new/" is redirected to "/new" as before."""
+
+    regex = r"(?!(?:api|static|metrics|docs|redoc)(?:/|$))(?:[^/]*/)*[^/.]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
 
 _TYPES = {
     ".js": "text/javascript; charset=utf-8",
@@ -67,6 +91,13 @@ def web_routes() -> APIRouter:
         path = _static_file("sw.js")
         headers = {**_NO_CACHE, "Service-Worker-Allowed": "/"}
         return FileResponse(path, media_type=_TYPES[".js"], headers=headers)
+
+    # last: only a page path no other route answered gets here; the shell says "not found"
+    register_url_convertor("page", _PagePath())
+
+    @router.get("/{unknown:page}")
+    def not_found(unknown: str) -> Response:
+        return HTMLResponse(shell, status_code=404, headers=_PAGE)
 
     return router
 

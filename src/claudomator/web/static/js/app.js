@@ -2,7 +2,7 @@
 // the "notify me" button. Each page module exports render(main, context).
 
 import { onTokenNeeded } from "./api.js";
-import { clear, errorBox, h } from "./dom.js";
+import { clear, errorBox, flashNavigated, h, setTitle } from "./dom.js";
 import { setupNotify } from "./push.js";
 
 const ROUTES = [
@@ -37,8 +37,14 @@ async function route() {
   }
   const match = ROUTES.find(([pattern]) => pattern.test(path));
   clear(main);
+  flashNavigated();
   if (!match) {
-    main.append(h("h1", {}, "Not found"), h("p", {}, "There is no such page. ", h("a", { href: "/", "data-nav": true }, "Go to the board.")));
+    // the server answers such paths with this shell and a 404 status
+    setTitle("Page not found");
+    main.append(
+      h("h1", {}, "Page not found"),
+      h("p", {}, `There is no page at ${path}. `, h("a", { href: "/", "data-nav": true }, "Go to the board"), "."),
+    );
     return;
   }
   const params = path.match(match[0]).slice(1).map(decodeURIComponent);

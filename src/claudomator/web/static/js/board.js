@@ -157,7 +157,7 @@ export async function render(main, { query, signal, navigate }) {
         ? h(
             "p",
             { class: "needs-banner" },
-            h("strong", {}, `⚠ ${waiting.length} task${waiting.length > 1 ? "s need" : " needs"} your answer: `),
+            h("strong", {}, `! ${waiting.length} task${waiting.length > 1 ? "s need" : " needs"} your answer: `),
             link(`/tasks/${waiting[0].id}`, waiting[0].name),
             waiting.length > 1 ? [" · ", h("a", { href: "#col-blocked" }, "see all")] : null,
           )

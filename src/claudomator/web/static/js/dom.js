@@ -1,5 +1,7 @@
 // Building DOM safely: text always goes through textContent / text nodes, never innerHTML.
 
+import { between } from "./format.js";
+
 /**
  * h("button", {class: "x", onclick: fn, type: "button"}, "text", child, [more])
  * Attributes starting with "on" become listeners; `false`/`null`/`undefined` are skipped.
@@ -62,17 +64,18 @@ export function stateGroup(state) {
 const STATE_SYMBOL = {
   PENDING: "✎",
   QUEUED: "…",
-  RUNNING: "▶",
+  RUNNING: "►",
   BLOCKED: "?",
   READY: "★",
   COMPLETED: "✓",
   FAILED: "✗",
-  TIMED_OUT: "⏱",
+  TIMED_OUT: "◷",
   BUDGET_EXCEEDED: "$",
   CANCELLED: "■",
 };
 
-/** The state as text (with a symbol), so it reads without colour. */
+/** The state as text (with a symbol), so it reads without colour. The symbols are plain text
+ * characters (DejaVu has them), never emoji: those show as boxes without an emoji font. */
 export function stateBadge(state) {
   return h(
     "span",
@@ -101,13 +104,9 @@ export function ago(value) {
   return `${Math.round(seconds / 86400)} d ago`;
 }
 
+/** "8 s", "1 min 30 s", "2 h": from `start` to `end` (or now). */
 export function duration(start, end) {
-  if (!start) return "—";
-  const seconds = Math.max(0, ((end ? new Date(end) : new Date()) - new Date(start)) / 1000);
-  if (seconds < 60) return `${seconds.toFixed(1)} s`;
-  const minutes = Math.floor(seconds / 60);
-  if (minutes < 60) return `${minutes} min ${Math.round(seconds % 60)} s`;
-  return `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
+  return between(start, end);
 }
 
 export function money(value, estimated = false) {
@@ -115,19 +114,28 @@ export function money(value, estimated = false) {
   return `${estimated ? "~" : ""}$${amount.toFixed(amount && amount < 0.01 ? 4 : 2)}`;
 }
 
-/** A paragraph showing an error (with the API's problems listed), announced to screen readers. */
-export function errorBox(error, prefix = "Error") {
-  const box = h("div", { class: "error", role: "alert" }, h("strong", {}, `${prefix}: `), error.message || String(error));
-  const message = error.message || "";
-  const problems = (error.problems || []).filter((p) => !message.includes(p.message) || error.problems.length > 1);
-  if (problems.length) {
-    box.append(
-      h(
-        "ul",
-        {},
-        problems.map((p) => h("li", {}, `${p.task ? `${p.task}: ` : ""}${p.field}: ${p.message}`)),
-      ),
-    );
+/** A problem's field as people read it: "name", "agent.instructions" (no "body." prefix). */
+export function fieldName(problem) {
+  return String(problem.field || "").replace(/^body\./, "");
+}
+
+/**
+ * A paragraph showing an error, announced to screen readers. With the API's `problems`, it
+ * lists them as "field: message" (not the server's "request:task:field: message" lines);
+ * `placed` problems (shown at their fields already) are left out of the list.
+ */
+export function errorBox(error, prefix = "Error", placed = []) {
+  const problems = error.problems || [];
+  const rest = problems.filter((p) => !placed.includes(p));
+  let message = error.message || String(error);
+  // the server's message is its problems as "request:task:field: message" lines: say how many
+  if (problems.length && problems.some((p) => p.message && message.includes(p.message))) {
+    const count = `${problems.length} problem${problems.length > 1 ? "s" : ""}`;
+    message = rest.length === problems.length ? `${count}:` : rest.length ? `${count}, marked at the fields and:` : `${count}, marked at the fields.`;
+  }
+  const box = h("div", { class: "error", role: "alert" }, h("strong", {}, `${prefix}: `), message);
+  if (rest.length) {
+    box.append(h("ul", {}, rest.map((p) => h("li", {}, fieldName(p) ? `${fieldName(p)}: ${p.message}` : p.message))));
   }
   return box;
 }
@@ -158,16 +166,42 @@ export async function busy(button, slot, action, busyLabel) {
 }
 
 let flashTimer = null;
+let flashed = null; // {task, state, navigations}: what the message on screen describes
 
-/** A short status message under the header (polite live region). */
-export function flash(message) {
+/**
+ * A short status message under the header (polite live region). It goes away after a while,
+ * on navigation (`survives`: how many navigations it outlives, 1 for "done, now go there"), and
+ * when the task it describes (`task`, `state`) changes state (see `flashTask`).
+ */
+export function flash(message, { task = null, state = null, survives = 0 } = {}) {
   const box = document.getElementById("flash");
   box.textContent = message;
   box.hidden = false;
+  flashed = { task, state, navigations: survives };
   clearTimeout(flashTimer);
-  flashTimer = setTimeout(() => {
+  flashTimer = setTimeout(clearFlash, 8000);
+}
+
+export function clearFlash() {
+  const box = document.getElementById("flash");
+  clearTimeout(flashTimer);
+  flashed = null;
+  if (box) {
     box.hidden = true;
-  }, 6000);
+    box.textContent = "";
+  }
+}
+
+/** A page changes: the message goes unless it was meant to outlive this navigation. */
+export function flashNavigated() {
+  if (!flashed) return;
+  if (flashed.navigations > 0) flashed.navigations -= 1;
+  else clearFlash();
+}
+
+/** Task `id` is now in `state`: a message about an earlier state of it is out of date. */
+export function flashTask(id, state) {
+  if (flashed?.task === id && flashed.state && flashed.state !== state) clearFlash();
 }
 
 /** A labelled form field; returns {wrap, input}. */

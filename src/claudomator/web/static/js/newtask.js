@@ -172,13 +172,16 @@ export async function render(main, { query, signal, navigate }) {
   function markProblems(problems) {
     for (const el of form.querySelectorAll("[aria-invalid]")) el.removeAttribute("aria-invalid");
     for (const el of form.querySelectorAll(".problem")) el.remove();
+    const placed = [];
     for (const problem of problems) {
       const name = String(problem.field || "").replace(/^body\./, "");
       const control = form.querySelector(`[name="${CSS.escape(name)}"]`) || (name === "agent.project_dir" ? f.project : null);
       if (!control) continue;
       control.setAttribute("aria-invalid", "true");
       control.closest(".field")?.append(h("small", { class: "problem" }, `✗ ${problem.message}`));
+      placed.push(problem);
     }
+    return placed; // the problems shown at their fields
   }
 
   function fillForm(spec) {
@@ -248,8 +251,8 @@ export async function render(main, { query, signal, navigate }) {
     if (!f.instructions.value.trim()) missing.push({ field: "agent.instructions", message: "required" });
     if (f.project.value === OTHER && !f.project_dir.value.trim()) missing.push({ field: "agent.project_dir", message: "give a directory, or pick a project" });
     if (missing.length) {
-      markProblems(missing);
-      errors.append(errorBox(new ApiError(0, "some fields need a value", missing), "Not created"));
+      const placed = markProblems(missing);
+      errors.append(errorBox(new ApiError(0, "some fields need a value", missing), "Not created", placed));
       form.querySelector("[aria-invalid]")?.focus();
       return;
     }
@@ -257,11 +260,12 @@ export async function render(main, { query, signal, navigate }) {
       try {
         const created = await api("POST", `/api/tasks${asDraft ? "?submit=false" : ""}`, body());
         const [task] = created.tasks;
-        flash(asDraft ? `Saved “${task.name}” as a draft.` : `Created “${task.name}”: it is queued.`);
+        const message = asDraft ? `Saved “${task.name}” as a draft.` : `Created “${task.name}”: it is queued.`;
+        flash(message, { task: task.id, state: task.state, survives: 1 });
         navigate(`/tasks/${task.id}`);
       } catch (error) {
-        markProblems(error.problems || []);
-        errors.append(errorBox(error, "Not created"));
+        const placed = markProblems(error.problems || []);
+        errors.append(errorBox(error, "Not created", placed));
         form.querySelector("[aria-invalid]")?.focus();
       }
     });

@@ -19,6 +19,9 @@ import {
   fill,
 } from "./dom.js";
 import { LogRenderer } from "./log.js";
+import { seconds } from "./format.js";
+import { flashTask } from "./dom.js";
+import { labelCells, tick } from "./live.js";
 
 const RETRYABLE = new Set(["FAILED", "TIMED_OUT", "BUDGET_EXCEEDED", "CANCELLED"]);
 const CANCELLABLE = new Set(["PENDING", "QUEUED", "RUNNING", "BLOCKED", "READY"]);
@@ -102,14 +105,15 @@ export async function render(main, { params, signal, navigate }) {
       const view = await get(`/api/stories/${story}`, { signal }).catch(() => null);
       storyNames.set(story, view ? view.story.name : shortId(story));
     }
+    flashTask(detail.task.id, detail.task.state); // a message about an older state goes
     draw();
   }
 
   async function act(button, path, body, message) {
     await busy(button, actionErrors, async () => {
       await post(`/api/tasks/${detail.task.id}/${path}`, body);
-      flash(message);
       await load();
+      flash(message, { task: detail.task.id, state: detail.task.state });
     });
   }
 
@@ -166,7 +170,7 @@ export async function render(main, { params, signal, navigate }) {
             if (!confirm(`Delete “${task.name}” with its history? This cannot be undone.`)) return;
             await busy(b, actionErrors, async () => {
               await api("DELETE", `/api/tasks/${task.id}`);
-              flash(`Deleted “${task.name}”.`);
+              flash(`Deleted “${task.name}”.`, { survives: 1 });
               navigate("/");
             });
           },
@@ -212,7 +216,7 @@ export async function render(main, { params, signal, navigate }) {
     return h(
       "section",
       { class: "panel panel-blocked", "aria-labelledby": "question-h" },
-      h("h2", { id: "question-h" }, "⚠ The agent needs your answer"),
+      h("h2", { id: "question-h" }, "! The agent needs your answer"),
       h("p", { class: "question" }, text || "(the agent asked without text)"),
       options.length
         ? h(
@@ -279,7 +283,7 @@ export async function render(main, { params, signal, navigate }) {
         ["Why this agent", choice ? `${choice.agent}: ${choice.reason}` : task.agent.type ? "set on the task" : ""],
         ["Project", task.agent.project_dir || "a scratch repository"],
         ["Priority", task.priority],
-        ["Timeout", task.timeout ? `${Math.round(task.timeout / 60)} min` : "default"],
+        ["Timeout", task.timeout ? seconds(task.timeout) : "default"],
         ["Budget", task.agent.max_budget_usd ? money(task.agent.max_budget_usd) : ""],
         ["Cost", executions.length ? `${money(cost, estimated)} over ${executions.length} execution${executions.length > 1 ? "s" : ""}` : ""],
         ["Tokens", executions.length ? `${tokensIn} in, ${tokensOut} out` : ""],
@@ -330,7 +334,7 @@ export async function render(main, { params, signal, navigate }) {
         h("td", {}, stateBadge(e.status)),
         h("td", {}, `${e.agent || "—"}${e.model ? ` · ${e.model}` : ""}`),
         h("td", {}, when(e.start_time)),
-        h("td", {}, e.end_time ? duration(e.start_time, e.end_time) : `running ${duration(e.start_time)}`),
+        h("td", e.end_time ? {} : { dataset: { tickSince: e.start_time } }, e.end_time ? duration(e.start_time, e.end_time) : `running ${duration(e.start_time)}`),
         h("td", {}, money(e.cost_usd, e.cost_estimated)),
         h("td", {}, `${e.tokens_in} / ${e.tokens_out}`),
         h(
@@ -373,6 +377,7 @@ export async function render(main, { params, signal, navigate }) {
         ),
       ),
     );
+    labelCells(runs.querySelector("table"));
   }
 
   function drawHistory(events) {
@@ -477,6 +482,7 @@ export async function render(main, { params, signal, navigate }) {
 
   await load();
   if (signal.aborted) return;
+  tick(main, signal); // the running time of a RUNNING execution counts up every second
   const after = Math.max(0, ...detail.events.map((e) => e.id || 0));
   let timer = null;
   followEvents(
