@@ -84,7 +84,7 @@ async def test_outcome_refused_by_a_locked_database_is_stored_once_the_lock_is_g
             assert "locked" in health["detail"], health
             metrics = await asyncio.to_thread(_metrics, url)
             try:
-                assert "claudomator_pending_outcomes 1" in metrics, metrics
+                assert "\nclaudomator_pending_outcomes 1.0\n" in metrics, metrics
                 assert store.get_task(task.id).state == TaskState.RUNNING  # kept, not yet stored
                 delivered = git(project, "log", "--all", "--name-only", "--format=")
                 assert f"work-{task.id}.txt" in delivered  # its work is in the project

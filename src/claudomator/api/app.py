@@ -24,7 +24,7 @@ from claudomator.api.docs import docs_routes
 from claudomator.api.hosts import HostCheck, is_loopback
 from claudomator.api.hosts import allowed_hosts as hosts_for
 from claudomator.api.intake import intake_routes
-from claudomator.api.metrics import metrics_routes
+from claudomator.api.metrics import metrics_registry, metrics_routes
 from claudomator.api.projects import project_routes
 from claudomator.api.push import push_routes
 from claudomator.api.stories import story_routes
@@ -234,7 +234,7 @@ def create_app(
         story_routes(service),
         push_routes(service),
         stream_routes(service),
-        metrics_routes(service),
+        metrics_routes(metrics_registry(service)),
     ):
         app.include_router(router, responses=errors.RESPONSES)  # guarded by TokenGuard
     app.include_router(docs_routes())  # Swagger UI's page and files (no data: not guarded)
