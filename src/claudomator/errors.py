@@ -61,20 +61,20 @@ class ValidationError(ClaudomatorError):
 class InvalidTransition(ClaudomatorError):
     """A task state change that the state machine does not allow."""
 
-    def __init__(self, task_id: str, source: str, target: str) -> None:
+    def __init__(self, task_id: str, source: str, target: str, message: str = "") -> None:
         self.task_id = task_id
         self.source = source
         self.target = target
-        super().__init__(f"task {task_id}: cannot go from {source} to {target}")
+        super().__init__(message or f"task {task_id}: cannot go from {source} to {target}")
 
 
 class NotFound(ClaudomatorError):
     """A task or execution id that does not exist."""
 
-    def __init__(self, kind: str, ident: str) -> None:
+    def __init__(self, kind: str, ident: str, message: str = "") -> None:
         self.kind = kind
         self.ident = ident
-        super().__init__(f"no {kind} with id {ident!r}")
+        super().__init__(message or f"no {kind} with id {ident!r}")
 
 
 class ProjectExists(ClaudomatorError):

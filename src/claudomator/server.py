@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import logging
 import signal
+import socket
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -47,6 +48,13 @@ class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    on_ready: Callable[[], None] | None = None  # called once the socket is bound and listening
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started and self.on_ready is not None:
+            self.on_ready()
 
 
 def _bound(config: uvicorn.Config, limits: ConnectionLimits) -> None:
@@ -100,8 +108,7 @@ async def serve(
         loop.add_signal_handler(sig, stop, sig)
     try:
         async with runtime:
-            if on_ready is not None:
-                on_ready()
+            server.on_ready = on_ready
             await server.serve()
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):

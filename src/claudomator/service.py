@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,14 @@ from urllib.parse import urlsplit
 
 from claudomator import projects, protocol, readiness, tokens, webpush
 from claudomator.config import Settings
-from claudomator.errors import InvalidTransition, NotFound, ProjectExists, ValidationError
+from claudomator.errors import (
+    InvalidTransition,
+    NotFound,
+    Problem,
+    ProjectExists,
+    TaskFileError,
+    ValidationError,
+)
 from claudomator.models import (
     RETRYABLE_STATES,
     AgentStatus,
@@ -34,11 +42,37 @@ from claudomator.models import (
 from claudomator.readiness import Readiness
 from claudomator.sandbox import Sandboxes
 from claudomator.store import Store
-from claudomator.taskfile import parse_tasks
+from claudomator.taskfile import ParsedTasks, collect_tasks
 
 logger = logging.getLogger(__name__)
 
 _MIN_PREFIX = 4
+_CANDIDATES = 10  # how many tasks an ambiguous name or prefix lists
+# what each action says when the task's state does not allow it (the CLI and the API alike)
+_REFUSALS = {
+    "submit": "task {id} is {state}, not a PENDING draft; nothing to submit",
+    "cancel": "task {id} is already {state}; nothing to cancel",
+    "answer": "task {id} is {state}, not BLOCKED; no question to answer",
+    "accept": "task {id} is {state}, not READY; only READY tasks can be accepted",
+    "reject": "task {id} is {state}, not READY; only READY tasks can be rejected",
+    "retry": (
+        "task {id} is {state}: only FAILED, TIMED_OUT, BUDGET_EXCEEDED or CANCELLED tasks "
+        "can be retried"
+    ),
+    "edit": "task {id} is {state}: only PENDING or QUEUED tasks can be edited",
+    "delete": "task {id} is {state}: cancel it first, then delete it",
+}
+# a stored task in one of these states makes a new task with the same definition a duplicate
+_DUPLICATE_STATES = frozenset(
+    {
+        TaskState.PENDING,
+        TaskState.QUEUED,
+        TaskState.RUNNING,
+        TaskState.BLOCKED,
+        TaskState.READY,
+        TaskState.COMPLETED,
+    }
+)
 EDITABLE_FIELDS = frozenset(
     {
         "name",
@@ -61,6 +95,30 @@ class SubtaskRefusal:
 
     field: str
     message: str
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """A task about to be stored that repeats a stored one (same name, instructions and
+    project) which is unfinished or COMPLETED."""
+
+    new: Task
+    stored: Task
+
+
+@contextmanager
+def _refusing(action: str) -> Iterator[None]:
+    """Turn the state machine's refusal into what ``action`` needs and which state it is in."""
+    try:
+        yield
+    except InvalidTransition as exc:
+        message = _REFUSALS[action].format(id=exc.task_id, state=exc.source)
+        raise InvalidTransition(exc.task_id, exc.source, exc.target, message) from exc
+
+
+def _described(task: Task) -> str:
+    when = f"{task.created_at:%Y-%m-%d %H:%M}"
+    return f"{task.id[:8]} {task.name!r} ({task.state.value}, created {when})"
 
 
 def _same_dir(a: str, b: str) -> bool:
@@ -98,26 +156,115 @@ class Service:
 
     # -- writing -----------------------------------------------------------------------------
 
-    def submit(self, tasks: Sequence[Task], *, queue: bool = True) -> list[Task]:
+    def prepare(
+        self,
+        document: object,
+        *,
+        source: str,
+        base_dir: Path,
+        problems: Sequence[Problem] = (),
+    ) -> ParsedTasks:
+        """Validate a task file's (or request's) document exactly as :meth:`submit` will.
+
+        The document's own checks and :meth:`check_tasks` run together, and every problem
+        (with ``problems`` the caller found, which replace the document's own for the same
+        task and field) is raised at once as :class:`TaskFileError`. The tasks returned have
+        their references resolved to full ids, ready to submit.
+        """
+        parsed = collect_tasks(document, source=source, base_dir=base_dir)
+        taken = {(p.task, p.field) for p in problems}
+        parsed.problems = [p for p in parsed.problems if (p.task, p.field) not in taken]
+        checked, more = self.check_tasks(parsed.tasks, source=source)
+        parsed.raise_problems([*problems, *more])
+        parsed.tasks = checked
+        return parsed
+
+    def check_tasks(
+        self, tasks: Sequence[Task], *, source: str = "request"
+    ) -> tuple[list[Task], list[Problem]]:
+        """What the settings and the store say about ``tasks``, before storing them.
+
+        A project_dir must lie in ``workspace_root`` (when set); ids must be new; a
+        ``depends_on`` or ``parent_task_id`` outside the batch must name a stored task (its id,
+        a unique id prefix or a unique name: see :meth:`resolve_id`), and is replaced by its
+        full id; a story must exist. Returns the tasks so resolved and every problem found.
+        """
+        batch = {t.id for t in tasks}
+        existing = self.store.states_of(batch)
+        root = self.settings.workspace_root
+        problems: list[Problem] = []
+        checked: list[Task] = []
+        for task in tasks:
+
+            def problem(field: str, message: str, label: str = task.name) -> None:
+                problems.append(Problem(source, label, field, message))
+
+            if self.settings.outside_workspace(task.agent.project_dir):
+                where = task.agent.project_dir
+                problem("agent.project_dir", f"{where} is outside workspace_root {root}")
+            if task.id in existing:
+                problem("id", f"a task with id {task.id!r} already exists")
+            depends: list[str] = []
+            for dep in task.depends_on:
+                target, why = (dep, "") if dep in batch else self._reference(dep)
+                if why:
+                    problem("depends_on", why)
+                depends.append(target)
+            parent = task.parent_task_id
+            if parent and parent not in batch:
+                parent, why = self._reference(parent)
+                if why:
+                    problem("parent_task_id", why)
+            if task.story_id:
+                try:
+                    self.store.get_story(task.story_id)
+                except NotFound:
+                    problem("story_id", f"no story with id {task.story_id!r}")
+            checked.append(
+                task.model_copy(update={"depends_on": tuple(depends), "parent_task_id": parent})
+            )
+        return checked, problems
+
+    def _reference(self, ident: str) -> tuple[str, str]:
+        """(full id, "") for a stored task ``ident`` names, else (``ident``, why not)."""
+        try:
+            return self.resolve_id(ident), ""
+        except NotFound:
+            return ident, (
+                f"unknown task id {ident!r}: neither the name of a task given with it nor a "
+                "stored task's id, id prefix (at least 4 characters) or name"
+            )
+        except ValidationError as exc:  # ambiguous: the message lists the candidates
+            return ident, str(exc)
+
+    def duplicates(self, tasks: Sequence[Task]) -> list[Duplicate]:
+        """Stored tasks that ``tasks`` would repeat: same name, instructions and project, and
+        unfinished or COMPLETED (running a file twice by mistake); one per new task at most."""
+        found: list[Duplicate] = []
+        for task in tasks:
+            for stored in self.store.tasks_named(task.name):
+                if (
+                    stored.id != task.id
+                    and stored.state in _DUPLICATE_STATES
+                    and stored.agent.instructions == task.agent.instructions
+                    and _same_dir(stored.agent.project_dir, task.agent.project_dir)
+                ):
+                    found.append(Duplicate(task, stored))
+                    break
+        return found
+
+    def submit(
+        self, tasks: Sequence[Task], *, queue: bool = True, source: str = "request"
+    ) -> list[Task]:
         """Store ``tasks`` as QUEUED (PENDING drafts unless ``queue``), all or none.
 
-        Dependencies, parents and stories must exist (in the batch or already).
+        :meth:`check_tasks` must find nothing wrong (else :class:`TaskFileError` lists every
+        problem, each named after ``source``); references are stored as full ids.
         """
-        self._check_workspace(tasks)
-        batch = {t.id for t in tasks}
-        outside = {d for t in tasks for d in t.depends_on if d not in batch}
-        parents = {t.parent_task_id for t in tasks if t.parent_task_id}
-        outside |= parents - batch
-        known = self.store.states_of(outside)
-        missing = sorted(outside - known.keys())
-        if missing:
-            raise ValidationError(f"unknown task id(s) referenced: {', '.join(missing)}")
-        for story_id in {t.story_id for t in tasks if t.story_id}:
-            self.store.get_story(story_id)  # NotFound names it
-        existing = self.store.states_of(batch)
-        if existing:
-            raise ValidationError(f"task id(s) already exist: {', '.join(sorted(existing))}")
-        stored = self.store.add_tasks(tasks, submit=queue)
+        checked, problems = self.check_tasks(tasks, source=source)
+        if problems:
+            raise TaskFileError(problems)
+        stored = self.store.add_tasks(checked, submit=queue)
         logger.info("stored %d task(s), queued: %s", len(stored), queue, extra={"action": "submit"})
         if queue and self.on_submit is not None:
             self.on_submit()
@@ -126,21 +273,13 @@ class Service:
     def queue(self, ident: str) -> Task:
         """Submit a PENDING draft for running (QUEUED)."""
         task = self.get(ident)
-        queued = self.store.transition(
-            task.id, TaskState.QUEUED, "submitted", expected=TaskState.PENDING
-        )
+        with _refusing("submit"):
+            queued = self.store.transition(
+                task.id, TaskState.QUEUED, "submitted", expected=TaskState.PENDING
+            )
         if self.on_submit is not None:
             self.on_submit()
         return queued
-
-    def _check_workspace(self, tasks: Sequence[Task]) -> None:
-        """Refuse project directories outside ``workspace_root`` (when it is set)."""
-        for task in tasks:
-            if self.settings.outside_workspace(task.agent.project_dir):
-                raise ValidationError(
-                    f"task {task.name!r}: agent.project_dir {task.agent.project_dir} is outside "
-                    f"workspace_root {self.settings.workspace_root}"
-                )
 
     # -- projects ----------------------------------------------------------------------------
 
@@ -208,26 +347,31 @@ class Service:
                     return task.model_copy(update={"cancel_requested": True})
                 continue  # it just left RUNNING: look again
             if task.state.is_terminal:
-                raise InvalidTransition(task.id, task.state.value, TaskState.CANCELLED.value)
+                with _refusing("cancel"):
+                    raise InvalidTransition(task.id, task.state.value, TaskState.CANCELLED.value)
             try:
                 return self.store.transition(
                     task.id, TaskState.CANCELLED, "cancelled by user", expected=task.state
                 )
             except InvalidTransition:
                 continue  # it changed state meanwhile (e.g. was claimed)
-        raise InvalidTransition(task_id, "changing", TaskState.CANCELLED.value)
+        message = f"task {task_id} keeps changing state; try to cancel it again"
+        raise InvalidTransition(task_id, "changing", TaskState.CANCELLED.value, message)
 
     def answer(self, ident: str, text: str) -> Task:
         """Answer a BLOCKED task's question; it is re-queued and its agent session resumes."""
         if not text.strip():
             raise ValidationError("the answer is empty")
         task = self.get(ident)
-        if task.state != TaskState.BLOCKED:
-            raise InvalidTransition(task.id, task.state.value, TaskState.QUEUED.value)
         # the state change decides which of two racing answers wins; then it is recorded
-        queued = self.store.transition(
-            task.id, TaskState.QUEUED, "answered; resuming", expected=TaskState.BLOCKED, question=""
-        )
+        with _refusing("answer"):
+            queued = self.store.transition(
+                task.id,
+                TaskState.QUEUED,
+                "answered; resuming",
+                expected=TaskState.BLOCKED,
+                question="",
+            )
         pending = [i for i in self.store.interactions_of(task.id) if i.answered_at is None]
         if pending and pending[-1].id is not None:
             self.store.answer_interaction(pending[-1].id, text.strip())
@@ -238,9 +382,10 @@ class Service:
     def accept(self, ident: str) -> Task:
         """Accept a READY task's delivered branch: it is COMPLETED and its sandbox released."""
         task = self.get(ident)
-        done = self.store.transition(
-            task.id, TaskState.COMPLETED, "accepted by reviewer", expected=TaskState.READY
-        )
+        with _refusing("accept"):
+            done = self.store.transition(
+                task.id, TaskState.COMPLETED, "accepted by reviewer", expected=TaskState.READY
+            )
         runs = self.store.executions_of(task.id)
         if runs and runs[-1].sandbox_dir and task.agent.project_dir:
             sandboxes = Sandboxes(self.settings.sandboxes_dir)
@@ -255,9 +400,10 @@ class Service:
             raise ValidationError("the feedback is empty")
         task = self.get(ident)
         runs = self.store.executions_of(task.id)
-        queued = self.store.transition(
-            task.id, TaskState.QUEUED, "rejected with feedback", expected=TaskState.READY
-        )
+        with _refusing("reject"):
+            queued = self.store.transition(
+                task.id, TaskState.QUEUED, "rejected with feedback", expected=TaskState.READY
+            )
         if runs:
             recorded = self.store.add_interaction(
                 Interaction(
@@ -275,46 +421,57 @@ class Service:
     def retry(self, ident: str) -> Task:
         """Run a FAILED, TIMED_OUT, BUDGET_EXCEEDED or CANCELLED task again (a fresh attempt)."""
         task = self.get(ident)
-        if task.state not in RETRYABLE_STATES:
-            raise InvalidTransition(task.id, task.state.value, TaskState.QUEUED.value)
-        queued = self.store.transition(
-            task.id,
-            TaskState.QUEUED,
-            "retry requested",
-            expected=task.state,
-            summary="",
-            check_verdict="",
-            check_report="",
-        )
+        with _refusing("retry"):
+            if task.state not in RETRYABLE_STATES:
+                raise InvalidTransition(task.id, task.state.value, TaskState.QUEUED.value)
+            queued = self.store.transition(
+                task.id,
+                TaskState.QUEUED,
+                "retry requested",
+                expected=task.state,
+                summary="",
+                check_verdict="",
+                check_report="",
+            )
         if self.on_submit is not None:
             self.on_submit()
         return queued
 
     def update(self, ident: str, changes: Mapping[str, Any]) -> Task:
-        """Change a task's definition while it is PENDING or QUEUED (fields as in task files)."""
+        """Change a task's definition while it is PENDING or QUEUED (fields as in task files).
+
+        Every problem with the changes is raised at once as :class:`TaskFileError`.
+        """
         task = self.get(ident)
-        unknown = sorted(set(changes) - EDITABLE_FIELDS)
-        if unknown:
-            editable = ", ".join(sorted(EDITABLE_FIELDS))
-            raise ValidationError(f"cannot change {', '.join(unknown)}; editable: {editable}")
         data = task.model_dump(mode="json")
+        wrong: list[tuple[str, str]] = []
+        editable = ", ".join(sorted(EDITABLE_FIELDS))
+        for key in sorted(set(changes) - EDITABLE_FIELDS):
+            wrong.append((key, f"cannot be changed; editable: {editable}"))
+        changes = {k: v for k, v in changes.items() if k in EDITABLE_FIELDS}
         if "agent" in changes:
             agent_changes = changes["agent"]
-            if not isinstance(agent_changes, Mapping):
-                raise ValidationError("agent: must be an object")
-            changes = {**changes, "agent": {**data["agent"], **agent_changes}}
-        document = {k: v for k, v in {**data, **changes}.items() if k in EDITABLE_FIELDS | {"id"}}
-        [edited] = parse_tasks(document, source="request", base_dir=Path.cwd())
-        missing = set(edited.depends_on) - self.store.states_of(edited.depends_on).keys()
-        if missing:
-            raise ValidationError(f"depends_on: unknown task id(s) {', '.join(sorted(missing))}")
-        if self._reaches(edited.depends_on, task.id):
-            raise ValidationError("depends_on: that would make a dependency cycle")
-        self._check_workspace([edited])
-        return self.store.replace_task(
-            edited.model_copy(update={"id": task.id}),
-            only_in=(TaskState.PENDING, TaskState.QUEUED),
-        )
+            if isinstance(agent_changes, Mapping):
+                changes = {**changes, "agent": {**data["agent"], **agent_changes}}
+            else:
+                wrong.append(("agent", "must be an object"))
+                changes = {k: v for k, v in changes.items() if k != "agent"}
+        # no id: the edited copy must not count as a second task with this id
+        document = {k: v for k, v in {**data, **changes}.items() if k in EDITABLE_FIELDS}
+        parsed = collect_tasks(document, source="request", base_dir=Path.cwd())
+        label = parsed.labels[0] if parsed.labels else "task"
+        more = [Problem("request", label, key, message) for key, message in wrong]
+        checked, found = self.check_tasks(parsed.tasks, source="request")
+        more.extend(found)
+        if checked and self._reaches(checked[0].depends_on, task.id):
+            more.append(Problem("request", label, "depends_on", "that would make a cycle"))
+        parsed.raise_problems(more)
+        [edited] = checked
+        with _refusing("edit"):
+            return self.store.replace_task(
+                edited.model_copy(update={"id": task.id}),
+                only_in=(TaskState.PENDING, TaskState.QUEUED),
+            )
 
     def _reaches(self, start: Sequence[str], target: str) -> bool:
         """Whether following ``depends_on`` from ``start`` leads to ``target``."""
@@ -327,12 +484,16 @@ class Service:
             if current in seen:
                 continue
             seen.add(current)
-            frontier.extend(self.store.get_task(current).depends_on)
+            try:
+                frontier.extend(self.store.get_task(current).depends_on)
+            except NotFound:  # an unknown id: reported as such by check_tasks
+                continue
         return False
 
     def delete(self, ident: str) -> None:
         """Delete a task and its history (never while it runs)."""
-        self.store.delete_task(self.resolve_id(ident), not_in=(TaskState.RUNNING,))
+        with _refusing("delete"):
+            self.store.delete_task(self.resolve_id(ident), not_in=(TaskState.RUNNING,))
 
     def interactions(self, task_id: str) -> list[Interaction]:
         return self.store.interactions_of(task_id)
@@ -366,18 +527,34 @@ class Service:
     # -- reading -----------------------------------------------------------------------------
 
     def resolve_id(self, ident: str) -> str:
-        """A full task id from an id or a unique prefix of at least 4 characters."""
+        """A full task id from what a person types: an id, a unique id prefix of at least 4
+        characters, or a unique task name.
+
+        :class:`NotFound` says which of these was tried; an ambiguous prefix or name raises
+        :class:`ValidationError` listing the candidates.
+        """
         try:
             return self.store.get_task(ident).id
         except NotFound:
             pass
+        matches = {t.id: t for t in self.store.tasks_named(ident, limit=_CANDIDATES + 1)}
+        named = bool(matches)
         if len(ident) >= _MIN_PREFIX:
-            matches = self.store.find_tasks(ident)
-            if len(matches) == 1:
-                return matches[0].id
-            if len(matches) > 1:
-                raise ValidationError(f"task id prefix {ident!r} is ambiguous")
-        raise NotFound("task", ident)
+            matches.update((t.id, t) for t in self.store.find_tasks(ident))
+        if len(matches) == 1:
+            return next(iter(matches))
+        if matches:
+            by_name = all(t.name == ident for t in matches.values())
+            what = "name" if by_name else "name or id prefix" if named else "id prefix"
+            shown = sorted(matches.values(), key=lambda t: t.created_at, reverse=True)
+            listed = "; ".join(_described(t) for t in shown[:_CANDIDATES])
+            more = ", and more" if len(shown) > _CANDIDATES else ""
+            raise ValidationError(
+                f"task {what} {ident!r} is ambiguous: it matches {listed}{more}; "
+                "use the id (or a longer prefix) of the one you mean"
+            )
+        rule = "" if len(ident) >= _MIN_PREFIX else " (an id prefix needs at least 4 characters)"
+        raise NotFound("task", ident, f"no task with id, id prefix or name {ident!r}{rule}")
 
     def get(self, ident: str) -> Task:
         return self.store.get_task(self.resolve_id(ident))
@@ -488,11 +665,16 @@ class Service:
         """The newest execution of a task (by task id or prefix), or an execution by its id."""
         try:
             task_id = self.resolve_id(ident)
-        except NotFound:
-            return self.store.get_execution(ident)
+        except NotFound as exc:
+            try:
+                return self.store.get_execution(ident)
+            except NotFound:
+                rule = "" if len(ident) >= _MIN_PREFIX else "; a prefix needs 4 characters"
+                message = f"no task or execution {ident!r} (by id, id prefix or name{rule})"
+                raise NotFound("task or execution", ident, message) from exc
         runs = self.store.executions_of(task_id)
         if not runs:
-            raise NotFound("execution of task", task_id)
+            raise NotFound("execution of task", task_id, f"task {task_id} has no execution yet")
         return runs[-1]
 
     def latest_executions(self, task_ids: Iterable[str]) -> dict[str, Execution]:

@@ -5,13 +5,20 @@ A file holds one task mapping, or ``tasks:`` with a list of them. Field names ar
 such as ``10m``. ``depends_on`` names other tasks by id, or by name within the same file.
 
 Every problem in the file is reported, each as ``file:task:field: what is wrong``, and if there
-is any problem no task is returned, so nothing half-valid is ever stored.
+is any problem no task is returned, so nothing half-valid is ever stored. :func:`collect_tasks`
+returns the tasks together with every problem, so that a caller
+(the service's checks against the store) can add its own problems and report them all at once.
+
+Ids: a task keeps the ``id:`` its file gives; the others get a fresh random id each time the
+file is read, so only given ids are known before a task is stored (see
+:attr:`ParsedTasks.given_ids`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -115,8 +122,32 @@ def _label(raw: object, index: int, many: bool) -> str:
     return f"#{index + 1}" if many else "task"
 
 
-def load_taskfile(path: Path) -> list[Task]:
-    """Read and validate every task in ``path``; raise :class:`TaskFileError` on any problem."""
+@dataclass
+class ParsedTasks:
+    """A file's (or request's) tasks and every problem found. While there are problems,
+    ``tasks`` also holds the valid fields of invalid tasks, for further checks only: such a
+    batch is never to be stored (:meth:`raise_problems` refuses it)."""
+
+    source: str
+    tasks: list[Task]
+    problems: list[Problem]
+    labels: list[str]  # every task's label (its name, else ``#n``), in file order
+    given_ids: frozenset[str] = field(default_factory=frozenset)  # ids the file itself gives
+
+    def sorted_problems(self, more: Iterable[Problem] = ()) -> list[Problem]:
+        """These problems and ``more``, in file order (problems of the whole file first)."""
+        rank = {label: i for i, label in enumerate(self.labels)}
+        return sorted([*self.problems, *more], key=lambda p: rank.get(p.task, -1))
+
+    def raise_problems(self, more: Iterable[Problem] = ()) -> None:
+        """Raise :class:`TaskFileError` with every problem (these and ``more``), if any."""
+        problems = self.sorted_problems(more)
+        if problems:
+            raise TaskFileError(problems)
+
+
+def read_taskfile(path: Path) -> object:
+    """The parsed YAML document of ``path``; :class:`TaskFileError` if it cannot be read."""
     name = str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -131,11 +162,26 @@ def load_taskfile(path: Path) -> list[Task]:
         line = f"line {where.line + 1}: " if where is not None else ""
         detail = getattr(exc, "problem", None) or str(exc)
         raise TaskFileError([Problem(name, "-", "-", f"invalid YAML: {line}{detail}")]) from exc
-    return parse_tasks(document, source=name, base_dir=path.parent)
+    return document
+
+
+def load_taskfile(path: Path) -> list[Task]:
+    """Read and validate every task in ``path``; raise :class:`TaskFileError` on any problem."""
+    return parse_tasks(read_taskfile(path), source=str(path), base_dir=path.parent)
 
 
 def parse_tasks(document: object, *, source: str, base_dir: Path) -> list[Task]:
     """Validate an already-parsed document (one task mapping, or ``tasks:`` list)."""
+    parsed = collect_tasks(document, source=source, base_dir=base_dir)
+    parsed.raise_problems()
+    return parsed.tasks
+
+
+def collect_tasks(document: object, *, source: str, base_dir: Path) -> ParsedTasks:
+    """The tasks of a document with every problem found (see :class:`ParsedTasks`).
+
+    A document that is not a task or a list of tasks at all raises :class:`TaskFileError`.
+    """
     raws, many = _task_list(document, source)
     order = [_label(raw, i, many) for i, raw in enumerate(raws)]
     problems: list[Problem] = []
@@ -155,6 +201,14 @@ def parse_tasks(document: object, *, source: str, base_dir: Path) -> list[Task]:
                 problems.append(Problem(source, label, field, _message(error)))
             if isinstance(project_dir, str):
                 problems.extend(_check_project(project_dir, label, source, base_dir))
+            # the fields that are valid still get the caller's checks (all problems at once);
+            # the task is never stored, as the problems above make the whole file invalid
+            wrong = {str(e["loc"][0]) for e in exc.errors() if e["loc"]}
+            try:
+                rest = _TaskSpec.model_validate({k: v for k, v in raw.items() if k not in wrong})
+            except pydantic.ValidationError:
+                continue
+            specs.append((label, rest))
             continue
         problems.extend(_check_project(spec.agent.project_dir, label, source, base_dir))
         if spec.agent.type and spec.agent.type not in AGENT_TYPES:
@@ -168,9 +222,8 @@ def parse_tasks(document: object, *, source: str, base_dir: Path) -> list[Task]:
         specs.append((label, spec))
     tasks, more = _resolve(specs, source, base_dir)
     problems.extend(more)
-    if problems:
-        raise TaskFileError(sorted(problems, key=lambda p: order.index(p.task)))
-    return tasks
+    given = frozenset(spec.id for _, spec in specs if spec.id)
+    return ParsedTasks(source, tasks, problems, order, given)
 
 
 def _task_list(document: object, source: str) -> tuple[Sequence[object], bool]:

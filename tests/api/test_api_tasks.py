@@ -222,7 +222,7 @@ def test_actions_and_their_refusals(api: httpx.Client, project: Path) -> None:
     assert retried.json()["state"] == "QUEUED"
     missing = api.get("/api/tasks/nope-nope")
     assert missing.status_code == 404
-    assert missing.json() == {"error": "no task with id 'nope-nope'"}
+    assert missing.json() == {"error": "no task with id, id prefix or name 'nope-nope'"}
     assert api.get("/api/agents").status_code == 200
     assert api.get("/api/executions/nope").status_code == 404
 
@@ -522,3 +522,34 @@ def test_the_list_says_where_to_follow_the_events_from(
     store.transition(task["id"], TaskState.RUNNING, "claimed")
     newer = store.events_since(page["last_event_id"])
     assert [(e.task_id, e.to_state) for e in newer] == [(task["id"], TaskState.RUNNING)]
+
+
+# -- issue 11 items 11, 12, 13 (fix/valid) -----------------------------------------------------
+
+
+def test_every_problem_of_a_body_at_once(api: httpx.Client, project: Path) -> None:
+    body = task_body(project, timeout="forever", depends_on=["nope"], story_id="nope")
+    refused = api.post("/api/tasks", json=body)
+    assert refused.status_code == 422
+    fields = {p["field"] for p in refused.json()["problems"]}
+    assert {"timeout", "depends_on", "story_id"} <= fields
+
+
+def test_refusals_say_the_state_and_what_allows_it(api: httpx.Client, project: Path) -> None:
+    [task] = api.post("/api/tasks", json=task_body(project, name="named-one")).json()["tasks"]
+    retry = api.post(f"/api/tasks/{task['id']}/retry")
+    assert retry.status_code == 409
+    assert retry.json()["error"] == (
+        f"task {task['id']} is QUEUED: only FAILED, TIMED_OUT, BUDGET_EXCEEDED or CANCELLED "
+        "tasks can be retried"
+    )
+    answer = api.post(f"/api/tasks/{task['id']}/answer", json={"answer": "yes"})
+    assert "is QUEUED, not BLOCKED" in answer.json()["error"]
+    assert api.get("/api/tasks/named-one").json()["task"]["id"] == task["id"]
+
+
+def test_a_body_that_is_not_json_says_how_to_send_it(api: httpx.Client) -> None:
+    refused = api.post("/api/tasks", content=b"name: x", headers={"Content-Type": "text/plain"})
+    assert refused.status_code == 422
+    assert "Content-Type: application/json" in refused.json()["error"]
+    assert "valid dictionary" not in refused.json()["error"]

@@ -144,7 +144,10 @@ def test_unknown_ids_exit_2() -> None:
     for command in (["show", "nope"], ["cancel", "nope"], ["logs", "nope"]):
         done = cli(*command)
         assert done.returncode == 2, command
-        assert "no task with id 'nope'" in done.stderr or "no execution" in done.stderr
+        assert (
+            "no task with id, id prefix or name 'nope'" in done.stderr
+            or "no task or execution" in done.stderr
+        )
 
 
 def test_help_explains_commands() -> None:
@@ -590,3 +593,90 @@ def test_help_reads_cleanly_at_80_columns() -> None:
         assert "<bool>" not in text, command
         assert "{" not in text, command  # no {ID} placeholders
         assert "rea\n" not in text, command  # a metavar cut mid-word
+
+
+# -- issue 11 items 4, 11, 12, 13: validation, names, duplicates (fix/valid) ---------------------
+
+
+def _stored_task(name: str, instructions: str, project_dir: str = "") -> Task:
+    store = Store.open(load_settings().db_path)
+    try:
+        task = Task(
+            name=name, agent=AgentConfig(instructions=instructions, project_dir=project_dir)
+        )
+        [stored] = store.add_tasks([task])
+        return stored
+    finally:
+        store.close()
+
+
+def test_dry_run_reports_what_run_refuses_all_at_once(tmp_path: Path) -> None:
+    file = write(
+        tmp_path / "t.yaml",
+        "name: hello-file\ntimeout: forever\ndepends_on: [nope]\nagent: {instructions: hi}\n",
+    )
+    for args in (["run", "--dry-run", str(file)], ["run", str(file)]):
+        done = cli(*args)
+        assert done.returncode == 2, done
+        assert f"{file}:hello-file:timeout:" in done.stderr
+        assert f"{file}:hello-file:depends_on: unknown task id 'nope'" in done.stderr
+        assert "2 problems" in done.stderr
+    assert "already" not in cli("run", "--dry-run", str(file)).stdout
+
+
+def test_dry_run_shows_only_ids_the_run_stores(tmp_path: Path) -> None:
+    file = write(
+        tmp_path / "t.yaml",
+        "tasks:\n- {id: fixed-id-1, name: a, agent: {instructions: hi}}\n"
+        "- {name: b, agent: {instructions: ho}}\n",
+    )
+    done = cli("run", "--dry-run", str(file))
+    assert done.returncode == 0, done
+    assert "fixed-id-1" in done.stdout
+    assert "(new)" in done.stdout
+
+
+def test_tasks_are_named_on_the_command_line() -> None:
+    stored = _stored_task("hello-file", "say hi")
+    shown = cli("show", "hello-file")
+    assert shown.returncode == 0, shown
+    assert stored.id in shown.stdout
+    _stored_task("hello-file", "say ho")
+    ambiguous = cli("show", "hello-file")
+    assert ambiguous.returncode == 2
+    assert "ambiguous" in ambiguous.stderr
+    assert stored.id[:8] in ambiguous.stderr
+    short = cli("show", "ab")
+    assert short.returncode == 2
+    assert "at least 4 characters" in short.stderr
+
+
+def test_logs_of_a_task_without_execution_says_so() -> None:
+    stored = _stored_task("t", "x")
+    done = cli("logs", stored.id[:8])
+    assert done.returncode == 2
+    assert f"task {stored.id} has no execution yet" in done.stderr
+
+
+def test_running_a_file_again_is_refused_without_again(tmp_path: Path) -> None:
+    _stored_task("hello-file", "say hi")
+    file = write(tmp_path / "t.yaml", "name: hello-file\nagent: {instructions: say hi}\n")
+    done = cli("run", str(file))
+    assert done.returncode == 2, done
+    assert "hello-file" in done.stderr
+    assert "--again" in done.stderr
+    store = Store.open(load_settings().db_path)
+    try:
+        assert len(store.list_tasks()) == 1  # nothing stored
+    finally:
+        store.close()
+    dry = cli("run", "--dry-run", str(file))
+    assert dry.returncode == 0
+    assert "--again" in dry.stderr
+
+
+def test_serve_refuses_a_port_out_of_range() -> None:
+    done = cli("serve", "--addr", "127.0.0.1:70000", timeout=30)
+    assert done.returncode == 2, done
+    assert "port from 1 to 65535" in done.stderr
+    assert "Traceback" not in done.stderr

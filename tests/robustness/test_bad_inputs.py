@@ -221,7 +221,7 @@ API_CASES: dict[str, tuple[str, str, dict[str, object], int, list[str]]] = {
     "unknown story": (
         "POST", "/api/tasks",
         {"json": {"name": "x", "story_id": "nope", "agent": agent("{inside}")}},
-        404, ["story", "nope"],
+        422, ["story_id", "nope"],
     ),
     "patch project outside workspace": (
         "PATCH", "/api/tasks/{existing}", {"json": {"agent": {"project_dir": "{outside}"}}},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -74,6 +75,32 @@ def _status(exc: ClaudomatorError) -> int:
     return 400
 
 
+def _is_json(content_type: str) -> bool:
+    kind = content_type.split(";", 1)[0].strip().lower()
+    return kind == "application/json" or (
+        kind.startswith("application/") and kind.endswith("+json")
+    )
+
+
+def _explained(error: Mapping[str, Any], content_type: str) -> str:
+    """A validation error's message, saying how to send a body where the body itself is
+    wrong (pydantic's "Input should be a valid dictionary" names no cause)."""
+    if tuple(error["loc"]) != ("body",):
+        return str(error["msg"])
+    if error["type"] == "missing":
+        return "the body is empty: send a JSON object with Content-Type: application/json"
+    if content_type and not _is_json(content_type):
+        return (
+            f"the body was sent as Content-Type: {content_type}; send a JSON object with "
+            "Content-Type: application/json"
+        )
+    if error["type"] in ("dict_type", "model_attributes_type"):
+        given = type(error.get("input")).__name__
+        kind = {"list": "an array", "str": "a string", "int": "a number", "float": "a number"}
+        return f"the body must be a JSON object ({{...}}), not {kind.get(given, 'that')}"
+    return str(error["msg"])
+
+
 def install(app: FastAPI) -> None:
     """Register the JSON error handlers on ``app``."""
 
@@ -94,8 +121,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        content_type = request.headers.get("content-type", "")
         problems = [
-            {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()
+            {"field": ".".join(str(p) for p in e["loc"]), "message": _explained(e, content_type)}
+            for e in exc.errors()
         ]
         summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
         return JSONResponse({"error": summary, "problems": problems}, status_code=422)

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from claudomator import protocol
 from claudomator.api.logfiles import open_log_file, read_log_file
-from claudomator.errors import NotFound, Problem, TaskFileError
+from claudomator.errors import NotFound, Problem
 from claudomator.models import (
     Execution,
     Interaction,
@@ -23,7 +23,6 @@ from claudomator.models import (
 )
 from claudomator.readiness import Readiness
 from claudomator.service import Service, SubtaskRefusal
-from claudomator.taskfile import parse_tasks
 
 MAX_LOG_CHUNK = 4 * 1024 * 1024
 
@@ -124,10 +123,10 @@ def task_routes(service: Service) -> APIRouter:
         With an agent's token, every task must be a subtask of that agent's task
         (``parent_task_id`` is filled in when missing).
         """
-        problems = _relative_projects(document)
-        if problems:
-            raise TaskFileError(problems)
-        tasks = parse_tasks(document, source="request", base_dir=Path.cwd())
+        parsed = service.prepare(
+            document, source="request", base_dir=Path.cwd(), problems=_relative_projects(document)
+        )
+        tasks = parsed.tasks
         agent_task = getattr(request.state, "agent_task", None)
         if agent_task is not None:
             made = service.as_subtasks(agent_task, tasks)

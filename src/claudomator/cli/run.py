@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -20,7 +21,6 @@ from rich.text import Text
 from claudomator.cli.common import (
     SETTLED,
     app,
-    fail,
     load,
     make_console,
     nest,
@@ -36,7 +36,6 @@ from claudomator.config import (
 from claudomator.errors import (
     ClaudomatorError,
     TaskFileError,
-    ValidationError,
 )
 from claudomator.models import (
     Task,
@@ -44,10 +43,10 @@ from claudomator.models import (
     utcnow,
 )
 from claudomator.protocol import parse_question
-from claudomator.taskfile import load_taskfile
+from claudomator.taskfile import ParsedTasks, read_taskfile
 
 if TYPE_CHECKING:  # the service (SQLAlchemy) is loaded when a command opens it
-    from claudomator.service import Service
+    from claudomator.service import Duplicate, Service
 
 logger = logging.getLogger(__name__)
 
@@ -64,16 +63,49 @@ def run(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Validate and show the tasks; run nothing.")
     ] = False,
+    again: Annotated[
+        bool,
+        typer.Option(
+            "--again",
+            help="Run tasks that repeat stored unfinished or COMPLETED ones without asking.",
+        ),
+    ] = False,
 ) -> None:
     """Run the tasks of a YAML file and show live progress until they are done.
 
     Exits 0 when every task COMPLETED (and every acceptance check passed), 1 otherwise,
-    2 if the file is invalid. Ctrl-C stops the agents and cancels the tasks (sandboxes are
-    kept); SIGTERM re-queues them for the next orchestrator instead.
+    2 if the file is invalid (`--dry-run` checks exactly what a run checks) or repeats stored
+    tasks (same name, instructions and project, unfinished or COMPLETED) without `--again`.
+    Ctrl-C stops the agents and cancels the tasks (sandboxes are kept); SIGTERM re-queues
+    them for the next orchestrator instead.
     """
     settings = load()
+    service = open_service(settings)
     try:
-        tasks = load_taskfile(file)
+        ids = _store(service, file, dry_run=dry_run, again=again)
+        if not ids:
+            return
+        final = asyncio.run(_run_until_settled(settings, service, ids, parallel))
+    finally:
+        service.close()
+    ok = all(t.state == TaskState.COMPLETED and t.check_verdict != "fail" for t in final)
+    raise typer.Exit(0 if ok else 1)
+
+
+def _store(service: Service, file: Path, *, dry_run: bool, again: bool) -> list[str]:
+    """Validate ``file`` as a run does and store its tasks (nothing with ``dry_run``): their
+    ids. Every problem is printed and exits 2; so does a refused repeat."""
+    try:
+        parsed = service.prepare(read_taskfile(file), source=str(file), base_dir=file.parent)
+        duplicates = service.duplicates(parsed.tasks)
+        if dry_run:
+            _print_plan(parsed)
+            if duplicates:
+                _print_duplicates(file, duplicates, "run will ask, or refuse without --again")
+            return []
+        if duplicates and not again:
+            _confirm_repeat(file, duplicates)
+        stored = service.submit(parsed.tasks, source=str(file))
     except TaskFileError as exc:
         err = make_console(stderr=True)
         for problem in exc.problems:
@@ -82,39 +114,67 @@ def run(
         summary = f"{n} problem{'s' if n != 1 else ''} in {file}; nothing was stored."
         err.print(summary, style="red", markup=False, soft_wrap=True)
         raise typer.Exit(2) from exc
-    if dry_run:
-        _print_plan(tasks)
-        return
-    service = open_service(settings)
-    try:
-        stored = service.submit(tasks)
-    except ValidationError as exc:
-        raise fail(f"{file}: {exc}", 2) from exc
-    ids = [t.id for t in stored]
-    try:
-        final = asyncio.run(_run_until_settled(settings, service, ids, parallel))
-    finally:
-        service.close()
-    ok = all(t.state == TaskState.COMPLETED and t.check_verdict != "fail" for t in final)
-    raise typer.Exit(0 if ok else 1)
+    return [t.id for t in stored]
 
 
-def _print_plan(tasks: list[Task]) -> None:
+def _print_duplicates(file: Path, duplicates: list[Duplicate], then: str) -> None:
+    err = make_console(stderr=True)
+    n = len(duplicates)
+    err.print(
+        f"{file}: {plural(n, 'task')} already stored (same name, instructions and project, "
+        f"unfinished or COMPLETED); {then}:",
+        style="yellow",
+        markup=False,
+        soft_wrap=True,
+    )
+    for duplicate in duplicates:
+        stored = duplicate.stored
+        err.print(
+            f"  {stored.name}: {short_id(stored.id)} is {stored.state.value}",
+            markup=False,
+            soft_wrap=True,
+        )
+
+
+def _confirm_repeat(file: Path, duplicates: list[Duplicate]) -> None:
+    """Ask before storing repeats of stored tasks; without a terminal, refuse (exit 2)."""
+    if not sys.stdin.isatty():
+        _print_duplicates(file, duplicates, "not running them again without --again")
+        raise typer.Exit(2)
+    _print_duplicates(file, duplicates, "--again runs them again without asking")
+    if not typer.confirm("Run them again?", default=False):
+        make_console(stderr=True).print("Nothing was stored.", markup=False)
+        raise typer.Exit(2)
+
+
+def _print_plan(parsed: ParsedTasks) -> None:
+    """The tasks a run would store. An id is shown only when the file gives it (``id:``): it
+    is the id the run stores; the others get a new id when stored."""
+    tasks = parsed.tasks
     table = Table(title="Tasks (dry run: nothing stored)", header_style="bold")
     for column in ("ID", "NAME", "AGENT", "PROJECT", "TIMEOUT", "PRIORITY", "DEPENDS ON"):
         table.add_column(column)
     names = {t.id: t.name for t in tasks}
     for task in tasks:
         table.add_row(
-            short_id(task.id),
+            escape(task.id) if task.id in parsed.given_ids else "(new)",
             escape(task.name),
             task.agent.type or "auto",
             escape(task.agent.project_dir or "(scratch)"),
             f"{task.timeout:g}s" if task.timeout else "default",
             task.priority.value,
-            escape(", ".join(names.get(d, d) for d in task.depends_on)),
+            escape(", ".join(names.get(d, short_id(d)) for d in task.depends_on)),
         )
-    make_console().print(table)
+    console = make_console()
+    console.print(table)
+    if len(parsed.given_ids) < len(tasks):
+        console.print(
+            "(new): the id is made when the task is stored (give `id:` in the file to choose "
+            "it); until then, and after, a task can be named by its name where unique.",
+            style="dim",
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 async def _run_until_settled(

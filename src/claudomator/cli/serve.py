@@ -72,8 +72,11 @@ def serve(
     if addr:
         settings = settings.model_copy(update={"server_addr": addr})
     host, _, port = settings.server_addr.rpartition(":")
-    if not port.isdigit():
-        raise fail(f"server_addr {settings.server_addr!r} is not host:port", 2)
+    if not port.isdigit() or not 0 < int(port) <= 65535:
+        raise fail(
+            f"server_addr {settings.server_addr!r} is not host:port with a port from 1 to 65535",
+            2,
+        )
     service = open_service(settings)
     try:
         host = host or "127.0.0.1"

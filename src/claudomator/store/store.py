@@ -351,6 +351,17 @@ class Store:
         with self._read() as conn:
             return [_task_from(r) for r in conn.execute(query).mappings()]
 
+    def tasks_named(self, name: str, limit: int = 20) -> list[Task]:
+        """Tasks called exactly ``name``, newest first (names are not unique)."""
+        query = (
+            sa.select(tasks)
+            .where(tasks.c.name == name)
+            .order_by(tasks.c.created_at.desc(), tasks.c.id)
+            .limit(limit)
+        )
+        with self._read() as conn:
+            return [_task_from(r) for r in conn.execute(query).mappings()]
+
     def list_tasks(
         self,
         *,
