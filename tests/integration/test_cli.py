@@ -678,5 +678,5 @@ def test_running_a_file_again_is_refused_without_again(tmp_path: Path) -> None:
 def test_serve_refuses_a_port_out_of_range() -> None:
     done = cli("serve", "--addr", "127.0.0.1:70000", timeout=30)
     assert done.returncode == 2, done
-    assert "port from 1 to 65535" in done.stderr
+    assert "port from 0 to 65535" in done.stderr
     assert "Traceback" not in done.stderr

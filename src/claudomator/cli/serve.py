@@ -72,9 +72,10 @@ def serve(
     if addr:
         settings = settings.model_copy(update={"server_addr": addr})
     host, _, port = settings.server_addr.rpartition(":")
-    if not port.isdigit() or not 0 < int(port) <= 65535:
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
         raise fail(
-            f"server_addr {settings.server_addr!r} is not host:port with a port from 1 to 65535",
+            f"server_addr {settings.server_addr!r} is not host:port with a port from 0 to 65535 "
+            "(0: any free port)",
             2,
         )
     service = open_service(settings)
