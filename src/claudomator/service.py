@@ -730,17 +730,9 @@ class Service:
         """Every task's state changes after event ``after_id``, oldest first."""
         return self.store.events_since(after_id)
 
-    def execution_totals(self) -> dict[str, tuple[int, float]]:
-        """Per execution status: (count, total cost in USD)."""
-        return self.store.execution_totals()
-
     def last_event_id(self) -> int:
         """The id of the newest task state change (0 before any)."""
         return self.store.last_event_id()
-
-    def queue_waits(self, limit: int = 1000) -> list[float]:
-        """Seconds the most recently started tasks waited in the queue."""
-        return self.store.queue_waits(limit)
 
     def events(self, task_id: str) -> list[TaskEvent]:
         return self.store.events(task_id)

@@ -578,39 +578,6 @@ class Store:
         with self._read() as conn:
             return [_event_from(r) for r in conn.execute(query).mappings()]
 
-    def execution_totals(self) -> dict[str, tuple[int, float]]:
-        """Per execution status: (count, total cost in USD)."""
-        cost = sa.func.coalesce(sa.func.sum(executions.c.cost_usd), 0)
-        query = sa.select(executions.c.status, sa.func.count(), cost).group_by(executions.c.status)
-        with self._read() as conn:
-            return {status: (int(n), float(cost)) for status, n, cost in conn.execute(query)}
-
-    def queue_waits(self, limit: int = 1000) -> list[float]:
-        """Seconds the last ``limit`` claimed tasks waited QUEUED before they started running."""
-        queued = task_events.alias("queued")
-        entered = (
-            sa.select(sa.func.max(queued.c.at))
-            .where(
-                queued.c.task_id == task_events.c.task_id,
-                queued.c.to_state == TaskState.QUEUED.value,
-                queued.c.id < task_events.c.id,
-            )
-            .scalar_subquery()
-        )
-        query = (
-            sa.select(task_events.c.at, entered.label("entered"))
-            .where(task_events.c.to_state == TaskState.RUNNING.value)
-            .order_by(task_events.c.id.desc())
-            .limit(limit)
-        )
-        with self._read() as conn:
-            rows = conn.execute(query).all()
-        return [
-            max(0.0, (started - since).total_seconds())
-            for started, since in rows
-            if since is not None
-        ]
-
     @staticmethod
     def _event(
         conn: Connection,
