@@ -51,3 +51,20 @@ def test_the_crash_log_falls_back_to_the_temp_dir(
     fallback = tmp_path / "tmp" / f"claudomator-{os.getuid()}-{cli.CRASH_LOG}"
     assert "KeyError" in fallback.read_text(encoding="utf-8")
     assert str(fallback) in capsys.readouterr().err.replace("\n", "")
+
+
+def test_the_command_line_starts_without_its_heavy_libraries() -> None:
+    """`claudomator --version` and friends must start fast: the database, web and model
+    libraries are loaded by the commands that use them (see bench/bench_startup.py)."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, claudomator.cli; "
+        "print(sorted(m for m in ('sqlalchemy', 'alembic', 'openai', 'fastapi', 'uvicorn', "
+        "'pywebpush') if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "[]"

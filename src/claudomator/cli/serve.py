@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from claudomator import __version__
 from claudomator.cli.common import app, fail, load, make_console, open_service
 from claudomator.readiness import summary_line
-from claudomator.service import Service
+
+if TYPE_CHECKING:  # the service (SQLAlchemy) is loaded when serve opens it
+    from claudomator.service import Service
 
 logger = logging.getLogger(__name__)
 
