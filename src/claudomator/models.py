@@ -231,6 +231,19 @@ class ChangeStats(BaseModel):
     deletions: int = 0
 
 
+class DeliveryRecord(BaseModel):
+    """Where an execution's commits went, as recorded after its delivery."""
+
+    model_config = _FROZEN
+
+    how: str  # "pushed", "branch" or "nothing" (sandbox.delivery.DeliveryKind)
+    project_dir: str = ""  # the user's repository that received them
+    remote: str = ""  # the remote's name ("origin", "local"); "" for a kept branch
+    url: str = ""  # the remote's URL or path; "" for a kept branch
+    branch: str = ""  # the branch pushed to, or the branch kept in the project
+    rebased: bool = False  # rebased onto new upstream work first: the commits have new hashes
+
+
 class Execution(BaseModel):
     """One attempt at a task."""
 
@@ -248,6 +261,9 @@ class Execution(BaseModel):
     stderr_path: str = ""
     cost_usd: float = 0.0
     cost_estimated: bool = False
+    # False when neither the agent nor the price table gave a cost (an unpriced model):
+    # ``cost_usd`` is then 0 and means nothing, and the budget could not be checked
+    cost_known: bool = True
     tokens_in: int = 0
     tokens_out: int = 0
     error_msg: str = ""
@@ -255,6 +271,7 @@ class Execution(BaseModel):
     sandbox_dir: str = ""
     commits: tuple[Commit, ...] = ()
     changestats: ChangeStats = Field(default_factory=ChangeStats)
+    delivery: DeliveryRecord | None = None  # None until delivered (and for older rows)
     summary: str = ""
     worker_id: str = ""  # "<host>:<pid>" of the orchestrator process running it
     pid: int | None = None  # the agent's process (and process group) id

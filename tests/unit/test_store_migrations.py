@@ -115,6 +115,41 @@ def test_0006_back_fills_the_project_and_tag_filters(tmp_path: Path) -> None:
         store.close()
 
 
+def test_0009_keeps_old_executions_with_a_known_cost_and_no_delivery(tmp_path: Path) -> None:
+    db = tmp_path / "old.db"
+    engine = sa.create_engine(f"sqlite:///{db}")
+    cfg = Config()
+    cfg.set_main_option("script_location", str(store_module._MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0008_delivery_intents")
+    engine.dispose()
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "insert into tasks (id, name, description, agent, timeout, priority,"
+            " priority_rank, tags, depends_on, parent_task_id, state, summary, question,"
+            " cancel_requested, acceptance_criteria, check_verdict, check_report,"
+            " created_at, updated_at, project_dir) values ('t1', 't1', '', '{\"instructions\":"
+            " \"x\"}', null, 'normal', 1, '[]', '[]', null, 'COMPLETED', '', '', 0, '', '', '',"
+            " '2026-01-01 00:00:00', '2026-01-01 00:00:00', '')"
+        )
+        conn.execute(
+            "insert into executions (id, task_id, agent, model, start_time, end_time,"
+            " exit_code, status, stdout_path, stderr_path, cost_usd, cost_estimated, tokens_in,"
+            " tokens_out, error_msg, session_id, sandbox_dir, commits, changestats, summary,"
+            " worker_id, pid) values ('e1', 't1', 'claude', 'm', '2026-01-01 00:00:00', null,"
+            " 0, 'COMPLETED', '', '', 0.5, 0, 1, 2, '', '', '', '[]', '{}', '', '', null)"
+        )
+    store = Store.open(db)
+    try:
+        execution = store.get_execution("e1")
+        assert execution.cost_known is True
+        assert execution.delivery is None
+        assert execution.cost_usd == 0.5
+    finally:
+        store.close()
+
+
 def test_the_migrated_schema_matches_the_table_definitions(tmp_path: Path) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
@@ -154,11 +189,12 @@ def test_an_up_to_date_database_opens_without_loading_alembic(tmp_path: Path) ->
     )
     assert done.stdout.strip() == "False"
     with sqlite3.connect(db) as conn:  # and an old one is still upgraded
-        conn.execute("UPDATE alembic_version SET version_num = '0007_tasks_created_at'")
-        conn.execute("DROP TABLE delivery_intents")
+        conn.execute("UPDATE alembic_version SET version_num = '0008_delivery_intents'")
+        conn.execute("ALTER TABLE executions DROP COLUMN delivery")
+        conn.execute("ALTER TABLE executions DROP COLUMN cost_known")
     Store.open(db).close()
     with sqlite3.connect(db) as conn:
         [version] = conn.execute("SELECT version_num FROM alembic_version").fetchone()
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        columns = {r[1] for r in conn.execute("PRAGMA table_info(executions)")}
     assert version == store_module.newest_revision()
-    assert "delivery_intents" in tables
+    assert {"delivery", "cost_known"} <= columns

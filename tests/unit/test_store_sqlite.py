@@ -16,6 +16,7 @@ from claudomator.models import (
     AgentConfig,
     ChangeStats,
     Commit,
+    DeliveryRecord,
     Execution,
     Priority,
     Task,
@@ -358,6 +359,15 @@ def _full_execution(task_id: str, start: datetime, **fields: object) -> Executio
         "sandbox_dir": "/data/sandboxes/x",
         "commits": (Commit(hash="a" * 40, message="first"), Commit(hash="b" * 40, message="二")),
         "changestats": ChangeStats(files=2, insertions=30, deletions=4),
+        "delivery": DeliveryRecord(
+            how="pushed",
+            project_dir="/srv/web",
+            remote="origin",
+            url="/srv/web.git",
+            branch="main",
+            rebased=True,
+        ),
+        "cost_known": False,
         "summary": "did things",
         "worker_id": "host:123",
         "pid": 4242,
@@ -376,6 +386,9 @@ def test_execution_round_trips_every_field(store: Store) -> None:
     assert loaded.commits == execution.commits
     assert loaded.changestats == ChangeStats(files=2, insertions=30, deletions=4)
     assert loaded.cost_estimated is True
+    assert loaded.cost_known is False
+    assert loaded.delivery is not None
+    assert loaded.delivery.url == "/srv/web.git"
     assert loaded.start_time.utcoffset() == timedelta(0)
     assert loaded.end_time is not None
     assert loaded.end_time.utcoffset() == timedelta(0)
@@ -392,6 +405,8 @@ def test_execution_defaults_round_trip(store: Store) -> None:
     assert loaded.pid is None
     assert loaded.commits == ()
     assert loaded.cost_estimated is False
+    assert loaded.cost_known is True
+    assert loaded.delivery is None
 
 
 def test_save_execution_overwrites(store: Store) -> None:

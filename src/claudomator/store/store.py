@@ -30,6 +30,7 @@ from claudomator.models import (
     ChangeStats,
     Commit,
     Delivery,
+    DeliveryRecord,
     Execution,
     Interaction,
     Priority,
@@ -183,10 +184,11 @@ def _event_from(row: RowMapping) -> TaskEvent:
 
 
 def _execution_row(execution: Execution) -> dict[str, Any]:
-    row = execution.model_dump(mode="python", exclude={"commits", "changestats"})
+    row = execution.model_dump(mode="python", exclude={"commits", "changestats", "delivery"})
     row["status"] = execution.status.value
     row["commits"] = [c.model_dump() for c in execution.commits]
     row["changestats"] = execution.changestats.model_dump()
+    row["delivery"] = execution.delivery.model_dump() if execution.delivery else None
     return row
 
 
@@ -197,6 +199,9 @@ def _execution_from(row: RowMapping) -> Execution:
     data["commits"] = tuple(Commit.model_validate(c) for c in data["commits"])
     data["changestats"] = ChangeStats.model_validate(data["changestats"])
     data["cost_estimated"] = bool(data["cost_estimated"])
+    data["cost_known"] = bool(data["cost_known"])
+    if data["delivery"] is not None:
+        data["delivery"] = DeliveryRecord.model_validate(data["delivery"])
     return Execution.model_validate(data)
 
 

@@ -84,6 +84,7 @@ executions = sa.Table(
     sa.Column("stderr_path", sa.Text, nullable=False),
     sa.Column("cost_usd", sa.Float, nullable=False),
     sa.Column("cost_estimated", sa.Boolean, nullable=False),
+    sa.Column("cost_known", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.Column("tokens_in", sa.BigInteger, nullable=False),
     sa.Column("tokens_out", sa.BigInteger, nullable=False),
     sa.Column("error_msg", sa.Text, nullable=False),
@@ -91,6 +92,7 @@ executions = sa.Table(
     sa.Column("sandbox_dir", sa.Text, nullable=False),
     sa.Column("commits", sa.JSON, nullable=False),
     sa.Column("changestats", sa.JSON, nullable=False),
+    sa.Column("delivery", sa.JSON, nullable=True),  # models.DeliveryRecord; NULL: not delivered
     sa.Column("summary", sa.Text, nullable=False),
     sa.Column("worker_id", sa.String(255), nullable=False),
     sa.Column("pid", sa.Integer, nullable=True),
