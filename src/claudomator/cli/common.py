@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -241,11 +241,12 @@ def lookup(service: Service, ident: str) -> Task:
 
 
 @contextmanager
-def acting_on(ident: str, refusal: Callable[[Task], str]) -> Iterator[tuple[Service, Task]]:
+def acting_on(ident: str) -> Iterator[tuple[Service, Task]]:
     """The service and the task ``ident`` names, for one action on it; closed afterwards.
 
-    A state that does not allow the action exits 1 with ``refusal(task)``; invalid input
-    (an empty answer, say) exits 2 with its message.
+    A state that does not allow the action exits 1 with the service's refusal (which names the
+    task, its state and what the action needs, as the API says it); invalid input (an empty
+    answer, say) exits 2 with its message.
     """
     service = open_service(load())
     try:
@@ -253,7 +254,7 @@ def acting_on(ident: str, refusal: Callable[[Task], str]) -> Iterator[tuple[Serv
         try:
             yield service, task
         except InvalidTransition as exc:
-            raise fail(refusal(task)) from exc
+            raise fail(str(exc)) from exc
         except ValidationError as exc:
             raise fail(str(exc), 2) from exc
         except TaskFileError as exc:  # new values for a task: every problem, then exit 2
