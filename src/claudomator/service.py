@@ -13,10 +13,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from claudomator import projects, protocol, readiness, tokens, webpush
+from claudomator import projects, protocol, readiness, tokens
 from claudomator.config import Settings
 from claudomator.errors import (
     InvalidTransition,
@@ -40,9 +40,10 @@ from claudomator.models import (
     utcnow,
 )
 from claudomator.readiness import Readiness
-from claudomator.sandbox import Sandboxes
 from claudomator.store import Store
-from claudomator.taskfile import ParsedTasks, collect_tasks
+
+if TYPE_CHECKING:
+    from claudomator.taskfile import ParsedTasks
 
 logger = logging.getLogger(__name__)
 
@@ -171,6 +172,8 @@ class Service:
         task and field) is raised at once as :class:`TaskFileError`. The tasks returned have
         their references resolved to full ids, ready to submit.
         """
+        from claudomator.taskfile import collect_tasks  # YAML and its models: not for `list`
+
         parsed = collect_tasks(document, source=source, base_dir=base_dir)
         taken = {(p.task, p.field) for p in problems}
         parsed.problems = [p for p in parsed.problems if (p.task, p.field) not in taken]
@@ -388,6 +391,8 @@ class Service:
             )
         runs = self.store.executions_of(task.id)
         if runs and runs[-1].sandbox_dir and task.agent.project_dir:
+            from claudomator.sandbox import Sandboxes  # git plumbing: not for `list`
+
             sandboxes = Sandboxes(self.settings.sandboxes_dir)
             box = sandboxes.open(Path(runs[-1].sandbox_dir), Path(task.agent.project_dir))
             if box is not None:
@@ -458,6 +463,8 @@ class Service:
                 changes = {k: v for k, v in changes.items() if k != "agent"}
         # no id: the edited copy must not count as a second task with this id
         document = {k: v for k, v in {**data, **changes}.items() if k in EDITABLE_FIELDS}
+        from claudomator.taskfile import collect_tasks
+
         parsed = collect_tasks(document, source="request", base_dir=Path.cwd())
         label = parsed.labels[0] if parsed.labels else "task"
         more = [Problem("request", label, key, message) for key, message in wrong]
@@ -624,10 +631,14 @@ class Service:
 
     def push_public_key(self) -> str:
         """The VAPID public key browsers subscribe with (generated on first use)."""
+        from claudomator import webpush  # cryptography: only for Web Push
+
         return webpush.load_keys(self.settings).public_key
 
     def subscribe_push(self, endpoint: str, p256dh: str, auth: str) -> PushSubscription:
         """Remember a browser's Web Push subscription (validated)."""
+        from claudomator import webpush
+
         subscription = webpush.validate_subscription(endpoint, p256dh, auth)
         self.store.save_push_subscription(subscription)
         logger.info(

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -132,11 +130,18 @@ def cost_text(execution: Execution | None) -> str:
 
 def serve_is_running(settings: Settings, timeout: float = 0.5) -> bool:
     """Whether a ``claudomator serve`` answers at ``server_addr`` (which resumes queued work)."""
-    url = f"{settings.api_url}/api/health"  # http://<server_addr>: ours, never a user's URL
+    import http.client  # loaded only by the commands that ask
+    from urllib.parse import urlsplit
+
+    url = urlsplit(settings.api_url)  # http://<server_addr>: ours, never a user's URL
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as reply:  # noqa: S310
-            return bool(reply.status == 200)
-    except (OSError, ValueError):
+        connection = http.client.HTTPConnection(url.hostname or "", url.port, timeout=timeout)
+        try:
+            connection.request("GET", "/api/health")
+            return connection.getresponse().status == 200
+        finally:
+            connection.close()
+    except (OSError, ValueError, http.client.HTTPException):
         return False
 
 
