@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from claudomator import projects, protocol, readiness, tokens, webpush
+from claudomator import projects, protocol, readiness, retention, tokens, webpush
 from claudomator.config import Settings
 from claudomator.errors import (
     InvalidTransition,
@@ -153,6 +153,16 @@ class Service:
 
     def close(self) -> None:
         self.store.close()
+
+    # -- retention ---------------------------------------------------------------------------
+
+    def retention_plan(self) -> retention.Plan:
+        """What the ``[retention]`` policy would remove now (nothing is removed)."""
+        return retention.plan(self.settings, self.store)
+
+    def apply_retention(self, plan: retention.Plan) -> retention.Applied:
+        """Remove what ``plan`` lists (each removal checked again first)."""
+        return retention.apply(self.settings, plan)
 
     # -- writing -----------------------------------------------------------------------------
 
