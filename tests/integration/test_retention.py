@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from tests.conftest import MakeRepo, git
 
 from claudomator import retention
 from claudomator.config import Settings, load_settings
@@ -28,16 +29,13 @@ from claudomator.models import (
 )
 from claudomator.retention import Kind, Why
 from claudomator.store import Store
-from tests.conftest import MakeRepo, git
 
 CLAUDOMATOR = str(Path(sys.executable).parent / "claudomator")
 LATER = utcnow() + timedelta(days=60)  # "now" for plans made as if two months had passed
 
 
 def with_policy(settings: Settings, **policy: object) -> Settings:
-    return settings.model_copy(
-        update={"retention": settings.retention.model_copy(update=policy)}
-    )
+    return settings.model_copy(update={"retention": settings.retention.model_copy(update=policy)})
 
 
 def add_task(
@@ -116,7 +114,8 @@ def test_ended_tasks_lose_logs_and_sandboxes_while_waiting_tasks_keep_theirs(
     for removal in planned.removals:
         assert removal.why is Why.ENDED
         assert removal.age_days >= 59
-        assert removal.size and removal.size > 0
+        assert removal.size
+        assert removal.size > 0
     for execution in [*gone, *kept]:  # planning removed nothing
         assert Path(execution.sandbox_dir).is_dir()
         assert Path(execution.stdout_path).is_file()
@@ -217,7 +216,9 @@ def test_leftovers_of_deleted_tasks_go_by_when_they_last_changed(
     assert {r.why for r in planned.removals} == {Why.DELETED, Why.TRASH}
     assert all(r.task_id == "" for r in planned.removals)
     retention.apply(settings, planned)
-    assert not orphan.exists() and not trash.exists() and fresh.is_dir()
+    assert not orphan.exists()
+    assert not trash.exists()
+    assert fresh.is_dir()
     assert (settings.sandboxes_dir / "notes").is_dir()
     assert (settings.logs_dir / "cli-errors.log").is_file()
 
@@ -341,7 +342,8 @@ def test_a_hook_in_the_project_does_not_run(
 
     applied = retention.apply(settings, retention.plan(settings, store, now=LATER))
 
-    assert not applied.failed and branches(repo) == set()
+    assert not applied.failed
+    assert branches(repo) == set()
     assert not witness.exists()
 
 
@@ -415,16 +417,19 @@ def test_gc_shows_the_plan_with_dry_run_and_applies_it_without(
     for word in ("log", "sandbox", "branch", done.id[:8], "task COMPLETED, 40 days ago"):
         assert word in out
     assert "merged into main" in out
-    assert Path(old.sandbox_dir).is_dir() and branches(repo)  # a dry run removes nothing
+    assert Path(old.sandbox_dir).is_dir()
+    assert branches(repo)
 
     done_run = cli("gc")
 
     assert done_run.returncode == 0, done_run.stderr
     assert "Removed 3 items" in done_run.stdout
-    assert not os.path.lexists(old.sandbox_dir) and branches(repo) == set()
+    assert not os.path.lexists(old.sandbox_dir)
+    assert branches(repo) == set()
     assert Path(ready.sandbox_dir).is_dir()
     again = cli("gc", "--dry-run")
-    assert again.returncode == 0 and "Nothing to remove" in again.stdout
+    assert again.returncode == 0
+    assert "Nothing to remove" in again.stdout
 
 
 def test_gc_help_explains_the_policy_and_a_bad_config_exits_2(
