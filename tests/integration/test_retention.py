@@ -458,3 +458,20 @@ def test_a_json_file_in_state_is_not_needed(settings: Settings, store: Store) ->
     applied = retention.apply(settings, retention.plan(settings, store, now=LATER))
     assert not applied.failed
     assert not os.path.lexists(execution.sandbox_dir)
+
+
+def test_a_branch_checked_out_after_the_plan_is_not_deleted(
+    settings: Settings, store: Store, make_repo: MakeRepo, tmp_path: Path
+) -> None:
+    repo = make_repo()
+    done = add_task(store, settings, TaskState.COMPLETED, project_dir=str(repo))[0]
+    branch = f"claudomator/{done.id}"
+    commit_on(repo, branch, "a", merge=True)
+    planned = retention.plan(settings, store, now=LATER)
+    git(repo, "worktree", "add", "-q", str(tmp_path / "second"), branch)  # another worktree
+
+    applied = retention.apply(settings, planned)
+
+    assert [f.removal.target for f in applied.failed] == [branch]
+    assert "checked out" in applied.failed[0].error
+    assert branches(repo) == {branch}
