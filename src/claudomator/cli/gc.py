@@ -4,6 +4,7 @@ line (with or without `serve` running)."""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -18,14 +19,18 @@ if TYPE_CHECKING:  # retention (git, the sandbox package) is loaded when the com
 logger = logging.getLogger(__name__)
 
 
-def _table(removals: tuple[Removal, ...]) -> Table:
+def _table(removals: tuple[Removal, ...], data_dir: Path) -> Table:
     from claudomator.retention import human_size
 
-    table = Table(header_style="bold")
+    table = Table(header_style="bold", caption=f"folders are under {escape(str(data_dir))}")
     for column in ("WHAT", "TARGET", "TASK", "WHY", "SIZE"):
         table.add_column(column, overflow="fold")
     for removal in removals:
-        target = f"{removal.target} in {removal.repo}" if removal.repo else removal.target
+        if removal.repo:
+            target = f"{removal.target} in {removal.repo}"
+        else:
+            path = Path(removal.target)
+            target = str(path.relative_to(data_dir) if path.is_relative_to(data_dir) else path)
         table.add_row(
             removal.kind.value,
             escape(target),
@@ -64,7 +69,8 @@ def gc(
     PENDING, QUEUED, RUNNING, BLOCKED or READY task is removed, nor a checked-out branch, nor a
     task itself. Exit 0 when everything planned was removed, 1 when something could not be.
     """
-    service = open_service(load())
+    settings = load()
+    service = open_service(settings)
     try:
         planned = service.retention_plan()
         applied = None if dry_run else service.apply_retention(planned)
@@ -79,7 +85,7 @@ def gc(
     if not planned.removals:
         console.print("Nothing to remove: everything is within the [retention] policy.")
         return
-    console.print(_table(planned.removals))
+    console.print(_table(planned.removals, settings.data_dir))
     total = f"{plural(len(planned.removals), 'item')}, {human_size(planned.size)}"
     if applied is None:
         console.print(f"Would remove {total}. Run without --dry-run to remove them.")
