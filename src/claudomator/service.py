@@ -43,6 +43,7 @@ from claudomator.readiness import Readiness
 from claudomator.store import Store
 
 if TYPE_CHECKING:
+    from claudomator import retention
     from claudomator.taskfile import ParsedTasks
 
 logger = logging.getLogger(__name__)
@@ -154,6 +155,20 @@ class Service:
 
     def close(self) -> None:
         self.store.close()
+
+    # -- retention ---------------------------------------------------------------------------
+
+    def retention_plan(self) -> retention.Plan:
+        """What the ``[retention]`` policy would remove now (nothing is removed)."""
+        from claudomator import retention  # git plumbing: only for `gc` and the orchestrator
+
+        return retention.plan(self.settings, self.store)
+
+    def apply_retention(self, plan: retention.Plan) -> retention.Applied:
+        """Remove what ``plan`` lists (each removal checked again first)."""
+        from claudomator import retention
+
+        return retention.apply(self.settings, plan)
 
     # -- writing -----------------------------------------------------------------------------
 
