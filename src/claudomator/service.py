@@ -62,6 +62,10 @@ _REFUSALS = {
         "can be retried"
     ),
     "edit": "task {id} is {state}: only PENDING or QUEUED tasks can be edited",
+    "again": (
+        "task {id} is {state}: only ended (COMPLETED, FAILED, TIMED_OUT, BUDGET_EXCEEDED or "
+        "CANCELLED) tasks can be run again"
+    ),
     "delete": "task {id} is {state}: cancel it first, then delete it",
 }
 # a stored task in one of these states makes a new task with the same definition a duplicate
@@ -456,6 +460,25 @@ class Service:
         if self.on_submit is not None:
             self.on_submit()
         return queued
+
+    def run_again(self, ident: str) -> Task:
+        """Queue a new task with an ended task's definition (what ``claudomator run --again``
+        does with its file); the ended task stays as it is. A checker task is refused: its
+        verdict belongs to the task it checks, which is the one to run again."""
+        task = self.get(ident)
+        with _refusing("again"):
+            if not task.state.is_terminal:
+                raise InvalidTransition(task.id, task.state.value, TaskState.QUEUED.value)
+        if task.checker_for_task_id:
+            message = (
+                f"task {task.id} checks the work of task {task.checker_for_task_id}; "
+                "run that task again instead"
+            )
+            raise InvalidTransition(task.id, task.state.value, TaskState.QUEUED.value, message)
+        data = task.model_dump(include=set(EDITABLE_FIELDS))
+        [stored] = self.submit([Task.model_validate(data)])
+        logger.info("ran %s again as %s", task.id, stored.id, extra={"action": "again"})
+        return stored
 
     def update(self, ident: str, changes: Mapping[str, Any]) -> Task:
         """Change a task's definition while it is PENDING or QUEUED (fields as in task files).

@@ -1,4 +1,5 @@
-"""Task routes: create (one or a batch), list, get, and the actions cancel, retry, answer."""
+"""Task routes: create (one or a batch), list, get, edit, and the actions (cancel, retry,
+run again, answer, accept, reject)."""
 
 from __future__ import annotations
 
@@ -215,6 +216,13 @@ def task_routes(service: Service) -> APIRouter:
     def retry_task(task_id: str) -> Task:
         """Queue an ended (FAILED, TIMED_OUT, BUDGET_EXCEEDED, CANCELLED) task again."""
         return service.retry(task_id)
+
+    @router.post("/{task_id}/again", response_model=Task, status_code=201)
+    def run_task_again(task_id: str) -> Task:
+        """Queue a new task with an ended task's definition (``claudomator run --again``); the
+        ended task is kept. 409 unless it ended, or for a checker task. To re-queue a FAILED,
+        TIMED_OUT, BUDGET_EXCEEDED or CANCELLED task itself, use ``/retry``."""
+        return service.run_again(task_id)
 
     @router.post("/{task_id}/answer", response_model=Task)
     def answer_task(task_id: str, body: AnswerBody) -> Task:
