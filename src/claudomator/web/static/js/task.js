@@ -25,6 +25,13 @@ import { labelCells, tick } from "./live.js";
 
 const RETRYABLE = new Set(["FAILED", "TIMED_OUT", "BUDGET_EXCEEDED", "CANCELLED"]);
 const CANCELLABLE = new Set(["PENDING", "QUEUED", "RUNNING", "BLOCKED", "READY"]);
+const ENDED = new Set(["COMPLETED", ...RETRYABLE]);
+const EDITABLE = new Set(["PENDING", "QUEUED"]); // PATCH /api/tasks/{id} takes these
+
+/** "Edit" on a draft or queued task: the new-task form, filled (edittask.js). */
+function editLink(task) {
+  return h("a", { href: `/tasks/${task.id}/edit`, "data-nav": true, class: "button secondary", "aria-label": `Edit “${task.name}”` }, "Edit");
+}
 
 function parseQuestion(task, interactions) {
   let text = task.question;
@@ -150,7 +157,8 @@ export async function render(main, { params, signal, navigate }) {
     clear(actions);
     const button = (label, onClick, cls = "") => h("button", { type: "button", class: cls, onclick: (e) => onClick(e.currentTarget) }, label);
     if (task.state === "PENDING") actions.append(button("Submit", (b) => act(b, "submit", undefined, "Submitted: the task is queued.")));
-    if (RETRYABLE.has(task.state)) actions.append(button("Retry", (b) => act(b, "retry", undefined, "Queued again.")));
+    if (EDITABLE.has(task.state)) actions.append(editLink(task));
+    if (ENDED.has(task.state) && !task.checker_for_task_id) actions.append(button("Run again", (b) => runAgain(b, task)));
     if (CANCELLABLE.has(task.state)) {
       actions.append(
         button(
@@ -178,6 +186,33 @@ export async function render(main, { params, signal, navigate }) {
         ),
       );
     }
+  }
+
+  // "Run again": a FAILED, TIMED_OUT, BUDGET_EXCEEDED or CANCELLED task is queued again itself
+  // (its attempts stay together, like `claudomator retry`); a COMPLETED one is copied into a
+  // new queued task (like `claudomator run --again`), and the page goes to that task.
+  async function runAgain(button, task) {
+    const retry = RETRYABLE.has(task.state);
+    const question = retry
+      ? `Run “${task.name}” again? It is queued for a fresh attempt; its earlier executions stay listed.`
+      : `Run “${task.name}” again? A new task with the same definition is queued; this one stays as it is.`;
+    if (!confirm(question)) return;
+    await busy(
+      button,
+      actionErrors,
+      async () => {
+        if (retry) {
+          await post(`/api/tasks/${task.id}/retry`);
+          await load();
+          flash(`Queued “${task.name}” again.`, { task: task.id, state: detail.task.state });
+          return;
+        }
+        const copy = await post(`/api/tasks/${task.id}/again`);
+        flash(`Queued “${task.name}” to run again as a new task; the earlier one is task ${shortId(task.id)}.`, { task: copy.id, state: copy.state, survives: 1 });
+        navigate(`/tasks/${copy.id}`);
+      },
+      "Queuing…",
+    );
   }
 
   function drawPanel(task, interactions) {
