@@ -113,6 +113,7 @@ def test_edit_a_draft_with_field_errors_then_save(
     assert saved["agent"]["instructions"] == "EDIT-MARK"
     assert saved["agent"]["project_dir"] == str(project)
     assert saved["state"] == "PENDING"
+    shot(page, "task-draft-edited")
     # the message goes with the next page
     page.locator("header nav").get_by_role("link", name="Board").click()
     page.get_by_role("heading", name="Board").wait_for()

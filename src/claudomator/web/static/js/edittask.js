@@ -25,7 +25,7 @@ export async function render(main, { params, signal, navigate }) {
   const errors = h("div");
   const { projects, stories } = await loadChoices(signal, errors);
   const save = h("button", { type: "submit" }, "Save changes");
-  const cancel = h("a", { href: back, "data-nav": true, class: "button secondary" }, "Cancel");
+  const cancel = h("a", { href: back, "data-nav": true, class: "button secondary" }, "Back without saving");
   const { form, fillTask, fullBody, missing, markProblems, showProblems } = taskForm({
     projects,
     stories,
@@ -73,7 +73,7 @@ export async function render(main, { params, signal, navigate }) {
       async () => {
         try {
           const saved = await api("PATCH", `/api/tasks/${task.id}`, fullBody());
-          flash(`Saved your changes to “${saved.name}”.`, { task: saved.id, state: saved.state, survives: 1 });
+          flash(`Saved your changes to “${saved.name}”.`, { survives: 1 }); // true even once it starts
           navigate(back);
         } catch (error) {
           if (error.name === "AbortError") return;

@@ -208,7 +208,8 @@ export async function render(main, { params, signal, navigate }) {
           return;
         }
         const copy = await post(`/api/tasks/${task.id}/again`);
-        flash(`Queued “${task.name}” to run again as a new task; the earlier one is task ${shortId(task.id)}.`, { task: copy.id, state: copy.state, survives: 1 });
+        // about the action, not a state: it stays when the copy starts
+        flash(`Queued “${task.name}” to run again as a new task; the earlier one is task ${shortId(task.id)}.`, { survives: 1 });
         navigate(`/tasks/${copy.id}`);
       },
       "Queuing…",
