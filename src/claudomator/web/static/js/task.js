@@ -162,7 +162,7 @@ export async function render(main, { params, signal, navigate }) {
     if (CANCELLABLE.has(task.state)) {
       actions.append(
         button(
-          "Cancel",
+          "Cancel task",
           (b) => {
             if (confirm(`Cancel “${task.name}”? A running agent is stopped.`)) act(b, "cancel", undefined, "Cancelled.");
           },
