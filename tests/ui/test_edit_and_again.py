@@ -174,6 +174,9 @@ def test_edit_conflict_cards_and_run_again(
     conflict.get_by_role("link", name="See the task").click()
     expect_state(page, "COMPLETED")
     assert page.locator(".actions").get_by_role("link", name="Edit").count() == 0
+    page.goto(f"{server.url}/tasks/{waiter['id']}/edit")  # an old link: said, no form
+    page.get_by_text("only drafts and queued tasks can be edited").wait_for()
+    assert page.locator("form.task-form").count() == 0
 
     # cards: project name, the summary's first line (cut, whole in the title), cost
     page.get_by_role("link", name="Board").click()
