@@ -35,6 +35,7 @@ from claudomator.models import (
     PushSubscription,
     Story,
     Task,
+    TaskCost,
     TaskEvent,
     TaskState,
     utcnow,
@@ -42,6 +43,7 @@ from claudomator.models import (
 from claudomator.readiness import Readiness
 from claudomator.sandbox import Sandboxes
 from claudomator.store import Store
+from claudomator.store.costs import task_costs
 from claudomator.taskfile import ParsedTasks, collect_tasks
 
 logger = logging.getLogger(__name__)
@@ -680,6 +682,10 @@ class Service:
     def latest_executions(self, task_ids: Iterable[str]) -> dict[str, Execution]:
         """The newest execution of each task that has one."""
         return self.store.latest_executions(task_ids)
+
+    def task_costs(self, task_ids: Iterable[str]) -> dict[str, TaskCost]:
+        """What each task has cost over all its executions (one query, see TaskCost)."""
+        return task_costs(self.store, task_ids)
 
     def execution(self, execution_id: str) -> Execution:
         return self.store.get_execution(execution_id)
