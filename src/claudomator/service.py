@@ -13,10 +13,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from claudomator import projects, protocol, readiness, tokens, webpush
+from claudomator import projects, protocol, readiness, tokens
 from claudomator.config import Settings
 from claudomator.errors import (
     InvalidTransition,
@@ -41,10 +41,12 @@ from claudomator.models import (
     utcnow,
 )
 from claudomator.readiness import Readiness
-from claudomator.sandbox import Sandboxes
 from claudomator.store import Store
 from claudomator.store.costs import task_costs
-from claudomator.taskfile import ParsedTasks, collect_tasks
+
+if TYPE_CHECKING:
+    from claudomator import retention
+    from claudomator.taskfile import ParsedTasks
 
 logger = logging.getLogger(__name__)
 
@@ -156,6 +158,20 @@ class Service:
     def close(self) -> None:
         self.store.close()
 
+    # -- retention ---------------------------------------------------------------------------
+
+    def retention_plan(self) -> retention.Plan:
+        """What the ``[retention]`` policy would remove now (nothing is removed)."""
+        from claudomator import retention  # git plumbing: only for `gc` and the orchestrator
+
+        return retention.plan(self.settings, self.store)
+
+    def apply_retention(self, plan: retention.Plan) -> retention.Applied:
+        """Remove what ``plan`` lists (each removal checked again first)."""
+        from claudomator import retention
+
+        return retention.apply(self.settings, plan)
+
     # -- writing -----------------------------------------------------------------------------
 
     def prepare(
@@ -173,6 +189,8 @@ class Service:
         task and field) is raised at once as :class:`TaskFileError`. The tasks returned have
         their references resolved to full ids, ready to submit.
         """
+        from claudomator.taskfile import collect_tasks  # YAML and its models: not for `list`
+
         parsed = collect_tasks(document, source=source, base_dir=base_dir)
         taken = {(p.task, p.field) for p in problems}
         parsed.problems = [p for p in parsed.problems if (p.task, p.field) not in taken]
@@ -390,6 +408,8 @@ class Service:
             )
         runs = self.store.executions_of(task.id)
         if runs and runs[-1].sandbox_dir and task.agent.project_dir:
+            from claudomator.sandbox import Sandboxes  # git plumbing: not for `list`
+
             sandboxes = Sandboxes(self.settings.sandboxes_dir)
             box = sandboxes.open(Path(runs[-1].sandbox_dir), Path(task.agent.project_dir))
             if box is not None:
@@ -460,6 +480,8 @@ class Service:
                 changes = {k: v for k, v in changes.items() if k != "agent"}
         # no id: the edited copy must not count as a second task with this id
         document = {k: v for k, v in {**data, **changes}.items() if k in EDITABLE_FIELDS}
+        from claudomator.taskfile import collect_tasks
+
         parsed = collect_tasks(document, source="request", base_dir=Path.cwd())
         label = parsed.labels[0] if parsed.labels else "task"
         more = [Problem("request", label, key, message) for key, message in wrong]
@@ -626,10 +648,14 @@ class Service:
 
     def push_public_key(self) -> str:
         """The VAPID public key browsers subscribe with (generated on first use)."""
+        from claudomator import webpush  # cryptography: only for Web Push
+
         return webpush.load_keys(self.settings).public_key
 
     def subscribe_push(self, endpoint: str, p256dh: str, auth: str) -> PushSubscription:
         """Remember a browser's Web Push subscription (validated)."""
+        from claudomator import webpush
+
         subscription = webpush.validate_subscription(endpoint, p256dh, auth)
         self.store.save_push_subscription(subscription)
         logger.info(

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -155,11 +153,18 @@ def budget_unchecked(task: Task, known: bool) -> str:
 
 def serve_is_running(settings: Settings, timeout: float = 0.5) -> bool:
     """Whether a ``claudomator serve`` answers at ``server_addr`` (which resumes queued work)."""
-    url = f"{settings.api_url}/api/health"  # http://<server_addr>: ours, never a user's URL
+    import http.client  # loaded only by the commands that ask
+    from urllib.parse import urlsplit
+
+    url = urlsplit(settings.api_url)  # http://<server_addr>: ours, never a user's URL
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as reply:  # noqa: S310
-            return bool(reply.status == 200)
-    except (OSError, ValueError):
+        connection = http.client.HTTPConnection(url.hostname or "", url.port, timeout=timeout)
+        try:
+            connection.request("GET", "/api/health")
+            return connection.getresponse().status == 200
+        finally:
+            connection.close()
+    except (OSError, ValueError, http.client.HTTPException):
         return False
 
 
@@ -265,11 +270,12 @@ def lookup(service: Service, ident: str) -> Task:
 
 
 @contextmanager
-def acting_on(ident: str, refusal: Callable[[Task], str]) -> Iterator[tuple[Service, Task]]:
+def acting_on(ident: str) -> Iterator[tuple[Service, Task]]:
     """The service and the task ``ident`` names, for one action on it; closed afterwards.
 
-    A state that does not allow the action exits 1 with ``refusal(task)``; invalid input
-    (an empty answer, say) exits 2 with its message.
+    A state that does not allow the action exits 1 with the service's refusal (which names the
+    task, its state and what the action needs, as the API says it); invalid input (an empty
+    answer, say) exits 2 with its message.
     """
     service = open_service(load())
     try:
@@ -277,7 +283,7 @@ def acting_on(ident: str, refusal: Callable[[Task], str]) -> Iterator[tuple[Serv
         try:
             yield service, task
         except InvalidTransition as exc:
-            raise fail(refusal(task)) from exc
+            raise fail(str(exc)) from exc
         except ValidationError as exc:
             raise fail(str(exc), 2) from exc
         except TaskFileError as exc:  # new values for a task: every problem, then exit 2

@@ -43,10 +43,10 @@ from claudomator.models import (
     utcnow,
 )
 from claudomator.protocol import parse_question
-from claudomator.taskfile import ParsedTasks, read_taskfile
 
 if TYPE_CHECKING:  # the service (SQLAlchemy) is loaded when a command opens it
     from claudomator.service import Duplicate, Service
+    from claudomator.taskfile import ParsedTasks
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +96,8 @@ def _store(service: Service, file: Path, *, dry_run: bool, again: bool) -> list[
     """Validate ``file`` as a run does and store its tasks (nothing with ``dry_run``): their
     ids. Every problem is printed and exits 2; so does a refused repeat."""
     try:
+        from claudomator.taskfile import read_taskfile  # YAML and its models: `run` only
+
         parsed = service.prepare(read_taskfile(file), source=str(file), base_dir=file.parent)
         duplicates = service.duplicates(parsed.tasks)
         if dry_run:

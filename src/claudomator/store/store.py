@@ -689,6 +689,13 @@ class Store:
             row = conn.execute(query).mappings().first()
         return DeliveryIntent(**dict(row)) if row is not None else None
 
+    def delivered_executions(self) -> list[Execution]:
+        """Every execution with a recorded delivery (for retention: whose branch is whose)."""
+        query = sa.select(executions).where(executions.c.delivery.is_not(None))
+        with self._read() as conn:
+            found = [_execution_from(r) for r in conn.execute(query).mappings()]
+        return [e for e in found if e.delivery is not None]  # a JSON null is not SQL NULL
+
     def running_executions(self) -> list[Execution]:
         query = sa.select(executions).where(executions.c.status == TaskState.RUNNING.value)
         with self._read() as conn:
