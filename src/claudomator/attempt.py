@@ -80,6 +80,7 @@ class Attempt:
         self.summarizer = summarizer
         self.log_dir = Path(execution.stdout_path).parent
         self.delivered_to = ""
+        self.cost_note = ""  # said in the final state change when the budget went unchecked
 
     # -- the whole attempt -------------------------------------------------------------------
 
@@ -275,15 +276,33 @@ class Attempt:
             logger.warning("could not record pid %d", pid, extra={"action": "record_pid"})
 
     def _price(self, outcome: Outcome) -> None:
-        """Estimate the cost of agents that report none; enforce the budget for them."""
+        """Estimate the cost of agents that report none; enforce the budget for them.
+
+        An agent that ran, reported no cost and whose model has no price (``[prices]``) has an
+        unknown cost: it is recorded as unknown (not as $0), and a budget on the task could not
+        be checked, which is logged and said in the task's final state change."""
         if outcome.cost_reported:
             return
         model = outcome.model or self.execution.model
         cost = estimate_cost(self.settings.prices, model, outcome.tokens_in, outcome.tokens_out)
+        budget = self.task.agent.max_budget_usd
         if cost is None:
+            outcome.cost_known = False
+            unchecked = "" if budget is None else f"; the budget of ${budget:g} was not checked"
+            logger.warning(
+                "task %s: %s reported no cost and model %r has no price: its cost is unknown%s",
+                self.task.id,
+                self.execution.agent,
+                model,
+                unchecked,
+                extra={"action": "price"},
+            )
+            if budget is not None:
+                self.cost_note = (
+                    f"cost unknown (no price for model {model or '(unnamed)'}){unchecked}"
+                )
             return
         outcome.cost_usd, outcome.cost_estimated = cost, True
-        budget = self.task.agent.max_budget_usd
         if budget is not None and cost > budget and outcome.status == TaskState.COMPLETED:
             outcome.status = TaskState.BUDGET_EXCEEDED
             outcome.error_msg = (
@@ -403,6 +422,8 @@ class Attempt:
             await self._kept("agent health", self._update_agent_health, outcome)
         if target == TaskState.COMPLETED and self.task.acceptance_criteria:
             await self._kept("its checker", self._queue_checker)
+        if self.cost_note:
+            reason = f"{reason}; {self.cost_note}"
         task = await self._kept(
             f"move to {target.value}", self._move, target, reason, summary=summary
         )
@@ -475,6 +496,7 @@ class Attempt:
                     "model": outcome.model or self.execution.model,
                     "cost_usd": outcome.cost_usd,
                     "cost_estimated": outcome.cost_estimated,
+                    "cost_known": outcome.cost_known,
                     "tokens_in": outcome.tokens_in,
                     "tokens_out": outcome.tokens_out,
                     "error_msg": outcome.error_msg,

@@ -260,7 +260,8 @@ DEFAULT_CONFIG = """\
 # quota_wait_seconds = 3600
 
 # Prices (USD per million tokens) to estimate the cost of agents that report none (Gemini).
-# Entries here are added to the built-in ones for gemini-2.5-pro/-flash/-flash-lite.
+# Entries here are added to the built-in ones for gemini-2.5-pro/-flash/-flash-lite. A model
+# without a price has an unknown cost, and a max_budget_usd on its tasks cannot be checked.
 # [prices."gemini-2.5-pro"]
 # input_per_million = 1.25
 # output_per_million = 10.0

@@ -35,12 +35,14 @@ from claudomator.models import (
     PushSubscription,
     Story,
     Task,
+    TaskCost,
     TaskEvent,
     TaskState,
     utcnow,
 )
 from claudomator.readiness import Readiness
 from claudomator.store import Store
+from claudomator.store.costs import task_costs
 
 if TYPE_CHECKING:
     from claudomator import retention
@@ -729,6 +731,10 @@ class Service:
     def latest_executions(self, task_ids: Iterable[str]) -> dict[str, Execution]:
         """The newest execution of each task that has one."""
         return self.store.latest_executions(task_ids)
+
+    def task_costs(self, task_ids: Iterable[str]) -> dict[str, TaskCost]:
+        """What each task has cost over all its executions (one query, see TaskCost)."""
+        return task_costs(self.store, task_ids)
 
     def execution(self, execution_id: str) -> Execution:
         return self.store.get_execution(execution_id)

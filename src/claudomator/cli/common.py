@@ -31,6 +31,7 @@ from claudomator.logview import last_activity
 from claudomator.models import (
     Execution,
     Task,
+    TaskCost,
     TaskState,
     utcnow,
 )
@@ -122,10 +123,32 @@ def elapsed(execution: Execution | None, now: datetime) -> str:
     return f"{seconds // 60}:{seconds % 60:02d}"
 
 
-def cost_text(execution: Execution | None) -> str:
-    if execution is None or (execution.cost_usd == 0 and execution.end_time is None):
+def cost_text(cost: TaskCost | None) -> str:
+    """A task's cost (see :class:`TaskCost`): ``$0.1234``, ``~$0.1234`` when estimated,
+    ``≥ $0.1234`` when some of it is unknown, ``unknown`` when none is known; "" before it ran."""
+    if cost is None or (cost.ended == 0 and cost.total_usd == 0 and cost.known):
+        return ""
+    amount = f"{'~' if cost.estimated else ''}${cost.total_usd:.4f}"
+    if cost.known:
+        return amount
+    return f"≥ {amount}" if cost.total_usd > 0 else "unknown"
+
+
+def execution_cost_text(execution: Execution) -> str:
+    """One execution's cost, in the words of :func:`cost_text`."""
+    if not execution.cost_known:
+        return "unknown"
+    if execution.cost_usd == 0 and execution.end_time is None:
         return ""
     return f"{'~' if execution.cost_estimated else ''}${execution.cost_usd:.4f}"
+
+
+def budget_unchecked(task: Task, known: bool) -> str:
+    """The note for a task whose budget could not be checked, as its cost is unknown."""
+    budget = task.agent.max_budget_usd
+    if known or budget is None:
+        return ""
+    return f" (no price for the model: the budget of ${budget:g} was not checked)"
 
 
 def serve_is_running(settings: Settings, timeout: float = 0.5) -> bool:
@@ -187,6 +210,7 @@ def task_table(service: Service, tasks: list[Task], *, activity: bool = False) -
     if activity:
         table.add_column("ACTIVITY", overflow="ellipsis", no_wrap=True, min_width=16, ratio=1)
     latest = service.latest_executions(t.id for t in tasks)
+    costs = service.task_costs(t.id for t in tasks)
     now = utcnow()
     for task in tasks:
         execution = latest.get(task.id)
@@ -196,7 +220,7 @@ def task_table(service: Service, tasks: list[Task], *, activity: bool = False) -
             state_text(task.state) + verdict_text(task),
             (execution.agent if execution else task.agent.type) or "auto",
             elapsed(execution, now),
-            cost_text(execution),
+            cost_text(costs.get(task.id)),
         ]
         if activity:
             running = execution is not None and task.state == TaskState.RUNNING

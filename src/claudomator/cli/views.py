@@ -15,7 +15,9 @@ from rich.table import Table
 
 from claudomator.cli.common import (
     app,
+    budget_unchecked,
     cost_text,
+    execution_cost_text,
     fail,
     iso,
     load,
@@ -37,6 +39,7 @@ from claudomator.models import (
     Execution,
     Interaction,
     Task,
+    TaskCost,
     TaskEvent,
     TaskState,
 )
@@ -165,16 +168,22 @@ def show(
         executions = service.executions(task.id)
         events = service.events(task.id)
         talk = service.interactions(task.id)
+        cost = service.task_costs([task.id])[task.id]
         if as_json:
             payload = {
-                "task": task.model_dump(mode="json"),
+                "task": {
+                    **task.model_dump(mode="json"),
+                    "cost_usd_total": cost.total_usd,  # as the API says it
+                    "cost_known": cost.known,
+                    "cost_estimated": cost.estimated,
+                },
                 "executions": [e.model_dump(mode="json") for e in executions],
                 "events": [e.model_dump(mode="json") for e in events],
                 "interactions": [i.model_dump(mode="json") for i in talk],
             }
             typer.echo(json.dumps(payload, indent=2))
             return
-        _print_task(task, executions, events)
+        _print_task(task, executions, events, cost)
         waiting = service.waiting_reasons([task]).get(task.id)
         if waiting:  # a QUEUED task no usable agent can take: say why (see `agents`)
             make_console().print("\n[bold yellow]Waiting:[/] ", end="")
@@ -202,7 +211,17 @@ def _print_interactions(task: Task, talk: list[Interaction]) -> None:
             console.print(task.check_report, markup=False)
 
 
-def _print_task(task: Task, executions: list[Execution], events: list[TaskEvent]) -> None:
+def _total_cost(task: Task, cost: TaskCost) -> str:
+    """The task's cost over its executions, and whether its budget went unchecked."""
+    text = cost_text(cost)
+    if text and cost.executions > 1:
+        text += f" over {plural(cost.executions, 'execution')}"
+    return text + (budget_unchecked(task, cost.known) if text else "")
+
+
+def _print_task(
+    task: Task, executions: list[Execution], events: list[TaskEvent], cost: TaskCost
+) -> None:
     console = make_console()
     console.print(f"[bold]{escape(task.name)}[/]  {state_text(task.state)}")
     rows = [
@@ -214,6 +233,8 @@ def _print_task(task: Task, executions: list[Execution], events: list[TaskEvent]
         ("tags", ", ".join(task.tags)),
         ("depends on", ", ".join(task.depends_on)),
         ("created", task.created_at.isoformat(timespec="seconds")),
+        ("budget", f"${task.agent.max_budget_usd:g}" if task.agent.max_budget_usd else ""),
+        ("cost", _total_cost(task, cost)),
     ]
     for key, value in rows:
         if value:
@@ -239,7 +260,7 @@ def _print_task(task: Task, executions: list[Execution], events: list[TaskEvent]
             ("started", execution.start_time.isoformat(timespec="seconds")),
             ("ended", iso(execution.end_time)),
             ("exit code", "" if execution.exit_code is None else str(execution.exit_code)),
-            ("cost", cost_text(execution)),
+            ("cost", execution_cost_text(execution)),
             ("tokens", f"{execution.tokens_in} in / {execution.tokens_out} out"),
             ("sandbox", execution.sandbox_dir),
             ("stdout", execution.stdout_path),

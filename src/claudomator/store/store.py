@@ -651,10 +651,14 @@ class Store:
         error: str,
         *,
         commits: Sequence[Commit] | None = None,
+        cost_known: bool = True,
     ) -> bool:
         """End an execution that is still RUNNING (False if someone already ended it);
-        ``commits``, if given, are recorded as its delivered commits."""
+        ``commits``, if given, are recorded as its delivered commits; ``cost_known`` False
+        when its agent ran but never said what it cost (its orchestrator died)."""
         values: dict[str, Any] = {"status": status.value, "end_time": utcnow(), "error_msg": error}
+        if not cost_known:
+            values["cost_known"] = False
         if commits is not None:
             values["commits"] = [c.model_dump(mode="json") for c in commits]
         with self._tx() as conn:

@@ -19,7 +19,7 @@ import {
   fill,
 } from "./dom.js";
 import { LogRenderer } from "./log.js";
-import { seconds } from "./format.js";
+import { executionCost, seconds, taskCost } from "./format.js";
 import { flashTask } from "./dom.js";
 import { labelCells, tick } from "./live.js";
 
@@ -302,8 +302,8 @@ export async function render(main, { params, signal, navigate }) {
   function drawOverview(task, executions, events) {
     const latest = executions.at(-1);
     const choice = choiceOf(events);
-    const cost = executions.reduce((sum, e) => sum + e.cost_usd, 0);
-    const estimated = executions.some((e) => e.cost_estimated);
+    const cost = taskCost(task, executions);
+    const unchecked = task.cost_known === false && task.agent.max_budget_usd ? " — no price for the model: the budget was not checked" : "";
     const tokensIn = executions.reduce((sum, e) => sum + e.tokens_in, 0);
     const tokensOut = executions.reduce((sum, e) => sum + e.tokens_out, 0);
     const agentText = (latest?.agent || task.agent.type || "chosen when it runs") + (latest?.model || task.agent.model ? ` · model ${latest?.model || task.agent.model}` : "");
@@ -321,7 +321,7 @@ export async function render(main, { params, signal, navigate }) {
         ["Priority", task.priority],
         ["Timeout", task.timeout ? seconds(task.timeout) : "default"],
         ["Budget", task.agent.max_budget_usd ? money(task.agent.max_budget_usd) : ""],
-        ["Cost", executions.length ? `${money(cost, estimated)} over ${executions.length} execution${executions.length > 1 ? "s" : ""}` : ""],
+        ["Cost", executions.length && cost ? `${cost} over ${executions.length} execution${executions.length > 1 ? "s" : ""}${unchecked}` : ""],
         ["Tokens", executions.length ? `${tokensIn} in, ${tokensOut} out` : ""],
         ["Tags", task.tags.join(", ")],
         ["Depends on", task.depends_on.length ? task.depends_on.map((id) => [link(`/tasks/${id}`, shortId(id)), " "]) : ""],
@@ -371,7 +371,7 @@ export async function render(main, { params, signal, navigate }) {
         h("td", {}, `${e.agent || "—"}${e.model ? ` · ${e.model}` : ""}`),
         h("td", {}, when(e.start_time)),
         h("td", e.end_time ? {} : { dataset: { tickSince: e.start_time } }, e.end_time ? duration(e.start_time, e.end_time) : `running ${duration(e.start_time)}`),
-        h("td", {}, money(e.cost_usd, e.cost_estimated)),
+        h("td", {}, executionCost(e)),
         h("td", {}, `${e.tokens_in} / ${e.tokens_out}`),
         h(
           "td",
