@@ -6,10 +6,14 @@ The config file wins when both name or point at the same project.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from claudomator.config import Settings
 from claudomator.models import Project
 from claudomator.store import Store
+
+if TYPE_CHECKING:
+    from claudomator.sandbox import Sandbox
 
 
 def all_projects(settings: Settings, store: Store) -> list[tuple[Project, str]]:
@@ -36,3 +40,21 @@ def by_name(settings: Settings, store: Store, *names: str) -> Project | None:
         if project.name in names:
             return project
     return None
+
+
+def of_sandbox(
+    settings: Settings, store: Store, sandbox: Sandbox
+) -> tuple[Project | None, str | None]:
+    """The project whose settings apply to ``sandbox``'s work, and where its build command runs.
+
+    A task in a subdirectory of a repository (a monorepo package) uses the project registered
+    with that subdirectory, else the one registered with the repository, whose build command
+    then runs at the repository root (``""``). None: in the agent's directory, where a detected
+    build check also starts looking.
+    """
+    if sandbox.subdir:
+        project = by_dir(settings, store, str(sandbox.project_dir / sandbox.subdir))
+        if project is not None:
+            return project, None
+    project = by_dir(settings, store, str(sandbox.project_dir))
+    return project, ("" if project is not None and project.build_command else None)
