@@ -203,12 +203,14 @@ def _print_interactions(task: Task, talk: list[Interaction]) -> None:
 
 
 def _print_task(task: Task, executions: list[Execution], events: list[TaskEvent]) -> None:
+    from claudomator.sandbox.project import described  # git: `show` only, not `list`
+
     console = make_console()
     console.print(f"[bold]{escape(task.name)}[/]  {state_text(task.state)}")
     rows = [
         ("id", task.id),
         ("agent", f"{task.agent.type or 'auto'} {task.agent.model}".strip()),
-        ("project", task.agent.project_dir or "(scratch)"),
+        ("project", described(task.agent.project_dir)),
         ("priority", task.priority.value),
         ("timeout", f"{task.timeout:g}s" if task.timeout else "default"),
         ("tags", ", ".join(task.tags)),
