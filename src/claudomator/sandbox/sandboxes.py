@@ -90,10 +90,11 @@ class Sandboxes:
         another project or a git repository, or is bigger than the init limits (then
         :class:`SandboxError`, and no ``.git`` is left behind). A repository without commits gets
         an empty initial commit (whatever is staged stays staged). A folder inside another
-        repository gets a repository of its own only if that repository ignores it. Raises
-        :class:`SandboxError` if the directory is missing, is a bare repository, is a tracked
-        folder of another repository, or if git fails in any way other than saying it is not a
-        repository.
+        repository gets a repository of its own only if that repository ignores it; otherwise
+        it is a package of that repository (see :meth:`locate`) and must be in its HEAD. Raises
+        :class:`SandboxError` if the directory is missing, is a bare repository, is a folder of
+        another repository that is in none of its commits yet, or if git fails in any way other
+        than saying it is not a repository.
         """
         prepare(project_dir, self.guard)
 
