@@ -153,6 +153,14 @@ def test_a_package_linked_out_of_the_sandbox_is_refused(
     assert sandboxes.open(box.dir, package) is None
 
 
+def test_a_package_of_a_sandbox_is_never_a_project(sandboxes: Sandboxes, monorepo: Path) -> None:
+    box = sandboxes.create(monorepo / "packages" / "app", "exec-1")
+    for inside in (box.dir / "packages" / "app", box.dir):  # agent-written repositories
+        with pytest.raises(SandboxError, match="inside Claudomator's sandboxes"):
+            sandboxes.create(inside, "exec-2")
+    assert not (sandboxes.root / "exec-2").exists()
+
+
 def test_a_sandbox_reopens_only_for_its_own_package(sandboxes: Sandboxes, monorepo: Path) -> None:
     box = sandboxes.create(monorepo / "packages" / "app", "exec-1")
     assert sandboxes.open(box.dir, monorepo / "packages" / "lib") is None

@@ -203,6 +203,25 @@ def prepare(project_dir: Path, guard: Guard) -> None:
         )
 
 
+def ready(project_dir: Path, guard: Guard) -> Location:
+    """The :class:`Location` of ``project_dir``, prepared first if it is not ready.
+
+    Raises :class:`SandboxError` for a folder that cannot be a project (see :func:`prepare`)
+    or one in a repository inside Claudomator's sandboxes.
+    """
+    project = project_dir.expanduser().resolve()
+    where = locate(project) if project.is_dir() else None
+    if where is None:
+        prepare(project_dir, guard)
+        where = locate(project)
+    if where is None:
+        raise SandboxError(f"cannot read the HEAD of project {project}")
+    sandboxes = guard.sandboxes_root
+    if sandboxes is not None and where.root.is_relative_to(sandboxes.expanduser().resolve()):
+        raise SandboxError(f"project directory {project} is inside Claudomator's sandboxes")
+    return where
+
+
 def _check_subdir(project: Path, root: Path) -> None:
     """A tracked folder of ``root`` is a project only once ``root``'s HEAD holds it."""
     subdir = relative_subdir(project, root)

@@ -22,10 +22,10 @@ from claudomator.sandbox.build import build_check
 from claudomator.sandbox.project import (
     Guard,
     Location,
-    locate,
     prepare,
     prepare_scratch,
     project_head,
+    ready,
 )
 from claudomator.sandbox.tree import Sandbox
 
@@ -149,19 +149,7 @@ class Sandboxes:
         not ready is prepared first (see :meth:`prepare_project`). Raises :class:`SandboxError`
         for a folder that cannot be a project, or one inside Claudomator's sandboxes.
         """
-        project = project_dir.expanduser().resolve()
-        where = locate(project) if project.is_dir() else None
-        if where is None:
-            self.prepare_project(project_dir)
-            where = locate(project)
-        if where is None:
-            raise SandboxError(f"cannot read the HEAD of project {project}")
-        sandboxes = self.root.expanduser().resolve()
-        if where.root.is_relative_to(sandboxes):
-            raise SandboxError(
-                f"project directory {project} is inside Claudomator's sandboxes ({sandboxes})"
-            )
-        return where
+        return ready(project_dir, self.guard)
 
     def _clone(self, box: Sandbox) -> None:
         try:
