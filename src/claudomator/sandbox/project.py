@@ -70,10 +70,6 @@ class Location:
     head: str
     branch: str  # "HEAD" if detached
 
-    def describe(self) -> str:
-        """``<root>``, or ``<root> (subdirectory <subdir>)``."""
-        return f"{self.root} (subdirectory {self.subdir})" if self.subdir else str(self.root)
-
 
 def project_head(project: Path) -> tuple[str, str] | None:
     """The HEAD commit and branch ("HEAD" if detached) of a ready project, in one git call.
