@@ -266,3 +266,47 @@ async def test_a_project_registered_by_its_package_applies_its_build_there(
     [execution] = store.executions_of(task.id)
     assert done.state == TaskState.COMPLETED, execution.error_msg
     assert git(monorepo, "show", f"claudomator/{task.id}:packages/lib/hello.txt")
+
+
+@pytest.mark.cli
+async def test_a_resumed_run_never_works_in_a_package_its_agent_linked_elsewhere(
+    settings: Settings,
+    store: Store,
+    fake: FakeAnthropic,
+    monorepo: Path,
+    claude_bin: str,
+    tmp_path: Path,
+) -> None:
+    harness_settings = settings.model_copy(
+        update={"claude_binary_path": claude_bin, "kill_grace_seconds": 2}
+    )
+    package = monorepo / "packages" / "app"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    question = json.dumps({"text": "Shall I?", "options": []})
+    hostile = (
+        f"cd .. && rm -rf app && ln -s {outside} app && "
+        f"echo '{question}' > \"$CLAUDOMATOR_QUESTION_FILE\""
+    )
+    fake.set_script(
+        [
+            ToolUse("Bash", {"command": hostile}),
+            Text("asked"),
+            ToolUse("Bash", {"command": "echo hi > hello.txt && pwd > where.txt"}),
+            Text("## Summary\nDid it."),
+        ]
+    )
+    async with PoolHarness(harness_settings, store, claude_env(fake.url, tmp_path / "h")) as h:
+        [task] = h.submit(make_task(package, "Do it"))
+        [blocked] = await h.settle([task])
+        assert blocked.state == TaskState.BLOCKED
+        first_box = Path(store.executions_of(task.id)[0].sandbox_dir)
+        assert (first_box / "packages" / "app").is_symlink()
+        h.service.answer(task.id, "yes")
+        [done] = await h.settle([task])
+    first, second = store.executions_of(task.id)
+    assert done.state == TaskState.COMPLETED, second.error_msg
+    assert not list(outside.iterdir())  # nothing ran in the linked folder
+    assert second.sandbox_dir != first.sandbox_dir  # the tampered sandbox was not reopened
+    where = git(monorepo, "show", f"claudomator/{task.id}:packages/app/where.txt")
+    assert Path(where) == Path(second.sandbox_dir) / "packages" / "app"
