@@ -178,6 +178,24 @@ def test_described_says_where_in_the_repository(monorepo: Path, tmp_path: Path) 
     assert described("") == "(scratch)"
 
 
+def test_a_dry_run_says_where_the_package_is(monorepo: Path, tmp_path: Path) -> None:
+    tasks = tmp_path / "tasks.yaml"
+    tasks.write_text(
+        "name: in-a-package\nagent: {instructions: x, project_dir: mono/packages/app}\n",
+        encoding="utf-8",
+    )
+    shown = subprocess.run(
+        [CLAUDOMATOR, "run", "--dry-run", str(tasks)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "400"},
+        timeout=60,
+        check=False,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert f"in {monorepo.resolve()} (subdirectory packages/app)" in shown.stdout
+
+
 # --- the agent, end to end ---------------------------------------------------------------------
 
 
