@@ -21,8 +21,8 @@ from agent_harness import PoolHarness, make_task
 from claudomator.config import Settings
 from claudomator.errors import BuildFailed, SandboxError, SandboxTampered
 from claudomator.models import Project, TaskState
+from claudomator.projects import described
 from claudomator.sandbox import Sandboxes, warm
-from claudomator.sandbox.project import described
 from claudomator.store import Store
 from conftest import MakeRepo, git
 from fakes.anthropic import FakeAnthropic, Text, ToolUse, claude_env

@@ -152,7 +152,7 @@ def _confirm_repeat(file: Path, duplicates: list[Duplicate]) -> None:
 def _print_plan(parsed: ParsedTasks) -> None:
     """The tasks a run would store. An id is shown only when the file gives it (``id:``): it
     is the id the run stores; the others get a new id when stored."""
-    from claudomator.sandbox.project import described  # git: only for the dry run's table
+    from claudomator.projects import described  # git: only for the dry run's table
 
     tasks = parsed.tasks
     table = Table(title="Tasks (dry run: nothing stored)", header_style="bold")
@@ -270,7 +270,7 @@ async def _follow(
 
 
 def _print_outcomes(service: Service, tasks: list[Task], console: Console) -> None:
-    from claudomator.sandbox.project import in_repository  # git: only once tasks ran
+    from claudomator.projects import in_repository  # git: only once tasks ran
 
     latest = service.latest_executions(t.id for t in tasks)
     for task in tasks:

@@ -203,7 +203,7 @@ def _print_interactions(task: Task, talk: list[Interaction]) -> None:
 
 
 def _print_task(task: Task, executions: list[Execution], events: list[TaskEvent]) -> None:
-    from claudomator.sandbox.project import described  # git: `show` only, not `list`
+    from claudomator.projects import described  # git: `show` only, not `list`
 
     console = make_console()
     console.print(f"[bold]{escape(task.name)}[/]  {state_text(task.state)}")

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from claudomator.errors import ClaudomatorError, SandboxError
+from claudomator.errors import SandboxError
 from claudomator.sandbox import git
 from claudomator.sandbox.tree import remove
 
@@ -121,37 +121,6 @@ def locate(project: Path) -> Location | None:
     if not _committed_folder(root, head, subdir):
         return None  # untracked or ignored: prepare() tells which
     return Location(root, subdir, head, branch)
-
-
-def in_repository(project_dir: str) -> str:
-    """``in <repo> (subdirectory <sub>)`` for a task's folder inside a repository, else "".
-
-    For people (``show``, ``run``): "" too when git cannot tell, never an error.
-    """
-    if not project_dir:
-        return ""
-    try:
-        folder = Path(project_dir).expanduser().resolve()
-        if not folder.is_dir():
-            return ""
-        found = git.run(folder, "rev-parse", "--show-toplevel", check=False)
-        if not found.ok:
-            return ""
-        root = Path(found.stdout.strip()).resolve()
-        if root == folder or git.run(folder, "check-ignore", "-q", ".", check=False).ok:
-            return ""  # a repository's top level, or an ignored folder (its own repository)
-        return f"in {root} (subdirectory {relative_subdir(folder, root)})"
-    except (OSError, RuntimeError, ClaudomatorError):
-        return ""
-
-
-def described(project_dir: str) -> str:
-    """A task's folder for people: as given, then where it is in its repository, if inside one;
-    ``(scratch)`` without a folder."""
-    if not project_dir:
-        return "(scratch)"
-    where = in_repository(project_dir)
-    return f"{project_dir} {where}" if where else project_dir
 
 
 def _committed_folder(root: Path, head: str, subdir: str) -> bool:
