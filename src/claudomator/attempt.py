@@ -246,7 +246,7 @@ class Attempt:
         ctx = RunContext(
             task=self.task.model_copy(update={"agent": agent}),
             execution_id=self.execution.id,
-            workdir=sandbox.dir,
+            workdir=sandbox.dir / sandbox.subdir if sandbox.subdir else sandbox.dir,
             log_dir=self.log_dir,
             env=env,
             session_id=plan.session_id,
@@ -314,10 +314,12 @@ class Attempt:
 
     async def _deliver(self, sandbox: Sandbox, outcome: Outcome) -> None:
         """Build check, autocommit, record and deliver the work; a failure fails the outcome."""
-        project = projects.by_dir(self.settings, self.store, str(sandbox.project_dir))
+        project, build_dir = projects.of_sandbox(self.settings, self.store, sandbox)
         build = project.build_command if project else ()
         try:
-            collected = await self._off_loop(self.sandboxes.collect, sandbox, build_command=build)
+            collected = await self._off_loop(
+                self.sandboxes.collect, sandbox, build_command=build, build_dir=build_dir
+            )
             self.execution = self.execution.model_copy(
                 update={"commits": collected.commits, "changestats": collected.changestats}
             )

@@ -152,6 +152,8 @@ def _confirm_repeat(file: Path, duplicates: list[Duplicate]) -> None:
 def _print_plan(parsed: ParsedTasks) -> None:
     """The tasks a run would store. An id is shown only when the file gives it (``id:``): it
     is the id the run stores; the others get a new id when stored."""
+    from claudomator.projects import described  # git: only for the dry run's table
+
     tasks = parsed.tasks
     table = Table(title="Tasks (dry run: nothing stored)", header_style="bold")
     for column in ("ID", "NAME", "AGENT", "PROJECT", "TIMEOUT", "PRIORITY", "DEPENDS ON"):
@@ -162,7 +164,7 @@ def _print_plan(parsed: ParsedTasks) -> None:
             escape(task.id) if task.id in parsed.given_ids else "(new)",
             escape(task.name),
             task.agent.type or "auto",
-            escape(task.agent.project_dir or "(scratch)"),
+            escape(described(task.agent.project_dir)),
             f"{task.timeout:g}s" if task.timeout else "default",
             task.priority.value,
             escape(", ".join(names.get(d, short_id(d)) for d in task.depends_on)),
@@ -268,6 +270,8 @@ async def _follow(
 
 
 def _print_outcomes(service: Service, tasks: list[Task], console: Console) -> None:
+    from claudomator.projects import in_repository  # git: only once tasks ran
+
     latest = service.latest_executions(t.id for t in tasks)
     for task in tasks:
         execution = latest.get(task.id)
@@ -279,6 +283,9 @@ def _print_outcomes(service: Service, tasks: list[Task], console: Console) -> No
             if events and events[-1].reason:
                 console.print(f"  {events[-1].reason}", markup=False)
             continue
+        where = in_repository(task.agent.project_dir) if execution.commits else ""
+        if where:
+            console.print(f"  {where}", markup=False)
         for commit in execution.commits:
             console.print(f"  commit {commit.hash[:10]} {commit.message}", markup=False)
         if execution.commits:

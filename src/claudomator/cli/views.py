@@ -222,12 +222,14 @@ def _total_cost(task: Task, cost: TaskCost) -> str:
 def _print_task(
     task: Task, executions: list[Execution], events: list[TaskEvent], cost: TaskCost
 ) -> None:
+    from claudomator.projects import described  # git: `show` only, not `list`
+
     console = make_console()
     console.print(f"[bold]{escape(task.name)}[/]  {state_text(task.state)}")
     rows = [
         ("id", task.id),
         ("agent", f"{task.agent.type or 'auto'} {task.agent.model}".strip()),
-        ("project", task.agent.project_dir or "(scratch)"),
+        ("project", described(task.agent.project_dir)),
         ("priority", task.priority.value),
         ("timeout", f"{task.timeout:g}s" if task.timeout else "default"),
         ("tags", ", ".join(task.tags)),
