@@ -106,9 +106,15 @@ def _finish_delivered(settings: Settings, store: Store, execution: Execution) ->
     intent = store.delivery_intent(execution.id)
     if intent is None:
         return False
-    project = projects.by_dir(settings, store, intent.project_dir)
-    if project is not None and project.review:
-        return False
+    # the task's own folder first: a monorepo package may be a review project of its own,
+    # while the intent names the repository root
+    task_dir = store.get_task(execution.task_id).agent.project_dir
+    for folder in dict.fromkeys((task_dir, intent.project_dir)):
+        project = projects.by_dir(settings, store, folder)
+        if project is not None:
+            if project.review:
+                return False
+            break
     found = recovery.landed(intent)
     if found is None:
         return False

@@ -328,3 +328,45 @@ async def test_a_resumed_run_never_works_in_a_package_its_agent_linked_elsewhere
     assert second.sandbox_dir != first.sandbox_dir  # the tampered sandbox was not reopened
     where = git(monorepo, "show", f"claudomator/{task.id}:packages/app/where.txt")
     assert Path(where) == Path(second.sandbox_dir) / "packages" / "app"
+
+
+@pytest.mark.parametrize("review", [True, False])
+def test_recovery_leaves_a_review_package_to_its_re_run(
+    make_repo: MakeRepo, settings: Settings, review: bool
+) -> None:
+    """A kill -9 during the delivery of a package registered as a review project: the intent
+    names the repository root, yet the package's review setting is what counts."""
+    from claudomator import reconcile
+    from claudomator.models import AgentConfig, Execution, Task
+    from claudomator.store.intents import DeliveryIntent
+
+    repo = make_repo("mono", {"packages/app/Makefile": "build:\n\ttrue\n", "README.md": "x\n"})
+    base = git(repo, "rev-parse", "HEAD")
+    package = repo / "packages" / "app"
+    store = Store.open(settings.db_path)
+    try:
+        store.save_project(Project(name="app", dir=str(package), review=review), create=True)
+        [task] = store.add_tasks(
+            [Task(name="t", agent=AgentConfig(instructions="x", project_dir=str(package)))]
+        )
+        execution = Execution(task_id=task.id, agent="claude")
+        store.transition(task.id, TaskState.RUNNING, "claimed", execution=execution)
+        tree = git(repo, "write-tree")
+        head = git(repo, "commit-tree", tree, "-p", base, "-m", "work")
+        git(repo, "update-ref", f"refs/heads/claudomator/{task.id}", head)
+        store.record_delivery_intent(
+            DeliveryIntent(
+                execution_id=execution.id,
+                task_id=task.id,
+                project_dir=str(repo),
+                sandbox_dir=str(settings.sandboxes_dir / execution.id),
+                branch="main",
+                base_commit=base,
+                head=head,
+            )
+        )
+        finished = reconcile._finish_delivered(settings, store, store.get_execution(execution.id))
+        assert finished is not review
+        assert (store.get_task(task.id).state == TaskState.COMPLETED) is not review
+    finally:
+        store.close()
