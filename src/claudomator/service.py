@@ -482,10 +482,14 @@ class Service:
         logger.info("ran %s again as %s", task.id, stored.id, extra={"action": "again"})
         return stored
 
-    def update(self, ident: str, changes: Mapping[str, Any]) -> Task:
+    def update(
+        self, ident: str, changes: Mapping[str, Any], *, relative_to: Path | None = None
+    ) -> Task:
         """Change a task's definition while it is PENDING or QUEUED (fields as in task files).
 
-        Every problem with the changes is raised at once as :class:`TaskFileError`.
+        A relative ``agent.project_dir`` is taken from ``relative_to`` (the CLI's working
+        directory); without one (a request) it is a problem. Every problem with the changes is
+        raised at once as :class:`TaskFileError`.
         """
         task = self.get(ident)
         data = task.model_dump(mode="json")
@@ -505,7 +509,13 @@ class Service:
         document = {k: v for k, v in {**data, **changes}.items() if k in EDITABLE_FIELDS}
         from claudomator.taskfile import collect_tasks
 
-        parsed = collect_tasks(document, source="request", base_dir=Path.cwd())
+        new_agent = document.get("agent")
+        project = new_agent.get("project_dir") if isinstance(new_agent, Mapping) else None
+        relative = isinstance(project, str) and not Path(project).expanduser().is_absolute()
+        if relative_to is None and project and relative:
+            wrong.append(("agent.project_dir", "must be an absolute path over the API"))
+            document["agent"] = {**document["agent"], "project_dir": data["agent"]["project_dir"]}
+        parsed = collect_tasks(document, source="request", base_dir=relative_to or Path.cwd())
         label = parsed.labels[0] if parsed.labels else "task"
         more = [Problem("request", label, key, message) for key, message in wrong]
         checked, found = self.check_tasks(parsed.tasks, source="request")

@@ -327,6 +327,11 @@ def test_update_while_queued_and_delete_unless_running(
     bad = api.patch(f"/api/tasks/{first['id']}", json={"timeout": "soon"})
     assert bad.status_code == 422
     assert bad.json()["problems"][0]["field"] == "timeout"
+    relative = api.patch(f"/api/tasks/{first['id']}", json={"agent": {"project_dir": "src/app"}})
+    assert relative.status_code == 422  # no working directory to be relative to over HTTP
+    assert [(p["field"], p["message"]) for p in relative.json()["problems"]] == [
+        ("agent.project_dir", "must be an absolute path over the API")
+    ]
 
     store.transition(first["id"], TaskState.RUNNING, "claimed")
     assert api.patch(f"/api/tasks/{first['id']}", json={"priority": "low"}).status_code == 409

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -83,7 +84,7 @@ def edit(
         raise fail("nothing to change: give at least one option (see --help)", 2)
 
     with acting_on(task_id) as (service, task):
-        edited = service.update(task.id, changes)
+        edited = service.update(task.id, changes, relative_to=Path.cwd())
     make_console().print(
         f"Changed {edited.name} ({short_id(edited.id)}): {', '.join(sorted(_described(changes)))}.",
         markup=False,
