@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from claudomator import projects, protocol, readiness, tokens, webpush
+from claudomator.checker import CheckStatus, check_status
 from claudomator.config import Settings
 from claudomator.errors import (
     InvalidTransition,
@@ -497,6 +498,12 @@ class Service:
 
     def interactions(self, task_id: str) -> list[Interaction]:
         return self.store.interactions_of(task_id)
+
+    def check_status(self, task: Task) -> CheckStatus | None:
+        """Where ``task``'s acceptance check stands (None without acceptance criteria)."""
+        if not task.acceptance_criteria or task.checker_for_task_id:
+            return None
+        return check_status(task, self.store.children_of([task.id]))
 
     def agent_health(self) -> list[AgentStatus]:
         return sorted(self.store.agent_statuses().values(), key=lambda s: s.agent)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -43,6 +44,7 @@ from claudomator.models import (
 from claudomator.protocol import parse_question
 
 if TYPE_CHECKING:  # the service (SQLAlchemy) is loaded when a command opens it
+    from claudomator.checker import CheckStatus
     from claudomator.service import Service
 
 logger = logging.getLogger(__name__)
@@ -172,9 +174,13 @@ def show(
                 "events": [e.model_dump(mode="json") for e in events],
                 "interactions": [i.model_dump(mode="json") for i in talk],
             }
+            check = service.check_status(task)
+            if check is not None:
+                payload["check"] = check.model_dump(mode="json")
             typer.echo(json.dumps(payload, indent=2))
             return
         _print_task(task, executions, events)
+        _print_check(service.check_status(task))
         waiting = service.waiting_reasons([task]).get(task.id)
         if waiting:  # a QUEUED task no usable agent can take: say why (see `agents`)
             make_console().print("\n[bold yellow]Waiting:[/] ", end="")
@@ -195,11 +201,18 @@ def _print_interactions(task: Task, talk: list[Interaction]) -> None:
             console.print(f"     - {option}", markup=False)
         console.print("  A: ", end="")
         console.print(item.answer or "(waiting for an answer)", markup=False)
-    if task.check_verdict:
-        style = "green" if task.check_verdict == "pass" else "bold red"
-        console.print(f"\n[bold]Acceptance check[/]: [{style}]{task.check_verdict.upper()}[/]")
-        if task.check_report:
-            console.print(task.check_report, markup=False)
+
+
+def _print_check(check: CheckStatus | None) -> None:
+    """The acceptance check: its verdict and report, or that it is pending or has none."""
+    if check is None:
+        return
+    console = make_console()
+    style = {"pass": "green", "fail": "bold red", "no verdict": "yellow"}.get(check.state, "dim")
+    console.print("\n[bold]Acceptance check[/]: ", end="")
+    console.print(check.line, markup=False, style=style)
+    if check.state in ("pass", "fail") and check.report:
+        console.print(check.report, markup=False)
 
 
 def _print_task(task: Task, executions: list[Execution], events: list[TaskEvent]) -> None:
@@ -241,7 +254,7 @@ def _print_task(task: Task, executions: list[Execution], events: list[TaskEvent]
             ("exit code", "" if execution.exit_code is None else str(execution.exit_code)),
             ("cost", cost_text(execution)),
             ("tokens", f"{execution.tokens_in} in / {execution.tokens_out} out"),
-            ("sandbox", execution.sandbox_dir),
+            ("sandbox", _sandbox_text(execution.sandbox_dir)),
             ("stdout", execution.stdout_path),
         ]
         for key, value in details:
@@ -258,6 +271,14 @@ def _print_task(task: Task, executions: list[Execution], events: list[TaskEvent]
         if execution.error_msg:
             console.print(f"  [dim]{'error':>10}[/] ", end="")
             console.print(execution.error_msg, markup=False, style="red")
+
+
+def _sandbox_text(sandbox_dir: str) -> str:
+    """The sandbox's path, marked "(removed)" once it no longer exists (released after
+    delivery); a link left there counts as existing (it is not followed)."""
+    if not sandbox_dir:
+        return ""
+    return sandbox_dir if os.path.lexists(sandbox_dir) else f"{sandbox_dir} (removed)"
 
 
 @app.command(rich_help_panel="Look")
