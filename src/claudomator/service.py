@@ -388,6 +388,8 @@ class Service:
                 task.id, TaskState.COMPLETED, "accepted by reviewer", expected=TaskState.READY
             )
         runs = self.store.executions_of(task.id)
+        if runs and runs[-1].status == TaskState.READY:  # the accepted round is done
+            self.store.save_execution(runs[-1].model_copy(update={"status": TaskState.COMPLETED}))
         if runs and runs[-1].sandbox_dir and task.agent.project_dir:
             sandboxes = Sandboxes(self.settings.sandboxes_dir)
             box = sandboxes.open(Path(runs[-1].sandbox_dir), Path(task.agent.project_dir))
