@@ -237,9 +237,9 @@ class Attempt:
         """The last commit an earlier execution of this task collected in ``sandbox_dir``
         ("" if none did): a resumed run's own work starts after it."""
         for earlier in reversed(self.store.executions_of(self.task.id)):
-            if earlier.id != self.execution.id and earlier.sandbox_dir == sandbox_dir:
-                if earlier.commits:
-                    return earlier.commits[-1].hash
+            same = earlier.id != self.execution.id and earlier.sandbox_dir == sandbox_dir
+            if same and earlier.commits:
+                return earlier.commits[-1].hash
         return ""
 
     async def _run_agent(self, sandbox: Sandbox, plan: Plan, project_dir: Path) -> Outcome:
@@ -354,9 +354,8 @@ class Attempt:
     async def _keep_diff(self, sandbox: Sandbox) -> None:
         """Save the diff of the work for people to read later; a failure only costs the diff."""
         try:
-            await self._off_loop(
-                self.sandboxes.write_diff, sandbox, protocol.diff_file(self.log_dir), since=self.since
-            )
+            diff = protocol.diff_file(self.log_dir)
+            await self._off_loop(self.sandboxes.write_diff, sandbox, diff, since=self.since)
         except (OSError, SandboxError) as exc:
             logger.warning(
                 "task %s: could not save the diff: %s", self.task.id, exc, extra={"action": "diff"}

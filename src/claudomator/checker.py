@@ -124,9 +124,8 @@ def _status(task: Task, checkers: Sequence[Task]) -> CheckStatus | None:
     ident = latest.id if latest else ""
     state = latest.state if latest else None
     if task.check_verdict:
-        return CheckStatus(
-            state=task.check_verdict, checker_id=ident, checker_state=state, report=task.check_report
-        )
+        verdict, report = task.check_verdict, task.check_report
+        return CheckStatus(state=verdict, checker_id=ident, checker_state=state, report=report)
     if latest is not None and not latest.state.is_terminal:
         return CheckStatus(state="pending", checker_id=ident, checker_state=state)
     if task.state != TaskState.COMPLETED:  # not completed (again, after a retry): no check yet
