@@ -233,8 +233,9 @@ class Sandboxes:
         execution in this sandbox already delivered, when a review round resumes it), else
         after the sandbox's start commit. If the tree is dirty (tracked changes or untracked,
         non-ignored files) the build check runs first (``build_command``, else detected); if it
-        fails :class:`BuildFailed` is raised and nothing is committed. The autocommit passes ``--no-verify`` (no pre-commit or commit-msg
-        hook runs) and uses the fallback identity only where git has none configured.
+        fails :class:`BuildFailed` is raised and nothing is committed. The autocommit passes
+        ``--no-verify`` (no pre-commit or commit-msg hook runs) and uses the fallback identity
+        only where git has none configured.
         """
         self._reclaim(sandbox)
         tree = sandbox.dir
