@@ -18,6 +18,7 @@ from claudomator import projects, protocol, ratelimit, tokens
 from claudomator.agents import Outcome, RunContext, Runner
 from claudomator.blocking import Blocking
 from claudomator.checker import checker_task, verdict_from
+from claudomator.checkout import CheckoutNote, write_note
 from claudomator.config import Settings, estimate_cost
 from claudomator.errors import ClaudomatorError, InvalidTransition, SandboxError, StoreError
 from claudomator.models import Commit, Execution, Interaction, Task, TaskState, utcnow
@@ -231,7 +232,29 @@ class Attempt:
         if not self.task.agent.project_dir:  # a project-less task gets a scratch repository
             self.sandboxes.prepare_scratch(project_dir, self.settings.scratch_dir)
         # create() prepares a project that needs it; a ready one costs no extra git command
-        return self.sandboxes.create(project_dir, self.execution.id), plan
+        box = self.sandboxes.create(project_dir, self.execution.id)
+        self._note_checkout(box)
+        return box, plan
+
+    def _note_checkout(self, box: Sandbox) -> None:
+        """Say so when the user's checkout has uncommitted changes: the agent starts from the
+        last commit without them (logged, and noted for ``run`` and ``show``)."""
+        if not self.task.agent.project_dir or self.task.checker_for_task_id:
+            return  # a scratch repository is ours; a checker changes nothing
+        changes = self.sandboxes.uncommitted(box.project_dir)
+        if not changes:
+            return
+        note = CheckoutNote(
+            project_dir=str(box.project_dir),
+            branch=box.branch,
+            head=box.base_commit,
+            changes=changes,
+        )
+        logger.warning("task %s: %s", self.task.id, note.line, extra={"action": "sandbox"})
+        try:
+            write_note(self.log_dir, note)
+        except OSError as exc:
+            logger.warning("could not keep the note: %s", exc, extra={"action": "sandbox"})
 
     def _delivered_head(self, sandbox_dir: str) -> str:
         """The last commit an earlier execution of this task collected in ``sandbox_dir``

@@ -14,6 +14,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from claudomator.checkout import read_note
 from claudomator.cli.common import (
     app,
     cost_text,
@@ -261,6 +262,10 @@ def _print_task(task: Task, executions: list[Execution], events: list[TaskEvent]
             if value:
                 console.print(f"  [dim]{key:>10}[/] ", end="")
                 console.print(value, markup=False)
+        note = read_note(Path(execution.stdout_path).parent) if execution.stdout_path else None
+        if note is not None:  # the user's uncommitted changes were not in the sandbox
+            console.print(f"  [dim]{'note':>10}[/] ", end="")
+            console.print(note.line, markup=False, style="yellow")
         for commit in execution.commits:
             console.print(f"  [dim]{'commit':>10}[/] {commit.hash[:10]} ", end="")
             console.print(commit.message, markup=False)

@@ -19,7 +19,13 @@ from claudomator.sandbox import delivery as delivering
 from claudomator.sandbox import git, warm
 from claudomator.sandbox import tree as trees
 from claudomator.sandbox.build import build_check
-from claudomator.sandbox.project import Guard, prepare, prepare_scratch, project_head
+from claudomator.sandbox.project import (
+    Guard,
+    prepare,
+    prepare_scratch,
+    project_head,
+    uncommitted_changes,
+)
 from claudomator.sandbox.tree import Sandbox
 
 logger = logging.getLogger(__name__)
@@ -94,6 +100,12 @@ class Sandboxes:
         """Make a project-less task's folder ``scratch_dir`` (directly in ``workspace``) a
         repository of its own with at least one commit, whatever repository contains it."""
         prepare_scratch(scratch_dir, workspace)
+
+    def uncommitted(self, project_dir: Path) -> int | None:
+        """How many paths of the user's checkout have uncommitted changes (they are not in a
+        sandbox); None if git cannot tell. Reads only: the user's index is not refreshed."""
+        project = project_dir.expanduser().resolve()
+        return uncommitted_changes(project) if project.is_dir() else None
 
     # --- creating ---
 
