@@ -84,7 +84,9 @@ def test_run_and_show_say_the_uncommitted_changes_were_not_included(
         "(2 paths) were not included"
     )
     assert line in " ".join(done.stdout.split()), done.stdout
-    [branch] = git(project, "branch", "--list", "claudomator/*", "--format=%(refname:short)").split()
+    [branch] = git(
+        project, "branch", "--list", "claudomator/*", "--format=%(refname:short)"
+    ).split()
     assert git(project, "show", f"{branch}:seen.txt") == "# project"  # HEAD's README, not mine
     shown = cli("show", branch.removeprefix("claudomator/"), env=agent_env)
     assert line in " ".join(shown.stdout.split()), shown.stdout

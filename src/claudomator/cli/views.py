@@ -113,25 +113,16 @@ def agents() -> None:
     service = open_service(load())
     try:
         table = Table(header_style="bold")
-        for column in ("AGENT", "READY", "DETAILS", "FAILURES", "LAST ERROR"):
-            table.add_column(column, no_wrap=column != "DETAILS" and column != "LAST ERROR")
-        for ready in service.agent_readiness().values():
-            status = ready.status
-            if ready.usable:
-                label = "[green]yes[/]"
-                notes = [f"CLI {ready.binary}"] if ready.binary else []
-                if ready.credentials_from:
-                    notes.append(f"credentials from {ready.credentials_from}")
-                notes += [f"warning: {w}" for w in ready.warnings]
-            else:
-                label = "[red]no[/]"
-                notes = list(ready.reasons)
+        for column in ("AGENT", "STATE", "DETAILS", "FAILURES", "LAST ERROR"):
+            table.add_column(column, no_wrap=column not in ("DETAILS", "LAST ERROR"))
+        styles = {"ready": "green", "rate-limited": "yellow"}
+        for ready in service.agent_readiness().values():  # the facts GET /api/agents gives
             table.add_row(
                 ready.agent,
-                label,
-                escape("\n".join(notes)),
-                str(status.consecutive_failures),
-                escape(status.last_error.splitlines()[0][:80]) if status.last_error else "",
+                f"[{styles.get(ready.state, 'red')}]{escape(ready.state)}[/]",
+                escape("\n".join(ready.details)),
+                str(ready.status.consecutive_failures),
+                escape(ready.last_error),
             )
         make_console().print(table)
     finally:
