@@ -153,3 +153,15 @@ def test_show_says_the_check_is_pending_then_that_it_has_no_verdict(store: Store
     failed = cli("show", checked.id)
     assert "check: fail" in failed.stdout
     assert "no test for export()" in failed.stdout
+
+
+def test_show_gives_a_superseded_review_round_a_note_not_an_error(store: Store) -> None:
+    task = _finished(store, Task(name="r", agent=AgentConfig(instructions="x")), TaskState.READY)
+    second = Execution(task_id=task.id, status=TaskState.READY)
+    note = f"review asked for changes; continued by execution {second.id}"
+    store.add_execution(Execution(task_id=task.id, status=TaskState.COMPLETED, error_msg=note))
+    store.add_execution(second)
+    words = " ".join(cli("show", task.id).stdout.split())
+    assert "status COMPLETED" in words
+    assert f"note {note}" in words, words
+    assert "error" not in words

@@ -264,9 +264,10 @@ def _print_task(task: Task, executions: list[Execution], events: list[TaskEvent]
             s = execution.changestats
             stats = f"{plural(s.files, 'file')}, +{s.insertions} -{s.deletions}"
             console.print(f"  [dim]{'changes':>10}[/] {stats}")
-        if execution.error_msg:
-            console.print(f"  [dim]{'error':>10}[/] ", end="")
-            console.print(execution.error_msg, markup=False, style="red")
+        if execution.error_msg:  # on a COMPLETED round: why it ended (a review asked for more)
+            done = execution.status == TaskState.COMPLETED
+            console.print(f"  [dim]{'note' if done else 'error':>10}[/] ", end="")
+            console.print(execution.error_msg, markup=False, style="yellow" if done else "red")
 
 
 def _sandbox_text(sandbox_dir: str) -> str:
