@@ -85,6 +85,7 @@ class Attempt:
         # (this execution's commits and diff count from there) and the row it supersedes
         self.since = ""
         self.superseded: Execution | None = None
+        self.cost_note = ""  # said in the final state change when the budget went unchecked
 
     # -- the whole attempt -------------------------------------------------------------------
 
@@ -284,7 +285,7 @@ class Attempt:
         ctx = RunContext(
             task=self.task.model_copy(update={"agent": agent}),
             execution_id=self.execution.id,
-            workdir=sandbox.dir,
+            workdir=sandbox.dir / sandbox.subdir if sandbox.subdir else sandbox.dir,
             log_dir=self.log_dir,
             env=env,
             session_id=plan.session_id,
@@ -314,15 +315,33 @@ class Attempt:
             logger.warning("could not record pid %d", pid, extra={"action": "record_pid"})
 
     def _price(self, outcome: Outcome) -> None:
-        """Estimate the cost of agents that report none; enforce the budget for them."""
+        """Estimate the cost of agents that report none; enforce the budget for them.
+
+        An agent that ran, reported no cost and whose model has no price (``[prices]``) has an
+        unknown cost: it is recorded as unknown (not as $0), and a budget on the task could not
+        be checked, which is logged and said in the task's final state change."""
         if outcome.cost_reported:
             return
         model = outcome.model or self.execution.model
         cost = estimate_cost(self.settings.prices, model, outcome.tokens_in, outcome.tokens_out)
+        budget = self.task.agent.max_budget_usd
         if cost is None:
+            outcome.cost_known = False
+            unchecked = "" if budget is None else f"; the budget of ${budget:g} was not checked"
+            logger.warning(
+                "task %s: %s reported no cost and model %r has no price: its cost is unknown%s",
+                self.task.id,
+                self.execution.agent,
+                model,
+                unchecked,
+                extra={"action": "price"},
+            )
+            if budget is not None:
+                self.cost_note = (
+                    f"cost unknown (no price for model {model or '(unnamed)'}){unchecked}"
+                )
             return
         outcome.cost_usd, outcome.cost_estimated = cost, True
-        budget = self.task.agent.max_budget_usd
         if budget is not None and cost > budget and outcome.status == TaskState.COMPLETED:
             outcome.status = TaskState.BUDGET_EXCEEDED
             outcome.error_msg = (
@@ -334,11 +353,15 @@ class Attempt:
 
     async def _deliver(self, sandbox: Sandbox, outcome: Outcome) -> None:
         """Build check, autocommit, record and deliver the work; a failure fails the outcome."""
-        project = projects.by_dir(self.settings, self.store, str(sandbox.project_dir))
+        project, build_dir = projects.of_sandbox(self.settings, self.store, sandbox)
         build = project.build_command if project else ()
         try:
             collected = await self._off_loop(
-                self.sandboxes.collect, sandbox, build_command=build, since=self.since
+                self.sandboxes.collect,
+                sandbox,
+                build_command=build,
+                build_dir=build_dir,
+                since=self.since,
             )
             self.execution = self.execution.model_copy(
                 update={"commits": collected.commits, "changestats": collected.changestats}
@@ -448,6 +471,8 @@ class Attempt:
             await self._kept("agent health", self._update_agent_health, outcome)
         if target == TaskState.COMPLETED and self.task.acceptance_criteria:
             await self._kept("its checker", self._queue_checker)
+        if self.cost_note:
+            reason = f"{reason}; {self.cost_note}"
         task = await self._kept(
             f"move to {target.value}", self._move, target, reason, summary=summary
         )
@@ -535,6 +560,7 @@ class Attempt:
                     "model": outcome.model or self.execution.model,
                     "cost_usd": outcome.cost_usd,
                     "cost_estimated": outcome.cost_estimated,
+                    "cost_known": outcome.cost_known,
                     "tokens_in": outcome.tokens_in,
                     "tokens_out": outcome.tokens_out,
                     "error_msg": outcome.error_msg,

@@ -40,6 +40,36 @@ class LocalModelSettings(BaseModel):
     prefer_for_elaborate: bool = False
 
 
+MAX_RETENTION_DAYS = 36500
+
+
+class RetentionSettings(BaseModel):
+    """How long ended work is kept (see :mod:`claudomator.retention`); 0 keeps it forever."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # the log folder of each execution of a task that ended (COMPLETED, FAILED, ...) or was
+    # deleted, that many days after it ended
+    logs_days: int = Field(default=30, ge=0, le=MAX_RETENTION_DAYS, strict=True)
+    # kept sandboxes of ended or deleted tasks (never those of PENDING, QUEUED, RUNNING,
+    # BLOCKED or READY tasks)
+    sandboxes_days: int = Field(default=7, ge=0, le=MAX_RETENTION_DAYS, strict=True)
+    # `claudomator/*` branches in project repositories whose commits are all on another
+    # branch, whose task ended or is unknown
+    branches_days: int = Field(default=14, ge=0, le=MAX_RETENTION_DAYS, strict=True)
+    # also branches with commits found nowhere else (work is lost): off unless set
+    unmerged_branches_days: int = Field(default=0, ge=0, le=MAX_RETENTION_DAYS, strict=True)
+    # how often a running orchestrator applies the policy (seconds or "1h"); 0: only `gc`
+    every: float = Field(default=3600.0, ge=0)
+
+    @field_validator("every", mode="before")
+    @classmethod
+    def _parse_every(cls, value: object) -> object:
+        if not isinstance(value, bool) and value in (0, "0"):
+            return 0.0
+        return parse_duration(value) if isinstance(value, str | int | float) else value
+
+
 class ModelPrice(BaseModel):
     """What a model costs, in USD per million tokens, for agents that report no cost."""
 
@@ -85,6 +115,7 @@ class Settings(BaseModel):
     vapid_subject: str = "mailto:claudomator@localhost"  # who push services may contact
     projects: tuple[Project, ...] = ()
     local_model: LocalModelSettings = Field(default_factory=LocalModelSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
     # names (besides the address serve listens on) that clients reach the API by, e.g. a
     # reverse proxy's public name: any other Host header is refused (DNS rebinding)
     allowed_hosts: tuple[str, ...] = ()
@@ -229,7 +260,8 @@ DEFAULT_CONFIG = """\
 # quota_wait_seconds = 3600
 
 # Prices (USD per million tokens) to estimate the cost of agents that report none (Gemini).
-# Entries here are added to the built-in ones for gemini-2.5-pro/-flash/-flash-lite.
+# Entries here are added to the built-in ones for gemini-2.5-pro/-flash/-flash-lite. A model
+# without a price has an unknown cost, and a max_budget_usd on its tasks cannot be checked.
 # [prices."gemini-2.5-pro"]
 # input_per_million = 1.25
 # output_per_million = 10.0
@@ -268,6 +300,17 @@ DEFAULT_CONFIG = """\
 # build_command = ["make", "check"]
 # delivery = "auto"
 # review = false   # true: work kept as a branch waits READY for `accept` / `reject ID "feedback"`
+
+# What a running orchestrator (and `claudomator gc`) removes once a task has ended
+# (COMPLETED, FAILED, TIMED_OUT, BUDGET_EXCEEDED, CANCELLED) or was deleted, that many days
+# after; 0 keeps it forever. Nothing of a PENDING, QUEUED, RUNNING, BLOCKED or READY task is
+# ever removed, nor a branch that is checked out. Task rows are kept.
+# [retention]
+# logs_days = 30               # <data_dir>/logs/<execution-id>/
+# sandboxes_days = 7           # kept sandboxes under <data_dir>/sandboxes/
+# branches_days = 14           # claudomator/* branches whose commits are on another branch
+# unmerged_branches_days = 0   # claudomator/* branches with commits nowhere else (work lost)
+# every = "1h"                 # how often serve/run apply it; 0: only `claudomator gc`
 
 # A local OpenAI-compatible model (Ollama, LM Studio, vLLM).
 # [local_model]

@@ -277,6 +277,25 @@ class Execution(BaseModel):
     pid: int | None = None  # the agent's process (and process group) id
 
 
+class TaskCost(BaseModel):
+    """What a task has cost: the one definition the CLI, the API, the web UI and the metrics
+    share (computed by one grouped query, :func:`claudomator.store.costs.task_costs`).
+
+    ``total_usd`` is the sum of the ``cost_usd`` of every execution of the task (re-queued ones
+    included; a running one counts once it ends). ``known`` is False as soon as one execution's
+    cost is unknown (an unpriced model): the total is then only a lower bound. ``estimated`` is
+    True when any execution's cost came from the price table rather than from the agent.
+    """
+
+    model_config = _FROZEN
+
+    total_usd: float = 0.0
+    known: bool = True
+    estimated: bool = False
+    executions: int = 0  # how many executions were counted (0: the task never ran)
+    ended: int = 0  # how many of them have ended (a running one has no cost yet)
+
+
 class TaskEvent(BaseModel):
     """One recorded state change of a task."""
 

@@ -84,7 +84,9 @@ def recover(settings: Settings, store: Store) -> int:
             continue
         error = f"{reason}: the orchestrator running it died"
         status = TaskState.QUEUED if target == TaskState.QUEUED else TaskState.FAILED
-        if not store.close_running_execution(execution.id, status, error):
+        # an agent that was started may have spent money nobody recorded
+        started = execution.pid is not None
+        if not store.close_running_execution(execution.id, status, error, cost_known=not started):
             continue
         latest = store.latest_executions([execution.task_id]).get(execution.task_id)
         if latest is None or latest.id != execution.id:

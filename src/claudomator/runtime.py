@@ -9,11 +9,14 @@ the classifier and the summariser, and the bounded executors of blocking work
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import logging
 import os
 from collections.abc import Collection, Mapping
 from types import TracebackType
 
+from claudomator import retention
 from claudomator.agents import build_registry
 from claudomator.blocking import Blocking
 from claudomator.classify import Classifier
@@ -23,6 +26,8 @@ from claudomator.pool import Pool
 from claudomator.readiness import probe
 from claudomator.service import Service
 from claudomator.summarize import Summarizer
+
+logger = logging.getLogger(__name__)
 
 
 class Runtime:
@@ -63,6 +68,7 @@ class Runtime:
         self.service.on_submit = self._wake
         self.requeue_on_exit = True
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._retention: asyncio.Task[None] | None = None
 
     def _wake(self) -> None:
         """Wake the pool; safe from any thread (API routes run in a thread pool)."""
@@ -72,7 +78,24 @@ class Runtime:
     async def __aenter__(self) -> Runtime:
         self._loop = asyncio.get_running_loop()
         await self.pool.start()
+        if self.settings.retention.every > 0:
+            self._retention = asyncio.create_task(self._keep_tidy(), name="claudomator-retention")
         return self
+
+    async def _keep_tidy(self) -> None:
+        """Apply the ``[retention]`` policy now and every ``every`` seconds, in the sandbox
+        executor (git and folder walks never run on the event loop)."""
+        while True:
+            try:
+                done = await self.blocking.sandbox(
+                    retention.collect_garbage, self.settings, self.service.store
+                )
+            except Exception:  # a bug must not stop the orchestrator; next round tries again
+                logger.exception("retention failed", extra={"action": "retention"})
+            else:
+                level = logging.INFO if done.removed or done.failed else logging.DEBUG
+                logger.log(level, "retention: %s", done.summary(), extra={"action": "retention"})
+            await asyncio.sleep(self.settings.retention.every)
 
     async def __aexit__(
         self,
@@ -80,6 +103,10 @@ class Runtime:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self._retention is not None:
+            self._retention.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retention
         try:
             await self.pool.shutdown(requeue=self.requeue_on_exit)
         finally:

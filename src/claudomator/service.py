@@ -13,10 +13,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from claudomator import projects, protocol, readiness, tokens, webpush
+from claudomator import projects, protocol, readiness, tokens
 from claudomator.checker import CheckStatus, check_status
 from claudomator.config import Settings
 from claudomator.errors import (
@@ -36,14 +36,18 @@ from claudomator.models import (
     PushSubscription,
     Story,
     Task,
+    TaskCost,
     TaskEvent,
     TaskState,
     utcnow,
 )
 from claudomator.readiness import Readiness
-from claudomator.sandbox import Sandboxes
 from claudomator.store import Store
-from claudomator.taskfile import ParsedTasks, collect_tasks
+from claudomator.store.costs import task_costs
+
+if TYPE_CHECKING:
+    from claudomator import retention
+    from claudomator.taskfile import ParsedTasks
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +65,10 @@ _REFUSALS = {
         "can be retried"
     ),
     "edit": "task {id} is {state}: only PENDING or QUEUED tasks can be edited",
+    "again": (
+        "task {id} is {state}: only ended (COMPLETED, FAILED, TIMED_OUT, BUDGET_EXCEEDED or "
+        "CANCELLED) tasks can be run again"
+    ),
     "delete": "task {id} is {state}: cancel it first, then delete it",
 }
 # a stored task in one of these states makes a new task with the same definition a duplicate
@@ -155,6 +163,20 @@ class Service:
     def close(self) -> None:
         self.store.close()
 
+    # -- retention ---------------------------------------------------------------------------
+
+    def retention_plan(self) -> retention.Plan:
+        """What the ``[retention]`` policy would remove now (nothing is removed)."""
+        from claudomator import retention  # git plumbing: only for `gc` and the orchestrator
+
+        return retention.plan(self.settings, self.store)
+
+    def apply_retention(self, plan: retention.Plan) -> retention.Applied:
+        """Remove what ``plan`` lists (each removal checked again first)."""
+        from claudomator import retention
+
+        return retention.apply(self.settings, plan)
+
     # -- writing -----------------------------------------------------------------------------
 
     def prepare(
@@ -172,6 +194,8 @@ class Service:
         task and field) is raised at once as :class:`TaskFileError`. The tasks returned have
         their references resolved to full ids, ready to submit.
         """
+        from claudomator.taskfile import collect_tasks  # YAML and its models: not for `list`
+
         parsed = collect_tasks(document, source=source, base_dir=base_dir)
         taken = {(p.task, p.field) for p in problems}
         parsed.problems = [p for p in parsed.problems if (p.task, p.field) not in taken]
@@ -391,6 +415,8 @@ class Service:
         if runs and runs[-1].status == TaskState.READY:  # the accepted round is done
             self.store.save_execution(runs[-1].model_copy(update={"status": TaskState.COMPLETED}))
         if runs and runs[-1].sandbox_dir and task.agent.project_dir:
+            from claudomator.sandbox import Sandboxes  # git plumbing: not for `list`
+
             sandboxes = Sandboxes(self.settings.sandboxes_dir)
             box = sandboxes.open(Path(runs[-1].sandbox_dir), Path(task.agent.project_dir))
             if box is not None:
@@ -440,6 +466,25 @@ class Service:
             self.on_submit()
         return queued
 
+    def run_again(self, ident: str) -> Task:
+        """Queue a new task with an ended task's definition (what ``claudomator run --again``
+        does with its file); the ended task stays as it is. A checker task is refused: its
+        verdict belongs to the task it checks, which is the one to run again."""
+        task = self.get(ident)
+        with _refusing("again"):
+            if not task.state.is_terminal:
+                raise InvalidTransition(task.id, task.state.value, TaskState.QUEUED.value)
+        if task.checker_for_task_id:
+            message = (
+                f"task {task.id} checks the work of task {task.checker_for_task_id}; "
+                "run that task again instead"
+            )
+            raise InvalidTransition(task.id, task.state.value, TaskState.QUEUED.value, message)
+        data = task.model_dump(include=set(EDITABLE_FIELDS))
+        [stored] = self.submit([Task.model_validate(data)])
+        logger.info("ran %s again as %s", task.id, stored.id, extra={"action": "again"})
+        return stored
+
     def update(self, ident: str, changes: Mapping[str, Any]) -> Task:
         """Change a task's definition while it is PENDING or QUEUED (fields as in task files).
 
@@ -461,6 +506,8 @@ class Service:
                 changes = {k: v for k, v in changes.items() if k != "agent"}
         # no id: the edited copy must not count as a second task with this id
         document = {k: v for k, v in {**data, **changes}.items() if k in EDITABLE_FIELDS}
+        from claudomator.taskfile import collect_tasks
+
         parsed = collect_tasks(document, source="request", base_dir=Path.cwd())
         label = parsed.labels[0] if parsed.labels else "task"
         more = [Problem("request", label, key, message) for key, message in wrong]
@@ -633,10 +680,14 @@ class Service:
 
     def push_public_key(self) -> str:
         """The VAPID public key browsers subscribe with (generated on first use)."""
+        from claudomator import webpush  # cryptography: only for Web Push
+
         return webpush.load_keys(self.settings).public_key
 
     def subscribe_push(self, endpoint: str, p256dh: str, auth: str) -> PushSubscription:
         """Remember a browser's Web Push subscription (validated)."""
+        from claudomator import webpush
+
         subscription = webpush.validate_subscription(endpoint, p256dh, auth)
         self.store.save_push_subscription(subscription)
         logger.info(
@@ -689,6 +740,10 @@ class Service:
     def latest_executions(self, task_ids: Iterable[str]) -> dict[str, Execution]:
         """The newest execution of each task that has one."""
         return self.store.latest_executions(task_ids)
+
+    def task_costs(self, task_ids: Iterable[str]) -> dict[str, TaskCost]:
+        """What each task has cost over all its executions (one query, see TaskCost)."""
+        return task_costs(self.store, task_ids)
 
     def execution(self, execution_id: str) -> Execution:
         return self.store.get_execution(execution_id)

@@ -161,6 +161,7 @@ async def test_local_model_sends_an_unpinned_task_to_the_real_gemini_cli(
     assert run.cost_usd > 0
     expected = estimate_cost(DEFAULT_PRICES, PRO, run.tokens_in, run.tokens_out)
     assert run.cost_usd == pytest.approx(expected)
+    assert run.cost_known is True
     # delivered as a branch; the user's checkout untouched
     [commit] = run.commits
     branch = f"claudomator/{task.id}"
@@ -285,6 +286,7 @@ async def test_local_agent_answers_in_text_without_commits(
     assert (run.tokens_in, run.tokens_out) == (100, 20)  # as the server reported them
     assert run.cost_usd == 0
     assert run.cost_estimated is False
+    assert run.cost_known is True  # a local model reports its cost: nothing
     assert run.commits == ()
     assert run.exit_code is None
     assert git(project, "branch", "--list", f"claudomator/{task.id}") == ""

@@ -138,3 +138,33 @@ def test_stories_from_the_command_line() -> None:
     assert "QUEUED: 1" in shown.stdout
     assert cli("story", "remove", story_id).returncode == 0
     assert cli("story", "show", story_id).returncode == 2
+
+
+def test_a_refused_action_says_what_the_api_says() -> None:
+    """The command line prints the service's refusal (the same words as the API's 409)."""
+    from claudomator.errors import InvalidTransition
+    from claudomator.service import Service
+
+    task = draft()
+    service = Service.open(load_settings())
+    try:
+        expected = {}
+        for action, call in (
+            ("accept", lambda: service.accept(task.id)),
+            ("reject", lambda: service.reject(task.id, "more")),
+            ("retry", lambda: service.retry(task.id)),
+            ("answer", lambda: service.answer(task.id, "yes")),
+        ):
+            try:
+                call()
+            except InvalidTransition as exc:
+                expected[action] = str(exc)
+    finally:
+        service.close()
+    assert set(expected) == {"accept", "reject", "retry", "answer"}
+    for action, message in expected.items():
+        args = (action, task.id[:8]) + (("x",) if action in ("reject", "answer") else ())
+        done = cli(*args)
+        assert done.returncode == 1, (action, done.stderr)
+        assert message in one_line(done.stderr), (action, done.stderr)
+    assert "only READY tasks can be accepted" in expected["accept"]

@@ -160,6 +160,11 @@ tasks:
     assert first_run["status"] == "QUEUED"  # ended by a re-queue
     assert "orchestrator restarted" in first_run["error_msg"]
     assert second_run["status"] == "COMPLETED"
+    # the lost run's agent had started: what it spent was never reported, so the task's total
+    # is only a lower bound
+    assert (first_run["cost_known"], second_run["cost_known"]) == (False, True)
+    assert payload["task"]["cost_known"] is False
+    assert payload["task"]["cost_usd_total"] == second_run["cost_usd"] > 0
     ask = json.loads(
         subprocess.run(
             [CLAUDOMATOR, "show", "--json", ask_id], env=env, capture_output=True, text=True

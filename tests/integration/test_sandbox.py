@@ -222,9 +222,11 @@ def test_a_missing_project_directory(sandboxes: Sandboxes, tmp_path: Path) -> No
 
 
 def test_a_folder_inside_a_repository(sandboxes: Sandboxes, project: Path) -> None:
-    write(project / "src" / "sub" / "x.py", "x\n")
-    with pytest.raises(SandboxError, match="inside the git repository"):
-        sandboxes.prepare_project(project / "src")
+    write(project / "src" / "sub" / "x.py", "x\n")  # uncommitted: the sandbox lacks it
+    sandboxes.prepare_project(project / "src")  # a committed folder: a project (monorepos)
+    with pytest.raises(SandboxError, match=r"src/sub.*not in the commits.*commit it first"):
+        sandboxes.prepare_project(project / "src" / "sub")
+    assert not (project / "src" / ".git").exists()
     scratch = project / "out" / "scratch"  # ignored by the project: a repository of its own
     write(scratch / "y.txt", "y\n")
     sandboxes.prepare_project(scratch)

@@ -21,7 +21,9 @@ def client(settings: Settings, store: Store) -> TestClient:
     return TestClient(create_app(Service(guarded, store), guarded), base_url="http://127.0.0.1")
 
 
-@pytest.mark.parametrize("path", ["/", "/new", "/projects", "/stories", "/agents", "/tasks/abc"])
+@pytest.mark.parametrize(
+    "path", ["/", "/new", "/projects", "/stories", "/agents", "/tasks/abc", "/tasks/abc/edit"]
+)
 def test_every_page_path_answers_the_shell_without_a_token(client: TestClient, path: str) -> None:
     response = client.get(path)
     assert response.status_code == 200

@@ -68,3 +68,31 @@ def test_the_command_line_starts_without_its_heavy_libraries() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_list_loads_the_store_but_not_yaml_git_or_web_push(tmp_path: Path) -> None:
+    """`list`, `show` and `answer` need the store; task files (YAML and their models), the
+    sandbox's git plumbing, Web Push's cryptography and urllib are loaded by the commands that
+    use them."""
+    import os
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys; sys.argv = ['claudomator', 'list']\n"
+        "from claudomator.cli import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "heavy = ('yaml', 'claudomator.taskfile', 'claudomator.sandbox', 'cryptography',"
+        " 'urllib.request', 'claudomator.webpush')\n"
+        "print(sorted(m for m in heavy if m in sys.modules), 'sqlalchemy' in sys.modules)"
+    )
+    env = {**os.environ, "CLAUDOMATOR_DATA_DIR": str(tmp_path / "data")}
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        env=env,
+    )
+    assert done.stdout.strip().splitlines()[-1] == "[] True"

@@ -75,6 +75,7 @@ class Outcome:
     cost_usd: float = 0.0
     cost_reported: bool = False  # the agent reported cost itself (else it may be estimated)
     cost_estimated: bool = False
+    cost_known: bool = True  # False: not reported and the model has no price (set by the pool)
     tokens_in: int = 0
     tokens_out: int = 0
     error_msg: str = ""  # for failures: what went wrong, in the agent's words where possible

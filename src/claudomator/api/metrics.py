@@ -98,21 +98,32 @@ class StoreCollector(Collector):
             labels=["agent", "model", "status"],
         )
         cost: dict[tuple[str, str], float] = defaultdict(float)
+        unknown: dict[tuple[str, str], int] = defaultdict(int)
         tokens: dict[tuple[str, str, str], int] = defaultdict(int)
         for group in groups:
             count.add_metric([group.agent, group.model, group.status], group.count)
             cost[group.agent, group.model] += group.cost_usd
+            unknown[group.agent, group.model] += group.cost_unknown
             tokens[group.agent, group.model, "in"] += group.tokens_in
             tokens[group.agent, group.model, "out"] += group.tokens_out
         yield count
         cost_family = CounterMetricFamily(
             "claudomator_cost_usd",
-            "Cost of executions in USD (reported or estimated; 0 for unpriced models).",
+            "Cost of executions in USD (reported or estimated; those of unknown cost add 0).",
             labels=["agent", "model"],
         )
         for key, value in sorted(cost.items()):
             cost_family.add_metric(list(key), value)
         yield cost_family
+        unknown_family = CounterMetricFamily(
+            "claudomator_executions_cost_unknown",
+            "Executions whose cost is unknown (no cost reported and no price for the model, "
+            "or lost with their orchestrator): claudomator_cost_usd leaves them out.",
+            labels=["agent", "model"],
+        )
+        for key, n in sorted(unknown.items()):
+            unknown_family.add_metric(list(key), n)
+        yield unknown_family
         token_family = CounterMetricFamily(
             "claudomator_tokens",
             "Model tokens of executions, in (prompt) and out (completion).",

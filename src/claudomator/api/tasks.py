@@ -1,4 +1,5 @@
-"""Task routes: create (one or a batch), list, get, and the actions cancel, retry, answer."""
+"""Task routes: create (one or a batch), list, get, edit, and the actions (cancel, retry,
+run again, answer, accept, reject)."""
 
 from __future__ import annotations
 
@@ -29,18 +30,39 @@ MAX_LOG_CHUNK = 4 * 1024 * 1024
 
 
 class TaskView(Task):
-    """A task as the API shows it: the stored task, and why it waits if no agent can take it."""
+    """A task as the API shows it: the stored task, why it waits if no agent can take it, and
+    what it has cost (over all its executions: see ``TaskCost``)."""
 
     # set on a QUEUED task that no usable agent can take now (readiness.waiting_reason)
     waiting_reason: str | None = None
+    cost_usd_total: float = Field(
+        default=0.0,
+        description="USD spent over all executions; only a lower bound when cost_known is false",
+    )
+    cost_known: bool = Field(
+        default=True,
+        description="false when an execution's cost is unknown (the agent reported none and "
+        "its model has no price): then any budget on the task was not checked",
+    )
+    cost_estimated: bool = Field(
+        default=False, description="some of the cost was estimated from the price table"
+    )
 
 
 def _views(service: Service, tasks: list[Task]) -> list[TaskView]:
     reasons = service.waiting_reasons(tasks)
-    return [
-        TaskView.model_validate({**t.model_dump(), "waiting_reason": reasons.get(t.id)})
-        for t in tasks
-    ]
+    costs = service.task_costs(t.id for t in tasks)
+    views = []
+    for t in tasks:
+        cost = costs[t.id]
+        extra = {
+            "waiting_reason": reasons.get(t.id),
+            "cost_usd_total": cost.total_usd,
+            "cost_known": cost.known,
+            "cost_estimated": cost.estimated,
+        }
+        views.append(TaskView.model_validate({**t.model_dump(), **extra}))
+    return views
 
 
 class TaskList(BaseModel):
@@ -219,6 +241,13 @@ def task_routes(service: Service) -> APIRouter:
     def retry_task(task_id: str) -> Task:
         """Queue an ended (FAILED, TIMED_OUT, BUDGET_EXCEEDED, CANCELLED) task again."""
         return service.retry(task_id)
+
+    @router.post("/{task_id}/again", response_model=Task, status_code=201)
+    def run_task_again(task_id: str) -> Task:
+        """Queue a new task with an ended task's definition (``claudomator run --again``); the
+        ended task is kept. 409 unless it ended, or for a checker task. To re-queue a FAILED,
+        TIMED_OUT, BUDGET_EXCEEDED or CANCELLED task itself, use ``/retry``."""
+        return service.run_again(task_id)
 
     @router.post("/{task_id}/answer", response_model=Task)
     def answer_task(task_id: str, body: AnswerBody) -> Task:

@@ -19,7 +19,7 @@ from rich.logging import RichHandler
 from rich.markup import escape
 
 from claudomator import __version__
-from claudomator.cli import catalog, edit, intake, manage, run, serve, views
+from claudomator.cli import catalog, edit, gc, intake, manage, run, serve, views
 from claudomator.cli.common import app, make_console, state
 from claudomator.config import default_data_dir
 from claudomator.errors import ClaudomatorError
@@ -29,6 +29,7 @@ CRASH_LOG = "cli-errors.log"  # in <data dir>/logs: the tracebacks a user is spa
 _COMMAND_MODULES = (
     catalog,
     edit,
+    gc,
     intake,
     manage,
     run,

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -33,6 +31,7 @@ from claudomator.logview import last_activity
 from claudomator.models import (
     Execution,
     Task,
+    TaskCost,
     TaskState,
     utcnow,
 )
@@ -124,19 +123,48 @@ def elapsed(execution: Execution | None, now: datetime) -> str:
     return f"{seconds // 60}:{seconds % 60:02d}"
 
 
-def cost_text(execution: Execution | None) -> str:
-    if execution is None or (execution.cost_usd == 0 and execution.end_time is None):
+def cost_text(cost: TaskCost | None) -> str:
+    """A task's cost (see :class:`TaskCost`): ``$0.1234``, ``~$0.1234`` when estimated,
+    ``≥ $0.1234`` when some of it is unknown, ``unknown`` when none is known; "" before it ran."""
+    if cost is None or (cost.ended == 0 and cost.total_usd == 0 and cost.known):
+        return ""
+    amount = f"{'~' if cost.estimated else ''}${cost.total_usd:.4f}"
+    if cost.known:
+        return amount
+    return f"≥ {amount}" if cost.total_usd > 0 else "unknown"
+
+
+def execution_cost_text(execution: Execution) -> str:
+    """One execution's cost, in the words of :func:`cost_text`."""
+    if not execution.cost_known:
+        return "unknown"
+    if execution.cost_usd == 0 and execution.end_time is None:
         return ""
     return f"{'~' if execution.cost_estimated else ''}${execution.cost_usd:.4f}"
 
 
+def budget_unchecked(task: Task, known: bool) -> str:
+    """The note for a task whose budget could not be checked, as its cost is unknown."""
+    budget = task.agent.max_budget_usd
+    if known or budget is None:
+        return ""
+    return f" (no price for the model: the budget of ${budget:g} was not checked)"
+
+
 def serve_is_running(settings: Settings, timeout: float = 0.5) -> bool:
     """Whether a ``claudomator serve`` answers at ``server_addr`` (which resumes queued work)."""
-    url = f"{settings.api_url}/api/health"  # http://<server_addr>: ours, never a user's URL
+    import http.client  # loaded only by the commands that ask
+    from urllib.parse import urlsplit
+
+    url = urlsplit(settings.api_url)  # http://<server_addr>: ours, never a user's URL
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as reply:  # noqa: S310
-            return bool(reply.status == 200)
-    except (OSError, ValueError):
+        connection = http.client.HTTPConnection(url.hostname or "", url.port, timeout=timeout)
+        try:
+            connection.request("GET", "/api/health")
+            return connection.getresponse().status == 200
+        finally:
+            connection.close()
+    except (OSError, ValueError, http.client.HTTPException):
         return False
 
 
@@ -182,6 +210,7 @@ def task_table(service: Service, tasks: list[Task], *, activity: bool = False) -
     if activity:
         table.add_column("ACTIVITY", overflow="ellipsis", no_wrap=True, min_width=16, ratio=1)
     latest = service.latest_executions(t.id for t in tasks)
+    costs = service.task_costs(t.id for t in tasks)
     now = utcnow()
     for task in tasks:
         execution = latest.get(task.id)
@@ -191,7 +220,7 @@ def task_table(service: Service, tasks: list[Task], *, activity: bool = False) -
             state_text(task.state) + verdict_text(task),
             (execution.agent if execution else task.agent.type) or "auto",
             elapsed(execution, now),
-            cost_text(execution),
+            cost_text(costs.get(task.id)),
         ]
         if activity:
             running = execution is not None and task.state == TaskState.RUNNING
@@ -241,11 +270,12 @@ def lookup(service: Service, ident: str) -> Task:
 
 
 @contextmanager
-def acting_on(ident: str, refusal: Callable[[Task], str]) -> Iterator[tuple[Service, Task]]:
+def acting_on(ident: str) -> Iterator[tuple[Service, Task]]:
     """The service and the task ``ident`` names, for one action on it; closed afterwards.
 
-    A state that does not allow the action exits 1 with ``refusal(task)``; invalid input
-    (an empty answer, say) exits 2 with its message.
+    A state that does not allow the action exits 1 with the service's refusal (which names the
+    task, its state and what the action needs, as the API says it); invalid input (an empty
+    answer, say) exits 2 with its message.
     """
     service = open_service(load())
     try:
@@ -253,7 +283,7 @@ def acting_on(ident: str, refusal: Callable[[Task], str]) -> Iterator[tuple[Serv
         try:
             yield service, task
         except InvalidTransition as exc:
-            raise fail(refusal(task)) from exc
+            raise fail(str(exc)) from exc
         except ValidationError as exc:
             raise fail(str(exc), 2) from exc
         except TaskFileError as exc:  # new values for a task: every problem, then exit 2

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from claudomator.cli.common import acting_on, app, fail, make_console, resume_hint, short_id
-from claudomator.models import Priority, Task
+from claudomator.models import Priority
 
 logger = logging.getLogger(__name__)
 
@@ -21,11 +21,7 @@ def submit(
     task_id: Annotated[str, typer.Argument(metavar="ID", help="A PENDING draft (id or prefix).")],
 ) -> None:
     """Queue a PENDING draft (made with the web UI or `POST /api/tasks?submit=false`)."""
-
-    def refusal(task: Task) -> str:
-        return f"task {task.id} is {task.state.value}, not a PENDING draft; nothing to submit"
-
-    with acting_on(task_id, refusal) as (service, task):
+    with acting_on(task_id) as (service, task):
         service.queue(task.id)
         settings = service.settings
     make_console().print(
@@ -86,10 +82,7 @@ def edit(
     if not changes:
         raise fail("nothing to change: give at least one option (see --help)", 2)
 
-    def refusal(task: Task) -> str:
-        return f"task {task.id} is {task.state.value}: only PENDING or QUEUED tasks can be edited"
-
-    with acting_on(task_id, refusal) as (service, task):
+    with acting_on(task_id) as (service, task):
         edited = service.update(task.id, changes)
     make_console().print(
         f"Changed {edited.name} ({short_id(edited.id)}): {', '.join(sorted(_described(changes)))}.",
@@ -109,15 +102,11 @@ def delete(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Delete a task with its history (not while it runs). Its logs stay on disk."""
-
-    def refusal(task: Task) -> str:
-        return f"task {task.id} is {task.state.value}: cancel it first, then delete it"
-
-    with acting_on(task_id, refusal) as (service, task):
+    with acting_on(task_id) as (service, task):
         if not yes:
             if not sys.stdin.isatty():
                 raise fail(f"not deleting {task.id} without --yes (no terminal to ask on)", 2)
             if not typer.confirm(f"Delete {task.name} ({short_id(task.id)}) and its history?"):
                 raise typer.Exit(1)
-        service.delete(task.id)  # a running task: InvalidTransition, the refusal above
+        service.delete(task.id)  # a running task: InvalidTransition, the service's refusal
     make_console().print(f"Deleted {task.name} ({short_id(task.id)}).", markup=False)

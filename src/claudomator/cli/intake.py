@@ -9,13 +9,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-import yaml
 
 from claudomator.cli.common import app, fail, load, make_console, open_service, short_id
 from claudomator.config import Settings
 from claudomator.errors import TaskFileError, ValidationError
 from claudomator.models import Project
-from claudomator.taskfile import parse_tasks
 
 if TYPE_CHECKING:
     from claudomator.elaborate import Elaborated
@@ -23,18 +21,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _KEEP_EMPTY = frozenset({"name", "instructions"})
-
-
-class _TaskDumper(yaml.SafeDumper):
-    """Writes multi-line text as ``|`` blocks, the way people write task files."""
-
-
-def _str_block(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    style = "|" if "\n" in value else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-
-_TaskDumper.add_representer(str, _str_block)
 
 
 def _without_empty(spec: Mapping[str, Any]) -> dict[str, Any]:
@@ -50,9 +36,19 @@ def _without_empty(spec: Mapping[str, Any]) -> dict[str, Any]:
 
 def spec_yaml(spec: Mapping[str, Any], backend: str) -> str:
     """``spec`` as a task file (empty fields left out), with a header saying where it came from."""
+    import yaml  # loaded by the commands that write YAML, not by every start
+
+    class TaskDumper(yaml.SafeDumper):
+        """Writes multi-line text as ``|`` blocks, the way people write task files."""
+
+    def str_block(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+        style = "|" if "\n" in value else None
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+    TaskDumper.add_representer(str, str_block)
     body = yaml.dump(
         _without_empty(spec),
-        Dumper=_TaskDumper,
+        Dumper=TaskDumper,
         sort_keys=False,
         allow_unicode=True,
         width=100,
@@ -134,6 +130,8 @@ def elaborate(
     if submit:
         service = open_service(settings)
         try:
+            from claudomator.taskfile import parse_tasks
+
             tasks = parse_tasks(done.spec, source=f"elaborate:{done.backend}", base_dir=Path.cwd())
             [task] = service.submit(tasks)
         except (TaskFileError, ValidationError) as exc:

@@ -26,7 +26,6 @@ from claudomator.errors import (
     ConfigError,
 )
 from claudomator.models import (
-    Task,
     TaskState,
 )
 
@@ -39,11 +38,7 @@ def answer(
     text: Annotated[str, typer.Argument(help="Your answer to the agent's question.")],
 ) -> None:
     """Answer a BLOCKED task's question: it resumes the same agent session and sandbox."""
-
-    def refusal(task: Task) -> str:
-        return f"task {task.id} is {task.state.value}, not BLOCKED; no question to answer"
-
-    with acting_on(task_id, refusal) as (service, task):
+    with acting_on(task_id) as (service, task):
         service.answer(task.id, text)
         settings = service.settings
     make_console().print(
@@ -54,16 +49,12 @@ def answer(
     )
 
 
-def _not_ready(task: Task) -> str:
-    return f"task {task.id} is {task.state.value}, not READY"
-
-
 @app.command(rich_help_panel="Act")
 def accept(
     task_id: Annotated[str, typer.Argument(metavar="ID", help="A READY task (id or prefix).")],
 ) -> None:
     """Accept a READY task's branch: the task is COMPLETED (merge the branch yourself)."""
-    with acting_on(task_id, _not_ready) as (service, task):
+    with acting_on(task_id) as (service, task):
         service.accept(task.id)
     make_console().print(f"Accepted {task.name} ({short_id(task.id)}).", markup=False)
 
@@ -74,7 +65,7 @@ def reject(
     feedback: Annotated[str, typer.Argument(help="What the agent should change.")],
 ) -> None:
     """Send a READY task back with feedback: the same agent session resumes on its branch."""
-    with acting_on(task_id, _not_ready) as (service, task):
+    with acting_on(task_id) as (service, task):
         service.reject(task.id, feedback)
         settings = service.settings
     make_console().print(
@@ -89,14 +80,7 @@ def retry(
     task_id: Annotated[str, typer.Argument(metavar="ID", help="Task id (or a unique prefix).")],
 ) -> None:
     """Queue a FAILED, TIMED_OUT, BUDGET_EXCEEDED or CANCELLED task for a fresh attempt."""
-
-    def refusal(task: Task) -> str:
-        return (
-            f"task {task.id} is {task.state.value}: only FAILED, TIMED_OUT, BUDGET_EXCEEDED "
-            "or CANCELLED tasks can be retried"
-        )
-
-    with acting_on(task_id, refusal) as (service, task):
+    with acting_on(task_id) as (service, task):
         service.retry(task.id)
         settings = service.settings
     make_console().print(
@@ -111,11 +95,7 @@ def cancel(
     task_id: Annotated[str, typer.Argument(metavar="ID", help="Task id (or a unique prefix).")],
 ) -> None:
     """Cancel a task. A running agent is stopped (its sandbox is kept)."""
-
-    def refusal(task: Task) -> str:
-        return f"task {task.id} is already {task.state.value}; nothing to cancel"
-
-    with acting_on(task_id, refusal) as (service, task):
+    with acting_on(task_id) as (service, task):
         result = service.cancel(task.id)
     if result.state == TaskState.RUNNING:
         make_console().print(

@@ -44,10 +44,10 @@ from claudomator.models import (
     utcnow,
 )
 from claudomator.protocol import parse_question
-from claudomator.taskfile import ParsedTasks, read_taskfile
 
 if TYPE_CHECKING:  # the service (SQLAlchemy) is loaded when a command opens it
     from claudomator.service import Duplicate, Service
+    from claudomator.taskfile import ParsedTasks
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +97,8 @@ def _store(service: Service, file: Path, *, dry_run: bool, again: bool) -> list[
     """Validate ``file`` as a run does and store its tasks (nothing with ``dry_run``): their
     ids. Every problem is printed and exits 2; so does a refused repeat."""
     try:
+        from claudomator.taskfile import read_taskfile  # YAML and its models: `run` only
+
         parsed = service.prepare(read_taskfile(file), source=str(file), base_dir=file.parent)
         duplicates = service.duplicates(parsed.tasks)
         if dry_run:
@@ -151,6 +153,8 @@ def _confirm_repeat(file: Path, duplicates: list[Duplicate]) -> None:
 def _print_plan(parsed: ParsedTasks) -> None:
     """The tasks a run would store. An id is shown only when the file gives it (``id:``): it
     is the id the run stores; the others get a new id when stored."""
+    from claudomator.projects import described  # git: only for the dry run's table
+
     tasks = parsed.tasks
     table = Table(title="Tasks (dry run: nothing stored)", header_style="bold")
     for column in ("ID", "NAME", "AGENT", "PROJECT", "TIMEOUT", "PRIORITY", "DEPENDS ON"):
@@ -161,7 +165,7 @@ def _print_plan(parsed: ParsedTasks) -> None:
             escape(task.id) if task.id in parsed.given_ids else "(new)",
             escape(task.name),
             task.agent.type or "auto",
-            escape(task.agent.project_dir or "(scratch)"),
+            escape(described(task.agent.project_dir)),
             f"{task.timeout:g}s" if task.timeout else "default",
             task.priority.value,
             escape(", ".join(names.get(d, short_id(d)) for d in task.depends_on)),
@@ -267,6 +271,8 @@ async def _follow(
 
 
 def _print_outcomes(service: Service, tasks: list[Task], console: Console) -> None:
+    from claudomator.projects import in_repository  # git: only once tasks ran
+
     latest = service.latest_executions(t.id for t in tasks)
     for task in tasks:
         execution = latest.get(task.id)
@@ -278,6 +284,9 @@ def _print_outcomes(service: Service, tasks: list[Task], console: Console) -> No
             if events and events[-1].reason:
                 console.print(f"  {events[-1].reason}", markup=False)
             continue
+        where = in_repository(task.agent.project_dir) if execution.commits else ""
+        if where:
+            console.print(f"  {where}", markup=False)
         note = read_note(Path(execution.stdout_path).parent) if execution.stdout_path else None
         if note is not None:  # the user's uncommitted changes were not in the sandbox
             console.print(f"  note: {note.line}", style="yellow", markup=False)

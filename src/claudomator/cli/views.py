@@ -17,7 +17,9 @@ from rich.table import Table
 from claudomator.checkout import read_note
 from claudomator.cli.common import (
     app,
+    budget_unchecked,
     cost_text,
+    execution_cost_text,
     fail,
     iso,
     load,
@@ -39,6 +41,7 @@ from claudomator.models import (
     Execution,
     Interaction,
     Task,
+    TaskCost,
     TaskEvent,
     TaskState,
 )
@@ -159,9 +162,15 @@ def show(
         executions = service.executions(task.id)
         events = service.events(task.id)
         talk = service.interactions(task.id)
+        cost = service.task_costs([task.id])[task.id]
         if as_json:
             payload = {
-                "task": task.model_dump(mode="json"),
+                "task": {
+                    **task.model_dump(mode="json"),
+                    "cost_usd_total": cost.total_usd,  # as the API says it
+                    "cost_known": cost.known,
+                    "cost_estimated": cost.estimated,
+                },
                 "executions": [e.model_dump(mode="json") for e in executions],
                 "events": [e.model_dump(mode="json") for e in events],
                 "interactions": [i.model_dump(mode="json") for i in talk],
@@ -171,7 +180,7 @@ def show(
                 payload["check"] = check.model_dump(mode="json")
             typer.echo(json.dumps(payload, indent=2))
             return
-        _print_task(task, executions, events)
+        _print_task(task, executions, events, cost)
         _print_check(service.check_status(task))
         waiting = service.waiting_reasons([task]).get(task.id)
         if waiting:  # a QUEUED task no usable agent can take: say why (see `agents`)
@@ -207,18 +216,32 @@ def _print_check(check: CheckStatus | None) -> None:
         console.print(check.report, markup=False)
 
 
-def _print_task(task: Task, executions: list[Execution], events: list[TaskEvent]) -> None:
+def _total_cost(task: Task, cost: TaskCost) -> str:
+    """The task's cost over its executions, and whether its budget went unchecked."""
+    text = cost_text(cost)
+    if text and cost.executions > 1:
+        text += f" over {plural(cost.executions, 'execution')}"
+    return text + (budget_unchecked(task, cost.known) if text else "")
+
+
+def _print_task(
+    task: Task, executions: list[Execution], events: list[TaskEvent], cost: TaskCost
+) -> None:
+    from claudomator.projects import described  # git: `show` only, not `list`
+
     console = make_console()
     console.print(f"[bold]{escape(task.name)}[/]  {state_text(task.state)}")
     rows = [
         ("id", task.id),
         ("agent", f"{task.agent.type or 'auto'} {task.agent.model}".strip()),
-        ("project", task.agent.project_dir or "(scratch)"),
+        ("project", described(task.agent.project_dir)),
         ("priority", task.priority.value),
         ("timeout", f"{task.timeout:g}s" if task.timeout else "default"),
         ("tags", ", ".join(task.tags)),
         ("depends on", ", ".join(task.depends_on)),
         ("created", task.created_at.isoformat(timespec="seconds")),
+        ("budget", f"${task.agent.max_budget_usd:g}" if task.agent.max_budget_usd else ""),
+        ("cost", _total_cost(task, cost)),
     ]
     for key, value in rows:
         if value:
@@ -244,7 +267,7 @@ def _print_task(task: Task, executions: list[Execution], events: list[TaskEvent]
             ("started", execution.start_time.isoformat(timespec="seconds")),
             ("ended", iso(execution.end_time)),
             ("exit code", "" if execution.exit_code is None else str(execution.exit_code)),
-            ("cost", cost_text(execution)),
+            ("cost", execution_cost_text(execution)),
             ("tokens", f"{execution.tokens_in} in / {execution.tokens_out} out"),
             ("sandbox", _sandbox_text(execution.sandbox_dir)),
             ("stdout", execution.stdout_path),

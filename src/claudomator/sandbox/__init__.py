@@ -37,6 +37,12 @@ Plain folders
     holds another project or repository, or one bigger than the init limits
     (:mod:`~claudomator.sandbox.project`). A failing git is never taken for "not a repository".
 
+Monorepos
+    A project folder committed inside a repository is a package of it: the sandbox is a copy of
+    the whole repository (the repository is the project for warm trees and delivery) and
+    :attr:`Sandbox.subdir` is where the agent and the build check work. That folder is checked
+    without following links whenever it is used (an agent may have replaced it by a link).
+
 Delivery
     :mod:`~claudomator.sandbox.delivery`: pushes to one target are serialised on this machine and
     rebased and retried while rejected; the result is a typed :class:`Delivered`.

@@ -41,16 +41,38 @@ def detect_build_command(tree: Path) -> tuple[str, ...]:
     return ()
 
 
-def build_check(tree: Path, build_command: Sequence[str]) -> None:
-    """Run the build check in ``tree``; raise :class:`BuildFailed` if it fails."""
-    argv = tuple(build_command) or detect_build_command(tree)
+def find_build(tree: Path, subdir: str) -> tuple[Path, tuple[str, ...]]:
+    """The detected build check of the folder ``subdir`` of ``tree``: (where it runs, argv).
+
+    The nearest folder with a build definition wins, from ``subdir`` up to ``tree``: a
+    monorepo package's own Makefile, else its parents', else the repository's. ``subdir`` must
+    have been checked (:func:`~claudomator.sandbox.tree.inner_dir`). ``(tree, ())`` if none.
+    """
+    parts = subdir.split("/") if subdir else []
+    for depth in range(len(parts), -1, -1):
+        folder = tree.joinpath(*parts[:depth])
+        argv = detect_build_command(folder)
+        if argv:
+            return folder, argv
+    return tree, ()
+
+
+def build_check(tree: Path, build_command: Sequence[str], subdir: str = "") -> None:
+    """Run the build check of the sandbox ``tree``; raise :class:`BuildFailed` if it fails.
+
+    A given ``build_command`` runs in ``subdir`` (the folder of the project that configures
+    it); otherwise the detected one runs where :func:`find_build` finds it.
+    """
+    folder, argv = (tree / subdir if subdir else tree), tuple(build_command)
+    if not argv:
+        folder, argv = find_build(tree, subdir)
     if not argv:
         return
-    logger.info("build check %s in %s", argv, tree, extra={"action": "sandbox_build"})
+    logger.info("build check %s in %s", argv, folder, extra={"action": "sandbox_build"})
     # the sandbox's name is its execution id: the execution's mark lets the tree kill find
     # whatever the project's build leaves running
     env = {**clean_env(), process.MARK_VARIABLE: tree.name}
-    result = process.run(argv, cwd=tree, env=env, timeout=BUILD_TIMEOUT)
+    result = process.run(argv, cwd=folder, env=env, timeout=BUILD_TIMEOUT)
     left = process.kill_marked_sync(tree.name, LEFTOVER_GRACE)  # before we commit the tree
     if left:
         logger.info(

@@ -1,5 +1,8 @@
 """The user's project: is it a repository, what is its HEAD, may a plain folder become one.
 
+A folder committed in a repository (a monorepo's package) is a project too: the repository is
+the project for git and the agent works in that folder of the sandbox (:class:`Location`).
+
 "git failed" is never read as "not a repository": only git's own ``not a git repository``
 answer lets a folder be initialised, and then only a folder that is plainly meant to be a
 project (not ``/``, the home or temp directory, the data directory or anything above them, not
@@ -53,19 +56,76 @@ class Guard:
         return [(p.expanduser().resolve(), what) for p, what in places]
 
 
+@dataclass(frozen=True)
+class Location:
+    """Where a ready project folder is for git: its repository, and the folder inside it.
+
+    ``root`` (the repository's top level) is the project for everything git does: the sandbox
+    is a copy of it, warm trees, delivery and push locks are keyed by it and its branch. The
+    agent works in ``subdir`` of the sandbox ("" at the top level; POSIX, no ``..``).
+    """
+
+    root: Path
+    subdir: str
+    head: str
+    branch: str  # "HEAD" if detached
+
+
 def project_head(project: Path) -> tuple[str, str] | None:
     """The HEAD commit and branch ("HEAD" if detached) of a ready project, in one git call.
 
     None unless ``project`` is the top level of a non-bare repository with at least one commit.
+    """
+    found = locate(project)
+    if found is None or found.subdir:
+        return None
+    return found.head, found.branch
+
+
+def relative_subdir(project: Path, root: Path) -> str:
+    """``project`` relative to ``root`` (both resolved) as a POSIX path; "" if they are equal.
+
+    Raises :class:`SandboxError` if ``project`` is not inside ``root`` or the path has a part
+    that is not a plain name (``..``, ``.``, or ``.git``).
+    """
+    try:
+        parts = project.relative_to(root).parts
+    except ValueError as exc:
+        raise SandboxError(f"project directory {project} is not inside {root}") from exc
+    bad = [p for p in parts if p in ("", ".", "..", ".git") or "/" in p or "\0" in p]
+    if bad:
+        raise SandboxError(f"project directory {project}: {bad[0]!r} in its path inside {root}")
+    return "/".join(parts)
+
+
+def locate(project: Path) -> Location | None:
+    """The repository, subdirectory and HEAD of the resolved folder ``project``, if it is ready.
+
+    Ready: inside a non-bare repository with at least one commit whose HEAD holds ``project``
+    (its top level, or a subdirectory committed there). One git call for a top level, two for a
+    subdirectory. None otherwise (:func:`prepare` says why, or makes it ready).
     """
     args = ["rev-parse", "--is-bare-repository", "--show-toplevel", "HEAD"]
     found = git.run(project, *args, "--symbolic-full-name", "HEAD", check=False)
     lines = found.stdout.splitlines()
     if not found.ok or len(lines) != 4 or lines[0] != "false":
         return None
-    if Path(lines[1]).resolve() != project:
+    root = Path(lines[1]).resolve()
+    head, branch = lines[2], lines[3].removeprefix("refs/heads/")
+    if root == project:
+        return Location(root, "", head, branch)
+    try:
+        subdir = relative_subdir(project, root)
+    except SandboxError:
         return None
-    return lines[2], lines[3].removeprefix("refs/heads/")
+    if not _committed_folder(root, head, subdir):
+        return None  # untracked or ignored: prepare() tells which
+    return Location(root, subdir, head, branch)
+
+
+def _committed_folder(root: Path, head: str, subdir: str) -> bool:
+    kind = git.run(root, "cat-file", "-t", f"{head}:{subdir}", check=False)
+    return kind.ok and kind.stdout.strip() == "tree"
 
 
 def uncommitted_changes(project: Path, *, timeout: float = 30.0) -> int | None:
@@ -103,10 +163,8 @@ def prepare(project_dir: Path, guard: Guard) -> None:
     if Path(top).resolve() != project:
         ignored = git.run(project, "check-ignore", "-q", ".", check=False)
         if ignored.returncode == 1:
-            raise SandboxError(
-                f"project directory {project} is inside the git repository {top}; "
-                "use that repository as the project directory"
-            )
+            _check_subdir(project, Path(top).resolve())
+            return  # a subdirectory of a repository (a monorepo's package): the agent works there
         if not ignored.ok:
             raise SandboxError(
                 f"cannot tell whether {project} is ignored by the repository {top}:\n"
@@ -121,6 +179,36 @@ def prepare(project_dir: Path, guard: Guard) -> None:
         raise SandboxError(
             f"cannot read the HEAD of project {project} (exit {has_head.returncode}):\n"
             f"{has_head.tail()}"
+        )
+
+
+def ready(project_dir: Path, guard: Guard) -> Location:
+    """The :class:`Location` of ``project_dir``, prepared first if it is not ready.
+
+    Raises :class:`SandboxError` for a folder that cannot be a project (see :func:`prepare`)
+    or one in a repository inside Claudomator's sandboxes.
+    """
+    project = project_dir.expanduser().resolve()
+    where = locate(project) if project.is_dir() else None
+    if where is None:
+        prepare(project_dir, guard)
+        where = locate(project)
+    if where is None:
+        raise SandboxError(f"cannot read the HEAD of project {project}")
+    sandboxes = guard.sandboxes_root
+    if sandboxes is not None and where.root.is_relative_to(sandboxes.expanduser().resolve()):
+        raise SandboxError(f"project directory {project} is inside Claudomator's sandboxes")
+    return where
+
+
+def _check_subdir(project: Path, root: Path) -> None:
+    """A tracked folder of ``root`` is a project only once ``root``'s HEAD holds it."""
+    subdir = relative_subdir(project, root)
+    has_head = git.run(root, "rev-parse", "-q", "--verify", "HEAD^{commit}", check=False)
+    if not has_head.ok or not _committed_folder(root, has_head.stdout.strip(), subdir):
+        raise SandboxError(
+            f"project directory {project} is not in the commits of the repository {root} "
+            f"(subdirectory {subdir}); commit it first"
         )
 
 

@@ -21,9 +21,11 @@ from claudomator.sandbox import tree as trees
 from claudomator.sandbox.build import build_check
 from claudomator.sandbox.project import (
     Guard,
+    Location,
     prepare,
     prepare_scratch,
     project_head,
+    ready,
     uncommitted_changes,
 )
 from claudomator.sandbox.tree import Sandbox
@@ -89,10 +91,11 @@ class Sandboxes:
         another project or a git repository, or is bigger than the init limits (then
         :class:`SandboxError`, and no ``.git`` is left behind). A repository without commits gets
         an empty initial commit (whatever is staged stays staged). A folder inside another
-        repository gets a repository of its own only if that repository ignores it. Raises
-        :class:`SandboxError` if the directory is missing, is a bare repository, is a tracked
-        folder of another repository, or if git fails in any way other than saying it is not a
-        repository.
+        repository gets a repository of its own only if that repository ignores it; otherwise
+        it is a package of that repository (see :meth:`locate`) and must be in its HEAD. Raises
+        :class:`SandboxError` if the directory is missing, is a bare repository, is a folder of
+        another repository that is in none of its commits yet, or if git fails in any way other
+        than saying it is not a repository.
         """
         prepare(project_dir, self.guard)
 
@@ -118,37 +121,42 @@ class Sandboxes:
         """
         if not execution_id or "/" in execution_id or execution_id.startswith("."):
             raise SandboxError(f"invalid execution id {execution_id!r}")
-        project = project_dir.expanduser().resolve()
-        state = project_head(project) if project.is_dir() else None
-        if state is None:
-            self.prepare_project(project_dir)
-            state = project_head(project)
-        if state is None:
-            raise SandboxError(f"cannot read the HEAD of project {project}")
-        head, branch = state
+        where = self.locate(project_dir)
+        project, head, branch = where.root, where.head, where.branch
         dest = self.root / execution_id
         if dest.exists():
             raise SandboxError(f"sandbox directory {dest} already exists")
         self.root.mkdir(parents=True, exist_ok=True)
-        box = Sandbox(dest, project, head, branch)
+        box = Sandbox(dest, project, head, branch, where.subdir)
         how = "warm tree"
         if not (warm.take(self.root, project, branch, dest) and self._refresh(box)):
             how = "clone"
             self._clone(box)
         try:
+            trees.inner_dir(dest, box.subdir)  # a fresh checkout: a committed folder is there
             trees.save_state(self.root, box, trees.read_config(dest))
-        except OSError as exc:
+        except (OSError, SandboxError) as exc:
             trees.remove(dest)
             raise SandboxError(f"cannot record sandbox {dest}: {exc}") from exc
         logger.info(
             "sandbox %s for %s at %s (%s)",
             dest,
-            project,
+            box.describe(),
             head[:12],
             how,
             extra={"action": "sandbox_create"},
         )
         return box
+
+    def locate(self, project_dir: Path) -> Location:
+        """The ready project of ``project_dir``: its repository, subdirectory and HEAD.
+
+        A subdirectory committed in a repository is located in that repository (the sandbox
+        copies the whole repository and the agent works in the subdirectory). A folder that is
+        not ready is prepared first (see :meth:`prepare_project`). Raises :class:`SandboxError`
+        for a folder that cannot be a project, or one inside Claudomator's sandboxes.
+        """
+        return ready(project_dir, self.guard)
 
     def _clone(self, box: Sandbox) -> None:
         try:
@@ -183,16 +191,27 @@ class Sandboxes:
         this root, or tampered with."""
         if sandbox_dir.parent.resolve() != self.root.resolve():
             return None
-        state = self._state(sandbox_dir, project_dir.expanduser().resolve())
+        wanted = project_dir.expanduser().resolve()
+        state = self._state(sandbox_dir, wanted)
         if state is None:
+            return None
+        project, subdir = Path(state["project"]), state["subdir"]
+        if (project / subdir if subdir else project) != wanted:
+            logger.warning(
+                "cannot reopen %s: it is a sandbox of %s, not of %s",
+                sandbox_dir,
+                project / subdir,
+                wanted,
+                extra={"action": "resume"},
+            )
             return None
         try:
             trees.reclaim(sandbox_dir, state["config"])
+            trees.inner_dir(sandbox_dir, subdir)  # the agent may have replaced it by a link
         except SandboxError as exc:
             logger.warning("cannot reopen %s: %s", sandbox_dir, exc, extra={"action": "resume"})
             return None
-        project = project_dir.expanduser().resolve()
-        return Sandbox(sandbox_dir, project, state["base_commit"], state["branch"])
+        return Sandbox(sandbox_dir, project, state["base_commit"], state["branch"], subdir)
 
     def _state(self, tree: Path, project: Path) -> dict[str, str] | None:
         """The record of ``tree``; a sandbox made by an older version gets one now."""
@@ -237,15 +256,21 @@ class Sandboxes:
     # --- collecting ---
 
     def collect(
-        self, sandbox: Sandbox, *, build_command: Sequence[str] = (), since: str = ""
+        self,
+        sandbox: Sandbox,
+        *,
+        build_command: Sequence[str] = (),
+        build_dir: str | None = None,
+        since: str = "",
     ) -> Collected:
         """Autocommit leftover changes (after the build check passes); list commits and stats.
 
         The commits and stats are those after ``since`` (a commit id: the head an earlier
         execution in this sandbox already delivered, when a review round resumes it), else
         after the sandbox's start commit. If the tree is dirty (tracked changes or untracked,
-        non-ignored files) the build check runs first (``build_command``, else detected); if it
-        fails :class:`BuildFailed` is raised and nothing is committed. The autocommit passes
+        non-ignored files) the build check runs first (``build_command`` in ``build_dir``, by
+        default the agent's subdirectory; else the one detected nearest that subdirectory); if
+        it fails :class:`BuildFailed` is raised and nothing is committed. The autocommit passes
         ``--no-verify`` (no pre-commit or commit-msg hook runs) and uses the fallback identity
         only where git has none configured.
         """
@@ -253,7 +278,9 @@ class Sandboxes:
         tree = sandbox.dir
         status = git.tree_git(tree, "status", "--porcelain", "--untracked-files=normal")
         if status.stdout.strip():
-            build_check(tree, build_command)
+            subdir = sandbox.subdir if build_dir is None else build_dir
+            trees.inner_dir(tree, subdir)  # never a build in a folder the agent linked elsewhere
+            build_check(tree, build_command, subdir)
             git.tree_git(tree, "add", "-A")
             if not git.tree_git(tree, "diff", "--cached", "--quiet", check=False).ok:
                 commit = ["commit", "-q", "--no-verify", "-m", AUTOCOMMIT_MESSAGE]

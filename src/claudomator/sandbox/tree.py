@@ -38,6 +38,12 @@ class Sandbox:
     project_dir: Path  # the user's repository
     base_commit: str  # the commit the sandbox started from
     branch: str  # the project's branch at creation, checked out here; "HEAD" if detached
+    subdir: str = ""  # where the agent works, relative to ``dir`` (a monorepo package), or ""
+
+    def describe(self) -> str:
+        """The project as a person reads it: ``<repo>`` or ``<repo> (subdirectory <sub>)``."""
+        where = str(self.project_dir)
+        return f"{where} (subdirectory {self.subdir})" if self.subdir else where
 
 
 def state_file(root: Path, tree: Path) -> Path:
@@ -53,6 +59,7 @@ def save_state(root: Path, box: Sandbox, config: str) -> None:
         "branch": box.branch,
         "project": str(box.project_dir),
         "config": config,
+        "subdir": box.subdir,
     }
     temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
     temp.write_text(json.dumps(data) + "\n", encoding="utf-8")
@@ -67,7 +74,10 @@ def load_state(root: Path, tree: Path) -> dict[str, str] | None:
     keys = ("base_commit", "branch", "project", "config")
     if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in keys):
         return None
-    return {k: data[k] for k in keys}
+    subdir = data.get("subdir", "")  # absent in the records of older versions
+    if not isinstance(subdir, str):
+        return None
+    return {**{k: data[k] for k in keys}, "subdir": subdir}
 
 
 def drop_state(root: Path, tree: Path) -> None:
@@ -159,6 +169,38 @@ def reclaim(tree: Path, config: str) -> None:
     problem = verify_location(tree)
     if problem:
         raise SandboxTampered(str(tree), problem)
+
+
+def inner_dir(tree: Path, subdir: str) -> Path:
+    """The directory ``subdir`` of ``tree``, checked without following any link.
+
+    Every part of the path must be a real directory (the agent may have replaced one by a
+    symbolic link to somewhere outside), and the resolved result must lie inside ``tree``.
+    Raises :class:`SandboxTampered` for a link or non-directory, :class:`SandboxError` if it is
+    missing.
+    """
+    if not subdir:
+        return tree
+    path = tree
+    for part in subdir.split("/"):
+        if part in ("", ".", ".."):
+            raise SandboxError(f"invalid subdirectory {subdir!r} of sandbox {tree}", str(tree))
+        path = path / part
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            raise SandboxError(
+                f"{subdir} is missing from sandbox {tree} (the agent's directory)", str(tree)
+            ) from None
+        except OSError as exc:
+            raise SandboxError(f"cannot read {path}: {exc.strerror}", str(tree)) from exc
+        if not stat.S_ISDIR(mode):
+            what = "a symbolic link" if stat.S_ISLNK(mode) else "not a directory"
+            raise SandboxTampered(str(tree), f"{os.path.relpath(path, tree)} is {what}")
+    real = Path(os.path.realpath(path))
+    if not real.is_relative_to(Path(os.path.realpath(tree))):
+        raise SandboxTampered(str(tree), f"{subdir} resolves to {real}, outside the sandbox")
+    return path
 
 
 def remove(path: Path) -> None:

@@ -26,6 +26,7 @@ class ExecutionGroup:
     cost_usd: float
     tokens_in: int
     tokens_out: int
+    cost_unknown: int = 0  # of them, those whose cost is unknown (unpriced model, lost run)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,7 +39,7 @@ class RunTime:
 
 
 def execution_groups(store: Store) -> list[ExecutionGroup]:
-    """Count, cost and tokens of every execution, per agent, model and status."""
+    """Count, cost, unknown costs and tokens of every execution, per agent, model and status."""
     c = executions.c
     query = sa.select(
         c.agent,
@@ -48,12 +49,13 @@ def execution_groups(store: Store) -> list[ExecutionGroup]:
         sa.func.coalesce(sa.func.sum(c.cost_usd), 0),
         sa.func.coalesce(sa.func.sum(c.tokens_in), 0),
         sa.func.coalesce(sa.func.sum(c.tokens_out), 0),
+        sa.func.coalesce(sa.func.sum(sa.case((c.cost_known, 0), else_=1)), 0),
     ).group_by(c.agent, c.model, c.status)
     with store._read() as conn:
         rows = conn.execute(query).all()
     return [
-        ExecutionGroup(agent, model, status, int(n), float(cost), int(tin), int(tout))
-        for agent, model, status, n, cost, tin, tout in rows
+        ExecutionGroup(agent, model, status, int(n), float(cost), int(tin), int(tout), int(unk))
+        for agent, model, status, n, cost, tin, tout, unk in rows
     ]
 
 

@@ -651,10 +651,14 @@ class Store:
         error: str,
         *,
         commits: Sequence[Commit] | None = None,
+        cost_known: bool = True,
     ) -> bool:
         """End an execution that is still RUNNING (False if someone already ended it);
-        ``commits``, if given, are recorded as its delivered commits."""
+        ``commits``, if given, are recorded as its delivered commits; ``cost_known`` False
+        when its agent ran but never said what it cost (its orchestrator died)."""
         values: dict[str, Any] = {"status": status.value, "end_time": utcnow(), "error_msg": error}
+        if not cost_known:
+            values["cost_known"] = False
         if commits is not None:
             values["commits"] = [c.model_dump(mode="json") for c in commits]
         with self._tx() as conn:
@@ -684,6 +688,13 @@ class Store:
         with self._read() as conn:
             row = conn.execute(query).mappings().first()
         return DeliveryIntent(**dict(row)) if row is not None else None
+
+    def delivered_executions(self) -> list[Execution]:
+        """Every execution with a recorded delivery (for retention: whose branch is whose)."""
+        query = sa.select(executions).where(executions.c.delivery.is_not(None))
+        with self._read() as conn:
+            found = [_execution_from(r) for r in conn.execute(query).mappings()]
+        return [e for e in found if e.delivery is not None]  # a JSON null is not SQL NULL
 
     def running_executions(self) -> list[Execution]:
         query = sa.select(executions).where(executions.c.status == TaskState.RUNNING.value)

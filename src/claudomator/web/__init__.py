@@ -24,6 +24,7 @@ PAGE_PATHS = (
     "/stories",
     "/agents",
     "/tasks/{task_id}",
+    "/tasks/{task_id}/edit",
 )
 
 

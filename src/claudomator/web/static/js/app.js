@@ -11,6 +11,7 @@ const ROUTES = [
   [/^\/projects$/, () => import("./projects.js")],
   [/^\/stories$/, () => import("./stories.js")],
   [/^\/agents$/, () => import("./agents.js")],
+  [/^\/tasks\/([^/]+)\/edit$/, () => import("./edittask.js")],
   [/^\/tasks\/([^/]+)$/, () => import("./task.js")],
 ];
 

@@ -2,6 +2,7 @@
 
 import { followEvents, get } from "./api.js";
 import { ago, clear, errorBox, field, h, link, setTitle, shortId, stateBadge, stateGroup, fill } from "./dom.js";
+import { taskCost } from "./format.js";
 
 const COLUMNS = [
   ["pending", "Drafts", "Saved with “Save as draft”; submit them to queue."],
@@ -10,7 +11,7 @@ const COLUMNS = [
   ["blocked", "Blocked", "The agent asked a question: answer it to resume."],
   ["ready", "Ready for review", "Accept or reject the delivered branch."],
   ["done", "Done", "Completed."],
-  ["failed", "Failed", "Failed, timed out, over budget or cancelled: retry them."],
+  ["failed", "Failed", "Failed, timed out, over budget or cancelled: open one to run it again."],
 ];
 const LIMIT = 300;
 
@@ -23,11 +24,35 @@ function question(task) {
   }
 }
 
-function card(task) {
+const ENDED = new Set(["COMPLETED", "FAILED", "TIMED_OUT", "BUDGET_EXCEEDED", "CANCELLED"]);
+
+/** The project a card names: its name when `projects` (dir -> name) knows the directory, else
+ * the directory's last part; "" for a scratch repository. */
+export function projectLabel(task, projects = new Map()) {
+  const dir = (task.agent.project_dir || "").replace(/\/+$/, "");
+  if (!dir) return "";
+  return projects.get(dir) || projects.get(`${dir}/`) || dir.split("/").pop() || dir;
+}
+
+/** A summary's first line that says something (not a "## Summary" heading or a rule). */
+export function summaryLine(text) {
+  for (const raw of String(text || "").split("\n")) {
+    const line = raw.replace(/^\s*(#+|[-*>]|\d+\.)\s*/, "").trim();
+    if (line && !/^summary:?$/i.test(line) && !/^[-=*_]{3,}$/.test(line)) return line;
+  }
+  return "";
+}
+
+export function card(task, projects = new Map()) {
   const blocked = task.state === "BLOCKED";
   const bits = [];
+  const project = projectLabel(task, projects);
+  if (project) bits.push(project);
   if (task.agent.type) bits.push(task.agent.type + (task.agent.model ? ` · ${task.agent.model}` : ""));
   if (task.priority !== "normal") bits.push(`${task.priority} priority`);
+  const cost = taskCost(task);
+  if (cost) bits.push(cost);
+  const summary = ENDED.has(task.state) ? summaryLine(task.summary) : "";
   return h(
     "li",
     { class: `card${blocked ? " card-blocked" : ""}`, dataset: { taskId: task.id, state: task.state } },
@@ -36,8 +61,9 @@ function card(task) {
     blocked ? h("p", { class: "needs" }, h("strong", {}, "Needs your answer: "), question(task)) : null,
     task.state === "READY" ? h("p", { class: "needs" }, h("strong", {}, "Waiting for your review.")) : null,
     task.waiting_reason ? h("p", { class: "needs waiting-reason" }, h("strong", {}, "Waiting: "), task.waiting_reason) : null,
+    summary ? h("p", { class: "card-summary", title: task.summary.trim() }, summary) : null,
     task.tags.length ? h("p", { class: "tags" }, task.tags.map((t) => h("span", { class: "tag" }, `#${t}`))) : null,
-    h("p", { class: "muted small" }, [...bits, `updated ${ago(task.updated_at)}`].join(" · ")),
+    h("p", { class: "muted small card-meta" }, [...bits, `updated ${ago(task.updated_at)}`].join(" · ")),
   );
 }
 
@@ -105,6 +131,7 @@ export async function render(main, { query, signal, navigate }) {
     get("/api/agents", { signal }).catch((error) => (errors.append(errorBox(error, "Agents")), [])),
   ]);
   let agents = agentList;
+  const projectNames = new Map(projects.projects.map((p) => [p.dir.replace(/\/+$/, ""), p.name]));
   for (const p of projects.projects) projectSelect.append(h("option", { value: p.name, selected: p.name === filters.project }, p.name));
   for (const s of stories.stories) storySelect.append(h("option", { value: s.story.id, selected: s.story.id === filters.story }, s.story.name));
 
@@ -173,7 +200,7 @@ export async function render(main, { query, signal, navigate }) {
           { class: `column column-${key}`, "aria-labelledby": headingId, dataset: { column: key } },
           h("h2", { id: headingId }, `${title} `, h("span", { class: "count" }, `(${list.length})`)),
           h("p", { class: "muted small" }, hint),
-          list.length ? h("ul", { class: "cards" }, list.map(card)) : h("p", { class: "muted empty" }, "None."),
+          list.length ? h("ul", { class: "cards" }, list.map((task) => card(task, projectNames))) : h("p", { class: "muted empty" }, "None."),
         ),
       );
     }

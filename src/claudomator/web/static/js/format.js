@@ -28,23 +28,38 @@ export function between(start, end) {
   return seconds(ms / 1000);
 }
 
+/** USD as people read it: "$0.12", "$0.0042" under a cent. */
+function amount(value) {
+  const n = Number(value || 0);
+  return `$${n.toFixed(n && n < 0.01 ? 4 : 2)}`;
+}
+
 /**
- * A task's total cost as text, or "" when nothing is known. Uses the task body's
- * `cost_usd_total` / `cost_known` when the server sends them; else the cost fields of the
- * executions given (the task page has them), else nothing.
+ * A task's total cost as text (the server's one definition: the sum over every execution):
+ * "$0.12"; "~$0.12" when some of it was estimated from the price table; "at least $0.12" when
+ * an execution's cost is unknown (an unpriced model); "cost unknown" when none is known; ""
+ * when nothing was spent yet. Uses the task body's `cost_usd_total` / `cost_known` /
+ * `cost_estimated` (GET /api/tasks sends them); without them, the `executions` given.
+ * `executions`, when given, also tell a task that ran for $0 (shown) from one that never ran.
  */
 export function taskCost(task, executions = null) {
-  const amount = (value) => {
-    const n = Number(value || 0);
-    return `$${n.toFixed(n && n < 0.01 ? 4 : 2)}`;
-  };
-  if (typeof task.cost_usd_total === "number") {
-    if (task.cost_known === false) return task.cost_usd_total > 0 ? `at least ${amount(task.cost_usd_total)}` : "cost unknown";
-    return amount(task.cost_usd_total);
+  let total = task.cost_usd_total;
+  let known = task.cost_known !== false;
+  let estimated = task.cost_estimated === true;
+  if (typeof total !== "number") {
+    if (!Array.isArray(executions) || !executions.length) return "";
+    total = executions.reduce((sum, e) => sum + (e.cost_usd || 0), 0);
+    known = executions.every((e) => e.cost_known !== false);
+    estimated = executions.some((e) => e.cost_estimated);
   }
-  if (Array.isArray(executions) && executions.length) {
-    const total = executions.reduce((sum, e) => sum + (e.cost_usd || 0), 0);
-    return `${executions.some((e) => e.cost_estimated) ? "~" : ""}${amount(total)}`;
-  }
-  return "";
+  const text = `${estimated ? "~" : ""}${amount(total)}`;
+  if (!known) return total > 0 ? `at least ${text}` : "cost unknown";
+  const ran = Array.isArray(executions) && executions.some((e) => e.end_time);
+  return total > 0 || estimated || ran ? text : "";
+}
+
+/** One execution's cost: "$0.12", "~$0.12" (estimated), "unknown" (no price for its model). */
+export function executionCost(execution) {
+  if (execution.cost_known === false) return "unknown";
+  return `${execution.cost_estimated ? "~" : ""}${amount(execution.cost_usd)}`;
 }

@@ -1,5 +1,6 @@
 // New task: every task field, a project picked from the list, and "Elaborate" to draft the
 // fields from a rough prompt (POST /api/tasks/elaborate; nothing is stored until you create).
+// `taskForm` is the form itself; the edit page (edittask.js) shows the same form, filled.
 
 import { ApiError, api, get, post } from "./api.js";
 import { busy, clear, errorBox, field, flash, h, setTitle, fill } from "./dom.js";
@@ -13,14 +14,36 @@ const list = (text) =>
     .map((s) => s.trim())
     .filter(Boolean);
 
-export async function render(main, { query, signal, navigate }) {
-  setTitle("New task");
-  const errors = h("div");
+/** Seconds as a duration the timeout field takes back: 600 -> "10m", 5400 -> "1h30m". */
+export function durationText(value) {
+  if (value === null || value === undefined || value === "") return "";
+  let rest = Number(value);
+  if (!Number.isInteger(rest) || rest <= 0) return String(value);
+  let text = "";
+  for (const [size, unit] of [[86400, "d"], [3600, "h"], [60, "m"], [1, "s"]]) {
+    const count = Math.floor(rest / size);
+    rest -= count * size;
+    if (count) text += `${count}${unit}`;
+  }
+  return text;
+}
+
+/** The projects and stories the form offers; failures are shown in `errors`. */
+export async function loadChoices(signal, errors) {
   const [projects, stories] = await Promise.all([
     get("/api/projects", { signal }).catch((error) => (errors.append(errorBox(error, "Projects")), { projects: [] })),
     get("/api/stories", { signal }).catch((error) => (errors.append(errorBox(error, "Stories")), { stories: [] })),
   ]);
+  return { projects, stories };
+}
 
+/**
+ * The task form: every field, grouped, with "Elaborate" unless `elaborate` is false. `buttons`
+ * go at its end, after `errors`. Returns the form and what its pages need: `body()` (the
+ * fields given, for creating), `fullBody()` (every field, empty ones too, for PATCH, which
+ * merges), `fillForm(spec)`, `fillTask(task)`, `missing()`, `showProblems(error, prefix)`.
+ */
+export function taskForm({ projects, stories, errors, buttons, elaborate: withElaborate = true }) {
   const input = (name, attrs = {}) => h("input", { name, type: "text", autocomplete: "off", ...attrs });
   const area = (name, rows, attrs = {}) => h("textarea", { name, rows, ...attrs });
   const select = (name, options, attrs = {}) =>
@@ -66,10 +89,6 @@ export async function render(main, { query, signal, navigate }) {
     temperature: input("agent.temperature", { type: "number", min: "0", max: "2", step: "0.1", inputmode: "decimal" }),
     max_tokens: input("agent.max_tokens", { type: "number", min: "1", step: "1", inputmode: "numeric" }),
   };
-  const wanted = query.get("project");
-  if (wanted !== null && [...f.project.options].some((o) => o.value === wanted)) f.project.value = wanted;
-  const story = query.get("story");
-  if (story) f.story.value = story;
   const otherDir = field("Project directory", f.project_dir, "An absolute path on the server.");
   const syncProject = () => {
     otherDir.hidden = f.project.value !== OTHER;
@@ -79,8 +98,6 @@ export async function render(main, { query, signal, navigate }) {
 
   const elaborate = h("button", { type: "button", class: "secondary" }, "Elaborate");
   const elaborateOut = h("div", { role: "status" });
-  const create = h("button", { type: "submit", value: "queue" }, "Create and queue");
-  const draft = h("button", { type: "submit", value: "draft", class: "secondary" }, "Save as draft");
   const form = h(
     "form",
     { class: "task-form", novalidate: true },
@@ -91,14 +108,16 @@ export async function render(main, { query, signal, navigate }) {
       field("Project", f.project, projects.projects.length ? "" : "No projects yet: add them on the Projects page, or give a directory."),
       otherDir,
     ),
-    h(
-      "fieldset",
-      {},
-      h("legend", {}, "Start from a rough prompt (optional)"),
-      field("What do you want done?", f.prompt, "“Elaborate” asks a model to turn it into the fields below; review them, then create the task."),
-      h("div", { class: "row" }, elaborate),
-      elaborateOut,
-    ),
+    withElaborate
+      ? h(
+          "fieldset",
+          {},
+          h("legend", {}, "Start from a rough prompt (optional)"),
+          field("What do you want done?", f.prompt, "“Elaborate” asks a model to turn it into the fields below; review them, then create the task."),
+          h("div", { class: "row" }, elaborate),
+          elaborateOut,
+        )
+      : null,
     h(
       "fieldset",
       {},
@@ -129,10 +148,8 @@ export async function render(main, { query, signal, navigate }) {
       ),
     ),
     errors,
-    h("div", { class: "row" }, create, draft),
+    h("div", { class: "row" }, buttons),
   );
-  main.append(h("h1", {}, "New task"), form);
-
   const projectDir = () => {
     if (f.project.value === OTHER) return f.project_dir.value.trim();
     if (f.project.value === SCRATCH) return "";
@@ -211,34 +228,126 @@ export async function render(main, { query, signal, navigate }) {
     }
   }
 
-  elaborate.addEventListener("click", async () => {
-    if (!f.prompt.value.trim()) {
-      fill(elaborateOut, errorBox(new Error("write a rough prompt first"), "Elaborate"));
-      f.prompt.focus();
-      return;
+  /** Every field of `task` (a stored task) into the form, for editing it. */
+  function fillTask(task) {
+    fillForm(task);
+    const agent = task.agent || {};
+    const joined = (value) => (Array.isArray(value) ? value.join(", ") : "");
+    f.timeout.value = durationText(task.timeout);
+    f.permission.value = agent.permission_mode || "bypassPermissions";
+    f.append.value = agent.system_prompt_append || "";
+    f.args.value = joined(agent.additional_args);
+    f.skip.checked = Boolean(agent.skip_planning);
+    f.story.value = task.story_id || "";
+    f.depends_on.value = joined(task.depends_on);
+    f.parent.value = task.parent_task_id || "";
+    f.project.value = agent.project_dir ? f.project.value : SCRATCH;
+    syncProject();
+    // something set that only "More options" shows: open it, so the edit shows it
+    const more = [f.depends_on, f.parent, f.budget, f.allowed, f.disallowed, f.append, f.args, f.context, f.temperature, f.max_tokens];
+    if (more.some((input) => input.value) || f.skip.checked || f.permission.value !== "bypassPermissions") {
+      form.querySelector("details.advanced").open = true;
     }
-    await busy(
-      elaborate,
-      elaborateOut,
-      async () => {
-        const request = { prompt: f.prompt.value.trim() };
-        // the directory, not the name: it works for projects added here and in the config file
-        if (projectDir()) request.project = projectDir();
-        const result = await post("/api/tasks/elaborate", request);
-        fillForm(result.spec);
-        fill(elaborateOut, 
-          h(
-            "p",
-            { class: "summary" },
-            `✓ Drafted by ${result.backend}. Review the fields below, then create the task.`,
-            result.notes.length ? h("ul", {}, result.notes.map((n) => h("li", {}, n))) : null,
-          ),
-        );
-        f.name.focus();
+  }
+
+  /** Every field, the empty ones as empty: PATCH merges, so a field left out keeps its value. */
+  function fullBody() {
+    const number = (input) => (input.value === "" ? null : Number(input.value));
+    return {
+      name: f.name.value.trim(),
+      description: f.description.value,
+      timeout: f.timeout.value.trim() || null,
+      priority: f.priority.value,
+      tags: list(f.tags.value),
+      story_id: f.story.value || null,
+      depends_on: list(f.depends_on.value),
+      parent_task_id: f.parent.value.trim() || null,
+      acceptance_criteria: f.acceptance.value,
+      agent: {
+        instructions: f.instructions.value,
+        type: f.type.value,
+        model: f.model.value.trim(),
+        project_dir: projectDir(),
+        max_budget_usd: number(f.budget),
+        permission_mode: f.permission.value.trim() || "bypassPermissions",
+        allowed_tools: list(f.allowed.value),
+        disallowed_tools: list(f.disallowed.value),
+        system_prompt_append: f.append.value,
+        additional_args: list(f.args.value),
+        context_files: list(f.context.value),
+        skip_planning: f.skip.checked,
+        temperature: number(f.temperature),
+        max_tokens: number(f.max_tokens),
       },
-      "Elaborating… (up to 30 s)",
-    );
-  });
+    };
+  }
+
+  /** The required fields left empty, as problems (nothing is sent while there are some). */
+  function missing() {
+    const found = [];
+    if (!f.name.value.trim()) found.push({ field: "name", message: "required" });
+    if (!f.instructions.value.trim()) found.push({ field: "agent.instructions", message: "required" });
+    if (f.project.value === OTHER && !f.project_dir.value.trim()) found.push({ field: "agent.project_dir", message: "give a directory, or pick a project" });
+    return found;
+  }
+
+  /** Show `error` in `errors`: its problems at their fields, the rest in the box; focus the first. */
+  function showProblems(error, prefix) {
+    clear(errors);
+    const placed = markProblems(error.problems || []);
+    errors.append(errorBox(error, prefix, placed));
+    form.querySelector("[aria-invalid]")?.focus();
+  }
+
+  if (withElaborate) {
+    elaborate.addEventListener("click", async () => {
+      if (!f.prompt.value.trim()) {
+        fill(elaborateOut, errorBox(new Error("write a rough prompt first"), "Elaborate"));
+        f.prompt.focus();
+        return;
+      }
+      await busy(
+        elaborate,
+        elaborateOut,
+        async () => {
+          const request = { prompt: f.prompt.value.trim() };
+          // the directory, not the name: it works for projects added here and in the config file
+          if (projectDir()) request.project = projectDir();
+          const result = await post("/api/tasks/elaborate", request);
+          fillForm(result.spec);
+          fill(elaborateOut, 
+            h(
+              "p",
+              { class: "summary" },
+              `✓ Drafted by ${result.backend}. Review the fields below, then create the task.`,
+              result.notes.length ? h("ul", {}, result.notes.map((n) => h("li", {}, n))) : null,
+            ),
+          );
+          f.name.focus();
+        },
+        "Elaborating… (up to 30 s)",
+      );
+    });
+  }
+
+  return { form, f, body, fullBody, fillForm, fillTask, missing, markProblems, showProblems };
+}
+
+export async function render(main, { query, signal, navigate }) {
+  setTitle("New task");
+  const errors = h("div");
+  const { projects, stories } = await loadChoices(signal, errors);
+  const create = h("button", { type: "submit", value: "queue" }, "Create and queue");
+  const draft = h("button", { type: "submit", value: "draft", class: "secondary" }, "Save as draft");
+  const { form, f, body, missing, markProblems, showProblems } = taskForm({ projects, stories, errors, buttons: [create, draft] });
+  const wanted = query.get("project");
+  if (wanted !== null && [...f.project.options].some((o) => o.value === wanted)) {
+    f.project.value = wanted;
+    f.project.dispatchEvent(new Event("change"));
+  }
+  const story = query.get("story");
+  if (story) f.story.value = story;
+  main.append(h("h1", {}, "New task"), form);
 
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -246,14 +355,9 @@ export async function render(main, { query, signal, navigate }) {
     const button = asDraft ? draft : create;
     clear(errors);
     markProblems([]);
-    const missing = [];
-    if (!f.name.value.trim()) missing.push({ field: "name", message: "required" });
-    if (!f.instructions.value.trim()) missing.push({ field: "agent.instructions", message: "required" });
-    if (f.project.value === OTHER && !f.project_dir.value.trim()) missing.push({ field: "agent.project_dir", message: "give a directory, or pick a project" });
-    if (missing.length) {
-      const placed = markProblems(missing);
-      errors.append(errorBox(new ApiError(0, "some fields need a value", missing), "Not created", placed));
-      form.querySelector("[aria-invalid]")?.focus();
+    const empty = missing();
+    if (empty.length) {
+      showProblems(new ApiError(0, "some fields need a value", empty), "Not created");
       return;
     }
     await busy(button, null, async () => {
@@ -264,9 +368,7 @@ export async function render(main, { query, signal, navigate }) {
         flash(message, { task: task.id, state: task.state, survives: 1 });
         navigate(`/tasks/${task.id}`);
       } catch (error) {
-        const placed = markProblems(error.problems || []);
-        errors.append(errorBox(error, "Not created", placed));
-        form.querySelector("[aria-invalid]")?.focus();
+        showProblems(error, "Not created");
       }
     });
   });

@@ -19,12 +19,19 @@ import {
   fill,
 } from "./dom.js";
 import { LogRenderer } from "./log.js";
-import { seconds } from "./format.js";
+import { executionCost, seconds, taskCost } from "./format.js";
 import { flashTask } from "./dom.js";
 import { labelCells, tick } from "./live.js";
 
 const RETRYABLE = new Set(["FAILED", "TIMED_OUT", "BUDGET_EXCEEDED", "CANCELLED"]);
 const CANCELLABLE = new Set(["PENDING", "QUEUED", "RUNNING", "BLOCKED", "READY"]);
+const ENDED = new Set(["COMPLETED", ...RETRYABLE]);
+const EDITABLE = new Set(["PENDING", "QUEUED"]); // PATCH /api/tasks/{id} takes these
+
+/** "Edit" on a draft or queued task: the new-task form, filled (edittask.js). */
+function editLink(task) {
+  return h("a", { href: `/tasks/${task.id}/edit`, "data-nav": true, class: "button secondary", "aria-label": `Edit “${task.name}”` }, "Edit");
+}
 
 function parseQuestion(task, interactions) {
   let text = task.question;
@@ -150,11 +157,12 @@ export async function render(main, { params, signal, navigate }) {
     clear(actions);
     const button = (label, onClick, cls = "") => h("button", { type: "button", class: cls, onclick: (e) => onClick(e.currentTarget) }, label);
     if (task.state === "PENDING") actions.append(button("Submit", (b) => act(b, "submit", undefined, "Submitted: the task is queued.")));
-    if (RETRYABLE.has(task.state)) actions.append(button("Retry", (b) => act(b, "retry", undefined, "Queued again.")));
+    if (EDITABLE.has(task.state)) actions.append(editLink(task));
+    if (ENDED.has(task.state) && !task.checker_for_task_id) actions.append(button("Run again", (b) => runAgain(b, task)));
     if (CANCELLABLE.has(task.state)) {
       actions.append(
         button(
-          "Cancel",
+          "Cancel task",
           (b) => {
             if (confirm(`Cancel “${task.name}”? A running agent is stopped.`)) act(b, "cancel", undefined, "Cancelled.");
           },
@@ -178,6 +186,34 @@ export async function render(main, { params, signal, navigate }) {
         ),
       );
     }
+  }
+
+  // "Run again": a FAILED, TIMED_OUT, BUDGET_EXCEEDED or CANCELLED task is queued again itself
+  // (its attempts stay together, like `claudomator retry`); a COMPLETED one is copied into a
+  // new queued task (like `claudomator run --again`), and the page goes to that task.
+  async function runAgain(button, task) {
+    const retry = RETRYABLE.has(task.state);
+    const question = retry
+      ? `Run “${task.name}” again? It is queued for a fresh attempt; its earlier executions stay listed.`
+      : `Run “${task.name}” again? A new task with the same definition is queued; this one stays as it is.`;
+    if (!confirm(question)) return;
+    await busy(
+      button,
+      actionErrors,
+      async () => {
+        if (retry) {
+          await post(`/api/tasks/${task.id}/retry`);
+          await load();
+          flash(`Queued “${task.name}” again.`, { task: task.id, state: detail.task.state });
+          return;
+        }
+        const copy = await post(`/api/tasks/${task.id}/again`);
+        // about the action, not a state: it stays when the copy starts
+        flash(`Queued “${task.name}” to run again as a new task; the earlier one is task ${shortId(task.id)}.`, { survives: 1 });
+        navigate(`/tasks/${copy.id}`);
+      },
+      "Queuing…",
+    );
   }
 
   function drawPanel(task, interactions) {
@@ -281,8 +317,8 @@ export async function render(main, { params, signal, navigate }) {
   function drawOverview(task, executions, events, check) {
     const latest = executions.at(-1);
     const choice = choiceOf(events);
-    const cost = executions.reduce((sum, e) => sum + e.cost_usd, 0);
-    const estimated = executions.some((e) => e.cost_estimated);
+    const cost = taskCost(task, executions);
+    const unchecked = task.cost_known === false && task.agent.max_budget_usd ? " — no price for the model: the budget was not checked" : "";
     const tokensIn = executions.reduce((sum, e) => sum + e.tokens_in, 0);
     const tokensOut = executions.reduce((sum, e) => sum + e.tokens_out, 0);
     const agentText = (latest?.agent || task.agent.type || "chosen when it runs") + (latest?.model || task.agent.model ? ` · model ${latest?.model || task.agent.model}` : "");
@@ -298,7 +334,7 @@ export async function render(main, { params, signal, navigate }) {
         ["Priority", task.priority],
         ["Timeout", task.timeout ? seconds(task.timeout) : "default"],
         ["Budget", task.agent.max_budget_usd ? money(task.agent.max_budget_usd) : ""],
-        ["Cost", executions.length ? `${money(cost, estimated)} over ${executions.length} execution${executions.length > 1 ? "s" : ""}` : ""],
+        ["Cost", executions.length && cost ? `${cost} over ${executions.length} execution${executions.length > 1 ? "s" : ""}${unchecked}` : ""],
         ["Tokens", executions.length ? `${tokensIn} in, ${tokensOut} out` : ""],
         ["Tags", task.tags.join(", ")],
         ["Depends on", task.depends_on.length ? task.depends_on.map((id) => [link(`/tasks/${id}`, shortId(id)), " "]) : ""],
@@ -348,7 +384,7 @@ export async function render(main, { params, signal, navigate }) {
         h("td", {}, `${e.agent || "—"}${e.model ? ` · ${e.model}` : ""}`),
         h("td", {}, when(e.start_time)),
         h("td", e.end_time ? {} : { dataset: { tickSince: e.start_time } }, e.end_time ? duration(e.start_time, e.end_time) : `running ${duration(e.start_time)}`),
-        h("td", {}, money(e.cost_usd, e.cost_estimated)),
+        h("td", {}, executionCost(e)),
         h("td", {}, `${e.tokens_in} / ${e.tokens_out}`),
         h(
           "td",

@@ -1,0 +1,116 @@
+"""Log folders and kept sandboxes: which go, how big they are, and removing one safely."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+from claudomator.models import TERMINAL_STATES
+from claudomator.retention.model import (
+    DAY,
+    Kind,
+    Owners,
+    Removal,
+    RetentionRefused,
+    Why,
+    days_between,
+)
+from claudomator.sandbox import tree as trees
+
+_EXECUTION_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _entries(root: Path) -> Iterator[os.DirEntry[str]]:
+    try:
+        with os.scandir(root) as listing:
+            yield from sorted(listing, key=lambda e: e.name)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+
+
+def folders(kind: Kind, root: Path, days: int, owners: Owners, now: datetime) -> list[Removal]:
+    """The folders ``<root>/<execution-id>`` whose task ended (or is gone) ``days`` ago."""
+    found: list[Removal] = []
+    for entry in _entries(root):
+        if not _EXECUTION_ID.fullmatch(entry.name):  # .state, .warm, cli-errors.log, ...
+            continue
+        execution = owners.execution(entry.name)
+        task = owners.task(execution.task_id) if execution is not None else None
+        if task is None or execution is None:
+            why, age = Why.DELETED, _changed_days(entry, now)
+        elif task.state not in TERMINAL_STATES or execution.end_time is None:
+            continue  # resumable, under review, waiting or running: never touched
+        else:
+            why, age = Why.ENDED, days_between(now, max(task.updated_at, execution.end_time))
+        if age is None or age < days:
+            continue
+        found.append(
+            Removal(
+                kind,
+                entry.path,
+                why,
+                age,
+                task_id=task.id if task else "",
+                task_state=task.state if task else None,
+                size=disk_size(Path(entry.path)),
+            )
+        )
+    return found
+
+
+def trash(root: Path, days: int, now: datetime) -> list[Removal]:
+    found: list[Removal] = []
+    for entry in _entries(root):
+        age = _changed_days(entry, now)
+        if age is not None and age >= days:
+            found.append(
+                Removal(Kind.SANDBOX, entry.path, Why.TRASH, age, size=disk_size(Path(entry.path)))
+            )
+    return found
+
+
+def _changed_days(entry: os.DirEntry[str], now: datetime) -> float | None:
+    try:
+        changed = entry.stat(follow_symlinks=False).st_mtime
+    except OSError:
+        return None
+    return max(0.0, (now.timestamp() - changed) / DAY)
+
+
+def disk_size(path: Path) -> int:
+    """Bytes of the files under ``path`` (links counted as links, never followed)."""
+    try:
+        top = os.lstat(path)
+    except OSError:
+        return 0
+    if not stat.S_ISDIR(top.st_mode):
+        return top.st_size
+    total = 0
+    for parent, dirs, files in os.walk(path):  # never descends into a linked folder
+        for name in (*dirs, *files):
+            try:
+                total += os.lstat(os.path.join(parent, name)).st_size
+            except OSError:
+                continue
+    return total
+
+
+def remove_folder(root: Path, path: Path) -> None:
+    """Remove ``path``, a direct child of ``root``, without following any link: a link is
+    unlinked (its target is left alone), a folder is removed with the links inside it."""
+    parent = os.path.abspath(root)
+    target = os.path.abspath(path)
+    if os.path.dirname(target) != parent or os.path.basename(target) in ("", ".", ".."):
+        raise RetentionRefused(f"{path} is not directly inside {root}; not removed")
+    try:
+        mode = os.lstat(target).st_mode
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(mode):
+        trees.remove(Path(target))  # shutil.rmtree: never follows the links inside
+    else:
+        os.unlink(target)  # a planted link, or a file: only the entry goes
