@@ -18,6 +18,7 @@ from claudomator import projects, protocol, ratelimit, tokens
 from claudomator.agents import Outcome, RunContext, Runner
 from claudomator.blocking import Blocking
 from claudomator.checker import checker_task, verdict_from
+from claudomator.checkout import CheckoutNote, write_note
 from claudomator.config import Settings, estimate_cost
 from claudomator.errors import ClaudomatorError, InvalidTransition, SandboxError, StoreError
 from claudomator.models import Commit, Execution, Interaction, Task, TaskState, utcnow
@@ -80,6 +81,10 @@ class Attempt:
         self.summarizer = summarizer
         self.log_dir = Path(execution.stdout_path).parent
         self.delivered_to = ""
+        # a review round resumed in the sandbox of the last: the head it already delivered
+        # (this execution's commits and diff count from there) and the row it supersedes
+        self.since = ""
+        self.superseded: Execution | None = None
         self.cost_note = ""  # said in the final state change when the budget went unchecked
 
     # -- the whole attempt -------------------------------------------------------------------
@@ -205,9 +210,12 @@ class Attempt:
         return Plan(prompt, previous.session_id, resume=True, previous=previous)
 
     def _sandbox_for(self, plan: Plan, project_dir: Path) -> tuple[Sandbox, Plan]:
+        if plan.resume and plan.previous is not None and plan.previous.status == TaskState.READY:
+            self.superseded = plan.previous  # a rejected review: this run is the next round
         if plan.resume and plan.previous is not None and plan.previous.sandbox_dir:
             reopened = self.sandboxes.open(Path(plan.previous.sandbox_dir), project_dir)
             if reopened is not None:
+                self.since = self._delivered_head(plan.previous.sandbox_dir)
                 return reopened, plan
             logger.warning(
                 "task %s: preserved sandbox %s is gone; starting a fresh one",
@@ -225,7 +233,38 @@ class Attempt:
         if not self.task.agent.project_dir:  # a project-less task gets a scratch repository
             self.sandboxes.prepare_scratch(project_dir, self.settings.scratch_dir)
         # create() prepares a project that needs it; a ready one costs no extra git command
-        return self.sandboxes.create(project_dir, self.execution.id), plan
+        box = self.sandboxes.create(project_dir, self.execution.id)
+        self._note_checkout(box)
+        return box, plan
+
+    def _note_checkout(self, box: Sandbox) -> None:
+        """Say so when the user's checkout has uncommitted changes: the agent starts from the
+        last commit without them (logged, and noted for ``run`` and ``show``)."""
+        if not self.task.agent.project_dir or self.task.checker_for_task_id:
+            return  # a scratch repository is ours; a checker changes nothing
+        changes = self.sandboxes.uncommitted(box.project_dir)
+        if not changes:
+            return
+        note = CheckoutNote(
+            project_dir=str(box.project_dir),
+            branch=box.branch,
+            head=box.base_commit,
+            changes=changes,
+        )
+        logger.warning("task %s: %s", self.task.id, note.line, extra={"action": "sandbox"})
+        try:
+            write_note(self.log_dir, note)
+        except OSError as exc:
+            logger.warning("could not keep the note: %s", exc, extra={"action": "sandbox"})
+
+    def _delivered_head(self, sandbox_dir: str) -> str:
+        """The last commit an earlier execution of this task collected in ``sandbox_dir``
+        ("" if none did): a resumed run's own work starts after it."""
+        for earlier in reversed(self.store.executions_of(self.task.id)):
+            same = earlier.id != self.execution.id and earlier.sandbox_dir == sandbox_dir
+            if same and earlier.commits:
+                return earlier.commits[-1].hash
+        return ""
 
     async def _run_agent(self, sandbox: Sandbox, plan: Plan, project_dir: Path) -> Outcome:
         agent = self.task.agent.model_copy(
@@ -318,7 +357,11 @@ class Attempt:
         build = project.build_command if project else ()
         try:
             collected = await self._off_loop(
-                self.sandboxes.collect, sandbox, build_command=build, build_dir=build_dir
+                self.sandboxes.collect,
+                sandbox,
+                build_command=build,
+                build_dir=build_dir,
+                since=self.since,
             )
             self.execution = self.execution.model_copy(
                 update={"commits": collected.commits, "changestats": collected.changestats}
@@ -344,8 +387,10 @@ class Attempt:
                     self.delivered_to,
                     extra={"action": "deliver"},
                 )
-            if project is not None and project.review and kept_as_branch:
-                outcome.status = TaskState.READY  # kept, with its sandbox, for the review loop
+            # kept, with its sandbox, for the review loop (a round that changed nothing leaves
+            # the branch an earlier round delivered, and waits for the reviewer again)
+            if project is not None and project.review and (kept_as_branch or self.since):
+                outcome.status = TaskState.READY
             else:
                 await self._off_loop(self._release, sandbox)
         except SandboxError as exc:
@@ -355,9 +400,8 @@ class Attempt:
     async def _keep_diff(self, sandbox: Sandbox) -> None:
         """Save the diff of the work for people to read later; a failure only costs the diff."""
         try:
-            await self._off_loop(
-                self.sandboxes.write_diff, sandbox, protocol.diff_file(self.log_dir)
-            )
+            diff = protocol.diff_file(self.log_dir)
+            await self._off_loop(self.sandboxes.write_diff, sandbox, diff, since=self.since)
         except (OSError, SandboxError) as exc:
             logger.warning(
                 "task %s: could not save the diff: %s", self.task.id, exc, extra={"action": "diff"}
@@ -383,6 +427,7 @@ class Attempt:
         outcome.status = TaskState.BLOCKED
         outcome.error_msg = ""
         await self._kept("outcome BLOCKED", self._save_execution, outcome, summary)
+        await self._kept("the superseded round", self._supersede)
         await self._kept("agent health", self._update_agent_health, outcome)
         blocked = await self._kept(
             "move to BLOCKED",
@@ -420,6 +465,8 @@ class Attempt:
         if target == TaskState.QUEUED:
             outcome.status = TaskState.QUEUED  # this execution ended in a re-queue
         await self._kept(f"outcome {outcome.status.value}", self._save_execution, outcome, summary)
+        if outcome.status != TaskState.QUEUED:  # re-queued: the next try is still this round
+            await self._kept("the superseded round", self._supersede)
         if verdict is None:
             await self._kept("agent health", self._update_agent_health, outcome)
         if target == TaskState.COMPLETED and self.task.acceptance_criteria:
@@ -486,6 +533,21 @@ class Attempt:
         if verdict == "fail":
             checked = await self._kept(f"task {checked_id}", self.store.get_task, checked_id)
             self.notifier.post("task.check_failed", checked, report=report)
+
+    def _supersede(self) -> None:
+        """End the READY row of the review round this run followed: its work was reviewed
+        and changes were asked for, so it is COMPLETED, saying which execution went on."""
+        previous = self.superseded
+        if previous is None:
+            return
+        current = self.store.get_execution(previous.id)
+        if current.status != TaskState.READY:
+            return
+        note = f"review asked for changes; continued by execution {self.execution.id}"
+        self.store.save_execution(
+            current.model_copy(update={"status": TaskState.COMPLETED, "error_msg": note})
+        )
+        self.superseded = None
 
     def _save_execution(self, outcome: Outcome, summary: str) -> None:
         self.execution = self.store.save_execution(

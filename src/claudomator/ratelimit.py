@@ -121,7 +121,19 @@ def after_failure(
 
 
 def after_success(status: AgentStatus, now: datetime) -> AgentStatus:
-    """The agent's status after a run that reached the model fine."""
+    """The agent's status after a run that reached the model fine.
+
+    The failure count, the rate-limit strikes and the last error are cleared (a view must not
+    show an error the agent has since got past), and so is an out-of-quota window: the agent
+    just ran, so its quota is back. A rate-limit window is kept: another run may have been
+    limited while this one worked, and it is short.
+    """
     return status.model_copy(
-        update={"consecutive_failures": 0, "rate_limit_strikes": 0, "updated_at": now}
+        update={
+            "consecutive_failures": 0,
+            "rate_limit_strikes": 0,
+            "last_error": "",
+            "unavailable_until": None,
+            "updated_at": now,
+        }
     )

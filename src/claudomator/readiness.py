@@ -54,6 +54,28 @@ class Readiness(BaseModel):
     warnings: tuple[str, ...] = ()  # what may still stop it (credentials not found)
     blocked_until: datetime | None = None  # rate-limited or out of quota until then
     status: AgentStatus  # the health the pool recorded (failures, limits, last error)
+    # what every view (``agents``, the web page) shows, decided here once (see _described):
+    state: str = ""  # "ready", "rate-limited", "out of quota" or "cannot run"
+    details: tuple[str, ...] = ()  # CLI, credentials and warnings; or why it cannot run
+    last_error: str = ""  # the first line of the recorded last error, at most 200 characters
+
+
+def _described(ready: Readiness) -> Readiness:
+    """``ready`` with the state, details and last error every view shows."""
+    if ready.usable:
+        state = "ready"
+        details = [f"CLI {ready.binary}"] if ready.binary else []
+        if ready.credentials_from:
+            details.append(f"credentials from {ready.credentials_from}")
+        details += [f"warning: {w}" for w in ready.warnings]
+    else:
+        limited = ready.blocked_until is not None and len(ready.reasons) == 1  # only the limit
+        quota = ready.status.unavailable_until == ready.blocked_until
+        state = ("out of quota" if quota else "rate-limited") if limited else "cannot run"
+        details = list(ready.reasons)
+    lines = ready.status.last_error.strip().splitlines()
+    error = lines[0][:200] if lines else ""
+    return ready.model_copy(update={"state": state, "details": tuple(details), "last_error": error})
 
 
 def _truthy(value: str | None) -> bool:
@@ -157,7 +179,7 @@ def probe(settings: Settings, env: Mapping[str, str]) -> dict[str, Readiness]:
     local_reasons = (
         (f"[local_model] {' and '.join(missing)} not set in the config file",) if missing else ()
     )
-    return {
+    probed = {
         "claude": _cli("claude", settings.claude_binary_path, env),
         "gemini": _cli("gemini", settings.gemini_binary_path, env),
         "local": Readiness(
@@ -168,6 +190,7 @@ def probe(settings: Settings, env: Mapping[str, str]) -> dict[str, Readiness]:
             status=AgentStatus(agent="local"),
         ),
     }
+    return {name: _described(ready) for name, ready in probed.items()}
 
 
 def assess(
@@ -186,7 +209,7 @@ def assess(
             when = f"{kind} until {until.isoformat(timespec='seconds')}"
             update["short"] = f"{ready.short}; {when}" if ready.short else when
             update["reasons"] = (*ready.reasons, when)
-        assessed[name] = ready.model_copy(update=update)
+        assessed[name] = _described(ready.model_copy(update=update))
     return assessed
 
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from claudomator import projects, protocol, readiness, tokens
+from claudomator.checker import CheckStatus, check_status
 from claudomator.config import Settings
 from claudomator.errors import (
     InvalidTransition,
@@ -411,6 +412,8 @@ class Service:
                 task.id, TaskState.COMPLETED, "accepted by reviewer", expected=TaskState.READY
             )
         runs = self.store.executions_of(task.id)
+        if runs and runs[-1].status == TaskState.READY:  # the accepted round is done
+            self.store.save_execution(runs[-1].model_copy(update={"status": TaskState.COMPLETED}))
         if runs and runs[-1].sandbox_dir and task.agent.project_dir:
             from claudomator.sandbox import Sandboxes  # git plumbing: not for `list`
 
@@ -554,6 +557,12 @@ class Service:
 
     def interactions(self, task_id: str) -> list[Interaction]:
         return self.store.interactions_of(task_id)
+
+    def check_status(self, task: Task) -> CheckStatus | None:
+        """Where ``task``'s acceptance check stands (None without acceptance criteria)."""
+        if not task.acceptance_criteria or task.checker_for_task_id:
+            return None
+        return check_status(task, self.store.children_of([task.id]))
 
     def agent_health(self) -> list[AgentStatus]:
         return sorted(self.store.agent_statuses().values(), key=lambda s: s.agent)

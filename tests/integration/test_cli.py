@@ -444,7 +444,7 @@ def test_list_nests_subtasks_and_shows_open_questions_then_answer_and_retry() ->
     agents = cli("agents")
     assert agents.returncode == 0
     assert "claude" in agents.stdout
-    assert "READY" in agents.stdout  # whether it can run here (see test_cli_agents.py)
+    assert "STATE" in agents.stdout  # whether it can run here (see test_cli_agents.py)
 
 
 def test_unknown_agent_type_is_named_and_labels_print_verbatim(tmp_path: Path) -> None:

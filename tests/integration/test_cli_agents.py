@@ -56,7 +56,7 @@ def test_agents_says_no_agent_can_run_and_why(tmp_path: Path) -> None:
     rows = {line.split("│")[1].strip(): line for line in done.stdout.splitlines() if "│" in line}
     for agent in ("claude", "gemini", "local"):
         assert agent in rows, done.stdout
-        assert rows[agent].split("│")[2].strip() == "no"
+        assert rows[agent].split("│")[2].strip() == "cannot run"
     assert "claude CLI not found" in done.stdout
     assert "gemini CLI not found" in done.stdout
     assert "[local_model] endpoint and model not set" in done.stdout

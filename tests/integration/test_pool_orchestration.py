@@ -381,11 +381,61 @@ async def test_review_loop_ready_reject_with_feedback_then_accept(
         assert again.summary == "second try"
         assert git(project, "show", f"{branch}:a.txt") == "v2"
         assert "Please write v2 instead." in json.dumps(fake.requests[-1].body["messages"])
+        rounds = store.executions_of(task.id)
+        # round 1 was reviewed and superseded; round 2 is the one waiting
+        assert [r.status for r in rounds] == [TaskState.COMPLETED, TaskState.READY]
+        assert f"continued by execution {rounds[1].id}" in rounds[0].error_msg
         done = h.service.accept(task.id)
     runs = store.executions_of(task.id)
     assert done.state == TaskState.COMPLETED
-    assert [r.status for r in runs] == [TaskState.READY, TaskState.READY]
+    assert [r.status for r in runs] == [TaskState.COMPLETED, TaskState.COMPLETED]
+    # each round shows its own work: round 2 only the commit that wrote v2
+    [one], [two] = runs[0].commits, runs[1].commits
+    assert one.hash != two.hash
+    assert git(project, "rev-parse", f"{two.hash}^") == one.hash
+    assert (runs[1].changestats.insertions, runs[1].changestats.deletions) == (1, 1)
+    second_diff = (Path(runs[1].stdout_path).parent / "changes.diff").read_text()
+    assert "-v1\n+v2" in second_diff
     assert {r.session_id for r in runs} == {first.session_id}
     assert {r.sandbox_dir for r in runs} == {first.sandbox_dir}
     assert not Path(first.sandbox_dir).exists()  # released on accept
     assert git(project, "rev-parse", "--abbrev-ref", "HEAD") == "main"
+
+
+async def test_review_round_that_changes_nothing_shows_no_commits_and_waits_again(
+    cfg: Settings, store: Store, fake: FakeAnthropic, agent_env: dict[str, str], make_repo: MakeRepo
+) -> None:
+    project = make_repo()
+    settings = cfg.model_copy(
+        update={"projects": (Project(name="app", dir=str(project), review=True),)}
+    )
+    fake.set_script(
+        [
+            ToolUse("Write", {"file_path": "a.txt", "content": "v1\n"}),
+            Text("## Summary\nfirst try"),
+            Text("## Summary\nI think v1 is right; nothing changed."),
+        ]
+    )
+    async with PoolHarness(settings, store, agent_env) as h:
+        [task] = h.submit(make_task(project))
+        [ready] = await h.settle([task])
+        assert ready.state == TaskState.READY
+        branch = f"claudomator/{task.id}"
+        delivered = git(project, "rev-parse", branch)
+        h.service.reject(task.id, "Are you sure?")
+        [again] = await h.settle([task])
+        first, second = store.executions_of(task.id)
+        # the review goes on: same sandbox, the branch as round 1 left it
+        assert again.state == TaskState.READY, second.error_msg
+        assert second.sandbox_dir == first.sandbox_dir
+        assert Path(second.sandbox_dir).is_dir()
+        assert git(project, "rev-parse", branch) == delivered
+        # round 2 changed nothing: no commits, no changes, no diff (not round 1's)
+        assert [c.hash for c in first.commits] == [delivered]
+        assert second.commits == ()
+        assert second.changestats.files == 0
+        assert not (Path(second.stdout_path).parent / "changes.diff").exists()
+        assert (first.status, second.status) == (TaskState.COMPLETED, TaskState.READY)
+        done = h.service.accept(task.id)
+    assert done.state == TaskState.COMPLETED
+    assert [r.status for r in store.executions_of(task.id)] == [TaskState.COMPLETED] * 2

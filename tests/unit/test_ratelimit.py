@@ -341,10 +341,24 @@ def test_success_resets_failures_and_strikes() -> None:
     assert after.rate_limit_strikes == 0
     assert after.updated_at == NOW
     assert after.limited_until == limited  # past windows are harmless; kept for history
-    assert after.last_error == "429"
+    assert after.last_error == ""  # a view must not keep showing an error the agent got past
     # the next rate limit starts the backoff from the base again
     again = after_failure(after, Verdict(Limit.RATE, None), "429", NOW, Backoff(base=10))
     assert again.limited_until == NOW + timedelta(seconds=10)
+
+
+def test_success_ends_an_out_of_quota_window_and_clears_the_last_error() -> None:
+    status = AgentStatus(
+        agent="gemini",
+        consecutive_failures=1,
+        unavailable_until=NOW + timedelta(hours=1),
+        last_error="TerminalQuotaError: exhausted your daily quota",
+    )
+    after = after_success(status, NOW)
+    assert after.unavailable_until is None
+    assert after.blocked_until(NOW) is None
+    assert after.last_error == ""
+    assert after.consecutive_failures == 0
 
 
 # -- AgentStatus.blocked_until -------------------------------------------------------------

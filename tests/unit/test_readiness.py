@@ -92,3 +92,30 @@ def test_a_pinned_task_waits_for_its_agent_an_unpinned_one_only_for_all(tmp_path
     )
     running = queued("gemini").model_copy(update={"state": TaskState.RUNNING})
     assert waiting_reason(running, ready) is None
+
+
+def test_every_view_gets_one_state_details_and_last_error(tmp_path: Path) -> None:
+    claude, gemini = executable(tmp_path / "claude"), executable(tmp_path / "gemini")
+    settings = Settings(
+        data_dir=tmp_path / "data", claude_binary_path=str(claude), gemini_binary_path=str(gemini)
+    )
+    now = utcnow()
+    env = {"HOME": str(tmp_path), "PATH": "/nonexistent", "ANTHROPIC_API_KEY": "k"}
+    statuses = {
+        "claude": AgentStatus(
+            agent="claude", limited_until=now + timedelta(minutes=1), last_error="429\nmore"
+        ),
+        "gemini": AgentStatus(agent="gemini", unavailable_until=now + timedelta(hours=1)),
+        "local": AgentStatus(agent="local", limited_until=now + timedelta(minutes=1)),
+    }
+    fine = probe(settings, env)
+    assert fine["claude"].state == "ready"
+    assert fine["claude"].details == (f"CLI {claude}", "credentials from ANTHROPIC_API_KEY")
+    ready = assess(fine, statuses, now)
+    assert ready["claude"].state == "rate-limited"
+    assert ready["claude"].details[0].startswith("rate-limited until ")
+    assert ready["claude"].last_error == "429"  # the first line
+    assert ready["gemini"].state == "out of quota"
+    # not configured and limited: it cannot run whatever the limit says
+    assert ready["local"].state == "cannot run"
+    assert ready["local"].details[0].startswith("[local_model] endpoint and model not set")

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from claudomator import protocol
 from claudomator.api.logfiles import open_log_file, read_log_file
+from claudomator.checker import CheckStatus
 from claudomator.errors import NotFound, Problem
 from claudomator.models import (
     Execution,
@@ -79,6 +80,8 @@ class TaskDetail(BaseModel):
     executions: list[Execution]
     events: list[TaskEvent]
     interactions: list[Interaction]
+    # the acceptance check: verdict, pending, or why there is none (None: no criteria)
+    check: CheckStatus | None = None
 
 
 class AnswerBody(BaseModel):
@@ -203,6 +206,7 @@ def task_routes(service: Service) -> APIRouter:
             executions=service.executions(task.id),
             events=service.events(task.id),
             interactions=service.interactions(task.id),
+            check=service.check_status(task),
         )
 
     @router.get("/{task_id}/executions", response_model=list[Execution])

@@ -18,6 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from claudomator.checkout import read_note
 from claudomator.cli.common import (
     SETTLED,
     app,
@@ -286,6 +287,9 @@ def _print_outcomes(service: Service, tasks: list[Task], console: Console) -> No
         where = in_repository(task.agent.project_dir) if execution.commits else ""
         if where:
             console.print(f"  {where}", markup=False)
+        note = read_note(Path(execution.stdout_path).parent) if execution.stdout_path else None
+        if note is not None:  # the user's uncommitted changes were not in the sandbox
+            console.print(f"  note: {note.line}", style="yellow", markup=False)
         for commit in execution.commits:
             console.print(f"  commit {commit.hash[:10]} {commit.message}", markup=False)
         if execution.commits:

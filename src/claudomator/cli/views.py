@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -13,6 +14,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from claudomator.checkout import read_note
 from claudomator.cli.common import (
     app,
     budget_unchecked,
@@ -46,6 +48,7 @@ from claudomator.models import (
 from claudomator.protocol import parse_question
 
 if TYPE_CHECKING:  # the service (SQLAlchemy) is loaded when a command opens it
+    from claudomator.checker import CheckStatus
     from claudomator.service import Service
 
 logger = logging.getLogger(__name__)
@@ -113,25 +116,16 @@ def agents() -> None:
     service = open_service(load())
     try:
         table = Table(header_style="bold")
-        for column in ("AGENT", "READY", "DETAILS", "FAILURES", "LAST ERROR"):
-            table.add_column(column, no_wrap=column != "DETAILS" and column != "LAST ERROR")
-        for ready in service.agent_readiness().values():
-            status = ready.status
-            if ready.usable:
-                label = "[green]yes[/]"
-                notes = [f"CLI {ready.binary}"] if ready.binary else []
-                if ready.credentials_from:
-                    notes.append(f"credentials from {ready.credentials_from}")
-                notes += [f"warning: {w}" for w in ready.warnings]
-            else:
-                label = "[red]no[/]"
-                notes = list(ready.reasons)
+        for column in ("AGENT", "STATE", "DETAILS", "FAILURES", "LAST ERROR"):
+            table.add_column(column, no_wrap=column not in ("DETAILS", "LAST ERROR"))
+        styles = {"ready": "green", "rate-limited": "yellow"}
+        for ready in service.agent_readiness().values():  # the facts GET /api/agents gives
             table.add_row(
                 ready.agent,
-                label,
-                escape("\n".join(notes)),
-                str(status.consecutive_failures),
-                escape(status.last_error.splitlines()[0][:80]) if status.last_error else "",
+                f"[{styles.get(ready.state, 'red')}]{escape(ready.state)}[/]",
+                escape("\n".join(ready.details)),
+                str(ready.status.consecutive_failures),
+                escape(ready.last_error),
             )
         make_console().print(table)
     finally:
@@ -181,9 +175,13 @@ def show(
                 "events": [e.model_dump(mode="json") for e in events],
                 "interactions": [i.model_dump(mode="json") for i in talk],
             }
+            check = service.check_status(task)
+            if check is not None:
+                payload["check"] = check.model_dump(mode="json")
             typer.echo(json.dumps(payload, indent=2))
             return
         _print_task(task, executions, events, cost)
+        _print_check(service.check_status(task))
         waiting = service.waiting_reasons([task]).get(task.id)
         if waiting:  # a QUEUED task no usable agent can take: say why (see `agents`)
             make_console().print("\n[bold yellow]Waiting:[/] ", end="")
@@ -204,11 +202,18 @@ def _print_interactions(task: Task, talk: list[Interaction]) -> None:
             console.print(f"     - {option}", markup=False)
         console.print("  A: ", end="")
         console.print(item.answer or "(waiting for an answer)", markup=False)
-    if task.check_verdict:
-        style = "green" if task.check_verdict == "pass" else "bold red"
-        console.print(f"\n[bold]Acceptance check[/]: [{style}]{task.check_verdict.upper()}[/]")
-        if task.check_report:
-            console.print(task.check_report, markup=False)
+
+
+def _print_check(check: CheckStatus | None) -> None:
+    """The acceptance check: its verdict and report, or that it is pending or has none."""
+    if check is None:
+        return
+    console = make_console()
+    style = {"pass": "green", "fail": "bold red", "no verdict": "yellow"}.get(check.state, "dim")
+    console.print("\n[bold]Acceptance check[/]: ", end="")
+    console.print(check.line, markup=False, style=style)
+    if check.state in ("pass", "fail") and check.report:
+        console.print(check.report, markup=False)
 
 
 def _total_cost(task: Task, cost: TaskCost) -> str:
@@ -264,13 +269,17 @@ def _print_task(
             ("exit code", "" if execution.exit_code is None else str(execution.exit_code)),
             ("cost", execution_cost_text(execution)),
             ("tokens", f"{execution.tokens_in} in / {execution.tokens_out} out"),
-            ("sandbox", execution.sandbox_dir),
+            ("sandbox", _sandbox_text(execution.sandbox_dir)),
             ("stdout", execution.stdout_path),
         ]
         for key, value in details:
             if value:
                 console.print(f"  [dim]{key:>10}[/] ", end="")
                 console.print(value, markup=False)
+        note = read_note(Path(execution.stdout_path).parent) if execution.stdout_path else None
+        if note is not None:  # the user's uncommitted changes were not in the sandbox
+            console.print(f"  [dim]{'note':>10}[/] ", end="")
+            console.print(note.line, markup=False, style="yellow")
         for commit in execution.commits:
             console.print(f"  [dim]{'commit':>10}[/] {commit.hash[:10]} ", end="")
             console.print(commit.message, markup=False)
@@ -278,9 +287,18 @@ def _print_task(
             s = execution.changestats
             stats = f"{plural(s.files, 'file')}, +{s.insertions} -{s.deletions}"
             console.print(f"  [dim]{'changes':>10}[/] {stats}")
-        if execution.error_msg:
-            console.print(f"  [dim]{'error':>10}[/] ", end="")
-            console.print(execution.error_msg, markup=False, style="red")
+        if execution.error_msg:  # on a COMPLETED round: why it ended (a review asked for more)
+            done = execution.status == TaskState.COMPLETED
+            console.print(f"  [dim]{'note' if done else 'error':>10}[/] ", end="")
+            console.print(execution.error_msg, markup=False, style="yellow" if done else "red")
+
+
+def _sandbox_text(sandbox_dir: str) -> str:
+    """The sandbox's path, marked "(removed)" once it no longer exists (released after
+    delivery); a link left there counts as existing (it is not followed)."""
+    if not sandbox_dir:
+        return ""
+    return sandbox_dir if os.path.lexists(sandbox_dir) else f"{sandbox_dir} (removed)"
 
 
 @app.command(rich_help_panel="Look")

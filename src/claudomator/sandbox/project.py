@@ -128,6 +128,20 @@ def _committed_folder(root: Path, head: str, subdir: str) -> bool:
     return kind.ok and kind.stdout.strip() == "tree"
 
 
+def uncommitted_changes(project: Path, *, timeout: float = 30.0) -> int | None:
+    """How many paths of the project's checkout have uncommitted changes (untracked, non-ignored
+    files included); None if git cannot tell in ``timeout`` seconds.
+
+    ``--no-optional-locks``: git does not refresh the user's index, so nothing in the project
+    is written.
+    """
+    args = ["--no-optional-locks", "status", "--porcelain", "--untracked-files=normal"]
+    found = git.run(project, *args, check=False, timeout=timeout)
+    if not found.ok:
+        return None
+    return sum(1 for line in found.stdout.splitlines() if line.strip())
+
+
 def prepare(project_dir: Path, guard: Guard) -> None:
     """Make ``project_dir`` a git repository with at least one commit (see Sandboxes)."""
     project = project_dir.expanduser()

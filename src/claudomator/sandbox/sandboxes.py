@@ -26,6 +26,7 @@ from claudomator.sandbox.project import (
     prepare_scratch,
     project_head,
     ready,
+    uncommitted_changes,
 )
 from claudomator.sandbox.tree import Sandbox
 
@@ -41,8 +42,8 @@ _SHORTSTAT = re.compile(r"(\d+) (file|insertion|deletion)")
 class Collected:
     """What the agent produced in a sandbox."""
 
-    commits: tuple[Commit, ...]  # new since base_commit, oldest first; message is the subject
-    changestats: ChangeStats  # git diff --shortstat base_commit..HEAD
+    commits: tuple[Commit, ...]  # new since the start (or ``since``), oldest first; subjects
+    changestats: ChangeStats  # git diff --shortstat <start>..HEAD
 
 
 class Sandboxes:
@@ -102,6 +103,12 @@ class Sandboxes:
         """Make a project-less task's folder ``scratch_dir`` (directly in ``workspace``) a
         repository of its own with at least one commit, whatever repository contains it."""
         prepare_scratch(scratch_dir, workspace)
+
+    def uncommitted(self, project_dir: Path) -> int | None:
+        """How many paths of the user's checkout have uncommitted changes (they are not in a
+        sandbox); None if git cannot tell. Reads only: the user's index is not refreshed."""
+        project = project_dir.expanduser().resolve()
+        return uncommitted_changes(project) if project.is_dir() else None
 
     # --- creating ---
 
@@ -254,14 +261,18 @@ class Sandboxes:
         *,
         build_command: Sequence[str] = (),
         build_dir: str | None = None,
+        since: str = "",
     ) -> Collected:
         """Autocommit leftover changes (after the build check passes); list commits and stats.
 
-        If the tree is dirty (tracked changes or untracked, non-ignored files) the build check runs
-        first (``build_command`` in ``build_dir``, by default the agent's subdirectory; else the
-        one detected nearest that subdirectory); if it fails :class:`BuildFailed` is raised and
-        nothing is committed. The autocommit passes ``--no-verify`` (no pre-commit or commit-msg
-        hook runs) and uses the fallback identity only where git has none configured.
+        The commits and stats are those after ``since`` (a commit id: the head an earlier
+        execution in this sandbox already delivered, when a review round resumes it), else
+        after the sandbox's start commit. If the tree is dirty (tracked changes or untracked,
+        non-ignored files) the build check runs first (``build_command`` in ``build_dir``, by
+        default the agent's subdirectory; else the one detected nearest that subdirectory); if
+        it fails :class:`BuildFailed` is raised and nothing is committed. The autocommit passes
+        ``--no-verify`` (no pre-commit or commit-msg hook runs) and uses the fallback identity
+        only where git has none configured.
         """
         self._reclaim(sandbox)
         tree = sandbox.dir
@@ -275,28 +286,50 @@ class Sandboxes:
                 commit = ["commit", "-q", "--no-verify", "-m", AUTOCOMMIT_MESSAGE]
                 git.tree_git(tree, *git.identity(tree, tree=tree), *commit)
                 logger.info("autocommitted in %s", tree, extra={"action": "sandbox_autocommit"})
-        span = f"{sandbox.base_commit}..HEAD"
+        start = self._start(sandbox, since)
+        span = f"{start}..HEAD"
         log = git.tree_git(tree, "log", "--reverse", "--no-show-signature", "--format=%H %s", span)
         commits = tuple(
             Commit(hash=line[:40], message=line[41:]) for line in log.stdout.splitlines() if line
         )
-        stat = ["diff", "--no-ext-diff", "--no-textconv", "--shortstat", sandbox.base_commit]
+        stat = ["diff", "--no-ext-diff", "--no-textconv", "--shortstat", start]
         shortstat = git.tree_git(tree, *stat, "HEAD")
         return Collected(commits, _parse_shortstat(shortstat.stdout))
 
-    def write_diff(self, sandbox: Sandbox, dest: Path, *, limit: int = MAX_DIFF_BYTES) -> int:
-        """Write the unified diff of the agent's work (start commit to HEAD) to ``dest``.
+    def _start(self, sandbox: Sandbox, since: str) -> str:
+        """The commit the agent's new work is counted from: ``since`` if it is a commit of
+        the sandbox (the head an earlier execution delivered), else the start commit."""
+        if not since or since == sandbox.base_commit:
+            return sandbox.base_commit
+        if _COMMIT_ID.fullmatch(since):
+            found = git.tree_git(sandbox.dir, "cat-file", "-e", f"{since}^{{commit}}", check=False)
+            if found.ok:
+                return since
+        logger.warning(
+            "%s: the earlier head %s is not in the sandbox; counting from its start commit",
+            sandbox.dir,
+            since[:12],
+            extra={"action": "sandbox_collect"},
+        )
+        return sandbox.base_commit
+
+    def write_diff(
+        self, sandbox: Sandbox, dest: Path, *, limit: int = MAX_DIFF_BYTES, since: str = ""
+    ) -> int:
+        """Write the unified diff of the agent's work (start commit, or ``since`` as in
+        :meth:`collect`, to HEAD) to ``dest``.
 
         At most ``limit`` bytes are kept (a note says when it was cut). ``dest`` is replaced,
         never followed if it is a link (the log folder is one the agent can write to). Returns
         the size written.
         """
         self._reclaim(sandbox)
+        start = self._start(sandbox, since)
         dest.unlink(missing_ok=True)
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
         fd = os.open(dest, flags, 0o644)
         with os.fdopen(fd, "wb") as out:
-            args = ["diff", "--no-color", "--no-ext-diff", "--no-textconv", sandbox.base_commit]
+            args = ["diff", "--no-color", "--no-ext-diff", "--no-textconv", start]
             result = subprocess.run(
                 git.argv(*args, "HEAD", tree=sandbox.dir),
                 cwd=sandbox.dir,

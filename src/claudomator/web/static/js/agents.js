@@ -1,7 +1,7 @@
 // Agents: which can run now, which are rate-limited or out of quota, and their failures.
 
 import { get } from "./api.js";
-import { clear, errorBox, h, setTitle, when, fill } from "./dom.js";
+import { clear, errorBox, h, setTitle, fill } from "./dom.js";
 
 export async function render(main, { signal }) {
   setTitle("Agents");
@@ -22,26 +22,19 @@ export async function render(main, { signal }) {
       return;
     }
     clear(body);
-    const now = Date.now();
-    const rows = agents.map((r) => {
-      const a = r.status;
-      const limited = a.limited_until && new Date(a.limited_until) > now;
-      const unavailable = a.unavailable_until && new Date(a.unavailable_until) > now;
-      const state = unavailable ? "✗ out of quota" : limited ? "⏸ rate-limited" : r.usable ? "✓ ready" : "✗ cannot run";
-      const notes = r.usable ? [r.binary, r.credentials_from && `credentials from ${r.credentials_from}`, ...r.warnings].filter(Boolean) : r.reasons;
-      return h(
+    // the same facts as `claudomator agents`: state, details and last error come from the server
+    const icons = { ready: "✓", "rate-limited": "⏸", "out of quota": "✗", "cannot run": "✗" };
+    const rows = agents.map((r) =>
+      h(
         "tr",
-        { dataset: { agent: r.agent, usable: String(r.usable) } },
+        { dataset: { agent: r.agent, usable: String(r.usable), state: r.state } },
         h("th", { scope: "row" }, r.agent),
-        h("td", {}, h("strong", {}, state)),
-        h("td", { class: "wrap" }, notes.join("; ") || "—"),
-        h("td", {}, limited ? when(a.limited_until) : "—"),
-        h("td", {}, unavailable ? when(a.unavailable_until) : "—"),
-        h("td", {}, String(a.consecutive_failures)),
-        h("td", {}, String(a.rate_limit_strikes)),
-        h("td", { class: "wrap" }, a.last_error || "—"),
-      );
-    });
+        h("td", {}, h("strong", {}, `${icons[r.state] || "✗"} ${r.state}`)),
+        h("td", { class: "wrap" }, r.details.join("; ") || "—"),
+        h("td", {}, String(r.status.consecutive_failures)),
+        h("td", { class: "wrap" }, r.last_error || "—"),
+      ),
+    );
     body.append(
       h(
         "div",
@@ -49,7 +42,7 @@ export async function render(main, { signal }) {
         h(
           "table",
           {},
-          h("thead", {}, h("tr", {}, ["Agent", "State", "Details", "Limited until", "Unavailable until", "Failures in a row", "Rate-limit strikes", "Last error"].map((c) => h("th", { scope: "col" }, c)))),
+          h("thead", {}, h("tr", {}, ["Agent", "State", "Details", "Failures in a row", "Last error"].map((c) => h("th", { scope: "col" }, c)))),
           h("tbody", {}, rows),
         ),
       ),

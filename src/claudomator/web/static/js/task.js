@@ -133,7 +133,7 @@ export async function render(main, { params, signal, navigate }) {
     );
     drawActions(task);
     drawPanel(task, interactions);
-    drawOverview(task, executions, events);
+    drawOverview(task, executions, events, detail.check);
     drawTalk(interactions);
     drawRuns(executions);
     drawHistory(events);
@@ -299,7 +299,22 @@ export async function render(main, { params, signal, navigate }) {
     );
   }
 
-  function drawOverview(task, executions, events) {
+  /** The acceptance check: a verdict, or that it is pending or ended without one. */
+  function checkNote(check) {
+    if (!check) return null;
+    const verdict = check.state === "pass" || check.state === "fail";
+    const cls = check.state === "pass" ? "summary" : verdict || check.state === "no verdict" ? "error" : "muted";
+    const checker = check.checker_id ? [" ", link(`/tasks/${check.checker_id}`, `checker ${shortId(check.checker_id)}`)] : [];
+    return h(
+      "div",
+      { class: cls, dataset: { check: check.state } },
+      h("strong", {}, verdict ? `Acceptance check: ${check.state}. ` : "Acceptance check: "),
+      verdict ? check.report : check.line.replace(/^check: /, ""),
+      ...checker,
+    );
+  }
+
+  function drawOverview(task, executions, events, check) {
     const latest = executions.at(-1);
     const choice = choiceOf(events);
     const cost = taskCost(task, executions);
@@ -311,9 +326,7 @@ export async function render(main, { params, signal, navigate }) {
       h("h2", { id: "overview-h" }, "Overview"),
       task.summary ? h("div", { class: "summary" }, h("h3", {}, "Summary"), h("p", { class: "wrap" }, task.summary)) : null,
       latest?.error_msg ? h("div", { class: "error", role: "note" }, h("strong", {}, "Error: "), h("span", { class: "wrap" }, latest.error_msg)) : null,
-      task.check_verdict
-        ? h("div", { class: task.check_verdict === "pass" ? "summary" : "error" }, h("strong", {}, `Acceptance check: ${task.check_verdict}. `), task.check_report)
-        : null,
+      checkNote(check),
       dl([
         ["Agent", agentText],
         ["Why this agent", choice ? `${choice.agent}: ${choice.reason}` : task.agent.type ? "set on the task" : ""],
