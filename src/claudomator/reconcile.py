@@ -15,7 +15,7 @@ import os
 import socket
 from pathlib import Path
 
-from claudomator import projects, recovery
+from claudomator import naming, projects, recovery
 from claudomator.checker import checker_task
 from claudomator.config import Settings
 from claudomator.errors import InvalidTransition, NotFound
@@ -107,11 +107,21 @@ def _finish_delivered(settings: Settings, store: Store, execution: Execution) ->
     project = projects.by_dir(settings, store, intent.project_dir)
     if project is not None and project.review:
         return False
-    found = recovery.landed(intent)
+    try:
+        name = store.get_task(execution.task_id).name
+    except NotFound:
+        name = ""
+    runs = store.executions_of(execution.task_id)
+    branches = naming.task_branches(execution.task_id, name, runs)
+    found = recovery.landed(intent, branches)
     if found is None:
         return False
     if not store.close_running_execution(
-        execution.id, TaskState.COMPLETED, "", commits=found.commits
+        execution.id,
+        TaskState.COMPLETED,
+        "",
+        commits=found.commits,
+        delivery=found.delivery,
     ):
         return False
     logger.warning(

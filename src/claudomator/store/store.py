@@ -651,12 +651,16 @@ class Store:
         error: str,
         *,
         commits: Sequence[Commit] | None = None,
+        delivery: DeliveryRecord | None = None,
     ) -> bool:
         """End an execution that is still RUNNING (False if someone already ended it);
-        ``commits``, if given, are recorded as its delivered commits."""
+        ``commits`` and ``delivery``, if given, are recorded as its delivered commits and
+        where they went."""
         values: dict[str, Any] = {"status": status.value, "end_time": utcnow(), "error_msg": error}
         if commits is not None:
             values["commits"] = [c.model_dump(mode="json") for c in commits]
+        if delivery is not None:
+            values["delivery"] = delivery.model_dump()
         with self._tx() as conn:
             count = conn.execute(
                 executions.update()
