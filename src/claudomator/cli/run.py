@@ -33,6 +33,7 @@ from claudomator.cli.common import (
 from claudomator.config import (
     Settings,
 )
+from claudomator.delivered import where
 from claudomator.errors import (
     ClaudomatorError,
     TaskFileError,
@@ -282,6 +283,9 @@ def _print_outcomes(service: Service, tasks: list[Task], console: Console) -> No
         if execution.commits:
             s = execution.changestats
             console.print(f"  {plural(s.files, 'file')}, +{s.insertions} -{s.deletions}")
+        if execution.delivery is not None:
+            line = f"  delivered: {where(execution.delivery).line}"
+            console.print(line, markup=False, soft_wrap=True)
         if task.state == TaskState.BLOCKED and task.question:
             _print_question(task, console)
         if task.summary:
