@@ -49,8 +49,9 @@ class Landed:
 def landed(intent: DeliveryIntent, branches: Sequence[str] = ()) -> Landed | None:
     """Where ``intent``'s work already is, or None (not delivered, or not verifiable).
 
-    ``branches`` are the task's possible kept branches (:func:`naming.task_branches`); without
-    them, the names made from the task id alone are looked at.
+    ``branches`` are the task's possible kept branches (:func:`naming.task_branches`); the
+    project's branches named for the task's short id are looked at too (the task may have
+    been renamed since), and the old ``claudomator/<task-id>``.
     """
     head = intent.head or _sandbox_head(Path(intent.sandbox_dir))
     if head is None or not _HASH.fullmatch(head) or not _HASH.fullmatch(intent.base_commit):
@@ -112,13 +113,21 @@ def _targets(
                 )
                 found.append((repo, f"refs/heads/{intent.branch}", record))
                 break
-    kept = list(branches) or naming.task_branches(intent.task_id, "")
-    for branch in kept:
+    kept = [*branches, *naming.task_branches(intent.task_id, ""), *_named_for(project, intent)]
+    for branch in dict.fromkeys(kept):
         if branch.startswith("-") or not branch.startswith(naming.BRANCH_PREFIX):
             continue  # never an option to git, never a branch that is not ours
         record = DeliveryRecord(how="branch", project_dir=str(project), branch=branch)
         found.append((str(project), f"refs/heads/{branch}", record))
     return found
+
+
+def _named_for(project: Path, intent: DeliveryIntent) -> list[str]:
+    """The project's branches named for the task's short id, whatever slug the name gave."""
+    short = naming.task_branch(intent.task_id, "")
+    pattern = f"refs/heads/{short}-*"
+    listing = _git(project, "for-each-ref", "--format=%(refname:lstrip=2)", pattern)
+    return listing.stdout.split() if listing.ok else []
 
 
 def _ancestor(repo: str, older: str, newer: str) -> bool:

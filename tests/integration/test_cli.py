@@ -201,7 +201,8 @@ def test_run_shows_progress_commits_and_exits_0(
     done = cli("run", str(tasks), env=agent_env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "COMPLETED" in done.stdout
-    assert "write-notes" in done.stdout and "autocommit" not in done.stdout  # named for the task
+    assert "write-notes" in done.stdout
+    assert "autocommit" not in done.stdout
     assert "Wrote notes.md." in done.stdout
     # piped: a line per change of state, then the final table exactly once
     assert any(line.endswith("write-notes: RUNNING") for line in done.stdout.splitlines())
@@ -213,9 +214,8 @@ def test_run_shows_progress_commits_and_exits_0(
     ).split()
     assert git(project, "show", f"{branch}:notes.md") == "# Notes\nwritten by agent"
     # the branch is claudomator/<short-id>-<slug>; run says where the work is, and how to look
-    assert branch.endswith("-write-notes") and len(branch) == len(
-        "claudomator/12345678-write-notes"
-    )
+    assert branch.endswith("-write-notes")
+    assert len(branch) == len("claudomator/12345678-write-notes")
     look = f"git -C {project} log HEAD..{branch}"
     assert f"delivered: kept as branch {branch} in {project} — see: {look}" in done.stdout
     assert git(project, "log", "-1", "--format=%s", branch) == "write-notes"
