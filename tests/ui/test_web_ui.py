@@ -25,7 +25,7 @@ from ui_harness import (
     shot,
 )
 
-from conftest import MakeRepo, git
+from conftest import MakeRepo, git, kept_branch
 from fakes.anthropic import FakeAnthropic, Text, ToolUse, claude_env
 
 pytestmark = pytest.mark.cli
@@ -228,7 +228,7 @@ def test_create_through_the_form_run_to_completed_then_log_and_diff(
     assert "+hello" in diff.inner_text()
     assert "hello.txt" in diff.inner_text()
     assert "chore: autocommit uncommitted changes" in page.locator("#main").inner_text()
-    assert git(project, "show", f"claudomator/{task_id}:hello.txt") == "hello"
+    assert git(project, "show", f"{kept_branch(project, task_id)}:hello.txt") == "hello"
     shot(page, "task-completed")
 
     # the board, filtered by project, story and tag
@@ -321,7 +321,7 @@ def test_answer_a_blocked_task_from_a_phone(
     )
     assert "Status" in label, label
     shot(page, "phone-task-completed")
-    assert git(project, "show", f"claudomator/{task['id']}:colour.txt") == "blue"
+    assert git(project, "show", f"{kept_branch(project, task['id'])}:colour.txt") == "blue"
 
 
 def test_reject_with_feedback_then_accept_the_second_attempt(
@@ -369,7 +369,7 @@ def test_reject_with_feedback_then_accept_the_second_attempt(
     assert "Please write v2 instead." in json.dumps(fake.requests[-1].body["messages"])
     page.locator(".panel-ready").get_by_role("button", name="Accept").click()
     expect_state(page, "COMPLETED", timeout=20_000)
-    assert git(project, "show", f"claudomator/{task['id']}:a.txt") == "v2"
+    assert git(project, "show", f"{kept_branch(project, task['id'])}:a.txt") == "v2"
     assert Path(project).is_dir()
 
 
