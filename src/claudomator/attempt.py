@@ -336,8 +336,8 @@ class Attempt:
                     branch=naming.recorded_branch(runs),
                     **kwargs,
                 )
-                self.delivered_to = delivered.description
                 self._record_delivery(sandbox, delivered)
+                self.delivered_to = self._where().get("delivered", delivered.description)
                 kept_as_branch = delivered.how is DeliveryKind.BRANCH
                 if delivered.rebased:  # the delivered commits have new hashes
                     commits = await self._off_loop(

@@ -301,6 +301,10 @@ async def test_acceptance_criteria_get_a_checker_whose_verdict_is_stored(
     )
     assert "export() is covered by a unit test" in checker_prompt
     assert commit.hash in checker_prompt
+    # and where the work is, with the command to look at it
+    branch = kept_branch(project, task.id)
+    assert f"kept as branch {branch} in {project}" in checker_prompt
+    assert f"log HEAD..{branch}" in checker_prompt
 
 
 async def test_claude_budget_stop_ends_budget_exceeded(
