@@ -53,6 +53,14 @@ def git(cwd: Path, *args: str) -> str:
     return done.stdout.strip()
 
 
+def kept_branch(repo: Path, task_id: str) -> str:
+    """The one branch ``claudomator/<short-id>-<slug>`` a task's work was kept on in ``repo``."""
+    pattern = f"refs/heads/claudomator/{task_id[:8]}*"
+    found = git(repo, "for-each-ref", "--format=%(refname:lstrip=2)", pattern).split()
+    assert len(found) == 1, f"branches of task {task_id} in {repo}: {found}"
+    return found[0]
+
+
 MakeRepo = Callable[..., Path]
 
 

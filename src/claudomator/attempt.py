@@ -14,18 +14,33 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
-from claudomator import projects, protocol, ratelimit, tokens
+from claudomator import naming, projects, protocol, ratelimit, tokens
 from claudomator.agents import Outcome, RunContext, Runner
 from claudomator.blocking import Blocking
 from claudomator.checker import checker_task, verdict_from
 from claudomator.checkout import CheckoutNote, write_note
 from claudomator.config import Settings, estimate_cost
-from claudomator.errors import ClaudomatorError, InvalidTransition, SandboxError, StoreError
-from claudomator.models import Commit, Execution, Interaction, Task, TaskState, utcnow
+from claudomator.delivered import where
+from claudomator.errors import (
+    ClaudomatorError,
+    DeliveryConflict,
+    InvalidTransition,
+    SandboxError,
+    StoreError,
+)
+from claudomator.models import (
+    Commit,
+    DeliveryRecord,
+    Execution,
+    Interaction,
+    Task,
+    TaskState,
+    utcnow,
+)
 from claudomator.notify import Notifier
 from claudomator.persist import until_stored
 from claudomator.process import tail_file
-from claudomator.sandbox import DeliveryKind, Sandbox, Sandboxes
+from claudomator.sandbox import Delivered, DeliveryKind, Sandbox, Sandboxes
 from claudomator.store import Store
 from claudomator.store.intents import DeliveryIntent
 from claudomator.summary import read_summary
@@ -355,6 +370,9 @@ class Attempt:
         """Build check, autocommit, record and deliver the work; a failure fails the outcome."""
         project, build_dir = projects.of_sandbox(self.settings, self.store, sandbox)
         build = project.build_command if project else ()
+        message = naming.commit_message(
+            self.task.name, self.task.id, self.execution.agent, self.task.description
+        )
         try:
             collected = await self._off_loop(
                 self.sandboxes.collect,
@@ -362,6 +380,7 @@ class Attempt:
                 build_command=build,
                 build_dir=build_dir,
                 since=self.since,
+                message=message,
             )
             self.execution = self.execution.model_copy(
                 update={"commits": collected.commits, "changestats": collected.changestats}
@@ -371,10 +390,17 @@ class Attempt:
                 await self._keep_diff(sandbox)
                 kwargs = {"delivery": project.delivery} if project else {}
                 await self._note_head(sandbox, collected.commits)  # before the push
+                runs = await self._kept("its deliveries", self.store.executions_of, self.task.id)
                 delivered = await self._off_loop(
-                    self.sandboxes.deliver, sandbox, task_id=self.task.id, **kwargs
+                    self.sandboxes.deliver,
+                    sandbox,
+                    task_id=self.task.id,
+                    task_name=self.task.name,
+                    branch=naming.recorded_branch(runs),
+                    **kwargs,
                 )
-                self.delivered_to = delivered.description
+                self._record_delivery(sandbox, delivered)
+                self.delivered_to = self._where().get("delivered", delivered.description)
                 kept_as_branch = delivered.how is DeliveryKind.BRANCH
                 if delivered.rebased:  # the delivered commits have new hashes
                     commits = await self._off_loop(
@@ -393,9 +419,25 @@ class Attempt:
                 outcome.status = TaskState.READY
             else:
                 await self._off_loop(self._release, sandbox)
+            if not collected.commits:
+                self._record_delivery(sandbox, Delivered(DeliveryKind.NOTHING))
         except SandboxError as exc:
+            if isinstance(exc, DeliveryConflict):  # the work was kept as a branch instead
+                self._record_delivery(sandbox, Delivered(DeliveryKind.BRANCH, branch=exc.branch))
             outcome.status = TaskState.FAILED
             outcome.error_msg = str(exc)
+
+    def _record_delivery(self, sandbox: Sandbox, delivered: Delivered) -> None:
+        """Note where the work went on the execution (saved with its outcome)."""
+        record = DeliveryRecord(
+            how=delivered.how.value,
+            project_dir=str(sandbox.project_dir),
+            remote=delivered.remote,
+            url=delivered.url,
+            branch=delivered.branch,
+            rebased=delivered.rebased,
+        )
+        self.execution = self.execution.model_copy(update={"delivery": record})
 
     async def _keep_diff(self, sandbox: Sandbox) -> None:
         """Save the diff of the work for people to read later; a failure only costs the diff."""
@@ -476,9 +518,16 @@ class Attempt:
         task = await self._kept(
             f"move to {target.value}", self._move, target, reason, summary=summary
         )
-        if task is not None and target.is_terminal:
-            self.notifier.post(f"task.{target.value.lower()}", task)
+        if task is not None and (target.is_terminal or target == TaskState.READY):
+            self.notifier.post(f"task.{target.value.lower()}", task, **self._where())
             await self._acceptance(task, outcome)
+
+    def _where(self) -> dict[str, Any]:
+        """Where the work went, for the notification ({} if this execution delivered nothing)."""
+        record = self.execution.delivery
+        if record is None:
+            return {}
+        return {"delivery": record.model_dump(mode="json"), "delivered": where(record).line}
 
     def _move(self, target: TaskState, reason: str, **fields: Any) -> Task | None:
         """RUNNING -> ``target``; None (logged) if someone else moved the task meanwhile."""

@@ -293,7 +293,7 @@ DEFAULT_CONFIG = """\
 # Named projects. build_command is an argument list run in the sandbox before the
 # autocommit (default: `make build` with a Makefile, `./gradlew build`, `go build ./...`).
 # delivery: "auto" (push to a `local` remote or local-path `origin`, else a branch),
-# "push", or "branch" (kept as claudomator/<task-id> for review).
+# "push", or "branch" (kept as claudomator/<short-id>-<name-slug> for review).
 # [[projects]]
 # name = "webapp"
 # dir = "/home/me/src/webapp"

@@ -314,7 +314,7 @@ class Delivery(StrEnum):
 
     AUTO = "auto"  # push if the project has a `local` remote or a local-path `origin`, else branch
     PUSH = "push"  # push to the project's bare remote (rebasing once on non-fast-forward)
-    BRANCH = "branch"  # keep as branch `claudomator/<task-id>` in the project repository
+    BRANCH = "branch"  # keep as branch `claudomator/<short-id>-<slug>` in the project repository
 
 
 class Project(BaseModel):

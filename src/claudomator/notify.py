@@ -53,20 +53,25 @@ class Notifier:
         self._pending: set[asyncio.Task[None]] = set()
 
     def post(self, event: str, task: Task, **extra: Any) -> None:
-        """Send ``event`` in the background, retrying with backoff; never waits for it."""
+        """Send ``event`` in the background, retrying with backoff; never waits for it.
+
+        ``extra`` joins the webhook's payload; ``delivered`` (where the work went, see
+        :func:`claudomator.delivered.where`) also ends the Web Push message's body.
+        """
         if self.enabled:
             self._spawn(self._deliver(event, task, extra))
         if self.push is not None and self.push.wants(event):
-            self._spawn(self._push(self.push, event, task))
+            delivered = str(extra.get("delivered", ""))
+            self._spawn(self._push(self.push, event, task, delivered))
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         job = asyncio.get_running_loop().create_task(work)
         self._pending.add(job)
         job.add_done_callback(self._pending.discard)
 
-    async def _push(self, push: WebPush, event: str, task: Task) -> None:
+    async def _push(self, push: WebPush, event: str, task: Task, delivered: str) -> None:
         try:
-            await push.send(event, task)
+            await push.send(event, task, delivered)
         except ClaudomatorError as exc:  # e.g. an unreadable VAPID key, a database error
             logger.warning("web push for %s failed: %s", event, exc, extra={"action": "notify"})
 

@@ -15,7 +15,7 @@ import os
 import socket
 from pathlib import Path
 
-from claudomator import projects, recovery
+from claudomator import naming, projects, recovery
 from claudomator.checker import checker_task
 from claudomator.config import Settings
 from claudomator.errors import InvalidTransition, NotFound
@@ -108,18 +108,28 @@ def _finish_delivered(settings: Settings, store: Store, execution: Execution) ->
         return False
     # the task's own folder first: a monorepo package may be a review project of its own,
     # while the intent names the repository root
-    task_dir = store.get_task(execution.task_id).agent.project_dir
+    try:
+        task = store.get_task(execution.task_id)
+    except NotFound:
+        task = None
+    task_dir = task.agent.project_dir if task else ""
     for folder in dict.fromkeys((task_dir, intent.project_dir)):
         project = projects.by_dir(settings, store, folder)
         if project is not None:
             if project.review:
                 return False
             break
-    found = recovery.landed(intent)
+    runs = store.executions_of(execution.task_id)
+    branches = naming.task_branches(execution.task_id, task.name if task else "", runs)
+    found = recovery.landed(intent, branches)
     if found is None:
         return False
     if not store.close_running_execution(
-        execution.id, TaskState.COMPLETED, "", commits=found.commits
+        execution.id,
+        TaskState.COMPLETED,
+        "",
+        commits=found.commits,
+        delivery=found.delivery,
     ):
         return False
     logger.warning(

@@ -3,8 +3,10 @@
 :meth:`claudomator.pool.Pool.reconcile` asks :func:`landed` for every execution of a dead
 orchestrator that recorded a :class:`~claudomator.store.intents.DeliveryIntent`. If the
 commit it was delivering is on a target (the branch of the project's ``local`` remote or
-local-path ``origin``, or the kept branch ``claudomator/<task-id>``), the push (or branch)
-completed in git's own process after ours died: the record is finished, the agent is not run
+local-path ``origin``, or one of the task's kept branches: the one recorded for it, its
+``claudomator/<short-id>-<slug>`` names and the old ``claudomator/<task-id>``, see
+:func:`claudomator.naming.task_branches`), the push (or branch) completed in git's own process
+after ours died: the record is finished, with where the work went, and the agent is not run
 (and paid) again.
 
 Git runs only in repositories we trust (the user's project and its local remotes), with
@@ -19,17 +21,17 @@ import logging
 import os
 import re
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from claudomator import process
-from claudomator.models import Commit
+from claudomator import naming, process
+from claudomator.models import Commit, DeliveryRecord
 from claudomator.store.intents import DeliveryIntent
 
 logger = logging.getLogger(__name__)
 
 GIT_TIMEOUT = 30.0
-BRANCH_PREFIX = "claudomator/"
 _HASH = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
 _MAX_REF_FILE = 64 * 1024 * 1024  # packed-refs larger than this are not read
 _GIT_LOCATION_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY")
@@ -39,22 +41,33 @@ _GIT_LOCATION_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_
 class Landed:
     """The interrupted delivery completed: where, and the commits it delivered."""
 
-    target: str  # e.g. "local/main" or "branch claudomator/<task-id>"
+    target: str  # e.g. "local/main" or "branch claudomator/1a2b3c4d-fix-login"
     commits: tuple[Commit, ...]
+    delivery: DeliveryRecord  # the same, as recorded on the execution
 
 
-def landed(intent: DeliveryIntent) -> Landed | None:
-    """Where ``intent``'s work already is, or None (not delivered, or not verifiable)."""
+def landed(intent: DeliveryIntent, branches: Sequence[str] = ()) -> Landed | None:
+    """Where ``intent``'s work already is, or None (not delivered, or not verifiable).
+
+    ``branches`` are the task's possible kept branches (:func:`naming.task_branches`); the
+    project's branches named for the task's short id are looked at too (the task may have
+    been renamed since), and the old ``claudomator/<task-id>``.
+    """
     head = intent.head or _sandbox_head(Path(intent.sandbox_dir))
     if head is None or not _HASH.fullmatch(head) or not _HASH.fullmatch(intent.base_commit):
         return None
     if head == intent.base_commit:
         return None
-    for repo, ref, label in _targets(intent):
+    for repo, ref, record in _targets(intent, branches):
         if _ancestor(repo, head, ref) and _ancestor(repo, intent.base_commit, head):
             commits = _commits(repo, intent.base_commit, head)
             if commits:
-                return Landed(label, commits)
+                label = (
+                    f"{record.remote}/{record.branch}"
+                    if record.how == "pushed"
+                    else f"branch {record.branch}"
+                )
+                return Landed(label, commits, record)
     return None
 
 
@@ -74,10 +87,12 @@ def _is_local_path(url: str) -> bool:
     return "://" not in url and ":" not in url.split("/", 1)[0]  # host:path is ssh
 
 
-def _targets(intent: DeliveryIntent) -> list[tuple[str, str, str]]:
-    """(repository, ref, label) the work may have been delivered to."""
+def _targets(
+    intent: DeliveryIntent, branches: Sequence[str]
+) -> list[tuple[str, str, DeliveryRecord]]:
+    """(repository, ref, delivery) the work may have been delivered to."""
     project = Path(intent.project_dir)
-    found: list[tuple[str, str, str]] = []
+    found: list[tuple[str, str, DeliveryRecord]] = []
     if intent.branch and intent.branch != "HEAD":
         listing = _git(project, "config", "--get-regexp", r"^remote\.(local|origin)\.url$")
         urls = {}
@@ -89,11 +104,30 @@ def _targets(intent: DeliveryIntent) -> list[tuple[str, str, str]]:
             if url and _is_local_path(url):
                 path = url.removeprefix("file://")
                 repo = path if os.path.isabs(path) else str((project / path).resolve())
-                found.append((repo, f"refs/heads/{intent.branch}", f"{name}/{intent.branch}"))
+                record = DeliveryRecord(
+                    how="pushed",
+                    project_dir=str(project),
+                    remote=name,
+                    url=url,
+                    branch=intent.branch,
+                )
+                found.append((repo, f"refs/heads/{intent.branch}", record))
                 break
-    branch = f"{BRANCH_PREFIX}{intent.task_id}"
-    found.append((str(project), f"refs/heads/{branch}", f"branch {branch}"))
+    kept = [*branches, *naming.task_branches(intent.task_id, ""), *_named_for(project, intent)]
+    for branch in dict.fromkeys(kept):
+        if branch.startswith("-") or not branch.startswith(naming.BRANCH_PREFIX):
+            continue  # never an option to git, never a branch that is not ours
+        record = DeliveryRecord(how="branch", project_dir=str(project), branch=branch)
+        found.append((str(project), f"refs/heads/{branch}", record))
     return found
+
+
+def _named_for(project: Path, intent: DeliveryIntent) -> list[str]:
+    """The project's branches named for the task's short id, whatever slug the name gave."""
+    short = naming.task_branch(intent.task_id, "")
+    pattern = f"refs/heads/{short}-*"
+    listing = _git(project, "for-each-ref", "--format=%(refname:lstrip=2)", pattern)
+    return listing.stdout.split() if listing.ok else []
 
 
 def _ancestor(repo: str, older: str, newer: str) -> bool:

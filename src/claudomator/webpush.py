@@ -174,16 +174,20 @@ def validate_subscription(endpoint: str, p256dh: str, auth: str) -> PushSubscrip
     return PushSubscription(endpoint=endpoint, p256dh=p256dh, auth=auth)
 
 
-def message(event: str, task: Task) -> dict[str, str]:
-    """What a browser shows for ``event``: title, body, and the page to open."""
+def message(event: str, task: Task, delivered: str = "") -> dict[str, str]:
+    """What a browser shows for ``event``: title, body (ending with ``delivered``, where the
+    work went), and the page to open."""
     title = f"{_TITLES.get(event, event)}: {task.name}"
     if event == "task.blocked":
         body = parse_question(task.question).text if task.question else ""
         body = body or "The agent has a question."
     else:
         body = task.summary or task.state.value.replace("_", " ").lower()
-    if len(body) > _BODY_CHARS:
-        body = body[: _BODY_CHARS - 1] + "…"
+    where = f"Delivered: {delivered}"[: _BODY_CHARS // 2] if delivered else ""
+    room = _BODY_CHARS - (len(where) + 1 if where else 0)
+    if len(body) > room:
+        body = body[: room - 1] + "…"
+    body = f"{body}\n{where}" if where else body
     return {
         "title": title[:200],
         "body": body,
@@ -230,12 +234,12 @@ class WebPush:
             self._signer = Vapid02.from_pem(self.keys.private_pem)
         return self._signer
 
-    async def send(self, event: str, task: Task) -> int:
+    async def send(self, event: str, task: Task, delivered: str = "") -> int:
         """Push ``event`` to every subscription, retrying each with backoff; how many took it."""
         subscriptions = await asyncio.to_thread(self.store.push_subscriptions)
         if not subscriptions:
             return 0
-        data = json.dumps(message(event, task), ensure_ascii=False)
+        data = json.dumps(message(event, task, delivered), ensure_ascii=False)
         results = await asyncio.gather(*(self._deliver(s, data, event) for s in subscriptions))
         return sum(results)
 

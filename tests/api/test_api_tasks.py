@@ -23,7 +23,7 @@ from claudomator.config import Settings
 from claudomator.models import Execution, Project, TaskState
 from claudomator.service import Service
 from claudomator.store import Store
-from conftest import MakeRepo, git
+from conftest import MakeRepo, git, kept_branch
 from fakes.anthropic import FakeAnthropic, Text, ToolUse, claude_env
 
 CLAUDOMATOR = str(Path(sys.executable).parent / "claudomator")
@@ -255,6 +255,16 @@ def test_openapi_lists_every_route(api: httpx.Client) -> None:
         "/api/executions/{execution_id}/log",
     ):
         assert path in paths
+    schemas = api.get("/openapi.json").json()["components"]["schemas"]
+    assert set(schemas["DeliveryRecord"]["properties"]) == {
+        "how",
+        "project_dir",
+        "remote",
+        "url",
+        "branch",
+        "rebased",
+    }
+    assert "delivery" in schemas["Execution"]["properties"]
 
 
 @pytest.mark.cli
@@ -289,12 +299,14 @@ def test_a_task_posted_to_serve_runs_with_the_real_cli(
     assert state == TaskState.COMPLETED.value, json.dumps(detail["executions"])[-500:]
     assert detail["task"]["summary"] == "via the API"
     assert one["status"] == "COMPLETED"
-    assert one["commits"][0]["message"] == "chore: autocommit uncommitted changes"
+    assert one["commits"][0]["message"] == "from-api"  # the task's name
+    assert one["delivery"]["how"] == "branch"
+    assert one["delivery"]["branch"] == kept_branch(project, task_id)
     assert json.loads(log.text.splitlines()[0])["subtype"] == "init"
     assert json.loads(log.text.splitlines()[-1])["type"] == "result"
     assert len(tail.text) == 200
     assert log.text.endswith(tail.text)
-    assert git(project, "show", f"claudomator/{task_id}:api.txt") == "api"
+    assert git(project, "show", f"{kept_branch(project, task_id)}:api.txt") == "api"
     assert diff.status_code == 200
     assert diff.headers["content-type"].startswith("text/plain")
     assert "+++ b/api.txt" in diff.text
@@ -409,7 +421,7 @@ def test_an_agent_creates_a_subtask_through_the_api_with_its_token(
     assert by_name["child"]["parent_task_id"] == parent_id
     assert "└ child" in listing
     child_id = str(by_name["child"]["id"])
-    assert git(project, "show", f"claudomator/{child_id}:child.txt") == "child"
+    assert git(project, "show", f"{kept_branch(project, child_id)}:child.txt") == "child"
 
 
 def test_list_pages_and_filters_by_parent(api: httpx.Client, project: Path) -> None:

@@ -23,7 +23,7 @@ from claudomator.models import Task, TaskState, utcnow
 from claudomator.pool import Pool
 from claudomator.protocol import PREAMBLE_HEADING
 from claudomator.store import Store
-from conftest import REPO_ROOT, MakeRepo, git
+from conftest import REPO_ROOT, MakeRepo, git, kept_branch
 from fakes.anthropic import FakeAnthropic, ToolUse, claude_env
 from fakes.anthropic import Text as ClaudeText
 from fakes.gemini import ApiError as GeminiApiError
@@ -164,7 +164,7 @@ async def test_local_model_sends_an_unpinned_task_to_the_real_gemini_cli(
     assert run.cost_known is True
     # delivered as a branch; the user's checkout untouched
     [commit] = run.commits
-    branch = f"claudomator/{task.id}"
+    branch = kept_branch(project, task.id)
     assert git(project, "rev-parse", branch) == commit.hash
     assert git(project, "show", f"{branch}:hello.txt") == "from gemini"
     assert git(project, "rev-parse", "HEAD") == user_head
@@ -230,7 +230,7 @@ async def test_gemini_daily_quota_fails_an_unpinned_task_over_to_claude(
     assert runs[1].model != PRO  # the chooser's gemini model is not forced on claude
     assert "exhausted your daily quota" in runs[0].error_msg
     assert len(runs[1].commits) == 1
-    assert git(project, "show", f"claudomator/{unpinned.id}:x.txt") == "x"
+    assert git(project, "show", f"{kept_branch(project, unpinned.id)}:x.txt") == "x"
     # gemini is out for the default quota wait, not just a short rate-limit window
     health = store.agent_status("gemini")
     assert health.unavailable_until is not None
@@ -289,7 +289,7 @@ async def test_local_agent_answers_in_text_without_commits(
     assert run.cost_known is True  # a local model reports its cost: nothing
     assert run.commits == ()
     assert run.exit_code is None
-    assert git(project, "branch", "--list", f"claudomator/{task.id}") == ""
+    assert git(project, "branch", "--list", f"claudomator/{task.id[:8]}*") == ""
     [request] = fake_local.chat_requests
     assert request.stream
     assert request.body["model"] == "local-coder"

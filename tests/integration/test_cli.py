@@ -201,7 +201,8 @@ def test_run_shows_progress_commits_and_exits_0(
     done = cli("run", str(tasks), env=agent_env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "COMPLETED" in done.stdout
-    assert "chore: autocommit uncommitted changes" in done.stdout
+    assert "write-notes" in done.stdout
+    assert "autocommit" not in done.stdout
     assert "Wrote notes.md." in done.stdout
     # piped: a line per change of state, then the final table exactly once
     assert any(line.endswith("write-notes: RUNNING") for line in done.stdout.splitlines())
@@ -212,19 +213,42 @@ def test_run_shows_progress_commits_and_exits_0(
         project, "branch", "--list", "claudomator/*", "--format=%(refname:short)"
     ).split()
     assert git(project, "show", f"{branch}:notes.md") == "# Notes\nwritten by agent"
+    # the branch is claudomator/<short-id>-<slug>; run says where the work is, and how to look
+    assert branch.endswith("-write-notes")
+    assert len(branch) == len("claudomator/12345678-write-notes")
+    look = f"git -C {project} log HEAD..{branch}"
+    assert f"delivered: kept as branch {branch} in {project} — see: {look}" in done.stdout
+    assert git(project, "log", "-1", "--format=%s", branch) == "write-notes"
+    trailers = "%(trailers:key=Claudomator-Task,valueonly)"
+    task_id = git(project, "log", "-1", f"--format={trailers}", branch).strip()
+    assert task_id.startswith(branch.removeprefix("claudomator/")[:8])
+    agent = git(
+        project, "log", "-1", "--format=%(trailers:key=Claudomator-Agent,valueonly)", branch
+    )
+    assert agent.strip() == "claude"
 
     listing = cli("list", env=agent_env)
     assert "write-notes" in listing.stdout
     assert "COMPLETED" in listing.stdout
-    task_id = branch.removeprefix("claudomator/")
     shown = cli("show", "--json", task_id[:8], env=agent_env)
     payload = json.loads(shown.stdout)
     assert payload["task"]["state"] == "COMPLETED"
     [execution] = payload["executions"]
     assert execution["cost_usd"] > 0
     assert execution["changestats"]["files"] == 1
+    assert execution["delivery"] == {
+        "how": "branch",
+        "project_dir": str(project),
+        "remote": "",
+        "url": "",
+        "branch": branch,
+        "rebased": False,
+    }
     human = cli("show", task_id, env=agent_env)
     assert "Execution 1" in human.stdout
+    flat = " ".join(human.stdout.split())  # rich wraps long lines
+    assert f"Delivered kept as branch {branch} in {project} — see: {look}" in flat
+    assert f"delivered kept as branch {branch}" in flat  # the execution's own line
     assert "RUNNING → COMPLETED" in human.stdout
     logs = cli("logs", task_id, env=agent_env)
     assert "→ Write: notes.md" in logs.stdout

@@ -30,7 +30,7 @@ from claudomator.process import MARK_VARIABLE
 from claudomator.service import Service
 from claudomator.store import Store
 from claudomator.summary import from_text
-from conftest import REPO_ROOT, MakeRepo, git
+from conftest import REPO_ROOT, MakeRepo, git, kept_branch
 from fakes.gemini import ApiError, FakeGemini, FunctionCall, Hang, Text, gemini_env
 
 pytestmark = pytest.mark.cli
@@ -415,7 +415,7 @@ async def test_pool_runs_a_gemini_task_and_delivers_a_branch(
     assert execution.tokens_out > 0
     assert execution.session_id
     assert len(execution.commits) == 1
-    branch = f"claudomator/{task.id}"
+    branch = kept_branch(project, task.id)
     assert git(project, "rev-parse", branch) == execution.commits[0].hash
     assert git(project, "show", f"{branch}:hello.txt") == "from gemini"
     assert git(project, "rev-parse", "HEAD") == user_head

@@ -16,12 +16,13 @@ from pathlib import Path
 import pytest
 from agent_harness import PoolHarness, hanging_script, make_task, pid_alive, wait_for
 
+from claudomator import naming
 from claudomator.config import Settings
 from claudomator.models import Execution, TaskState
 from claudomator.pool import Pool, worker_identity
 from claudomator.process import MARK_VARIABLE
 from claudomator.store import Store
-from conftest import MakeRepo, git
+from conftest import MakeRepo, git, kept_branch
 from fakes.anthropic import ApiError, FakeAnthropic, Text, ToolUse, claude_env
 
 pytestmark = pytest.mark.cli
@@ -73,7 +74,7 @@ async def test_agent_work_is_committed_and_kept_as_a_branch(
     execution = only_execution(store, task.id)
     assert done.state == TaskState.COMPLETED, execution.error_msg
     assert done.summary == "Created hello.txt with a greeting."
-    assert [c.message for c in execution.commits] == ["chore: autocommit uncommitted changes"]
+    assert [c.message for c in execution.commits] == [task.name]  # named after the task
     assert execution.changestats.files == 1
     assert execution.changestats.insertions == 1
     assert execution.cost_usd > 0
@@ -81,7 +82,9 @@ async def test_agent_work_is_committed_and_kept_as_a_branch(
     assert execution.tokens_out > 0
     assert execution.exit_code == 0
     # delivered as a branch; the user's checkout is untouched
-    branch = f"claudomator/{task.id}"
+    branch = kept_branch(project, task.id)
+    assert execution.delivery is not None
+    assert execution.delivery.branch == branch == naming.task_branch(task.id, task.name)
     assert git(project, "rev-parse", branch) == execution.commits[0].hash
     assert git(project, "show", f"{branch}:hello.txt") == "hello from the agent"
     assert git(project, "rev-parse", "HEAD") == user_head

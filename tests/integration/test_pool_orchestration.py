@@ -18,7 +18,7 @@ from claudomator.models import Project, TaskState
 from claudomator.pool import Pool
 from claudomator.protocol import PREAMBLE_HEADING
 from claudomator.store import Store
-from conftest import MakeRepo, git
+from conftest import MakeRepo, git, kept_branch
 from fakes.anthropic import ApiError, FakeAnthropic, Text, ToolUse, claude_env
 from fakes.receiver import WebhookReceiver
 
@@ -114,7 +114,7 @@ async def test_question_blocks_then_answer_resumes_the_same_session(
     assert "Which colour should the button be?" in resumed
     assert "Answer: blue" in resumed
     # the work of the last run is delivered
-    assert git(project, "show", f"claudomator/{task.id}:colour.txt") == "dark blue"
+    assert git(project, "show", f"{kept_branch(project, task.id)}:colour.txt") == "dark blue"
     talk = store.interactions_of(task.id)
     assert [(i.question, i.answer) for i in talk] == [
         ("Which colour should the button be?", "blue"),
@@ -127,6 +127,14 @@ async def test_question_blocks_then_answer_resumes_the_same_session(
         expected = hmac.new(secret.encode(), delivery.body, hashlib.sha256).hexdigest()
         assert delivery.headers["x-claudomator-signature"] == f"sha256={expected}"
     assert deliveries[0].json()["options"] == ["red", "blue"]
+    # the last one says where the work is
+    branch = kept_branch(project, task.id)
+    look = f"git -C {project} log HEAD..{branch}"
+    assert (
+        deliveries[-1].json()["delivered"] == f"kept as branch {branch} in {project} — see: {look}"
+    )
+    assert deliveries[-1].json()["delivery"]["branch"] == branch
+    assert "delivered" not in deliveries[0].json()  # a question delivers nothing
 
 
 async def test_question_file_that_is_a_report_becomes_the_summary(
@@ -293,6 +301,10 @@ async def test_acceptance_criteria_get_a_checker_whose_verdict_is_stored(
     )
     assert "export() is covered by a unit test" in checker_prompt
     assert commit.hash in checker_prompt
+    # and where the work is, with the command to look at it
+    branch = kept_branch(project, task.id)
+    assert f"kept as branch {branch} in {project}" in checker_prompt
+    assert f"log HEAD..{branch}" in checker_prompt
 
 
 async def test_claude_budget_stop_ends_budget_exceeded(
@@ -349,7 +361,7 @@ async def test_answer_resumes_in_a_fresh_sandbox_when_the_preserved_one_vanished
     # Claude keeps its sessions outside the sandbox, so the same session resumes
     assert second.session_id == first.session_id
     assert "Answer: yes" in json.dumps(fake.requests[-1].body["messages"])
-    assert git(project, "show", f"claudomator/{task.id}:done.txt") == "done"
+    assert git(project, "show", f"{kept_branch(project, task.id)}:done.txt") == "done"
 
 
 async def test_review_loop_ready_reject_with_feedback_then_accept(
@@ -372,7 +384,7 @@ async def test_review_loop_ready_reject_with_feedback_then_accept(
         [ready] = await h.settle([task])
         assert ready.state == TaskState.READY
         first = store.executions_of(task.id)[0]
-        branch = f"claudomator/{task.id}"
+        branch = kept_branch(project, task.id)
         assert git(project, "show", f"{branch}:a.txt") == "v1"
         assert Path(first.sandbox_dir).is_dir()  # kept for the review loop
         h.service.reject(task.id, "Please write v2 instead.")

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from agent_harness import HANG, pid_alive
 
-from conftest import MakeRepo, git
+from conftest import MakeRepo, git, kept_branch
 from fakes.anthropic import FakeAnthropic, Text, ToolUse, claude_env
 
 pytestmark = pytest.mark.cli
@@ -174,5 +174,5 @@ tasks:
     assert [r["status"] for r in runs] == ["BLOCKED", "COMPLETED"]
     assert runs[0]["sandbox_dir"] == runs[1]["sandbox_dir"]
     assert runs[0]["session_id"] == runs[1]["session_id"]
-    assert git(project, "show", f"claudomator/{ask_id}:answer.txt") == "yes"
-    assert git(project, "show", f"claudomator/{hang_id}:second.txt") == "second"
+    assert git(project, "show", f"{kept_branch(project, ask_id)}:answer.txt") == "yes"
+    assert git(project, "show", f"{kept_branch(project, hang_id)}:second.txt") == "second"

@@ -489,10 +489,13 @@ def test_deliver_without_new_commits(box: Sandbox, sandboxes: Sandboxes) -> None
     assert "claudomator/" not in git(box.project_dir, "branch", "--list")
 
 
-def test_branch_delivery_rejects_a_bad_task_id(box: Sandbox, sandboxes: Sandboxes) -> None:
+def test_branch_delivery_makes_a_valid_name_of_a_bad_task_id(
+    box: Sandbox, sandboxes: Sandboxes
+) -> None:
     agent_commit(box, "x.txt", "x\n", "x")
-    with pytest.raises(SandboxError, match="valid branch name"):
-        sandboxes.deliver(box, task_id="bad..id", delivery=Delivery.BRANCH)
+    done = sandboxes.deliver(box, task_id="bad..id", delivery=Delivery.BRANCH)
+    assert done.branch == "claudomator/bad-id"
+    assert git(box.project_dir, "show", "claudomator/bad-id:x.txt") == "x"
 
 
 # --- release and the warm pool -----------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -13,7 +14,7 @@ from robust import CLAUDOMATOR, db_rows, free_port, reap, wait_until
 from server_harness import gated_agent, runs_of
 
 from claudomator import recovery
-from claudomator.models import AgentConfig, Task
+from claudomator.models import AgentConfig, DeliveryRecord, Task
 from claudomator.store import Store
 from claudomator.store.intents import DeliveryIntent
 from conftest import MakeRepo, git
@@ -95,11 +96,20 @@ def test_kill_9_during_the_push_finishes_the_record_without_running_the_agent_ag
                 proc.wait()
         reap([hook_pid] if hook_pid else [])
     assert runs_of(state, task.id) == 1, "the agent ran (and was paid) twice"
-    rows = db_rows(db, "select status, commits from executions where task_id = ?", (task.id,))
+    query = "select status, commits, delivery from executions where task_id = ?"
+    rows = db_rows(db, query, (task.id,))
     assert len(rows) == 1, rows
-    status, commits = rows[0]
+    status, commits, delivery = rows[0]
     assert status == "COMPLETED"
     assert pushed in str(commits), commits
+    assert json.loads(delivery) == {  # where the work went, as if the push had returned
+        "how": "pushed",
+        "project_dir": str(project),
+        "remote": "local",
+        "url": str(remote),
+        "branch": "main",
+        "rebased": False,
+    }
     assert git(remote, "log", "--format=%s", "-1") != "initial"
     assert f"work-{task.id}.txt" in git(remote, "ls-tree", "--name-only", "main")
 
@@ -145,3 +155,6 @@ def test_recovery_believes_only_a_target_that_has_the_work(
     assert found is not None
     assert found.target == "local/main"
     assert [c.hash for c in found.commits] == [head]
+    assert found.delivery == DeliveryRecord(
+        how="pushed", project_dir=str(project), remote="local", url=str(remote), branch="main"
+    )

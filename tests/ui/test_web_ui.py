@@ -25,7 +25,7 @@ from ui_harness import (
     shot,
 )
 
-from conftest import MakeRepo, git
+from conftest import MakeRepo, git, kept_branch
 from fakes.anthropic import FakeAnthropic, Text, ToolUse, claude_env
 
 pytestmark = pytest.mark.cli
@@ -227,8 +227,14 @@ def test_create_through_the_form_run_to_completed_then_log_and_diff(
     diff.wait_for()
     assert "+hello" in diff.inner_text()
     assert "hello.txt" in diff.inner_text()
-    assert "chore: autocommit uncommitted changes" in page.locator("#main").inner_text()
-    assert git(project, "show", f"claudomator/{task_id}:hello.txt") == "hello"
+    assert "autocommit" not in page.locator("#main").inner_text()  # named after the task
+    branch = kept_branch(project, task_id)
+    assert git(project, "show", f"{branch}:hello.txt") == "hello"
+    assert git(project, "log", "-1", "--format=%s", branch) == "greeting"
+    delivered = page.locator("dl.facts .delivered").inner_text()
+    assert delivered == (
+        f"kept as branch {branch} in {project} — see: git -C {project} log HEAD..{branch}"
+    )
     shot(page, "task-completed")
 
     # the board, filtered by project, story and tag
@@ -321,7 +327,7 @@ def test_answer_a_blocked_task_from_a_phone(
     )
     assert "Status" in label, label
     shot(page, "phone-task-completed")
-    assert git(project, "show", f"claudomator/{task['id']}:colour.txt") == "blue"
+    assert git(project, "show", f"{kept_branch(project, task['id'])}:colour.txt") == "blue"
 
 
 def test_reject_with_feedback_then_accept_the_second_attempt(
@@ -367,9 +373,21 @@ def test_reject_with_feedback_then_accept_the_second_attempt(
     page.locator(".talk", has_text="Please write v2 instead.").wait_for()
     shot(page, "task-ready-second-attempt")
     assert "Please write v2 instead." in json.dumps(fake.requests[-1].body["messages"])
+    branch = kept_branch(project, task["id"])
+    assert branch == f"claudomator/{task['id'][:8]}-review-me"
+    look = f"git -C {project} log HEAD..{branch}"
+    assert (
+        f"The work is on the branch {branch} (see: {look})"
+        in page.locator(".panel-ready").inner_text()
+    )
     page.locator(".panel-ready").get_by_role("button", name="Accept").click()
     expect_state(page, "COMPLETED", timeout=20_000)
-    assert git(project, "show", f"claudomator/{task['id']}:a.txt") == "v2"
+    assert page.locator(".panel-ready").count() == 0
+    # the review box is gone; where the work is stays on the page, with the command to see it
+    delivered = page.locator("dl.facts .delivered")
+    assert delivered.inner_text() == f"kept as branch {branch} in {project} — see: {look}"
+    shot(page, "task-accepted-delivered")
+    assert git(project, "show", f"{branch}:a.txt") == "v2"
     assert Path(project).is_dir()
 
 

@@ -18,6 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from claudomator import delivered
 from claudomator.checkout import read_note
 from claudomator.cli.common import (
     SETTLED,
@@ -284,9 +285,9 @@ def _print_outcomes(service: Service, tasks: list[Task], console: Console) -> No
             if events and events[-1].reason:
                 console.print(f"  {events[-1].reason}", markup=False)
             continue
-        where = in_repository(task.agent.project_dir) if execution.commits else ""
-        if where:
-            console.print(f"  {where}", markup=False)
+        folder = in_repository(task.agent.project_dir) if execution.commits else ""
+        if folder:
+            console.print(f"  {folder}", markup=False)
         note = read_note(Path(execution.stdout_path).parent) if execution.stdout_path else None
         if note is not None:  # the user's uncommitted changes were not in the sandbox
             console.print(f"  note: {note.line}", style="yellow", markup=False)
@@ -295,6 +296,9 @@ def _print_outcomes(service: Service, tasks: list[Task], console: Console) -> No
         if execution.commits:
             s = execution.changestats
             console.print(f"  {plural(s.files, 'file')}, +{s.insertions} -{s.deletions}")
+        if execution.delivery is not None:
+            line = f"  delivered: {delivered.where(execution.delivery).line}"
+            console.print(line, markup=False, soft_wrap=True)
         if task.state == TaskState.BLOCKED and task.question:
             _print_question(task, console)
         if task.summary:

@@ -14,6 +14,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from claudomator import delivered
 from claudomator.checkout import read_note
 from claudomator.cli.common import (
     app,
@@ -252,6 +253,10 @@ def _print_task(
     if task.summary:
         console.print("\n[bold]Summary[/]")
         console.print(task.summary, markup=False)
+    last = delivered.latest(executions)
+    if last is not None:  # where the work is, still after the review box is gone
+        console.print("\n[bold]Delivered[/]")
+        console.print(delivered.where(last).line, markup=False, soft_wrap=True)
     console.print("\n[bold]History[/]")
     for event in events:
         at = event.at.strftime("%Y-%m-%d %H:%M:%S")
@@ -287,6 +292,9 @@ def _print_task(
             s = execution.changestats
             stats = f"{plural(s.files, 'file')}, +{s.insertions} -{s.deletions}"
             console.print(f"  [dim]{'changes':>10}[/] {stats}")
+        if execution.delivery is not None:
+            console.print(f"  [dim]{'delivered':>10}[/] ", end="")
+            console.print(delivered.where(execution.delivery).line, markup=False, soft_wrap=True)
         if execution.error_msg:  # on a COMPLETED round: why it ended (a review asked for more)
             done = execution.status == TaskState.COMPLETED
             console.print(f"  [dim]{'note' if done else 'error':>10}[/] ", end="")

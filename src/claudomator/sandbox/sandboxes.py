@@ -262,6 +262,7 @@ class Sandboxes:
         build_command: Sequence[str] = (),
         build_dir: str | None = None,
         since: str = "",
+        message: str = AUTOCOMMIT_MESSAGE,
     ) -> Collected:
         """Autocommit leftover changes (after the build check passes); list commits and stats.
 
@@ -272,7 +273,9 @@ class Sandboxes:
         default the agent's subdirectory; else the one detected nearest that subdirectory); if
         it fails :class:`BuildFailed` is raised and nothing is committed. The autocommit passes
         ``--no-verify`` (no pre-commit or commit-msg hook runs) and uses the fallback identity
-        only where git has none configured.
+        only where git has none configured. ``message`` is its message (see
+        :func:`claudomator.naming.commit_message`), given to git on its standard input, never
+        through a shell.
         """
         self._reclaim(sandbox)
         tree = sandbox.dir
@@ -283,8 +286,9 @@ class Sandboxes:
             build_check(tree, build_command, subdir)
             git.tree_git(tree, "add", "-A")
             if not git.tree_git(tree, "diff", "--cached", "--quiet", check=False).ok:
-                commit = ["commit", "-q", "--no-verify", "-m", AUTOCOMMIT_MESSAGE]
-                git.tree_git(tree, *git.identity(tree, tree=tree), *commit)
+                commit = ["commit", "-q", "--no-verify", "--cleanup=whitespace", "-F", "-"]
+                who = git.identity(tree, tree=tree)
+                git.tree_git(tree, *who, *commit, input_text=message or AUTOCOMMIT_MESSAGE)
                 logger.info("autocommitted in %s", tree, extra={"action": "sandbox_autocommit"})
         start = self._start(sandbox, since)
         span = f"{start}..HEAD"
@@ -353,18 +357,26 @@ class Sandboxes:
     # --- delivering ---
 
     def deliver(
-        self, sandbox: Sandbox, *, task_id: str, delivery: Delivery = Delivery.AUTO
+        self,
+        sandbox: Sandbox,
+        *,
+        task_id: str,
+        delivery: Delivery = Delivery.AUTO,
+        task_name: str = "",
+        branch: str = "",
     ) -> delivering.Delivered:
         """Deliver the sandbox's new commits; what was done, as a :class:`Delivered`.
 
         AUTO pushes when the project has a ``local`` remote or a local-path ``origin`` (and is on a
-        branch), else keeps a branch; PUSH requires such a remote; BRANCH keeps
-        ``claudomator/<task-id>`` in the project without touching the user's checkout. Pushes to
-        one target are serialised on this machine and rebased and retried while rejected; a true
-        conflict keeps the branch and raises :class:`DeliveryConflict`.
+        branch), else keeps a branch; PUSH requires such a remote; BRANCH keeps the task's branch
+        (``branch``, the one recorded for it, else ``claudomator/<short-id>-<slug of task_name>``,
+        see :mod:`claudomator.naming`) in the project without touching the user's checkout.
+        Pushes to one target are serialised on this machine and rebased and retried while
+        rejected; a true conflict keeps the branch and raises :class:`DeliveryConflict`.
         """
         self._reclaim(sandbox)
-        return delivering.deliver(self.root, sandbox, task_id, delivery)
+        names = delivering.Naming(task_id, task_name, branch)
+        return delivering.deliver(self.root, sandbox, names, delivery)
 
     def on_target(self, sandbox: Sandbox, commits: Sequence[str]) -> bool:
         """Whether ``commits`` (hashes) are all on the branch the sandbox delivers to by push:

@@ -652,15 +652,19 @@ class Store:
         *,
         commits: Sequence[Commit] | None = None,
         cost_known: bool = True,
+        delivery: DeliveryRecord | None = None,
     ) -> bool:
         """End an execution that is still RUNNING (False if someone already ended it);
-        ``commits``, if given, are recorded as its delivered commits; ``cost_known`` False
-        when its agent ran but never said what it cost (its orchestrator died)."""
+        ``commits`` and ``delivery``, if given, are recorded as its delivered commits and
+        where they went; ``cost_known`` False when its agent ran but never said what it cost
+        (its orchestrator died)."""
         values: dict[str, Any] = {"status": status.value, "end_time": utcnow(), "error_msg": error}
         if not cost_known:
             values["cost_known"] = False
         if commits is not None:
             values["commits"] = [c.model_dump(mode="json") for c in commits]
+        if delivery is not None:
+            values["delivery"] = delivery.model_dump()
         with self._tx() as conn:
             count = conn.execute(
                 executions.update()

@@ -19,7 +19,7 @@ export async function render(main, { signal }) {
     { name: "delivery" },
     h("option", { value: "auto" }, "auto — push to a local remote, else a branch"),
     h("option", { value: "push" }, "push — to the project's bare remote"),
-    h("option", { value: "branch" }, "branch — claudomator/<task id> in the repository"),
+    h("option", { value: "branch" }, "branch — claudomator/<short id>-<name> in the repository"),
   );
   const review = h("input", { name: "review", type: "checkbox" });
   const save = h("button", { type: "submit" }, "Add project");

@@ -70,6 +70,49 @@ function dl(rows) {
   );
 }
 
+// Where an execution's work went, and the command to look at it: the same words as
+// claudomator/delivered.py (`run`, `show`, notifications).
+function shellQuote(text) {
+  return /^[A-Za-z0-9@%+=:,./_-]+$/.test(text) ? text : `'${text.replaceAll("'", `'"'"'`)}'`;
+}
+
+function localPath(url) {
+  if (url.startsWith("file://")) return url.slice("file://".length);
+  if (url.includes("://") || url.split("/", 1)[0].includes(":")) return "";
+  return url;
+}
+
+export function deliveryWhere(record) {
+  const project = record.project_dir ? shellQuote(record.project_dir) : "";
+  const branch = shellQuote(record.branch);
+  if (record.how === "pushed") {
+    const text = `pushed to ${record.remote}/${record.branch}${record.url ? ` (${record.url})` : ""}${record.rebased ? " (rebased onto new upstream work)" : ""}`;
+    const path = localPath(record.url || "");
+    if (path) return { text, command: `git -C ${shellQuote(path)} log ${branch}` };
+    if (project && record.remote) {
+      const remote = shellQuote(record.remote);
+      return { text, command: `git -C ${project} fetch ${remote} && git -C ${project} log ${remote}/${branch}` };
+    }
+    return { text, command: "" };
+  }
+  if (record.how === "branch") {
+    const text = `kept as branch ${record.branch}${record.project_dir ? ` in ${record.project_dir}` : ""}`;
+    return { text, command: project ? `git -C ${project} log HEAD..${branch}` : `git log HEAD..${branch}` };
+  }
+  return { text: "no new commits; nothing delivered", command: "" };
+}
+
+function latestDelivery(executions) {
+  const records = executions.map((e) => e.delivery).filter(Boolean);
+  return records.filter((r) => r.how !== "nothing").at(-1) || records.at(-1) || null;
+}
+
+function deliveredNode(record) {
+  if (!record) return "";
+  const { text, command } = deliveryWhere(record);
+  return h("span", { class: "delivered" }, h("span", { class: "wrap" }, text), command ? [" — see: ", h("code", { class: "wrap" }, command)] : null);
+}
+
 function renderDiff(text) {
   const out = h("pre", { class: "diff", tabindex: "0", "aria-label": "Unified diff" });
   for (const line of text.split("\n")) {
@@ -222,7 +265,7 @@ export async function render(main, { params, signal, navigate }) {
     panelKey = key;
     clear(panel);
     if (task.state === "BLOCKED") panel.append(answerPanel(task, interactions));
-    if (task.state === "READY") panel.append(reviewPanel(task));
+    if (task.state === "READY") panel.append(reviewPanel(task, latestDelivery(detail.executions)));
   }
 
   function answerPanel(task, interactions) {
@@ -266,7 +309,7 @@ export async function render(main, { params, signal, navigate }) {
     );
   }
 
-  function reviewPanel(task) {
+  function reviewPanel(task, record) {
     const errors = h("div");
     const textarea = h("textarea", { name: "feedback", rows: 3, required: true });
     const accept = h("button", { type: "button", onclick: (e) => act(e.currentTarget, "accept", undefined, "Accepted: the task is completed.") }, "Accept");
@@ -292,7 +335,7 @@ export async function render(main, { params, signal, navigate }) {
       "section",
       { class: "panel panel-ready", "aria-labelledby": "review-h" },
       h("h2", { id: "review-h" }, "★ Waiting for your review"),
-      h("p", {}, `The work is on the branch claudomator/${task.id}. Look at the diff below, then accept it or send it back.`),
+      h("p", {}, record?.how === "branch" ? [`The work is on the branch ${record.branch} (see: `, h("code", {}, deliveryWhere(record).command), "). "] : "", "Look at the diff below, then accept it or send it back."),
       h("div", { class: "row" }, accept),
       form,
       errors,
@@ -331,6 +374,7 @@ export async function render(main, { params, signal, navigate }) {
         ["Agent", agentText],
         ["Why this agent", choice ? `${choice.agent}: ${choice.reason}` : task.agent.type ? "set on the task" : ""],
         ["Project", task.agent.project_dir || "a scratch repository"],
+        ["Delivered", deliveredNode(latestDelivery(executions))],
         ["Priority", task.priority],
         ["Timeout", task.timeout ? seconds(task.timeout) : "default"],
         ["Budget", task.agent.max_budget_usd ? money(task.agent.max_budget_usd) : ""],
