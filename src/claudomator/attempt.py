@@ -205,7 +205,7 @@ class Attempt:
         previous = runs[-1] if runs else None
         first = (
             self.task.agent.instructions
-            if getattr(self.runner, "text_only", False)
+            if self.runner.capabilities.text_only
             else protocol.prompt_for(self.task)
         )
         fresh = Plan(first, self.execution.session_id, resume=False)
@@ -238,7 +238,7 @@ class Attempt:
                 plan.previous.sandbox_dir,
                 extra={"action": "resume"},
             )
-            if getattr(self.runner, "resume_needs_same_dir", True):
+            if self.runner.capabilities.resumes_in_place:
                 history = self.store.interactions_of(self.task.id)
                 plan = Plan(
                     protocol.history_prompt(self.task, history),

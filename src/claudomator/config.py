@@ -10,6 +10,8 @@ Where things come from, strongest first:
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
 import tomllib
 from collections.abc import Mapping
@@ -23,8 +25,20 @@ from claudomator.durations import parse_duration
 from claudomator.errors import ConfigError
 from claudomator.models import Project
 
+logger = logging.getLogger(__name__)
+
 ENV_CONFIG = "CLAUDOMATOR_CONFIG"
 ENV_DATA_DIR = "CLAUDOMATOR_DATA_DIR"
+DEPRECATED_BINARY_KEYS = ("claude_binary_path", "gemini_binary_path")
+"""Flat keys that ``[agents.<name>] binary_path`` replaces; still read (a warning says so)."""
+
+
+class AgentSettings(BaseModel):
+    """One agent's ``[agents.<name>]`` table."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    binary_path: str = ""  # the CLI to run (on PATH unless absolute); empty: the default
 
 
 class LocalModelSettings(BaseModel):
@@ -92,6 +106,8 @@ class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     data_dir: Path
+    agents: dict[str, AgentSettings] = Field(default_factory=dict)  # [agents.<name>] tables
+    # deprecated: [agents.claude] / [agents.gemini] binary_path (which win when both are set)
     claude_binary_path: str = "claude"
     gemini_binary_path: str = "gemini"
     max_concurrent: int = Field(default=3, ge=1)
@@ -166,6 +182,15 @@ class Settings(BaseModel):
         root = self.workspace_root.expanduser().resolve()
         return not Path(project_dir).expanduser().resolve().is_relative_to(root)
 
+    def agent_binary(self, name: str, default: str = "") -> str:
+        """The binary of agent ``name``: ``[agents.<name>] binary_path``, else the deprecated
+        flat ``<name>_binary_path``, else ``default`` (else the name itself)."""
+        table = self.agents.get(name)
+        if table is not None and table.binary_path:
+            return table.binary_path
+        flat = getattr(self, f"{name}_binary_path", None) if name.isidentifier() else None
+        return flat if isinstance(flat, str) and flat else default or name
+
     def project_for(self, project_dir: str) -> Project | None:
         """The configured project whose ``dir`` is ``project_dir`` (after resolving), if any."""
         if not project_dir:
@@ -212,6 +237,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if isinstance(prices, dict):
         raw["prices"] = {**{k: v.model_dump() for k, v in DEFAULT_PRICES.items()}, **prices}
     raw.setdefault("data_dir", str(default_data_dir(env)))
+    for key in DEPRECATED_BINARY_KEYS:
+        if key in raw:
+            _warn_deprecated(key, str(path))
     try:
         settings = Settings.model_validate(raw)
     except ValidationError as exc:
@@ -228,6 +256,19 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     return settings.model_copy(update={"data_dir": settings.data_dir.expanduser()})
 
 
+@functools.cache
+def _warn_deprecated(key: str, path: str) -> None:
+    """Say once per process and file that a flat binary key is deprecated."""
+    name = key.removesuffix("_binary_path")
+    logger.warning(
+        "%s: %s is deprecated; write it as binary_path in an [agents.%s] table",
+        path,
+        key,
+        name,
+        extra={"action": "config"},
+    )
+
+
 DEFAULT_CONFIG = """\
 # Claudomator configuration. Every key is optional; the values shown are the defaults.
 # The file is read from $CLAUDOMATOR_CONFIG, else <data_dir>/config.toml.
@@ -235,7 +276,8 @@ DEFAULT_CONFIG = """\
 # Where the database, logs and sandboxes live. $CLAUDOMATOR_DATA_DIR overrides it.
 # data_dir = "{data_dir}"
 
-# The agent command-line tools (looked up on PATH unless absolute).
+# The agent command-line tools: see the [agents.<name>] tables below. These older flat keys
+# still work, but are deprecated (a warning says so); a table's binary_path wins over them.
 # claude_binary_path = "claude"
 # gemini_binary_path = "gemini"
 
@@ -311,6 +353,12 @@ DEFAULT_CONFIG = """\
 # branches_days = 14           # claudomator/* branches whose commits are on another branch
 # unmerged_branches_days = 0   # claudomator/* branches with commits nowhere else (work lost)
 # every = "1h"                 # how often serve/run apply it; 0: only `claudomator gc`
+
+# One table per agent CLI: the binary to run (looked up on PATH unless absolute).
+# [agents.claude]
+# binary_path = "claude"
+# [agents.gemini]
+# binary_path = "gemini"
 
 # A local OpenAI-compatible model (Ollama, LM Studio, vLLM).
 # [local_model]

@@ -28,7 +28,7 @@ from pathlib import Path
 from claudomator.agents import DEFAULT_AGENT, Runner
 from claudomator.attempt import Attempt, Summarizer
 from claudomator.blocking import Blocking
-from claudomator.classify import Choice, Chooser
+from claudomator.chooser import Choice, Chooser
 from claudomator.config import Settings
 from claudomator.errors import ClaudomatorError, InvalidTransition
 from claudomator.models import AgentStatus, Execution, Task, TaskState, new_id, utcnow

@@ -23,20 +23,15 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from claudomator.agents.registry import AgentRegistry, AgentSpec, default_registry
 from claudomator.config import Settings
 from claudomator.models import AgentStatus, Execution, Task, TaskState
 
 logger = logging.getLogger(__name__)
 
-AGENTS = ("claude", "gemini", "local")
-
 _CLAUDE_KEYS = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN")
 _CLAUDE_CLOUDS = ("CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX", "CLAUDE_CODE_USE_FOUNDRY")
 _GEMINI_KEYS = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_APPLICATION_CREDENTIALS")
-_INSTALL = {
-    "claude": "npm install -g @anthropic-ai/claude-code",
-    "gemini": "npm install -g @google/gemini-cli",
-}
 
 
 class Readiness(BaseModel):
@@ -134,19 +129,21 @@ def gemini_credentials(env: Mapping[str, str]) -> tuple[bool | None, str]:
     return False, ""
 
 
-def _cli(agent: str, configured: str, env: Mapping[str, str]) -> Readiness:
+def _cli(spec: AgentSpec, configured: str, env: Mapping[str, str]) -> Readiness:
+    agent = spec.name
     binary = shutil.which(configured, path=env.get("PATH")) if configured else None
     status = AgentStatus(agent=agent)
     if binary is None:
         where = "is missing or not executable" if "/" in configured else "is not on PATH"
         why = (
             f"{agent} CLI not found: {configured!r} {where} "
-            f"(install it with `{_INSTALL[agent]}` or set {agent}_binary_path)"
+            f"(install it with `{spec.install_hint}` or set {spec.binary_setting})"
         )
         return Readiness(
             agent=agent, usable=False, reasons=(why,), short="CLI not found", status=status
         )
-    found, where = (claude_credentials if agent == "claude" else gemini_credentials)(env)
+    credentials = _CREDENTIALS.get(agent)
+    found, where = credentials(env) if credentials is not None else (None, "")
     warnings: tuple[str, ...] = ()
     if found is False:
         how = (
@@ -166,30 +163,31 @@ def _cli(agent: str, configured: str, env: Mapping[str, str]) -> Readiness:
     )
 
 
-def probe(settings: Settings, env: Mapping[str, str]) -> dict[str, Readiness]:
+_CREDENTIALS = {"claude": claude_credentials, "gemini": gemini_credentials}
+"""Where each built-in CLI finds its credentials; another CLI's are not checked."""
+
+
+def probe(
+    settings: Settings, env: Mapping[str, str], registry: AgentRegistry | None = None
+) -> dict[str, Readiness]:
     """Every known agent's readiness from this machine alone (no rate-limit state yet).
 
     ``env`` is the environment the agents get (its ``PATH`` finds the CLIs, its variables and
     ``HOME`` hold their credentials).
     """
-    local = settings.local_model
-    missing = [
-        name for name, value in (("endpoint", local.endpoint), ("model", local.model)) if not value
-    ]
-    local_reasons = (
-        (f"[local_model] {' and '.join(missing)} not set in the config file",) if missing else ()
-    )
-    probed = {
-        "claude": _cli("claude", settings.claude_binary_path, env),
-        "gemini": _cli("gemini", settings.gemini_binary_path, env),
-        "local": Readiness(
-            agent="local",
-            usable=not missing,
-            reasons=local_reasons,
-            short="not configured" if missing else "",
-            status=AgentStatus(agent="local"),
-        ),
-    }
+    probed: dict[str, Readiness] = {}
+    for spec in registry or default_registry():
+        if spec.default_binary is not None:
+            probed[spec.name] = _cli(spec, spec.binary(settings), env)
+            continue
+        reasons = spec.unconfigured(settings) if spec.unconfigured is not None else ()
+        probed[spec.name] = Readiness(
+            agent=spec.name,
+            usable=not reasons,
+            reasons=reasons,
+            short="not configured" if reasons else "",
+            status=AgentStatus(agent=spec.name),
+        )
     return {name: _described(ready) for name, ready in probed.items()}
 
 

@@ -17,9 +17,9 @@ from collections.abc import Collection, Mapping
 from types import TracebackType
 
 from claudomator import retention
-from claudomator.agents import build_registry
+from claudomator.agents import default_registry
 from claudomator.blocking import Blocking
-from claudomator.classify import Classifier
+from claudomator.chooser import AgentChooser
 from claudomator.config import Settings
 from claudomator.llm import LLMClient
 from claudomator.pool import Pool
@@ -46,8 +46,9 @@ class Runtime:
         self.service = service or Service.open(settings)
         self.llm = LLMClient(settings.local_model)
         env = dict(os.environ if base_env is None else base_env)
-        runners = build_registry(settings)
-        usable = {name for name, r in probe(settings, env).items() if r.usable}
+        self.agents = default_registry()  # the one registry this orchestrator runs with
+        runners = self.agents.runners(settings)
+        usable = {name for name, r in probe(settings, env, self.agents).items() if r.usable}
         self.blocking = Blocking.for_slots(max_concurrent or settings.max_concurrent)
         self.pool = Pool(
             settings,
@@ -56,13 +57,16 @@ class Runtime:
             only=only,
             max_concurrent=max_concurrent,
             base_env=env,
-            chooser=Classifier(
+            chooser=AgentChooser(
                 self.llm if self.llm.available else None,
-                gemini_binary=settings.gemini_binary_path if "gemini" in usable else "",
+                gemini_binary=settings.agent_binary("gemini") if "gemini" in usable else "",
                 env=env,
+                registry=self.agents,
             ),
             summarizer=Summarizer(self.llm) if self.llm.available else None,
-            probe=functools.partial(probe, settings, env),  # each round: new CLIs count
+            probe=functools.partial(
+                probe, settings, env, self.agents
+            ),  # each round: new CLIs count
             blocking=self.blocking,
         )
         self.service.on_submit = self._wake

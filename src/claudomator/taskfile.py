@@ -26,6 +26,7 @@ import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from claudomator.agents.registry import default_registry
 from claudomator.durations import parse_duration
 from claudomator.errors import Problem, TaskFileError
 from claudomator.models import (
@@ -53,7 +54,7 @@ _TASK_KEYS = {
     "acceptance_criteria",
 }
 _AGENT_KEYS = set(AgentConfig.model_fields)
-AGENT_TYPES = ("claude", "gemini", "local")
+AGENT_TYPES = default_registry().names()  # the built-in agents (agents/registry.py)
 # a tag is a short label: no surrounding blanks, at most 100 characters
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^\S(.*\S)?$")]
 

@@ -16,7 +16,7 @@ from claudomator.agents import Runner
 from claudomator.agents.claude import ClaudeRunner
 from claudomator.agents.gemini import GeminiRunner
 from claudomator.agents.local import LocalRunner
-from claudomator.classify import Choice, Classifier
+from claudomator.chooser import AgentChooser, Choice
 from claudomator.config import DEFAULT_PRICES, LocalModelSettings, Settings, estimate_cost
 from claudomator.llm import LLMClient
 from claudomator.models import Task, TaskState, utcnow
@@ -139,7 +139,9 @@ async def test_local_model_sends_an_unpinned_task_to_the_real_gemini_cli(
         "claude": ClaudeRunner(claude_bin),
         "gemini": GeminiRunner(gemini_bin),
     }
-    pool = Pool(cfg, store, runners, base_env=agent_env, poll_interval=0.2, chooser=Classifier(llm))
+    pool = Pool(
+        cfg, store, runners, base_env=agent_env, poll_interval=0.2, chooser=AgentChooser(llm)
+    )
     try:
         async with harness(cfg, store, agent_env, pool) as h:
             [task] = h.submit(make_task(project, "Create hello.txt", agent_type=""))

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from claudomator.agents.base import RunContext
-from claudomator.agents.claude import build_argv, context_dirs, prompt_for
+from claudomator.agents.claude import build_argv
+from claudomator.agents.cli import context_dirs, instructions_with_context
 from claudomator.models import AgentConfig, Task
 
 SESSION = "0a1b2c3d-0000-4000-8000-000000000001"
@@ -136,7 +137,7 @@ def test_context_files_are_named_in_the_prompt(tmp_path: Path) -> None:
     assert prompt.startswith("Do the thing.\n\n")
     assert "- docs/spec.md\n- /abs/notes.md" in prompt
     agent = AgentConfig(instructions="plain")
-    assert prompt_for(agent) == "plain"
+    assert instructions_with_context(agent) == "plain"
 
 
 def test_additional_args_go_last_before_the_prompt(tmp_path: Path) -> None:

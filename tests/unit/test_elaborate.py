@@ -15,9 +15,9 @@ import pytest
 from claudomator.config import LocalModelSettings, Settings
 from claudomator.elaborate import (
     SYSTEM_PROMPT,
-    Attempt,
     ElaborationFailed,
     Elaborator,
+    Tried,
     check_spec,
     elaborator_factory,
     local_first,
@@ -322,7 +322,7 @@ async def test_everything_failing_names_every_backend(
     local, claude, gemini = caught.value.attempts
     assert local.backend == "local"
     assert "did not reply with a JSON object" in local.reason
-    assert claude == Attempt(
+    assert claude == Tried(
         "claude", f"{_missing(tmp_path, 'claude')!r} not found (set claude_binary_path)"
     )
     assert gemini.backend == "gemini"
@@ -333,7 +333,7 @@ async def test_everything_failing_names_every_backend(
 async def test_no_local_model_is_a_reason_too(settings: Settings, tmp_path: Path) -> None:
     with pytest.raises(ElaborationFailed) as caught:
         await Elaborator(_settings(settings, tmp_path), None).elaborate("x")
-    assert caught.value.attempts[0] == Attempt(
+    assert caught.value.attempts[0] == Tried(
         "local", "not configured: set [local_model] endpoint and model"
     )
     assert [a.backend for a in caught.value.attempts] == ["local", "claude", "gemini"]
@@ -349,7 +349,7 @@ async def test_a_spec_that_is_not_valid_goes_to_the_next_backend(
             await Elaborator(_settings(settings, tmp_path), llm).elaborate("x")
     finally:
         await llm.aclose()
-    assert caught.value.attempts[0] == Attempt("local", "the answer has no agent.instructions")
+    assert caught.value.attempts[0] == Tried("local", "the answer has no agent.instructions")
 
 
 async def test_the_budget_is_shared_and_respected(
@@ -366,8 +366,8 @@ async def test_the_budget_is_shared_and_respected(
     assert time.monotonic() - started < 2 + 3
     local, claude, gemini = caught.value.attempts
     assert "did not answer within" in local.reason
-    assert claude == Attempt("claude", "skipped: the 2s budget was used up")
-    assert gemini == Attempt("gemini", "skipped: the 2s budget was used up")
+    assert claude == Tried("claude", "skipped: the 2s budget was used up")
+    assert gemini == Tried("gemini", "skipped: the 2s budget was used up")
 
 
 async def test_empty_prompt_and_unknown_project_are_refused_before_asking(
@@ -443,7 +443,7 @@ async def test_a_hanging_claude_cli_is_stopped_at_the_budget(
     _, claude, gemini = caught.value.attempts
     assert claude.reason.startswith("stopped after ")
     assert claude.reason.endswith("the elaborate budget ran out")
-    assert gemini == Attempt("gemini", "skipped: the 4s budget was used up")
+    assert gemini == Tried("gemini", "skipped: the 4s budget was used up")
 
 
 @pytest.mark.cli

@@ -1,29 +1,36 @@
-"""Agent runners, one module per agent, and the registry that names them."""
+"""Agent runners, one module per agent, and the registry that names them (agents/registry.py)."""
 
 from __future__ import annotations
 
-from claudomator.agents.base import Outcome, RunContext, Runner
-from claudomator.agents.claude import ClaudeRunner
-from claudomator.agents.gemini import GeminiRunner
-from claudomator.agents.local import LocalRunner
+from claudomator.agents.base import Capabilities, Outcome, RunContext, Runner
+from claudomator.agents.registry import (
+    DEFAULT_AGENT,
+    AgentRegistry,
+    AgentSpec,
+    builtin_agents,
+    default_registry,
+)
 from claudomator.config import Settings
 
-DEFAULT_AGENT = "claude"
 
-
-def build_registry(settings: Settings) -> dict[str, Runner]:
+def build_registry(settings: Settings, registry: AgentRegistry | None = None) -> dict[str, Runner]:
     """Every runner this configuration can use, by agent name.
 
-    Claude and Gemini are always registered; the local model only when ``[local_model]`` names
-    an endpoint. Whether each can run here is :mod:`claudomator.readiness`'s to say.
+    Claude and Gemini are always there; the local model only when ``[local_model]`` names an
+    endpoint. Whether each can run here is :mod:`claudomator.readiness`'s to say.
     """
-    runners: dict[str, Runner] = {
-        "claude": ClaudeRunner(settings.claude_binary_path),
-        "gemini": GeminiRunner(settings.gemini_binary_path),
-    }
-    if settings.local_model.endpoint:
-        runners["local"] = LocalRunner(settings.local_model)
-    return runners
+    return (registry or default_registry()).runners(settings)
 
 
-__all__ = ["DEFAULT_AGENT", "Outcome", "RunContext", "Runner", "build_registry"]
+__all__ = [
+    "DEFAULT_AGENT",
+    "AgentRegistry",
+    "AgentSpec",
+    "Capabilities",
+    "Outcome",
+    "RunContext",
+    "Runner",
+    "build_registry",
+    "builtin_agents",
+    "default_registry",
+]

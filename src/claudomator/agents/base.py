@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from claudomator.models import Task, TaskState
 
@@ -84,10 +84,26 @@ class Outcome:
     details: dict[str, object] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What a runner can do, declared on its class (the attempt and the chooser read these,
+    never probe the runner)."""
+
+    text_only: bool = False  # answers in text, edits no files: no protocol preamble
+    resumes_in_place: bool = False  # a resumed session must run in the same directory
+    reports_cost: bool = False  # the agent reports its cost (else the pool estimates it)
+    enforces_budget: bool = False  # the agent itself stops at ``max_budget_usd``
+    spawns_process: bool = True  # runs a CLI process (``ctx.on_started`` gets its pid)
+    # the :class:`~claudomator.models.AgentConfig` options the runner applies; the others
+    # are logged as ignored
+    options: frozenset[str] = frozenset()
+
+
 class Runner(Protocol):
     """Drives one kind of agent."""
 
     name: str
+    capabilities: ClassVar[Capabilities]
 
     async def run(self, ctx: RunContext) -> Outcome:
         """Run the agent for ``ctx`` to its end and report what happened."""

@@ -3,40 +3,17 @@
 from __future__ import annotations
 
 import logging
-import shutil
-from pathlib import Path
 
-from claudomator.agents.base import Outcome, RunContext
+from claudomator.agents.base import Capabilities, Outcome, RunContext
 from claudomator.agents.claude_stream import ClaudeStream
-from claudomator.errors import AgentError
-from claudomator.models import AgentConfig, TaskState
-from claudomator.process import AgentProcess, tail_file
+from claudomator.agents.cli import CliRunner, context_dirs, ended_early, instructions_with_context
+from claudomator.agents.oneshot import FailureKind, OneShotFailed, last_json
+from claudomator.models import TaskState
+from claudomator.process import CommandResult, tail_file
 
 logger = logging.getLogger(__name__)
 
 _BUDGET_SUBTYPE = "error_max_budget_usd"
-
-
-def context_dirs(agent: AgentConfig, workdir: Path) -> list[str]:
-    """Directories outside the sandbox that hold the task's context files (for ``--add-dir``)."""
-    dirs: list[str] = []
-    for name in agent.context_files:
-        path = Path(name).expanduser()
-        if not path.is_absolute():
-            continue  # relative context files live in the project, hence in the sandbox
-        parent = (path if path.is_dir() else path.parent).resolve()
-        if not parent.is_relative_to(workdir.resolve()) and str(parent) not in dirs:
-            dirs.append(str(parent))
-    return dirs
-
-
-def prompt_for(agent: AgentConfig) -> str:
-    """The instructions, with the context files named so the agent reads them first."""
-    prompt = agent.instructions
-    if agent.context_files:
-        files = "\n".join(f"- {f}" for f in agent.context_files)
-        prompt = f"{prompt}\n\nRead these context files before you start:\n{files}"
-    return prompt
 
 
 def build_argv(binary: str, ctx: RunContext) -> list[str]:
@@ -58,48 +35,39 @@ def build_argv(binary: str, ctx: RunContext) -> list[str]:
     for directory in context_dirs(agent, ctx.workdir):
         argv += ["--add-dir", directory]
     argv += list(agent.additional_args)
-    argv += ["--", prompt_for(agent)]
+    argv += ["--", instructions_with_context(agent)]
     return argv
 
 
-class ClaudeRunner:
+class ClaudeRunner(CliRunner):
     """Runs one execution of the Claude Code CLI and maps its result to an :class:`Outcome`."""
 
     name = "claude"
-    resume_needs_same_dir = False  # the session lives outside the sandbox
-
-    def __init__(self, binary: str) -> None:
-        self.binary = binary
-
-    def resolve_binary(self) -> str:
-        found = shutil.which(self.binary)
-        if found is None:
-            raise AgentError(
-                f"Claude Code CLI not found: {self.binary!r} (install it with "
-                "`npm install -g @anthropic-ai/claude-code` or set claude_binary_path)"
-            )
-        return found
+    label = "Claude Code CLI"
+    install_hint = "npm install -g @anthropic-ai/claude-code"
+    capabilities = Capabilities(
+        resumes_in_place=False,  # the session lives outside the sandbox
+        reports_cost=True,
+        enforces_budget=True,
+        options=frozenset(
+            {
+                "model",
+                "max_budget_usd",
+                "permission_mode",
+                "allowed_tools",
+                "disallowed_tools",
+                "system_prompt_append",
+                "additional_args",
+                "context_files",
+            }
+        ),
+    )
 
     async def run(self, ctx: RunContext) -> Outcome:
         stream = ClaudeStream()
         argv = build_argv(self.resolve_binary(), ctx)
-        proc = AgentProcess(
-            argv,
-            cwd=ctx.workdir,
-            env=ctx.env,
-            stdout_path=ctx.stdout_path,
-            stderr_path=ctx.stderr_path,
-            on_line=stream.feed,
-            kill_grace=ctx.kill_grace,
-            mark=ctx.execution_id,
-        )
-        try:
-            await proc.start()
-        except OSError as exc:
-            raise AgentError(f"cannot start {argv[0]}: {exc}") from exc
-        if ctx.on_started is not None and proc.pid is not None:
-            ctx.on_started(proc.pid)
-        ended = await proc.wait(ctx.timeout, ctx.stop)
+        proc = await self.spawn(ctx, argv, stream.feed, mark=ctx.execution_id)
+        ended = await self.wait(proc, ctx)
         tokens_in, tokens_out = stream.tokens
         outcome = Outcome(
             status=TaskState.FAILED,
@@ -119,12 +87,9 @@ class ClaudeRunner:
                 "retry_after": (stream.last_retry_delay_ms or 0) / 1000 or None,
             },
         )
-        if ended.timed_out:
-            outcome.status = TaskState.TIMED_OUT
-            outcome.error_msg = f"timed out after {ctx.timeout:g}s; killed the agent's process tree"
-        elif ended.stopped:
-            outcome.status = TaskState.CANCELLED
-            outcome.error_msg = "stopped before it finished"
+        early = ended_early(ended, ctx)
+        if early is not None:
+            outcome.status, outcome.error_msg = early
         elif stream.subtype == _BUDGET_SUBTYPE:
             outcome.status = TaskState.BUDGET_EXCEEDED
             outcome.error_msg = self._error_text(stream, ctx)
@@ -148,3 +113,28 @@ class ClaudeRunner:
         if stream.api_error_status is not None and str(stream.api_error_status) not in message:
             message = f"API error {stream.api_error_status}: {message}"
         return message
+
+
+# -- one question, one JSON answer (the chooser and elaborate; see agents/registry.py) --------
+
+ONE_SHOT_MODEL = "sonnet"
+ONE_SHOT_TOOLS = "Read,Glob,Grep"  # read-only: the CLI may look at the project, never change it
+
+
+def one_shot_argv(binary: str, prompt: str, model: str) -> list[str]:
+    """``claude -p --output-format json`` with read-only tools and no saved session."""
+    argv = [binary, "-p", "--output-format", "json", "--model", model or ONE_SHOT_MODEL]
+    return [*argv, "--tools", ONE_SHOT_TOOLS, "--no-session-persistence", "--", prompt]
+
+
+def one_shot_reply(result: CommandResult) -> str:
+    """The reply text of a one-shot call (its ``result``); :class:`OneShotFailed` if none."""
+    reply = last_json(result.stdout)
+    if not isinstance(reply, dict):
+        kind: FailureKind = "invalid_reply" if result.ok else "failed"
+        raise OneShotFailed(f"exit {result.returncode}: {result.tail(3) or 'no output'}", kind=kind)
+    text = str(reply.get("result") or "")
+    if reply.get("is_error") or not result.ok:
+        detail = text or str(reply.get("subtype") or "") or result.tail(3)
+        raise OneShotFailed(f"exit {result.returncode}: {detail[:500]}")
+    return text

@@ -7,21 +7,20 @@ Key order differs between CLI versions, so everything is read from parsed JSON.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 from claudomator.agents.base import trim_oldest
+from claudomator.agents.jsonl import JsonLinesStream
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
-class ClaudeStream:
+class ClaudeStream(JsonLinesStream):
     """What the stream has said so far."""
 
-    session_id: str = ""
     model: str = ""
     texts: list[str] = field(default_factory=list)
     tools_used: list[str] = field(default_factory=list)
@@ -29,22 +28,9 @@ class ClaudeStream:
     last_retry_error: str = ""
     last_retry_delay_ms: float | None = None
     result: dict[str, Any] | None = None
-    bad_lines: int = 0
     _kept_chars: int = field(default=0, repr=False)  # in ``texts``, which keep the newest only
 
-    def feed(self, line: str) -> None:
-        """Take one stdout line; non-JSON lines are counted and otherwise ignored."""
-        try:
-            event = json.loads(line)
-        except json.JSONDecodeError:
-            self.bad_lines += 1
-            return
-        if not isinstance(event, dict):
-            self.bad_lines += 1
-            return
-        if isinstance(event.get("session_id"), str) and event["session_id"]:
-            self.session_id = event["session_id"]
-        kind = event.get("type")
+    def on_event(self, kind: object, event: dict[str, Any]) -> None:
         if kind == "system":
             self._system(event)
         elif kind == "assistant":

@@ -23,21 +23,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import shutil
 import uuid
 from typing import Final
 
-from claudomator.agents.base import Outcome, RunContext
-from claudomator.agents.claude import context_dirs, prompt_for
+from claudomator.agents.base import Capabilities, Outcome, RunContext
+from claudomator.agents.cli import CliRunner, context_dirs, ended_early, instructions_with_context
 from claudomator.agents.gemini_stream import (
     FATAL_EXITS,
     GeminiStream,
     status_from_exit,
     strip_json_fence,
 )
-from claudomator.errors import AgentError
+from claudomator.agents.oneshot import FailureKind, OneShotFailed, error_message, last_json
 from claudomator.models import AgentConfig, TaskState
-from claudomator.process import AgentProcess, Exit, tail_file
+from claudomator.process import CommandResult, Exit, tail_file
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +55,13 @@ _STDERR_NOISE: Final = (
 def build_argv(binary: str, ctx: RunContext) -> list[str]:
     """The CLI's argument list for ``ctx``; the prompt travels as one ``--prompt=...`` argument."""
     agent = ctx.task.agent
-    argv = [binary, f"--prompt={prompt_for(agent)}", "--output-format", "stream-json", "--yolo"]
+    argv = [
+        binary,
+        f"--prompt={instructions_with_context(agent)}",
+        "--output-format",
+        "stream-json",
+        "--yolo",
+    ]
     if agent.model:
         argv += ["-m", agent.model]
     argv += ["--resume", ctx.session_id] if ctx.resume else ["--session-id", ctx.session_id]
@@ -87,12 +92,6 @@ def stderr_tail(ctx: RunContext, max_bytes: int = _STDERR_TAIL) -> str:
     lines = tail_file(ctx.stderr_path, max_bytes * 4).splitlines()
     kept = "\n".join(line for line in lines if not line.startswith(_STDERR_NOISE)).strip()
     return kept[-max_bytes:]
-
-
-async def _relay(source: asyncio.Event, target: asyncio.Event) -> None:
-    """Set ``target`` when ``source`` is set (a cancel also halts a guarded run)."""
-    await source.wait()
-    target.set()
 
 
 class _BudgetGuard:
@@ -127,22 +126,16 @@ class _BudgetGuard:
             self.halt.set()
 
 
-class GeminiRunner:
+class GeminiRunner(CliRunner):
     """Runs one execution of the Gemini CLI and maps its result to an :class:`Outcome`."""
 
     name = "gemini"
-
-    def __init__(self, binary: str) -> None:
-        self.binary = binary
-
-    def resolve_binary(self) -> str:
-        found = shutil.which(self.binary)
-        if found is None:
-            raise AgentError(
-                f"Gemini CLI not found: {self.binary!r} (install it with "
-                "`npm install -g @google/gemini-cli` or set gemini_binary_path)"
-            )
-        return found
+    label = "Gemini CLI"
+    install_hint = "npm install -g @google/gemini-cli"
+    capabilities = Capabilities(
+        resumes_in_place=True,  # ``--resume`` works from the same cwd only
+        options=frozenset({"model", "additional_args", "context_files"}),
+    )
 
     async def run(self, ctx: RunContext) -> Outcome:
         stream = GeminiStream()
@@ -156,27 +149,8 @@ class GeminiRunner:
                 ctx.task.id,
                 extra={"action": "gemini_options"},
             )
-        proc = AgentProcess(
-            argv,
-            cwd=ctx.workdir,
-            env=ctx.env,
-            mark=ctx.execution_id or uuid.uuid4().hex,
-            stdout_path=ctx.stdout_path,
-            stderr_path=ctx.stderr_path,
-            on_line=guard.feed,
-            kill_grace=ctx.kill_grace,
-        )
-        try:
-            await proc.start()
-        except OSError as exc:
-            raise AgentError(f"cannot start {argv[0]}: {exc}") from exc
-        if ctx.on_started is not None and proc.pid is not None:
-            ctx.on_started(proc.pid)
-        relay = asyncio.create_task(_relay(ctx.stop, guard.halt))
-        try:
-            ended = await proc.wait(ctx.timeout, guard.halt)
-        finally:
-            relay.cancel()
+        proc = await self.spawn(ctx, argv, guard.feed, mark=ctx.execution_id or uuid.uuid4().hex)
+        ended = await self.wait(proc, ctx, guard.halt)
         outcome = self._outcome(stream, ended, ctx)
         if guard.over_budget is not None and outcome.status == TaskState.CANCELLED:
             outcome.status = TaskState.BUDGET_EXCEEDED
@@ -215,12 +189,9 @@ class GeminiRunner:
                 "bad_lines": stream.bad_lines,
             },
         )
-        if ended.timed_out:
-            outcome.status = TaskState.TIMED_OUT
-            outcome.error_msg = f"timed out after {ctx.timeout:g}s; killed the agent's process tree"
-        elif ended.stopped:
-            outcome.status = TaskState.CANCELLED
-            outcome.error_msg = "stopped before it finished"
+        early = ended_early(ended, ctx)
+        if early is not None:
+            outcome.status, outcome.error_msg = early
         elif ended.returncode == 0 and stream.succeeded:
             outcome.status = TaskState.COMPLETED
         else:
@@ -245,3 +216,24 @@ class GeminiRunner:
         scanned = f"{stream.error_message}\n{tail_file(ctx.stderr_path, _QUOTA_SCAN)}"
         if _QUOTA.search(scanned):
             outcome.details["quota"] = True
+
+
+# -- one question, one JSON answer (the chooser and elaborate; see agents/registry.py) --------
+
+ONE_SHOT_MODEL = "gemini-2.5-flash"
+
+
+def one_shot_argv(binary: str, prompt: str, model: str) -> list[str]:
+    """``gemini --prompt=<prompt> -o json``: the prompt in one argument, as for runs."""
+    return [binary, f"--prompt={prompt}", "-o", "json", "-m", model or ONE_SHOT_MODEL]
+
+
+def one_shot_reply(result: CommandResult) -> str:
+    """The reply text of a one-shot call (its ``response``); :class:`OneShotFailed` if none."""
+    reply = last_json(result.stdout) or last_json(result.stderr)
+    if isinstance(reply, dict) and "error" in reply:
+        raise OneShotFailed(f"exit {result.returncode}: {error_message(reply)[:500]}")
+    if not result.ok or not isinstance(reply, dict):
+        kind: FailureKind = "invalid_reply" if result.ok else "failed"
+        raise OneShotFailed(f"exit {result.returncode}: {result.tail(3) or 'no output'}", kind=kind)
+    return str(reply.get("response") or "")

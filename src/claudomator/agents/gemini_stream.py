@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from claudomator.agents.base import trim_oldest
+from claudomator.agents.jsonl import JsonLinesStream
 
 logger = logging.getLogger(__name__)
 
@@ -88,17 +89,15 @@ class GeminiToolUse:
 
 
 @dataclass
-class GeminiStream:
+class GeminiStream(JsonLinesStream):
     """What the stream has said so far."""
 
-    session_id: str = ""
     init_model: str = ""
     prompt: str = ""
     texts: list[str] = field(default_factory=list)
     """The assistant's text, one entry per reply (deltas joined; a tool call ends a reply)."""
     tools: list[GeminiToolUse] = field(default_factory=list)
     result: dict[str, Any] | None = None
-    bad_lines: int = 0
     _in_reply: bool = field(default=False, repr=False)
     _kept_chars: int = field(default=0, repr=False)  # in ``texts``, which keep the newest only
     # a rough live estimate (the CLI reports usage only at the end): every model turn is sent
@@ -108,19 +107,7 @@ class GeminiStream:
     estimated_out_chars: int = 0
     _turn_open: bool = field(default=False, repr=False)
 
-    def feed(self, line: str) -> None:
-        """Take one stdout line; non-JSON lines are counted and otherwise ignored."""
-        try:
-            event = json.loads(line)
-        except json.JSONDecodeError:
-            self.bad_lines += 1
-            return
-        if not isinstance(event, dict):
-            self.bad_lines += 1
-            return
-        if isinstance(event.get("session_id"), str) and event["session_id"]:
-            self.session_id = event["session_id"]
-        kind = event.get("type")
+    def on_event(self, kind: object, event: dict[str, Any]) -> None:
         self._estimate(kind, event)
         if kind == "message" and event.get("role") == "assistant":
             self._assistant(event)

@@ -31,9 +31,9 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import IO, Any, ClassVar, Final
 
-from claudomator.agents.base import Outcome, RunContext
+from claudomator.agents.base import Capabilities, Outcome, RunContext
 from claudomator.config import LocalModelSettings
 from claudomator.errors import AgentError
 from claudomator.llm import ChatMessage, LLMClient, LLMError, Usage
@@ -156,8 +156,13 @@ class LocalRunner:
     """Runs one execution against the configured OpenAI-compatible server (see module doc)."""
 
     name = "local"
-    resume_needs_same_dir = False  # the session lives outside the sandbox
-    text_only = True  # it answers in text: no files, so no protocol preamble
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        text_only=True,  # it answers in text: no files, so no protocol preamble
+        resumes_in_place=False,  # the session (chat.json) lives outside the sandbox
+        reports_cost=True,  # it costs nothing: 0 is reported, not estimated
+        spawns_process=False,
+        options=frozenset({"model", "system_prompt_append", "temperature", "max_tokens"}),
+    )
 
     def __init__(self, settings: LocalModelSettings, *, max_retries: int = 2) -> None:
         self.settings = settings

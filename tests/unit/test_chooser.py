@@ -1,4 +1,4 @@
-"""Choosing an agent for an unpinned task: the prompt, the answer parser and the Classifier
+"""Choosing an agent for an unpinned task: the prompt, the answer parser and the AgentChooser
 against a real OpenAI-compatible fake server and the real Gemini CLI."""
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from claudomator.classify import (
+from claudomator.chooser import (
     AGENT_PROFILES,
+    AgentChooser,
     Choice,
-    Classifier,
-    classification_prompt,
+    choice_prompt,
     parse_choice,
 )
 from claudomator.config import LocalModelSettings
@@ -76,8 +76,8 @@ def _llm(fake: FakeOpenAI) -> LLMClient:
 # -- the prompt ----------------------------------------------------------------------------
 
 
-def test_classification_prompt_lists_available_and_blocked_agents() -> None:
-    prompt = classification_prompt(
+def test_choice_prompt_lists_available_and_blocked_agents() -> None:
+    prompt = choice_prompt(
         TASK,
         ["claude", "local", "custom"],
         {"claude": 2, "gemini": 1},
@@ -95,9 +95,9 @@ def test_classification_prompt_lists_available_and_blocked_agents() -> None:
     assert rest.endswith("Instructions:\nMove the token code out of auth.py into tokens.py")
 
 
-def test_classification_prompt_without_blocked_agents_or_description() -> None:
+def test_choice_prompt_without_blocked_agents_or_description() -> None:
     task = Task(name="t", agent=AgentConfig(instructions="x" * 5000))
-    prompt = classification_prompt(task, ["claude"], {}, {})
+    prompt = choice_prompt(task, ["claude"], {}, {})
     assert "Unavailable agents (do not choose):\n- none\n" in prompt
     assert "Description: -\n" in prompt
     assert prompt.endswith("\n" + "x" * 4000)  # long instructions are cut
@@ -149,7 +149,7 @@ async def test_local_model_picks_the_agent(fake_openai: FakeOpenAI) -> None:
     )
     llm = _llm(fake_openai)
     try:
-        choice = await Classifier(llm)(
+        choice = await AgentChooser(llm)(
             TASK,
             ["claude", "gemini"],
             {"claude": 0, "gemini": 3},
@@ -176,7 +176,7 @@ async def test_local_model_naming_an_unavailable_agent_falls_back(
     fake_openai.set_script([JsonReply({"agent": "local", "reason": "cheap"})])
     llm = _llm(fake_openai)
     try:
-        choice = await Classifier(llm)(TASK, ["claude", "gemini"], {"claude": 2, "gemini": 1}, {})
+        choice = await AgentChooser(llm)(TASK, ["claude", "gemini"], {"claude": 2, "gemini": 1}, {})
     finally:
         await llm.aclose()
     assert choice == Choice("gemini", "", LEAST_LOADED)
@@ -187,7 +187,7 @@ async def test_local_model_answering_nonsense_falls_back(fake_openai: FakeOpenAI
     fake_openai.set_script([Reply("I would pick Claude, probably.")])
     llm = _llm(fake_openai)
     try:
-        choice = await Classifier(llm)(TASK, ["claude", "gemini"], {"claude": 0, "gemini": 1}, {})
+        choice = await AgentChooser(llm)(TASK, ["claude", "gemini"], {"claude": 0, "gemini": 1}, {})
     finally:
         await llm.aclose()
     assert choice == Choice("claude", "", LEAST_LOADED)
@@ -197,7 +197,7 @@ async def test_local_model_error_falls_back(fake_openai: FakeOpenAI) -> None:
     fake_openai.set_script([ApiError(400, "bad request (fake)")])
     llm = _llm(fake_openai)
     try:
-        choice = await Classifier(llm)(TASK, ["claude", "gemini"], {"claude": 1, "gemini": 0}, {})
+        choice = await AgentChooser(llm)(TASK, ["claude", "gemini"], {"claude": 1, "gemini": 0}, {})
     finally:
         await llm.aclose()
     assert choice == Choice("gemini", "", LEAST_LOADED)
@@ -208,7 +208,7 @@ async def test_local_model_down_falls_back_quickly() -> None:
     llm = LLMClient(settings)
     started = time.monotonic()
     try:
-        choice = await Classifier(llm)(TASK, ["claude", "gemini"], {"claude": 1, "gemini": 0}, {})
+        choice = await AgentChooser(llm)(TASK, ["claude", "gemini"], {"claude": 1, "gemini": 0}, {})
     finally:
         await llm.aclose()
     assert choice == Choice("gemini", "", LEAST_LOADED)
@@ -216,21 +216,21 @@ async def test_local_model_down_falls_back_quickly() -> None:
 
 
 async def test_no_local_model_and_no_gemini_is_least_loaded() -> None:
-    choice = await Classifier(None)(TASK, ["claude", "gemini", "local"], {"claude": 1}, {})
+    choice = await AgentChooser(None)(TASK, ["claude", "gemini", "local"], {"claude": 1}, {})
     assert choice == Choice("gemini", "", LEAST_LOADED)  # first of the least loaded
 
 
 async def test_unconfigured_local_model_is_not_asked() -> None:
     llm = LLMClient(LocalModelSettings())
     try:
-        choice = await Classifier(llm)(TASK, ["claude"], {}, {})
+        choice = await AgentChooser(llm)(TASK, ["claude"], {}, {})
     finally:
         await llm.aclose()
     assert choice == Choice("claude", "", LEAST_LOADED)
 
 
 async def test_missing_gemini_binary_is_skipped(tmp_path: Path) -> None:
-    classifier = Classifier(None, gemini_binary=str(tmp_path / "no-such-gemini"))
+    classifier = AgentChooser(None, gemini_binary=str(tmp_path / "no-such-gemini"))
     choice = await classifier(TASK, ["claude", "gemini"], {"claude": 0, "gemini": 0}, {})
     assert choice == Choice("claude", "", LEAST_LOADED)
 
@@ -245,7 +245,7 @@ async def test_gemini_cli_picks_the_agent(
     fake_gemini.set_script(
         [GeminiText('{"agent": "claude", "model": "", "reason": "multi-file change"}')]
     )
-    classifier = Classifier(
+    classifier = AgentChooser(
         None, gemini_binary=gemini_bin, env=gemini_env(fake_gemini.url, tmp_path / "home")
     )
     choice = await classifier(
@@ -269,7 +269,7 @@ async def test_gemini_cli_is_asked_when_the_local_model_gives_no_usable_answer(
         [GeminiText('```json\n{"agent": "gemini", "reason": "routine change"}\n```')]
     )
     llm = _llm(fake_openai)
-    classifier = Classifier(
+    classifier = AgentChooser(
         llm,
         gemini_binary=gemini_bin,
         gemini_model="gemini-2.5-flash-lite",
@@ -290,7 +290,7 @@ async def test_failing_gemini_cli_falls_back_and_cools_down(
     gemini_bin: str, fake_gemini: FakeGemini, tmp_path: Path
 ) -> None:
     fake_gemini.set_script([GeminiApiError(500)], repeat_last=True)
-    classifier = Classifier(
+    classifier = AgentChooser(
         None,
         gemini_binary=gemini_bin,
         env=gemini_env(fake_gemini.url, tmp_path / "home", max_attempts=1),
@@ -309,7 +309,7 @@ async def test_gemini_cli_answer_without_json_falls_back(
     gemini_bin: str, fake_gemini: FakeGemini, tmp_path: Path
 ) -> None:
     fake_gemini.set_script([GeminiText("Claude, I think.")])
-    classifier = Classifier(
+    classifier = AgentChooser(
         None, gemini_binary=gemini_bin, env=gemini_env(fake_gemini.url, tmp_path / "home")
     )
     choice = await classifier(TASK, ["claude", "gemini"], {"claude": 1, "gemini": 0}, {})

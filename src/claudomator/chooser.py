@@ -4,27 +4,28 @@ Asked in order, first usable answer wins:
 
 1. the local model, in JSON mode, told which agents are available, how busy each is and which
    are rate-limited or out of quota;
-2. the Gemini CLI with the same prompt (``-o json``), if the local model is not configured or
-   gave no usable answer;
+2. the Gemini CLI with the same prompt (the registry's one-shot call, ``-o json``), if the local
+   model is not configured or gave no usable answer;
 3. otherwise the pool's own rule: the least-loaded available agent.
 
-The choice and its reason are recorded in the task's history by the pool.
+The choice and its reason are recorded in the task's history by the pool. (Why a *run* failed
+is :func:`claudomator.ratelimit.classify`'s business, not this module's.)
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
-import re
-import shutil
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from claudomator import process
-from claudomator.llm import LLMClient, LLMError
+from claudomator.agents.oneshot import OneShotFailed, ask_json
+from claudomator.agents.registry import AgentRegistry, default_registry
 from claudomator.models import Task
+
+if TYPE_CHECKING:
+    from claudomator.llm import LLMClient
 
 logger = logging.getLogger(__name__)
 
@@ -39,28 +40,28 @@ class Choice:
 
 
 # Picks an agent for a task that pinned none: (task, available agents, running counts,
-# blocked agents with the reason) -> choice. See :mod:`claudomator.classify`.
+# blocked agents with the reason) -> choice. See :mod:`claudomator.chooser`.
 Chooser = Callable[[Task, list[str], dict[str, int], dict[str, str]], Awaitable[Choice]]
 
-AGENT_PROFILES = {
-    "claude": "Claude Code CLI: strongest at multi-file code changes, debugging, refactoring.",
-    "gemini": "Gemini CLI: good at reading large codebases and routine changes; cheaper.",
-    "local": "a local model: text answers only (no file edits); for explanations, drafts.",
-}
+AGENT_PROFILES = {spec.name: spec.profile for spec in default_registry()}
+"""The built-in agents' one-line profiles (a registry's own are in its specs)."""
 
 _SYSTEM = (
     "You route software tasks to coding agents. Reply with one JSON object: "
     '{"agent": <one of the available agents>, "model": <model name or "">, '
     '"reason": <one short sentence>}.'
 )
-_JSON = re.compile(r"\{.*\}", re.DOTALL)
 
 
-def classification_prompt(
-    task: Task, available: list[str], counts: Mapping[str, int], blocked: Mapping[str, str]
+def choice_prompt(
+    task: Task,
+    available: list[str],
+    counts: Mapping[str, int],
+    blocked: Mapping[str, str],
+    profiles: Mapping[str, str] = AGENT_PROFILES,
 ) -> str:
     agents = "\n".join(
-        f"- {name}: {AGENT_PROFILES.get(name, 'an agent')} (running now: {counts.get(name, 0)})"
+        f"- {name}: {profiles.get(name, 'an agent')} (running now: {counts.get(name, 0)})"
         for name in available
     )
     limited = "\n".join(f"- {name}: {why}" for name, why in blocked.items()) or "- none"
@@ -83,7 +84,7 @@ def parse_choice(data: object, available: list[str], source: str) -> Choice | No
     return Choice(agent, model if isinstance(model, str) else "", f"{source}: {reason}")
 
 
-class Classifier:
+class AgentChooser:
     """Picks agents for unpinned tasks; an instance is the pool's ``chooser``."""
 
     def __init__(
@@ -94,12 +95,15 @@ class Classifier:
         gemini_model: str = "gemini-2.5-flash",
         env: Mapping[str, str] | None = None,
         timeout: float = 60.0,
+        registry: AgentRegistry | None = None,
     ) -> None:
         self.llm = llm
         self.gemini_binary = gemini_binary
         self.gemini_model = gemini_model
         self.env = dict(env) if env is not None else None
         self.timeout = timeout
+        self.registry = registry or default_registry()
+        self.profiles = {spec.name: spec.profile for spec in self.registry}
         self._gemini_down_until = 0.0  # after a failure, skip the CLI for a while
 
     GEMINI_COOLDOWN = 600.0  # seconds
@@ -111,7 +115,7 @@ class Classifier:
         counts: dict[str, int],
         blocked: dict[str, str],
     ) -> Choice:
-        prompt = classification_prompt(task, available, counts, blocked)
+        prompt = choice_prompt(task, available, counts, blocked, self.profiles)
         choice = await self._ask_local(prompt, available)
         if choice is None:
             choice = await self._ask_gemini(prompt, available)
@@ -119,36 +123,41 @@ class Classifier:
             least = min(available, key=lambda name: counts.get(name, 0))
             choice = Choice(least, "", "least-loaded available agent (no classifier answered)")
         logger.info(
-            "task %s -> %s (%s)", task.id, choice.agent, choice.reason, extra={"action": "classify"}
+            "task %s -> %s (%s)", task.id, choice.agent, choice.reason, extra={"action": "choose"}
         )
         return choice
 
     async def _ask_local(self, prompt: str, available: list[str]) -> Choice | None:
         if self.llm is None or not self.llm.available:
             return None
+        from claudomator.llm import LLMError  # the model SDK: only with a local model
+
         try:
             data = await self.llm.complete_json(_SYSTEM, prompt, timeout=self.timeout)
         except LLMError as exc:
-            logger.warning("local classifier failed: %s", exc, extra={"action": "classify"})
+            logger.warning("local chooser failed: %s", exc, extra={"action": "choose"})
             return None
         return parse_choice(data, available, "local model")
 
     async def _ask_gemini(self, prompt: str, available: list[str]) -> Choice | None:
-        binary = shutil.which(self.gemini_binary) if self.gemini_binary else None
-        if binary is None or time.monotonic() < self._gemini_down_until:
+        spec = self.registry.get("gemini")
+        if spec is None or spec.one_shot is None or not self.gemini_binary:
             return None
-        argv = [binary, "-p", f"{_SYSTEM}\n\n{prompt}", "-o", "json", "-m", self.gemini_model]
-        result = await asyncio.to_thread(process.run, argv, env=self.env, timeout=self.timeout)
-        if not result.ok:
-            self._gemini_down_until = time.monotonic() + self.GEMINI_COOLDOWN
-            logger.warning(
-                "Gemini classifier failed: %s", result.tail(3), extra={"action": "classify"}
-            )
+        if time.monotonic() < self._gemini_down_until:
             return None
         try:
-            response = json.loads(result.stdout).get("response", "")
-            match = _JSON.search(str(response))
-            data = json.loads(match.group(0)) if match else None
-        except (json.JSONDecodeError, AttributeError):
+            data = await ask_json(
+                spec.one_shot,
+                self.gemini_binary,
+                f"{_SYSTEM}\n\n{prompt}",
+                model=self.gemini_model,
+                env=self.env,
+                time_limit=self.timeout,
+                setting=spec.binary_setting,
+            )
+        except OneShotFailed as exc:
+            if exc.kind in ("failed", "timed_out"):
+                self._gemini_down_until = time.monotonic() + self.GEMINI_COOLDOWN
+                logger.warning("Gemini chooser failed: %s", exc, extra={"action": "choose"})
             return None
         return parse_choice(data, available, "Gemini CLI")

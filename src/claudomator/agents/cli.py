@@ -1,0 +1,123 @@
+"""What every agent-CLI runner shares: finding the binary, spawning it in its own process group,
+start errors, and how a timeout or a stop maps to the execution's state.
+
+A runner for a new CLI subclasses :class:`CliRunner`, declares ``name``, ``label``,
+``install_hint`` and ``capabilities``, builds its argv and maps its stream to an
+:class:`~claudomator.agents.base.Outcome` (see docs/design.md, "How to add an agent").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import ClassVar
+
+from claudomator.agents.base import Capabilities, RunContext
+from claudomator.errors import AgentError
+from claudomator.models import AgentConfig, TaskState
+from claudomator.process import AgentProcess, Exit
+
+logger = logging.getLogger(__name__)
+
+
+def context_dirs(agent: AgentConfig, workdir: Path) -> list[str]:
+    """Directories outside the sandbox that hold the task's context files (for ``--add-dir``)."""
+    dirs: list[str] = []
+    for name in agent.context_files:
+        path = Path(name).expanduser()
+        if not path.is_absolute():
+            continue  # relative context files live in the project, hence in the sandbox
+        parent = (path if path.is_dir() else path.parent).resolve()
+        if not parent.is_relative_to(workdir.resolve()) and str(parent) not in dirs:
+            dirs.append(str(parent))
+    return dirs
+
+
+def instructions_with_context(agent: AgentConfig) -> str:
+    """The instructions, with the context files named so the agent reads them first.
+
+    (The first prompt with the protocol preamble is :func:`claudomator.protocol.prompt_for`;
+    this is what a CLI gets as its prompt argument.)
+    """
+    prompt = agent.instructions
+    if agent.context_files:
+        files = "\n".join(f"- {f}" for f in agent.context_files)
+        prompt = f"{prompt}\n\nRead these context files before you start:\n{files}"
+    return prompt
+
+
+def ended_early(ended: Exit, ctx: RunContext) -> tuple[TaskState, str] | None:
+    """The state and message of a run that timed out or was stopped, else None."""
+    if ended.timed_out:
+        return (
+            TaskState.TIMED_OUT,
+            f"timed out after {ctx.timeout:g}s; killed the agent's process tree",
+        )
+    if ended.stopped:
+        return TaskState.CANCELLED, "stopped before it finished"
+    return None
+
+
+class CliRunner:
+    """Base of the runners that drive an agent CLI process."""
+
+    name: str
+    label: ClassVar[str]  # for people: "Claude Code CLI"
+    install_hint: ClassVar[str]  # how to install it: "npm install -g ..."
+    capabilities: ClassVar[Capabilities]
+
+    def __init__(self, binary: str) -> None:
+        self.binary = binary
+
+    def resolve_binary(self) -> str:
+        """The binary's full path; :class:`AgentError` saying how to get it when missing."""
+        found = shutil.which(self.binary)
+        if found is None:
+            raise AgentError(
+                f"{self.label} not found: {self.binary!r} (install it with "
+                f"`{self.install_hint}` or set {self.name}_binary_path)"
+            )
+        return found
+
+    async def spawn(
+        self, ctx: RunContext, argv: list[str], on_line: Callable[[str], None], *, mark: str
+    ) -> AgentProcess:
+        """Start ``argv`` in the sandbox in its own process group, logging to ``ctx``'s files;
+        ``ctx.on_started`` gets its pid. A start failure is an :class:`AgentError`."""
+        proc = AgentProcess(
+            argv,
+            cwd=ctx.workdir,
+            env=ctx.env,
+            mark=mark,
+            stdout_path=ctx.stdout_path,
+            stderr_path=ctx.stderr_path,
+            on_line=on_line,
+            kill_grace=ctx.kill_grace,
+        )
+        try:
+            await proc.start()
+        except OSError as exc:
+            raise AgentError(f"cannot start {argv[0]}: {exc}") from exc
+        if ctx.on_started is not None and proc.pid is not None:
+            ctx.on_started(proc.pid)
+        return proc
+
+    @staticmethod
+    async def wait(proc: AgentProcess, ctx: RunContext, halt: asyncio.Event | None = None) -> Exit:
+        """Wait for the process to end: its timeout, ``ctx.stop`` or ``halt`` end it early."""
+        if halt is None:
+            return await proc.wait(ctx.timeout, ctx.stop)
+        relay = asyncio.create_task(_relay(ctx.stop, halt))
+        try:
+            return await proc.wait(ctx.timeout, halt)
+        finally:
+            relay.cancel()
+
+
+async def _relay(source: asyncio.Event, target: asyncio.Event) -> None:
+    """Set ``target`` when ``source`` is set (a stop also halts a guarded run)."""
+    await source.wait()
+    target.set()

@@ -1,0 +1,165 @@
+"""The agents Claudomator knows: one :class:`AgentSpec` each, in an :class:`AgentRegistry`.
+
+A spec says everything the rest of the code needs about an agent: its name, a one-line profile
+(for the chooser's and elaborate's prompts), its :class:`Capabilities`, how its binary is found
+in the settings, how to build its runner, and how to ask it one question for one JSON answer
+(:class:`~claudomator.agents.oneshot.OneShot`, used by the chooser and by elaborate).
+
+The built-in agents are the specs :func:`builtin_agents` returns; they are registered with
+:meth:`AgentRegistry.register`, exactly as another agent would be (see docs/design.md, "How to
+add an agent"). Nothing is registered at import time: :func:`default_registry` builds a new
+registry each call, and :class:`~claudomator.runtime.Runtime` builds the one it runs with.
+
+This module stays light (the command line imports it through :mod:`claudomator.readiness`):
+the local model's runner, which needs the model SDK, is imported only when it is built.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from claudomator.agents import claude, gemini
+from claudomator.agents.base import Capabilities, Runner
+from claudomator.agents.oneshot import OneShot
+from claudomator.config import Settings
+from claudomator.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_AGENT = "claude"
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """One agent, as the registry knows it."""
+
+    name: str  # the ``agent.type`` of a task
+    profile: str  # one line for the models that choose an agent or write a task
+    capabilities: Capabilities
+    # the runner for these settings, or None when the settings do not configure this agent
+    make_runner: Callable[[Settings], Runner | None]
+    # the binary a CLI agent runs (None: not a CLI); see :meth:`Settings.agent_binary`
+    default_binary: str | None = None
+    one_shot: OneShot | None = None  # how to ask it one question for JSON, if it can
+    install_hint: str = ""  # how to install its CLI, for "not found" messages
+    # why the settings do not configure it ("" when they do); for agents without a CLI
+    unconfigured: Callable[[Settings], tuple[str, ...]] | None = None
+
+    def binary(self, settings: Settings) -> str:
+        """The binary the settings name for this agent ("" if it runs none)."""
+        if self.default_binary is None:
+            return ""
+        return settings.agent_binary(self.name, self.default_binary)
+
+    @property
+    def binary_setting(self) -> str:
+        """The config key that names the binary, for messages."""
+        return f"{self.name}_binary_path"
+
+
+class AgentRegistry:
+    """The agents known to one orchestrator, by name, in registration order."""
+
+    def __init__(self) -> None:
+        self._specs: dict[str, AgentSpec] = {}
+
+    def register(self, spec: AgentSpec) -> AgentSpec:
+        """Add ``spec``; a second agent of the same name is a :class:`ConfigError`."""
+        if not spec.name or not spec.name.isidentifier():
+            raise ConfigError(f"agent name {spec.name!r}: use letters, digits and _")
+        if spec.name in self._specs:
+            raise ConfigError(f"agent {spec.name!r} is registered twice")
+        self._specs[spec.name] = spec
+        return spec
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._specs
+
+    def __iter__(self) -> Iterator[AgentSpec]:
+        return iter(self._specs.values())
+
+    def __getitem__(self, name: str) -> AgentSpec:
+        return self._specs[name]
+
+    def get(self, name: str) -> AgentSpec | None:
+        return self._specs.get(name)
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._specs)
+
+    def runners(self, settings: Settings) -> dict[str, Runner]:
+        """Every runner these settings configure, by agent name."""
+        runners: dict[str, Runner] = {}
+        for spec in self:
+            runner = spec.make_runner(settings)
+            if runner is not None:
+                runners[spec.name] = runner
+        return runners
+
+
+def _local_unconfigured(settings: Settings) -> tuple[str, ...]:
+    local = settings.local_model
+    missing = [n for n, v in (("endpoint", local.endpoint), ("model", local.model)) if not v]
+    return (f"[local_model] {' and '.join(missing)} not set in the config file",) if missing else ()
+
+
+def _local_runner(settings: Settings) -> Runner | None:
+    if not settings.local_model.endpoint:
+        return None  # only when ``[local_model]`` names an endpoint
+    from claudomator.agents.local import LocalRunner  # the model SDK: only when configured
+
+    return LocalRunner(settings.local_model)
+
+
+# The local runner's class is not imported here (see the module docstring); its declared
+# capabilities are repeated and checked against the class by tests/unit/test_agent_registry.py.
+LOCAL_CAPABILITIES = Capabilities(
+    text_only=True,
+    resumes_in_place=False,
+    reports_cost=True,
+    spawns_process=False,
+    options=frozenset({"model", "system_prompt_append", "temperature", "max_tokens"}),
+)
+
+
+def builtin_agents() -> list[AgentSpec]:
+    """The specs of the agents Claudomator ships with."""
+    return [
+        AgentSpec(
+            name="claude",
+            profile=(
+                "Claude Code CLI: strongest at multi-file code changes, debugging, refactoring."
+            ),
+            capabilities=claude.ClaudeRunner.capabilities,
+            make_runner=lambda s: claude.ClaudeRunner(s.agent_binary("claude", "claude")),
+            default_binary="claude",
+            one_shot=OneShot(claude.one_shot_argv, claude.one_shot_reply, claude.ONE_SHOT_MODEL),
+            install_hint=claude.ClaudeRunner.install_hint,
+        ),
+        AgentSpec(
+            name="gemini",
+            profile="Gemini CLI: good at reading large codebases and routine changes; cheaper.",
+            capabilities=gemini.GeminiRunner.capabilities,
+            make_runner=lambda s: gemini.GeminiRunner(s.agent_binary("gemini", "gemini")),
+            default_binary="gemini",
+            one_shot=OneShot(gemini.one_shot_argv, gemini.one_shot_reply, gemini.ONE_SHOT_MODEL),
+            install_hint=gemini.GeminiRunner.install_hint,
+        ),
+        AgentSpec(
+            name="local",
+            profile="a local model: text answers only (no file edits); for explanations, drafts.",
+            capabilities=LOCAL_CAPABILITIES,
+            make_runner=_local_runner,
+            unconfigured=_local_unconfigured,
+        ),
+    ]
+
+
+def default_registry() -> AgentRegistry:
+    """A new registry with the built-in agents."""
+    registry = AgentRegistry()
+    for spec in builtin_agents():
+        registry.register(spec)
+    return registry
