@@ -13,25 +13,23 @@ error message ends the task; an unpinned task prefers an agent whose credentials
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
-import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from claudomator.agents import claude, gemini
 from claudomator.agents.registry import AgentRegistry, AgentSpec, default_registry
 from claudomator.config import Settings
 from claudomator.models import AgentStatus, Execution, Task, TaskState
 
 logger = logging.getLogger(__name__)
 
-_CLAUDE_KEYS = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN")
-_CLAUDE_CLOUDS = ("CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX", "CLAUDE_CODE_USE_FOUNDRY")
-_GEMINI_KEYS = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_APPLICATION_CREDENTIALS")
+# where each built-in CLI finds its credentials (re-exported: they live in the agent modules)
+claude_credentials = claude.credentials
+gemini_credentials = gemini.credentials
 
 
 class Readiness(BaseModel):
@@ -73,62 +71,6 @@ def _described(ready: Readiness) -> Readiness:
     return ready.model_copy(update={"state": state, "details": tuple(details), "last_error": error})
 
 
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() not in ("", "0", "false", "no")
-
-
-def _read_json(path: Path) -> object:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
-        return None
-
-
-def _home(env: Mapping[str, str]) -> Path:
-    return Path(env["HOME"]) if env.get("HOME") else Path.home()
-
-
-def claude_credentials(env: Mapping[str, str]) -> tuple[bool | None, str]:
-    """Whether Claude Code will find credentials, and where (docs/agent-clis.md §5)."""
-    for name in (*_CLAUDE_KEYS, *_CLAUDE_CLOUDS):
-        if _truthy(env.get(name)):
-            return True, name
-    config = Path(env["CLAUDE_CONFIG_DIR"]) if env.get("CLAUDE_CONFIG_DIR") else None
-    config = config or _home(env) / ".claude"
-    if (config / ".credentials.json").is_file():
-        return True, str(config / ".credentials.json")
-    settings = _read_json(config / "settings.json")
-    if isinstance(settings, dict):
-        block = settings.get("env")
-        if settings.get("apiKeyHelper") or (
-            isinstance(block, dict) and any(block.get(k) for k in _CLAUDE_KEYS)
-        ):
-            return True, str(config / "settings.json")
-    if sys.platform == "darwin":
-        return None, "the macOS keychain (not checked)"
-    return False, ""
-
-
-def gemini_credentials(env: Mapping[str, str]) -> tuple[bool | None, str]:
-    """Whether the Gemini CLI will find credentials, and where."""
-    for name in _GEMINI_KEYS:
-        if env.get(name):
-            return True, name
-    if _truthy(env.get("GOOGLE_GENAI_USE_VERTEXAI")) and env.get("GOOGLE_CLOUD_PROJECT"):
-        return True, "GOOGLE_GENAI_USE_VERTEXAI"
-    folder = _home(env) / ".gemini"
-    if (folder / "oauth_creds.json").is_file():
-        return True, str(folder / "oauth_creds.json")
-    try:
-        dotenv = (folder / ".env").read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        dotenv = ""
-    keys = ("GEMINI_API_KEY=", "GOOGLE_API_KEY=")
-    if any(line.strip().startswith(keys) for line in dotenv.splitlines()):
-        return True, str(folder / ".env")
-    return False, ""
-
-
 def _cli(spec: AgentSpec, configured: str, env: Mapping[str, str]) -> Readiness:
     agent = spec.name
     binary = shutil.which(configured, path=env.get("PATH")) if configured else None
@@ -142,15 +84,10 @@ def _cli(spec: AgentSpec, configured: str, env: Mapping[str, str]) -> Readiness:
         return Readiness(
             agent=agent, usable=False, reasons=(why,), short="CLI not found", status=status
         )
-    credentials = _CREDENTIALS.get(agent)
-    found, where = credentials(env) if credentials is not None else (None, "")
+    found, where = spec.credentials(env) if spec.credentials is not None else (None, "")
     warnings: tuple[str, ...] = ()
     if found is False:
-        how = (
-            "set ANTHROPIC_API_KEY or log in once with `claude`"
-            if agent == "claude"
-            else "set GEMINI_API_KEY or log in once with `gemini`"
-        )
+        how = spec.login_hint
         warnings = (f"no {agent} credentials found ({how}); its tasks will fail until there are",)
     return Readiness(
         agent=agent,
@@ -161,10 +98,6 @@ def _cli(spec: AgentSpec, configured: str, env: Mapping[str, str]) -> Readiness:
         warnings=warnings,
         status=status,
     )
-
-
-_CREDENTIALS = {"claude": claude_credentials, "gemini": gemini_credentials}
-"""Where each built-in CLI finds its credentials; another CLI's are not checked."""
 
 
 def probe(

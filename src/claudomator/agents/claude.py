@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import logging
+import sys
+from collections.abc import Mapping
+from pathlib import Path
 
 from claudomator.agents.base import Capabilities, Outcome, RunContext
 from claudomator.agents.claude_stream import ClaudeStream
-from claudomator.agents.cli import CliRunner, context_dirs, ended_early, instructions_with_context
+from claudomator.agents.cli import (
+    CliRunner,
+    context_dirs,
+    ended_early,
+    env_truthy,
+    home_of,
+    instructions_with_context,
+    read_json,
+)
 from claudomator.agents.oneshot import FailureKind, OneShotFailed, last_json
 from claudomator.models import TaskState
 from claudomator.process import CommandResult, tail_file
@@ -14,6 +25,9 @@ from claudomator.process import CommandResult, tail_file
 logger = logging.getLogger(__name__)
 
 _BUDGET_SUBTYPE = "error_max_budget_usd"
+_KEYS = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN")
+_CLOUDS = ("CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX", "CLAUDE_CODE_USE_FOUNDRY")
+LOGIN_HINT = "set ANTHROPIC_API_KEY or log in once with `claude`"
 
 
 def build_argv(binary: str, ctx: RunContext) -> list[str]:
@@ -138,3 +152,27 @@ def one_shot_reply(result: CommandResult) -> str:
         detail = text or str(reply.get("subtype") or "") or result.tail(3)
         raise OneShotFailed(f"exit {result.returncode}: {detail[:500]}")
     return text
+
+
+# -- credentials (for readiness) ---------------------------------------------------------------
+
+
+def credentials(env: Mapping[str, str]) -> tuple[bool | None, str]:
+    """Whether Claude Code will find credentials, and where (docs/agent-clis.md §5)."""
+    for name in (*_KEYS, *_CLOUDS):
+        if env_truthy(env.get(name)):
+            return True, name
+    config = Path(env["CLAUDE_CONFIG_DIR"]) if env.get("CLAUDE_CONFIG_DIR") else None
+    config = config or home_of(env) / ".claude"
+    if (config / ".credentials.json").is_file():
+        return True, str(config / ".credentials.json")
+    settings = read_json(config / "settings.json")
+    if isinstance(settings, dict):
+        block = settings.get("env")
+        if settings.get("apiKeyHelper") or (
+            isinstance(block, dict) and any(block.get(k) for k in _KEYS)
+        ):
+            return True, str(config / "settings.json")
+    if sys.platform == "darwin":
+        return None, "the macOS keychain (not checked)"
+    return False, ""

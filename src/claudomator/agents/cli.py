@@ -9,9 +9,10 @@ A runner for a new CLI subclasses :class:`CliRunner`, declares ``name``, ``label
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import ClassVar
 
@@ -21,6 +22,24 @@ from claudomator.models import AgentConfig, TaskState
 from claudomator.process import AgentProcess, Exit
 
 logger = logging.getLogger(__name__)
+
+
+def env_truthy(value: str | None) -> bool:
+    """Whether an environment variable is set to something other than empty, 0, false, no."""
+    return (value or "").strip().lower() not in ("", "0", "false", "no")
+
+
+def read_json(path: Path) -> object:
+    """A JSON file's value, None when it cannot be read (a CLI's own config files)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+
+
+def home_of(env: Mapping[str, str]) -> Path:
+    """The home directory the agent process gets."""
+    return Path(env["HOME"]) if env.get("HOME") else Path.home()
 
 
 def context_dirs(agent: AgentConfig, workdir: Path) -> list[str]:

@@ -24,10 +24,18 @@ import asyncio
 import logging
 import re
 import uuid
+from collections.abc import Mapping
 from typing import Final
 
 from claudomator.agents.base import Capabilities, Outcome, RunContext
-from claudomator.agents.cli import CliRunner, context_dirs, ended_early, instructions_with_context
+from claudomator.agents.cli import (
+    CliRunner,
+    context_dirs,
+    ended_early,
+    env_truthy,
+    home_of,
+    instructions_with_context,
+)
 from claudomator.agents.gemini_stream import (
     FATAL_EXITS,
     GeminiStream,
@@ -40,6 +48,8 @@ from claudomator.process import CommandResult, Exit, tail_file
 
 logger = logging.getLogger(__name__)
 
+_KEYS: Final = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_APPLICATION_CREDENTIALS")
+LOGIN_HINT: Final = "set GEMINI_API_KEY or log in once with `gemini`"
 _STDERR_TAIL: Final = 2000
 _QUOTA_SCAN: Final = 20000
 _QUOTA: Final = re.compile(r"exhausted your daily quota|TerminalQuotaError", re.IGNORECASE)
@@ -237,3 +247,26 @@ def one_shot_reply(result: CommandResult) -> str:
         kind: FailureKind = "invalid_reply" if result.ok else "failed"
         raise OneShotFailed(f"exit {result.returncode}: {result.tail(3) or 'no output'}", kind=kind)
     return str(reply.get("response") or "")
+
+
+# -- credentials (for readiness) ---------------------------------------------------------------
+
+
+def credentials(env: Mapping[str, str]) -> tuple[bool | None, str]:
+    """Whether the Gemini CLI will find credentials, and where."""
+    for name in _KEYS:
+        if env.get(name):
+            return True, name
+    if env_truthy(env.get("GOOGLE_GENAI_USE_VERTEXAI")) and env.get("GOOGLE_CLOUD_PROJECT"):
+        return True, "GOOGLE_GENAI_USE_VERTEXAI"
+    folder = home_of(env) / ".gemini"
+    if (folder / "oauth_creds.json").is_file():
+        return True, str(folder / "oauth_creds.json")
+    try:
+        dotenv = (folder / ".env").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        dotenv = ""
+    keys = ("GEMINI_API_KEY=", "GOOGLE_API_KEY=")
+    if any(line.strip().startswith(keys) for line in dotenv.splitlines()):
+        return True, str(folder / ".env")
+    return False, ""

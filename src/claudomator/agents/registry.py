@@ -17,7 +17,7 @@ the local model's runner, which needs the model SDK, is imported only when it is
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 from claudomator.agents import claude, gemini
@@ -44,6 +44,9 @@ class AgentSpec:
     default_binary: str | None = None
     one_shot: OneShot | None = None  # how to ask it one question for JSON, if it can
     install_hint: str = ""  # how to install its CLI, for "not found" messages
+    # whether the CLI will find credentials in this environment, and where (None: cannot tell)
+    credentials: Callable[[Mapping[str, str]], tuple[bool | None, str]] | None = None
+    login_hint: str = ""  # how to give it credentials, when none were found
     # why the settings do not configure it ("" when they do); for agents without a CLI
     unconfigured: Callable[[Settings], tuple[str, ...]] | None = None
 
@@ -137,6 +140,8 @@ def builtin_agents() -> list[AgentSpec]:
             default_binary="claude",
             one_shot=OneShot(claude.one_shot_argv, claude.one_shot_reply, claude.ONE_SHOT_MODEL),
             install_hint=claude.ClaudeRunner.install_hint,
+            credentials=claude.credentials,
+            login_hint=claude.LOGIN_HINT,
         ),
         AgentSpec(
             name="gemini",
@@ -146,6 +151,8 @@ def builtin_agents() -> list[AgentSpec]:
             default_binary="gemini",
             one_shot=OneShot(gemini.one_shot_argv, gemini.one_shot_reply, gemini.ONE_SHOT_MODEL),
             install_hint=gemini.GeminiRunner.install_hint,
+            credentials=gemini.credentials,
+            login_hint=gemini.LOGIN_HINT,
         ),
         AgentSpec(
             name="local",
