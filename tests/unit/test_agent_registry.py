@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from claudomator.agents import AgentRegistry, AgentSpec, build_registry, builtin_agents
-from claudomator.agents.base import Capabilities, Outcome, RunContext
+from claudomator.agents.base import Capabilities, Outcome, RunContext, unapplied_options
 from claudomator.agents.claude import ClaudeRunner
 from claudomator.agents.cli import CliRunner
 from claudomator.agents.gemini import GeminiRunner
@@ -272,3 +272,18 @@ async def test_a_one_shot_answer_without_json_is_an_invalid_reply(
         with pytest.raises(OneShotFailed) as caught:
             await ask_json(spec.one_shot, gemini_bin, "pick", env=env, time_limit=60)
     assert caught.value.kind == "invalid_reply"
+
+
+def test_options_a_runner_does_not_apply_come_from_its_capabilities() -> None:
+    agent = AgentConfig(instructions="i", max_budget_usd=1, temperature=0.5, permission_mode="plan")
+    assert unapplied_options(agent, ClaudeRunner.capabilities) == ["temperature"]
+    assert unapplied_options(agent, GeminiRunner.capabilities) == [
+        "max_budget_usd",
+        "permission_mode",
+        "temperature",
+    ]
+    assert unapplied_options(agent, LocalRunner.capabilities) == [
+        "max_budget_usd",
+        "permission_mode",
+    ]
+    assert unapplied_options(AgentConfig(instructions="i"), EchoRunner.capabilities) == []

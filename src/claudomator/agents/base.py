@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Protocol
 
-from claudomator.models import Task, TaskState
+from claudomator.models import AgentConfig, Task, TaskState
 
 MAX_KEPT_TEXT = 256 * 1024
 """How many characters of an agent's own words a stream parser keeps, the newest: enough for
@@ -97,6 +97,31 @@ class Capabilities:
     # the :class:`~claudomator.models.AgentConfig` options the runner applies; the others
     # are logged as ignored
     options: frozenset[str] = frozenset()
+
+
+def _is_set(agent: AgentConfig, option: str) -> bool:
+    value = getattr(agent, option)
+    if option == "permission_mode":
+        return value not in ("", "bypassPermissions")  # the default is what every CLI does
+    return value is not None and value != "" and value != ()
+
+
+OPTIONS = (
+    "max_budget_usd",
+    "system_prompt_append",
+    "allowed_tools",
+    "disallowed_tools",
+    "permission_mode",
+    "temperature",
+    "max_tokens",
+)
+"""The :class:`AgentConfig` options an agent may or may not apply (see
+:attr:`Capabilities.options`), in the order they are reported."""
+
+
+def unapplied_options(agent: AgentConfig, capabilities: Capabilities) -> list[str]:
+    """Options set in ``agent`` that a runner with ``capabilities`` does not apply."""
+    return [o for o in OPTIONS if o not in capabilities.options and _is_set(agent, o)]
 
 
 class Runner(Protocol):

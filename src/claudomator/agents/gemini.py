@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Final
 
-from claudomator.agents.base import Capabilities, Outcome, RunContext
+from claudomator.agents.base import Capabilities, Outcome, RunContext, unapplied_options
 from claudomator.agents.cli import (
     CliRunner,
     context_dirs,
@@ -83,18 +83,7 @@ def build_argv(binary: str, ctx: RunContext) -> list[str]:
 
 def ignored_options(agent: AgentConfig) -> list[str]:
     """Options of ``agent`` that the Gemini CLI has no flag for (they are not applied)."""
-    ignored = []
-    if agent.max_budget_usd is not None:
-        ignored.append("max_budget_usd")
-    if agent.system_prompt_append:
-        ignored.append("system_prompt_append")
-    if agent.allowed_tools:
-        ignored.append("allowed_tools")
-    if agent.disallowed_tools:
-        ignored.append("disallowed_tools")
-    if agent.permission_mode not in ("", "bypassPermissions"):
-        ignored.append("permission_mode")
-    return ignored
+    return unapplied_options(agent, GeminiRunner.capabilities)
 
 
 def stderr_tail(ctx: RunContext, max_bytes: int = _STDERR_TAIL) -> str:
