@@ -1,7 +1,7 @@
 """A small client for an OpenAI-compatible model server (Ollama, LM Studio, vLLM).
 
 Built on the ``openai`` SDK (``AsyncOpenAI`` with ``base_url``), it serves the LLM-shaped helpers
-(classify, elaborate, summaries, triage) and the ``local`` agent runner::
+(the agent chooser, elaborate, summaries, triage) and the ``local`` agent runner::
 
     async with LLMClient(settings.local_model) as llm:
         text = await llm.complete("You are terse.", "Say hi")

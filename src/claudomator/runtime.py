@@ -2,7 +2,7 @@
 
 Both ``claudomator run`` (a pool limited to the file's tasks) and ``claudomator serve`` (a pool
 for everything, plus the HTTP API) use :class:`Runtime`. It owns the local-model client used by
-the classifier and the summariser, and the bounded executors of blocking work
+the agent chooser and the summariser, and the bounded executors of blocking work
 (:class:`~claudomator.blocking.Blocking`), and closes both on the way out.
 """
 
