@@ -17,7 +17,7 @@ from collections.abc import Collection, Mapping
 from types import TracebackType
 
 from claudomator import retention
-from claudomator.agents import default_registry
+from claudomator.agents import AgentRegistry
 from claudomator.blocking import Blocking
 from claudomator.chooser import AgentChooser
 from claudomator.config import Settings
@@ -41,12 +41,14 @@ class Runtime:
         max_concurrent: int | None = None,
         service: Service | None = None,
         base_env: Mapping[str, str] | None = None,
+        agents: AgentRegistry | None = None,
     ) -> None:
         self.settings = settings
-        self.service = service or Service.open(settings)
+        # the one registry this orchestrator runs with: the built-ins unless one is given
+        self.service = service or Service.open(settings, agents=agents)
+        self.agents = agents or self.service.agents
         self.llm = LLMClient(settings.local_model)
         env = dict(os.environ if base_env is None else base_env)
-        self.agents = default_registry()  # the one registry this orchestrator runs with
         runners = self.agents.runners(settings)
         usable = {name for name, r in probe(settings, env, self.agents).items() if r.usable}
         self.blocking = Blocking.for_slots(max_concurrent or settings.max_concurrent)

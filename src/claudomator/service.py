@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from claudomator import projects, protocol, readiness, tokens
+from claudomator.agents.registry import AgentRegistry, default_registry
 from claudomator.checker import CheckStatus, check_status
 from claudomator.config import Settings
 from claudomator.errors import (
@@ -140,14 +141,20 @@ class Service:
     """Operations on tasks, shared by every entry point."""
 
     def __init__(
-        self, settings: Settings, store: Store, *, on_submit: Callable[[], None] | None = None
+        self,
+        settings: Settings,
+        store: Store,
+        *,
+        on_submit: Callable[[], None] | None = None,
+        agents: AgentRegistry | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.on_submit = on_submit
+        self.agents = agents or default_registry()  # the agents it reports on
 
     @classmethod
-    def open(cls, settings: Settings) -> Service:
+    def open(cls, settings: Settings, *, agents: AgentRegistry | None = None) -> Service:
         """Open the configured database (migrating it) and build the service; the data dir
         gets its agent-token key here if it has none (agents' tokens are never minted with a
         key made later)."""
@@ -158,7 +165,7 @@ class Service:
         except BaseException:
             store.close()
             raise
-        return cls(settings, store)
+        return cls(settings, store, agents=agents)
 
     def close(self) -> None:
         self.store.close()
@@ -569,7 +576,7 @@ class Service:
 
     def agent_readiness(self, env: Mapping[str, str] | None = None) -> dict[str, Readiness]:
         """Every known agent's readiness as the pool sees it (``env``: this process's)."""
-        probed = readiness.probe(self.settings, os.environ if env is None else env)
+        probed = readiness.probe(self.settings, os.environ if env is None else env, self.agents)
         return readiness.assess(probed, self.store.agent_statuses(), utcnow())
 
     def waiting_reasons(

@@ -287,3 +287,26 @@ def test_options_a_runner_does_not_apply_come_from_its_capabilities() -> None:
         "permission_mode",
     ]
     assert unapplied_options(AgentConfig(instructions="i"), EchoRunner.capabilities) == []
+
+
+async def test_the_runtime_runs_with_the_registry_it_is_given(tmp_path: Path) -> None:
+    """The composition root takes the registry: the pool gets the extra agent's runner and
+    the service reports its readiness."""
+    from claudomator.runtime import Runtime
+
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        agents={"echo": {"binary_path": "/bin/echo"}},
+        claude_binary_path=str(tmp_path / "no-claude"),
+        gemini_binary_path=str(tmp_path / "no-gemini"),
+    )
+    registry = _registry_with_echo()
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    async with Runtime(settings, base_env=env, agents=registry) as runtime:
+        assert runtime.agents is registry
+        assert runtime.service.agents is registry
+        assert isinstance(runtime.pool.runners["echo"], EchoRunner)
+        ready = runtime.service.agent_readiness(env)
+    assert ready["echo"].usable
+    assert not ready["claude"].usable
+    runtime.service.close()
