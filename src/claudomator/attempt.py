@@ -16,6 +16,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from claudomator import naming, projects, protocol, ratelimit, tokens
 from claudomator.agents import Outcome, RunContext, Runner
+from claudomator.agents.base import unapplied_options
 from claudomator.blocking import Blocking
 from claudomator.checker import checker_task, verdict_from
 from claudomator.checkout import CheckoutNote, write_note
@@ -313,6 +314,15 @@ class Attempt:
                 self.settings.prices, model, tokens_in, tokens_out
             ),
         )
+        ignored = unapplied_options(ctx.task.agent, self.runner.capabilities)
+        if ignored:
+            logger.warning(
+                "the %s agent cannot apply %s; ignored for task %s",
+                self.runner.name,
+                ", ".join(ignored),
+                self.task.id,
+                extra={"action": "agent_options"},
+            )
         try:
             outcome = await self.runner.run(ctx)
         except ClaudomatorError as exc:

@@ -82,7 +82,8 @@ def build_argv(binary: str, ctx: RunContext) -> list[str]:
 
 
 def ignored_options(agent: AgentConfig) -> list[str]:
-    """Options of ``agent`` that the Gemini CLI has no flag for (they are not applied)."""
+    """Options of ``agent`` that the Gemini CLI has no flag for (they are not applied; the
+    attempt logs them, for every runner, from its capabilities)."""
     return unapplied_options(agent, GeminiRunner.capabilities)
 
 
@@ -140,14 +141,6 @@ class GeminiRunner(CliRunner):
         stream = GeminiStream()
         guard = _BudgetGuard(stream, ctx)
         argv = build_argv(self.resolve_binary(), ctx)
-        ignored = ignored_options(ctx.task.agent)
-        if ignored:
-            logger.warning(
-                "the Gemini CLI cannot apply %s; ignored for task %s",
-                ", ".join(ignored),
-                ctx.task.id,
-                extra={"action": "gemini_options"},
-            )
         proc = await self.spawn(ctx, argv, guard.feed, mark=ctx.execution_id or uuid.uuid4().hex)
         ended = await self.wait(proc, ctx, guard.halt)
         outcome = self._outcome(stream, ended, ctx)
