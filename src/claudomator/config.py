@@ -33,6 +33,12 @@ DEPRECATED_BINARY_KEYS = ("claude_binary_path", "gemini_binary_path")
 """Flat keys that ``[agents.<name>] binary_path`` replaces; still read (a warning says so)."""
 
 
+def binary_setting(agent: str) -> str:
+    """The config key people are told to set for ``agent``'s binary (in messages)."""
+    key = f"{agent}_binary_path"
+    return key if key in DEPRECATED_BINARY_KEYS else f"[agents.{agent}] binary_path"
+
+
 class AgentSettings(BaseModel):
     """One agent's ``[agents.<name>]`` table."""
 

@@ -112,7 +112,7 @@ def test_a_missing_cli_of_an_extra_agent_says_how_to_install_it(tmp_path: Path) 
     settings = Settings(data_dir=tmp_path, agents={"echo": {"binary_path": "no-such-echo"}})
     ready = probe(settings, {"PATH": str(tmp_path)}, _registry_with_echo())["echo"]
     assert not ready.usable
-    assert "`apt install echo-cli`" in ready.reasons[0]
+    assert "`apt install echo-cli` or set [agents.echo] binary_path" in ready.reasons[0]
     assert ready.credentials is None  # an unknown CLI's credentials are not checked
 
 

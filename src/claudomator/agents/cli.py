@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from claudomator.agents.base import Capabilities, RunContext
+from claudomator.config import binary_setting
 from claudomator.errors import AgentError
 from claudomator.models import AgentConfig, TaskState
 from claudomator.process import AgentProcess, Exit
@@ -97,7 +98,7 @@ class CliRunner:
         if found is None:
             raise AgentError(
                 f"{self.label} not found: {self.binary!r} (install it with "
-                f"`{self.install_hint}` or set {self.name}_binary_path)"
+                f"`{self.install_hint}` or set {binary_setting(self.name)})"
             )
         return found
 

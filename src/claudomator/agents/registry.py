@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from claudomator.agents import claude, gemini
 from claudomator.agents.base import Capabilities, Runner
 from claudomator.agents.oneshot import OneShot
-from claudomator.config import Settings
+from claudomator.config import Settings, binary_setting
 from claudomator.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ class AgentSpec:
     @property
     def binary_setting(self) -> str:
         """The config key that names the binary, for messages."""
-        return f"{self.name}_binary_path"
+        return binary_setting(self.name)
 
 
 class AgentRegistry:
