@@ -47,7 +47,7 @@ class AgentSpec:
     # whether the CLI will find credentials in this environment, and where (None: cannot tell)
     credentials: Callable[[Mapping[str, str]], tuple[bool | None, str]] | None = None
     login_hint: str = ""  # how to give it credentials, when none were found
-    # why the settings do not configure it ("" when they do); for agents without a CLI
+    # why the settings do not configure it (empty when they do); for agents without a CLI
     unconfigured: Callable[[Settings], tuple[str, ...]] | None = None
 
     def binary(self, settings: Settings) -> str:
