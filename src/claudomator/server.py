@@ -30,6 +30,7 @@ from claudomator.connections import (
     guarded_h11,
     raise_nofile_limit,
 )
+from claudomator.orchestrators import Registration
 from claudomator.runtime import Runtime
 from claudomator.service import Service
 
@@ -107,9 +108,11 @@ async def serve(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop, sig)
     try:
-        async with runtime:
-            server.on_ready = on_ready
-            await server.serve()
+        # `run` in another terminal sees this serve and leaves its tasks to it
+        with Registration(settings.data_dir, f"{host}:{port}", runtime.pool.max_concurrent):
+            async with runtime:
+                server.on_ready = on_ready
+                await server.serve()
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
