@@ -14,6 +14,7 @@ import dataclasses
 import logging
 import signal
 import socket
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -87,9 +88,13 @@ async def serve(
     limits = limits or ConnectionLimits()
     limits = dataclasses.replace(limits, fd_limit=fd_limit, fd_reserve=fd_reserve_for(fd_limit))
     runtime = Runtime(settings, service=service)
+    closing = threading.Event()  # ends the SSE streams: open browsers must not hold us up
+    app = create_app(
+        service, settings, listen_host=host, exit_when_data_dir_changes=True, closing=closing
+    )
     server = _Server(
         uvicorn.Config(
-            create_app(service, settings, listen_host=host, exit_when_data_dir_changes=True),
+            app,
             host=host,
             port=port,
             log_level="warning",
@@ -103,6 +108,7 @@ async def serve(
 
     def stop(sig: signal.Signals) -> None:
         logger.info("received %s; shutting down", sig.name, extra={"action": "serve_stop"})
+        closing.set()
         server.should_exit = True
 
     for sig in (signal.SIGINT, signal.SIGTERM):

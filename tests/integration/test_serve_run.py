@@ -192,3 +192,25 @@ def test_a_client_leaving_the_event_stream_is_not_a_warning(tmp_path: Path) -> N
     assert serve.returncode == 0
     assert "serving on" in console.read_text()
     assert_quiet(console.read_text())
+
+
+def test_serve_stops_while_a_client_still_follows_the_event_stream(tmp_path: Path) -> None:
+    console = tmp_path / "serve.err"
+    serve, port = start_serve(dict(os.environ), console)
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            sock.sendall(f"GET /api/events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+            assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+            serve.send_signal(signal.SIGINT)
+            # the stream ends (the chunked body's last chunk) and serve exits, the client still
+            # connected; before, serve waited for the client to leave
+            rest, deadline = b"", time.monotonic() + 60  # a bound on a hang, not a timing
+            while time.monotonic() < deadline and (chunk := sock.recv(4096)):
+                rest += chunk
+            assert rest.endswith(b"0\r\n\r\n"), "serve kept the stream open after SIGINT"
+            assert serve.wait(30) == 0
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.wait()
+    assert_quiet(console.read_text())
