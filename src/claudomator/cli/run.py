@@ -85,7 +85,9 @@ def run(
     2 if the file is invalid (`--dry-run` checks exactly what a run checks) or repeats stored
     tasks (same name, instructions and project, unfinished or COMPLETED) without `--again`.
     Ctrl-C stops the agents and cancels the tasks (sandboxes are kept); SIGTERM re-queues
-    them for the next orchestrator instead.
+    them for the next orchestrator instead. While a `claudomator serve` runs on the same data
+    dir, it runs the tasks and `run` follows them (Ctrl-C cancels them; SIGTERM leaves them to
+    serve); if it stops first, `run` runs the rest itself.
     """
     settings = load()
     service = open_service(settings)
@@ -262,7 +264,8 @@ async def _under_serve(
     settle (this process then runs the rest)."""
     one = len(serving) == 1
     limit = sum(s.max_concurrent for s in serving)
-    concurrency = f" ({'its' if one else 'their'} concurrency: {limit})" if limit else ""
+    known = all(s.max_concurrent for s in serving)
+    concurrency = f" ({'its' if one else 'their'} concurrency: {limit})" if known else ""
     err = make_console(stderr=True)
     err.print(
         f"{_serves_text(serving)} {'is' if one else 'are'} running on this data dir: "
