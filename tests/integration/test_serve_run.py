@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from conftest import MakeRepo
-from fakes.anthropic import FakeAnthropic, Text, ToolUse, claude_env
+from fakes.anthropic import FakeAnthropic, Hang, Text, ToolUse, claude_env
 
 CLAUDOMATOR = str(Path(sys.executable).parent / "claudomator")
 
@@ -214,3 +214,53 @@ def test_serve_stops_while_a_client_still_follows_the_event_stream(tmp_path: Pat
             serve.kill()
             serve.wait()
     assert_quiet(console.read_text())
+
+
+def task_state(data_dir: Path, name: str) -> str:
+    try:
+        with sqlite3.connect(data_dir / "claudomator.db") as conn:
+            row = conn.execute("select state from tasks where name = ?", (name,)).fetchone()
+    except sqlite3.OperationalError:  # being created
+        return ""
+    return str(row[0]) if row else ""
+
+
+@pytest.mark.cli
+def test_ctrl_c_of_run_beside_serve_cancels_the_task_serve_runs(
+    tmp_path: Path, make_repo: MakeRepo, fake: FakeAnthropic, claude_bin: str
+) -> None:
+    project = make_repo()
+    fake.route("TASK-SLOW", [Hang(120), Text("## Summary\nToo late.")])
+    env = claude_env(fake.url, tmp_path / "agent-home")
+    data_dir = Path(os.environ["CLAUDOMATOR_DATA_DIR"])
+    env["CLAUDOMATOR_DATA_DIR"] = str(data_dir)
+    env["GIT_CONFIG_GLOBAL"] = os.environ["GIT_CONFIG_GLOBAL"]
+    config = tmp_path / "config.toml"
+    config.write_text(f'claude_binary_path = "{claude_bin}"\nkill_grace_seconds = 2\n')
+    env["CLAUDOMATOR_CONFIG"] = str(config)
+    tasks = tmp_path / "tasks.yaml"
+    tasks.write_text(f'name: slow\nagent: {{instructions: "TASK-SLOW", project_dir: {project}}}\n')
+    serve, _ = start_serve(env, tmp_path / "serve.err")
+    try:
+        run = subprocess.Popen(
+            [CLAUDOMATOR, "run", str(tasks)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 90
+        while task_state(data_dir, "slow") != "RUNNING" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert task_state(data_dir, "slow") == "RUNNING"
+        run.send_signal(signal.SIGINT)
+        out, err = run.communicate(timeout=90)
+        assert run.returncode == 1, out + err
+        assert "serve (pid" in err
+        assert task_state(data_dir, "slow") == "CANCELLED", out + err
+        assert serve.poll() is None  # serve goes on
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.communicate()
+        stop(serve)
