@@ -12,6 +12,7 @@ import re
 
 from claudomator.durations import format_duration
 from claudomator.models import Execution, Task, TaskState, utcnow
+from claudomator.money import execution_cost_text
 
 logger = logging.getLogger(__name__)
 
@@ -25,11 +26,10 @@ def _flat(text: str, limit: int = _MAX_TEXT) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-def cost_text(execution: Execution) -> str:
-    """An ended execution's cost: ``$0.0123``, ``~$0.0123`` (estimated), ``cost unknown``."""
-    if not execution.cost_known:
-        return "cost unknown"
-    return f"{'~' if execution.cost_estimated else ''}${execution.cost_usd:.4f}"
+def _cost(execution: Execution) -> str:
+    """``$0.0123``, ``~$0.0123`` (estimated) or ``cost unknown``."""
+    text = execution_cost_text(execution)
+    return "cost unknown" if text == "unknown" else text or "$0.0000"
 
 
 def started(task: Task, execution: Execution) -> None:
@@ -64,7 +64,7 @@ def ended(task: Task, execution: Execution, delivered_to: str = "") -> None:
         task.id,
         status.value,
         format_duration(took.total_seconds()),
-        cost_text(execution),
+        _cost(execution),
         outcome,
         extra={
             "action": "task_ended",
