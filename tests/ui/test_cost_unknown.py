@@ -5,7 +5,6 @@ cost is unknown and the budget unchecked, never "$0.00"; the board's cost text s
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +12,12 @@ from typing import Any
 
 import httpx
 import pytest
-from ui_harness import CLAUDOMATOR, Browser, free_port, require_chromium, shot
+from ui_harness import (
+    Browser,
+    chromium_browser,
+    serving,
+    shot,
+)
 
 from conftest import REPO_ROOT, MakeRepo
 from fakes.gemini import FakeGemini, FunctionCall, Text, gemini_env
@@ -53,42 +57,14 @@ def server(tmp_path: Path, fake: FakeGemini, gemini_bin: str) -> Iterator[httpx.
         encoding="utf-8",
     )
     env["CLAUDOMATOR_CONFIG"] = str(config)
-    port = free_port()
-    process = subprocess.Popen(
-        [CLAUDOMATOR, "serve", "--addr", f"127.0.0.1:{port}"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    client.get("/api/health")
-                    break
-                except httpx.TransportError:
-                    assert time.monotonic() < deadline, "serve did not start"
-                    time.sleep(0.2)
-            yield client
-    finally:
-        process.terminate()
-        process.wait(30)
+    with serving(env) as url, httpx.Client(base_url=url, timeout=30) as client:
+        yield client
 
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[Browser]:
-    chromium = require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        wrapped = Browser(playwright, chromium, tmp_path / "chromium")
-        try:
-            yield wrapped
-        finally:
-            for context in wrapped.contexts:
-                context.close()
-    assert wrapped.problems == []
+    with chromium_browser(tmp_path / "chromium") as wrapped:
+        yield wrapped
 
 
 def finished(api: httpx.Client, task_id: str) -> dict[str, Any]:
