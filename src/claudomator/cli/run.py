@@ -293,7 +293,10 @@ async def _under_serve(
     if gone.is_set() and not interrupt.event.is_set():
         return all(t.state in SETTLED for t in service.family(ids))
     if interrupt.event.is_set() and interrupt.requeue:
-        console.print(f"[yellow]Stopped following: {_serves_text(serving)} runs them on[/]")
+        console.print(
+            f"[yellow]Stopped following; {_serves_text(serving)} keeps running them "
+            "(`claudomator list` shows how they are doing)[/]"
+        )
     elif interrupt.event.is_set():
         console.print("[yellow]Interrupted: cancelling the tasks; serve stops their agents…[/]")
         _cancel_unfinished(service, ids, (TaskState.QUEUED, TaskState.PENDING, TaskState.RUNNING))
