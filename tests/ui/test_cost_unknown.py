@@ -99,8 +99,8 @@ def test_the_task_page_says_cost_unknown_and_the_budget_unchecked(
     row.wait_for()
     assert "unknown" in row.inner_text()
     assert "$0.00" not in page.locator("main").inner_text()
-    assert "1 file, +1 −0" in row.inner_text()  # one file, not "1 files"
-    stats = page.get_by_text("1 file changed, 1 insertion (+), 0 deletions (−).")
+    assert "1 file, +1 \N{MINUS SIGN}0" in row.inner_text()  # one file, not "1 files"
+    stats = page.get_by_text("1 file changed, 1 insertion (+), 0 deletions (\N{MINUS SIGN}).")
     stats.wait_for()
     shot(page, "cost-unknown-task")
 
