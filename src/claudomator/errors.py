@@ -85,6 +85,12 @@ class ProjectExists(ClaudomatorError):
         super().__init__(f"a project named {name!r} already exists")
 
 
+class IntegrityViolation(ClaudomatorError):
+    """A write broke a uniqueness or reference rule (a duplicate id, a record of a task that
+    does not exist): a bug in the caller, never worth retrying. Raised by the in-memory store;
+    the SQL store raises its driver's integrity error for the same writes."""
+
+
 class StoreError(ClaudomatorError):
     """The database cannot be opened, migrated or written."""
 
