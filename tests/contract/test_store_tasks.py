@@ -1,0 +1,385 @@
+"""The store contract: tasks, transitions with history, executions — on every backend.
+
+Moved from ``tests/unit/test_store_sqlite.py`` (which keeps what only SQLite has: the file,
+WAL, migrations); the ``store`` fixture (``conftest.py``) gives each test every backend.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+
+from claudomator.errors import IntegrityViolation, InvalidTransition, NotFound
+from claudomator.models import (
+    AgentConfig,
+    ChangeStats,
+    Commit,
+    DeliveryRecord,
+    Execution,
+    Priority,
+    Task,
+    TaskState,
+)
+from claudomator.store.base import Store
+
+S = TaskState
+REFUSED = (IntegrityViolation, sa.exc.IntegrityError)  # a duplicate id, a missing task
+
+
+def _task(name: str = "t", **fields: object) -> Task:
+    agent = AgentConfig(instructions=f"do {name}", model="opus", allowed_tools=("Bash",))
+    return Task.model_validate({"name": name, "agent": agent, **fields})
+
+
+def _events(store: Store, task_id: str) -> list[tuple[TaskState | None, TaskState, str]]:
+    return [(e.from_state, e.to_state, e.reason) for e in store.events(task_id)]
+
+
+def _to(store: Store, task_id: str, *path: TaskState) -> None:
+    for state in path:
+        store.transition(task_id, state, f"to {state}")
+
+
+# -- tasks ------------------------------------------------------------------------------------
+
+
+def test_add_tasks_queues_and_records_history(store: Store) -> None:
+    original = _task("a", priority=Priority.HIGH, tags=("x", "y"), timeout=90.0, depends_on=("d",))
+    [stored] = store.add_tasks([original])
+    assert stored.state == S.QUEUED
+    assert stored.id == original.id
+    loaded = store.get_task(original.id)
+    assert loaded == stored
+    assert loaded.agent == original.agent
+    assert loaded.tags == ("x", "y")
+    assert loaded.depends_on == ("d",)
+    assert loaded.timeout == 90.0
+    assert loaded.priority == Priority.HIGH
+    assert loaded.created_at.tzinfo is not None
+    assert loaded.created_at.utcoffset() == timedelta(0)
+    assert _events(store, original.id) == [
+        (None, S.PENDING, "created"),
+        (S.PENDING, S.QUEUED, "submitted"),
+    ]
+    events = store.events(original.id)
+    assert all(e.at.utcoffset() == timedelta(0) for e in events)
+    assert events[0].at == events[1].at == loaded.created_at
+
+
+def test_add_tasks_without_submit_stays_pending(store: Store) -> None:
+    [stored] = store.add_tasks([_task()], submit=False)
+    assert store.get_task(stored.id).state == S.PENDING
+    assert _events(store, stored.id) == [(None, S.PENDING, "created")]
+
+
+def test_add_tasks_is_all_or_nothing(store: Store) -> None:
+    a, b = _task("a"), _task("b")
+    with pytest.raises(REFUSED):
+        store.add_tasks([a, b, a])
+    assert store.list_tasks() == []
+    assert store.events(a.id) == []
+    assert store.events(b.id) == []
+
+
+def test_get_task_unknown(store: Store) -> None:
+    with pytest.raises(NotFound) as info:
+        store.get_task("nope")
+    assert (info.value.kind, info.value.ident) == ("task", "nope")
+
+
+def test_find_tasks_by_prefix(store: Store) -> None:
+    store.add_tasks([_task(id="abc-1"), _task(id="abc-2"), _task(id="xyz-1"), _task(id="a_c-9")])
+    assert {t.id for t in store.find_tasks("abc")} == {"abc-1", "abc-2"}
+    assert [t.id for t in store.find_tasks("xy")] == ["xyz-1"]
+    assert [t.id for t in store.find_tasks("xyz-1")] == ["xyz-1"]
+    assert store.find_tasks("q") == []
+    # LIKE wildcards in the prefix are literal
+    assert [t.id for t in store.find_tasks("a_")] == ["a_c-9"]
+    assert store.find_tasks("%") == []
+
+
+def test_queued_tasks_high_priority_first_then_oldest(store: Store) -> None:
+    low = store.add_tasks([_task("low", priority=Priority.LOW)])[0]
+    normal_old = store.add_tasks([_task("normal-old")])[0]
+    high_old = store.add_tasks([_task("high-old", priority=Priority.HIGH)])[0]
+    normal_new = store.add_tasks([_task("normal-new")])[0]
+    high_new = store.add_tasks([_task("high-new", priority=Priority.HIGH)])[0]
+    running = store.add_tasks([_task("running", priority=Priority.HIGH)])[0]
+    store.add_tasks([_task("pending", priority=Priority.HIGH)], submit=False)
+    store.transition(running.id, S.RUNNING, "claimed")
+    order = [t.name for t in store.queued_tasks()]
+    assert order == ["high-old", "high-new", "normal-old", "normal-new", "low"]
+    assert [t.id for t in store.queued_tasks()] == [
+        high_old.id,
+        high_new.id,
+        normal_old.id,
+        normal_new.id,
+        low.id,
+    ]
+
+
+def test_list_tasks_filters(store: Store) -> None:
+    a = store.add_tasks([_task("a")])[0]
+    b = store.add_tasks([_task("b")])[0]
+    store.transition(a.id, S.CANCELLED, "no")
+    assert [t.name for t in store.list_tasks()] == ["b", "a"]  # newest first
+    assert [t.name for t in store.list_tasks(states=[S.CANCELLED])] == ["a"]
+    assert [t.name for t in store.list_tasks(ids=[b.id])] == ["b"]
+    assert [t.name for t in store.list_tasks(limit=1)] == ["b"]
+    assert store.states_of([a.id, b.id, "missing"]) == {a.id: S.CANCELLED, b.id: S.QUEUED}
+    assert store.states_of([]) == {}
+
+
+def test_count_by_state(store: Store) -> None:
+    assert store.count_by_state() == {}
+    tasks = store.add_tasks([_task(str(i)) for i in range(4)])
+    store.add_tasks([_task("p")], submit=False)
+    store.transition(tasks[0].id, S.RUNNING, "claim")
+    store.transition(tasks[1].id, S.CANCELLED, "no")
+    assert store.count_by_state() == {S.QUEUED: 2, S.RUNNING: 1, S.CANCELLED: 1, S.PENDING: 1}
+
+
+def test_update_task(store: Store) -> None:
+    [task] = store.add_tasks([_task()])
+    store.update_task(task.id, summary="half done", cancel_requested=True)
+    loaded = store.get_task(task.id)
+    assert loaded.summary == "half done"
+    assert loaded.cancel_requested is True
+    assert loaded.updated_at > task.updated_at
+    assert loaded.state == S.QUEUED
+
+
+def test_update_task_refuses_state(store: Store) -> None:
+    [task] = store.add_tasks([_task()])
+    with pytest.raises(ValueError, match="transition"):
+        store.update_task(task.id, state=S.COMPLETED.value)
+    assert store.get_task(task.id).state == S.QUEUED
+    with pytest.raises(NotFound):
+        store.update_task("missing", summary="x")
+
+
+# -- transitions ------------------------------------------------------------------------------
+
+
+def test_transition_records_an_event_with_the_reason(store: Store) -> None:
+    [task] = store.add_tasks([_task()])
+    moved = store.transition(task.id, S.RUNNING, "claimed by worker-1")
+    assert moved.state == S.RUNNING
+    assert moved.updated_at > task.updated_at
+    loaded = store.get_task(task.id)
+    assert loaded.state == S.RUNNING
+    assert loaded.updated_at == moved.updated_at
+    assert _events(store, task.id)[-1] == (S.QUEUED, S.RUNNING, "claimed by worker-1")
+    assert store.events(task.id)[-1].at == moved.updated_at
+
+
+def test_transition_sets_fields(store: Store) -> None:
+    [task] = store.add_tasks([_task()])
+    store.transition(task.id, S.RUNNING, "claim")
+    moved = store.transition(task.id, S.BLOCKED, "asked", question='{"text": "which?"}')
+    assert moved.question == '{"text": "which?"}'
+    assert store.get_task(task.id).question == '{"text": "which?"}'
+
+
+def test_full_history(store: Store) -> None:
+    [task] = store.add_tasks([_task()])
+    _to(store, task.id, S.RUNNING, S.READY, S.QUEUED, S.RUNNING, S.COMPLETED)
+    assert [(e[0], e[1]) for e in _events(store, task.id)] == [
+        (None, S.PENDING),
+        (S.PENDING, S.QUEUED),
+        (S.QUEUED, S.RUNNING),
+        (S.RUNNING, S.READY),
+        (S.READY, S.QUEUED),
+        (S.QUEUED, S.RUNNING),
+        (S.RUNNING, S.COMPLETED),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("path", "target"),
+    [
+        ((), S.COMPLETED),
+        ((), S.BLOCKED),
+        ((S.RUNNING, S.COMPLETED), S.QUEUED),
+        ((S.CANCELLED,), S.RUNNING),
+    ],
+)
+def test_illegal_transition_changes_nothing(
+    store: Store, path: tuple[TaskState, ...], target: TaskState
+) -> None:
+    [task] = store.add_tasks([_task()])
+    _to(store, task.id, *path)
+    before = store.get_task(task.id)
+    history = store.events(task.id)
+    with pytest.raises(InvalidTransition) as info:
+        store.transition(task.id, target, "should not happen", summary="nope")
+    assert (info.value.task_id, info.value.source, info.value.target) == (
+        task.id,
+        before.state.value,
+        target.value,
+    )
+    assert store.get_task(task.id) == before
+    assert store.events(task.id) == history
+
+
+def test_expected_state_mismatch_raises(store: Store) -> None:
+    [task] = store.add_tasks([_task()])
+    with pytest.raises(InvalidTransition) as info:
+        store.transition(task.id, S.RUNNING, "claim", expected=S.PENDING)
+    assert info.value.source == "QUEUED"
+    assert store.get_task(task.id).state == S.QUEUED
+    assert len(store.events(task.id)) == 2
+    # the matching expectation wins
+    assert store.transition(task.id, S.RUNNING, "claim", expected=S.QUEUED).state == S.RUNNING
+    # a second claim from QUEUED loses
+    with pytest.raises(InvalidTransition):
+        store.transition(task.id, S.RUNNING, "claim", expected=S.QUEUED)
+
+
+def test_transition_unknown_task(store: Store) -> None:
+    with pytest.raises(NotFound):
+        store.transition("missing", S.RUNNING, "claim")
+
+
+def test_cancel_requested_is_cleared_on_requeue_and_terminal_states(store: Store) -> None:
+    [task] = store.add_tasks([_task()])
+    store.transition(task.id, S.RUNNING, "claim")
+    store.update_task(task.id, cancel_requested=True)
+    store.transition(task.id, S.BLOCKED, "asked")  # neither queued nor terminal: kept
+    assert store.get_task(task.id).cancel_requested is True
+    store.transition(task.id, S.CANCELLED, "cancelled")
+    assert store.get_task(task.id).cancel_requested is False
+
+
+def test_transition_returns_what_was_stored(store: Store) -> None:
+    [task] = store.add_tasks([_task()])
+    store.update_task(task.id, cancel_requested=True)
+    returned = store.transition(task.id, S.CANCELLED, "cancelled")
+    assert returned == store.get_task(task.id)
+
+
+def test_transition_with_execution_inserts_it_atomically(store: Store) -> None:
+    [task] = store.add_tasks([_task()])
+    execution = Execution(task_id=task.id, agent="claude")
+    store.transition(task.id, S.RUNNING, "claim", expected=S.QUEUED, execution=execution)
+    assert store.get_execution(execution.id) == execution
+    # a lost claim inserts no execution
+    loser = Execution(task_id=task.id, agent="claude")
+    with pytest.raises(InvalidTransition):
+        store.transition(task.id, S.RUNNING, "claim", expected=S.QUEUED, execution=loser)
+    with pytest.raises(NotFound):
+        store.get_execution(loser.id)
+    assert store.executions_of(task.id) == [execution]
+
+
+# -- executions -------------------------------------------------------------------------------
+
+
+def _full_execution(task_id: str, start: datetime, **fields: object) -> Execution:
+    values: dict[str, object] = {
+        "task_id": task_id,
+        "agent": "claude",
+        "model": "claude-opus-5-5",
+        "start_time": start,
+        "end_time": start + timedelta(minutes=3, microseconds=250),
+        "exit_code": 1,
+        "status": S.FAILED,
+        "stdout_path": "/data/logs/x/stdout.log",
+        "stderr_path": "/data/logs/x/stderr.log",
+        "cost_usd": 0.1234,
+        "cost_estimated": True,
+        "tokens_in": 12345678901,
+        "tokens_out": 42,
+        "error_msg": "API error 500: boom",
+        "session_id": "sess-1",
+        "sandbox_dir": "/data/sandboxes/x",
+        "commits": (Commit(hash="a" * 40, message="first"), Commit(hash="b" * 40, message="二")),
+        "changestats": ChangeStats(files=2, insertions=30, deletions=4),
+        "delivery": DeliveryRecord(
+            how="pushed",
+            project_dir="/srv/web",
+            remote="origin",
+            url="/srv/web.git",
+            branch="main",
+            rebased=True,
+        ),
+        "cost_known": False,
+        "summary": "did things",
+        "worker_id": "host:123",
+        "pid": 4242,
+    }
+    values.update(fields)
+    return Execution.model_validate(values)
+
+
+def test_execution_round_trips_every_field(store: Store) -> None:
+    [task] = store.add_tasks([_task()])
+    start = datetime(2026, 3, 1, 12, 30, 15, 123456, tzinfo=UTC)
+    execution = _full_execution(task.id, start)
+    store.add_execution(execution)
+    loaded = store.get_execution(execution.id)
+    assert loaded == execution
+    assert loaded.commits == execution.commits
+    assert loaded.changestats == ChangeStats(files=2, insertions=30, deletions=4)
+    assert loaded.cost_estimated is True
+    assert loaded.cost_known is False
+    assert loaded.delivery is not None
+    assert loaded.delivery.url == "/srv/web.git"
+    assert loaded.start_time.utcoffset() == timedelta(0)
+    assert loaded.end_time is not None
+    assert loaded.end_time.utcoffset() == timedelta(0)
+    assert loaded.end_time - loaded.start_time == timedelta(minutes=3, microseconds=250)
+
+
+def test_execution_defaults_round_trip(store: Store) -> None:
+    [task] = store.add_tasks([_task()])
+    execution = Execution(task_id=task.id)
+    store.add_execution(execution)
+    loaded = store.get_execution(execution.id)
+    assert loaded == execution
+    assert loaded.end_time is None
+    assert loaded.pid is None
+    assert loaded.commits == ()
+    assert loaded.cost_estimated is False
+    assert loaded.cost_known is True
+    assert loaded.delivery is None
+
+
+def test_save_execution_overwrites(store: Store) -> None:
+    [task] = store.add_tasks([_task()])
+    execution = store.add_execution(Execution(task_id=task.id))
+    done = execution.model_copy(
+        update={"status": S.COMPLETED, "exit_code": 0, "cost_usd": 0.5, "summary": "ok"}
+    )
+    store.save_execution(done)
+    assert store.get_execution(execution.id) == done
+    with pytest.raises(NotFound):
+        store.save_execution(Execution(task_id=task.id))
+    with pytest.raises(NotFound):
+        store.get_execution("missing")
+
+
+def test_executions_need_an_existing_task(store: Store) -> None:
+    with pytest.raises(REFUSED):
+        store.add_execution(Execution(task_id="no-such-task"))
+
+
+def test_latest_and_running_executions(store: Store) -> None:
+    a, b, c = store.add_tasks([_task("a"), _task("b"), _task("c")])
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    a_old = store.add_execution(_full_execution(a.id, t0))
+    a_new = store.add_execution(Execution(task_id=a.id, start_time=t0 + timedelta(hours=1)))
+    b_only = store.add_execution(_full_execution(b.id, t0 + timedelta(minutes=5)))
+    assert store.executions_of(a.id) == [a_old, a_new]
+    assert store.latest_executions([a.id, b.id, c.id]) == {a.id: a_new, b.id: b_only}
+    assert store.latest_executions([]) == {}
+    assert store.running_executions() == [a_new]
+
+
+def test_non_utc_datetimes_keep_their_instant(store: Store) -> None:
+    [task] = store.add_tasks([_task()])
+    start = datetime(2026, 1, 1, 12, 0, tzinfo=timezone(timedelta(hours=2)))
+    execution = store.add_execution(Execution(task_id=task.id, start_time=start))
+    assert store.get_execution(execution.id).start_time == start  # 10:00 UTC
