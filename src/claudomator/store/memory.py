@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
 
-from claudomator.errors import IntegrityViolation, InvalidTransition, NotFound, ProjectExists
+from claudomator.errors import IntegrityViolation, InvalidTransition, NotFound
 from claudomator.models import (
     AgentStatus,
     Commit,
@@ -36,8 +36,8 @@ from claudomator.models import (
     utcnow,
 )
 from claudomator.store.backlog import WriteBacklog
-from claudomator.store.base import INTAKE_RESERVATION_SECONDS
 from claudomator.store.intents import DeliveryIntent
+from claudomator.store.memory_records import MemoryRecords, utc
 from claudomator.store.memory_stats import MemoryStats
 
 logger = logging.getLogger(__name__)
@@ -47,24 +47,12 @@ M = TypeVar("M", bound=BaseModel)
 _TASK_FIELDS = frozenset(Task.model_fields) - {"id", "state", "created_at"}
 
 
-def _utc(model: M) -> M:
-    """``model`` with every datetime in UTC (a naive one is refused, as by the SQL store)."""
-    changes: dict[str, datetime] = {}
-    for name in type(model).model_fields:
-        value = getattr(model, name)
-        if isinstance(value, datetime):
-            if value.tzinfo is None:
-                raise ValueError(f"naive datetime {value!r}: store aware datetimes only")
-            changes[name] = value.astimezone(UTC)
-    return model.model_copy(update=changes) if changes else model
-
-
 def _newest_first(tasks: Iterable[Task]) -> list[Task]:
     by_id = sorted(tasks, key=lambda t: t.id)
     return sorted(by_id, key=lambda t: t.created_at, reverse=True)
 
 
-class MemoryStore(MemoryStats):
+class MemoryStore(MemoryRecords, MemoryStats):
     """Every record in dicts, under one re-entrant lock (each method is one transaction)."""
 
     def __init__(self) -> None:
@@ -99,7 +87,7 @@ class MemoryStore(MemoryStats):
         for offset, new in enumerate(new_tasks):
             created = now + timedelta(microseconds=offset)  # claimed in file order
             stamp = {"state": state, "created_at": created, "updated_at": created}
-            stored.append(_utc(new.model_copy(update=stamp)))
+            stored.append(utc(new.model_copy(update=stamp)))
         with self._lock:
             ids = [t.id for t in stored]
             if len(set(ids)) != len(ids) or any(i in self._tasks for i in ids):
@@ -247,7 +235,7 @@ class MemoryStore(MemoryStats):
                 raise InvalidTransition(task.id, current.state.value, "edited")
             kept = ("state", "created_at", "summary", "question", "cancel_requested")
             update = {name: getattr(current, name) for name in kept}
-            replaced = _utc(task.model_copy(update={**update, "updated_at": utcnow()}))
+            replaced = utc(task.model_copy(update={**update, "updated_at": utcnow()}))
             self._tasks[task.id] = replaced
             return replaced
 
@@ -306,7 +294,7 @@ class MemoryStore(MemoryStats):
             raise IntegrityViolation(f"execution {execution.id}: no task {execution.task_id}")
         if execution.id in self._executions:
             raise IntegrityViolation(f"execution {execution.id} is already stored")
-        self._executions[execution.id] = _utc(execution)
+        self._executions[execution.id] = utc(execution)
 
     def add_execution(self, execution: Execution) -> Execution:
         with self._lock:
@@ -319,7 +307,7 @@ class MemoryStore(MemoryStats):
                 raise NotFound("execution", execution.id)
             if execution.task_id not in self._tasks:
                 raise IntegrityViolation(f"execution {execution.id}: no task {execution.task_id}")
-            self._executions[execution.id] = _utc(execution)
+            self._executions[execution.id] = utc(execution)
         return execution
 
     def get_execution(self, execution_id: str) -> Execution:
@@ -385,166 +373,6 @@ class MemoryStore(MemoryStats):
     def running_executions(self) -> list[Execution]:
         with self._lock:
             return [e for e in self._executions.values() if e.status == TaskState.RUNNING]
-
-    # -- questions and answers ---------------------------------------------------------------
-
-    def add_interaction(self, interaction: Interaction) -> Interaction:
-        with self._lock:
-            if interaction.task_id not in self._tasks:
-                raise IntegrityViolation(f"interaction: no task {interaction.task_id}")
-            self._next_interaction += 1
-            stored = _utc(interaction.model_copy(update={"id": self._next_interaction}))
-            self._interactions[self._next_interaction] = stored
-        return interaction.model_copy(update={"id": stored.id})
-
-    def interactions_of(self, task_id: str) -> list[Interaction]:
-        with self._lock:
-            found = [q for q in self._interactions.values() if q.task_id == task_id]
-        return sorted(found, key=lambda q: q.id or 0)
-
-    def answer_interaction(self, interaction_id: int, answer: str) -> bool:
-        with self._lock:
-            current = self._interactions.get(interaction_id)
-            if current is None or current.answered_at is not None:
-                return False
-            update = {"answer": answer, "answered_at": utcnow()}
-            self._interactions[interaction_id] = current.model_copy(update=update)
-            return True
-
-    # -- agent health ------------------------------------------------------------------------
-
-    def agent_statuses(self) -> dict[str, AgentStatus]:
-        with self._lock:
-            return dict(self._statuses)
-
-    def agent_status(self, agent: str) -> AgentStatus:
-        with self._lock:
-            return self._statuses.get(agent) or AgentStatus(agent=agent)
-
-    def save_agent_status(self, status: AgentStatus) -> None:
-        with self._lock:
-            self._statuses[status.agent] = _utc(status)
-
-    # -- intake keys -------------------------------------------------------------------------
-
-    def _holds(self, key: str, now: datetime, stale_after: float) -> str | None:
-        held = self._intake.get(key)
-        if held is None:
-            return None
-        task_id, since = held
-        if now - since < timedelta(seconds=stale_after) or task_id in self._tasks:
-            return task_id
-        return None
-
-    def intake_holder(
-        self, key: str, *, stale_after: float = INTAKE_RESERVATION_SECONDS
-    ) -> str | None:
-        with self._lock:
-            return self._holds(key, utcnow(), stale_after)
-
-    def reserve_intake_key(
-        self, key: str, task_id: str, *, stale_after: float = INTAKE_RESERVATION_SECONDS
-    ) -> str | None:
-        now = utcnow()
-        with self._lock:
-            holder = self._holds(key, now, stale_after)
-            if holder is not None:
-                return holder
-            if key in self._intake:
-                logger.info(
-                    "intake key %s: taken over from task %s, which does not exist",
-                    key,
-                    self._intake[key][0],
-                    extra={"action": "intake_key"},
-                )
-            self._intake[key] = (task_id, now)
-            return None
-
-    def release_intake_key(self, key: str, task_id: str) -> None:
-        with self._lock:
-            held = self._intake.get(key)
-            if held is not None and held[0] == task_id:
-                del self._intake[key]
-
-    # -- projects and stories ----------------------------------------------------------------
-
-    def projects(self) -> list[Project]:
-        with self._lock:
-            return [self._projects[name] for name in sorted(self._projects)]
-
-    def save_project(self, project: Project, *, create: bool) -> Project:
-        with self._lock:
-            if create and project.name in self._projects:
-                raise ProjectExists(project.name)
-            if not create and project.name not in self._projects:
-                raise NotFound("project", project.name)
-            self._projects[project.name] = project
-        return project
-
-    def delete_project(self, name: str) -> None:
-        with self._lock:
-            if self._projects.pop(name, None) is None:
-                raise NotFound("project", name)
-
-    def add_story(self, story: Story) -> Story:
-        with self._lock:
-            if story.id in self._stories:
-                raise IntegrityViolation(f"story {story.id} is already stored")
-            self._stories[story.id] = _utc(story)
-        return story
-
-    def stories(self) -> list[Story]:
-        with self._lock:
-            found = sorted(self._stories.values(), key=lambda s: s.id)
-        return sorted(found, key=lambda s: s.created_at, reverse=True)
-
-    def get_story(self, story_id: str) -> Story:
-        with self._lock:
-            if story_id not in self._stories:
-                raise NotFound("story", story_id)
-            return self._stories[story_id]
-
-    def story_progress(self, story_id: str) -> dict[TaskState, int]:
-        counts: dict[TaskState, int] = {}
-        with self._lock:
-            for task in self._tasks.values():
-                if task.story_id == story_id:
-                    counts[task.state] = counts.get(task.state, 0) + 1
-        return counts
-
-    def update_story(self, story_id: str, **fields: str) -> Story:
-        unknown = set(fields) - {"name", "description"}
-        if unknown:
-            raise ValueError(f"not fields of a story: {sorted(unknown)}")
-        with self._lock:
-            current = self.get_story(story_id)
-            if fields:
-                self._stories[story_id] = Story.model_validate({**current.model_dump(), **fields})
-            return self._stories[story_id]
-
-    def delete_story(self, story_id: str) -> None:
-        with self._lock:
-            if story_id not in self._stories:
-                raise NotFound("story", story_id)
-            for task in list(self._tasks.values()):
-                if task.story_id == story_id:
-                    self._tasks[task.id] = task.model_copy(update={"story_id": None})
-            del self._stories[story_id]
-
-    # -- web push ----------------------------------------------------------------------------
-
-    def save_push_subscription(self, subscription: PushSubscription) -> None:
-        with self._lock:
-            self._push.pop(subscription.endpoint, None)
-            self._push[subscription.endpoint] = _utc(subscription)
-
-    def push_subscriptions(self) -> list[PushSubscription]:
-        with self._lock:
-            return sorted(self._push.values(), key=lambda s: s.created_at)
-
-    def delete_push_subscription(self, endpoint: str) -> bool:
-        with self._lock:
-            return self._push.pop(endpoint, None) is not None
 
 
 def _id(task: Task) -> str:
