@@ -25,6 +25,9 @@ from claudomator.models import (
 )
 from claudomator.store.base import Store
 from claudomator.store.intents import DeliveryIntent
+from contract import backends
+
+store = backends.store  # the fixture: each test runs on every backend
 
 S = TaskState
 

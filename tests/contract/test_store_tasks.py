@@ -23,6 +23,9 @@ from claudomator.models import (
     TaskState,
 )
 from claudomator.store.base import Store
+from contract import backends
+
+store = backends.store  # the fixture: each test runs on every backend
 
 S = TaskState
 REFUSED = (IntegrityViolation, sa.exc.IntegrityError)  # a duplicate id, a missing task

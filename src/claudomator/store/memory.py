@@ -15,9 +15,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
-
-from pydantic import BaseModel
+from typing import TYPE_CHECKING, Any
 
 from claudomator.errors import IntegrityViolation, InvalidTransition, NotFound
 from claudomator.models import (
@@ -42,7 +40,6 @@ from claudomator.store.memory_stats import MemoryStats
 
 logger = logging.getLogger(__name__)
 
-M = TypeVar("M", bound=BaseModel)
 
 _TASK_FIELDS = frozenset(Task.model_fields) - {"id", "state", "created_at"}
 

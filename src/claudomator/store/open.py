@@ -25,12 +25,16 @@ def backend_of(url: str) -> str:
 
 def open_store(url_or_path: str | Path) -> Store:
     """Open (creating and migrating) the store at ``url_or_path``: a SQLite file path, a
-    ``sqlite:///`` URL, or ``memory://``."""
+    ``sqlite:///<path>`` URL (the same file), or ``memory://``; StoreError for anything else."""
     url = str(url_or_path)
-    if "://" in url and backend_of(url) == "memory":
-        from claudomator.store.memory import MemoryStore
+    if "://" in url:
+        if backend_of(url) == "memory":
+            from claudomator.store.memory import MemoryStore
 
-        return MemoryStore()
+            return MemoryStore()
+        path = url.removeprefix("sqlite:///")
+        if path != ":memory:":
+            url = path  # a file: its folder created, migrated under its lock, as a plain path
     from claudomator.store.sqlite import open_sqlite
 
     return open_sqlite(url)

@@ -1,6 +1,9 @@
 """The store contract suite runs every test against every backend through one fixture.
 
-A new backend (PostgreSQL) joins by adding one parameter to :func:`store` that opens it.
+Each test module of the suite imports :func:`store` (which overrides the SQLite-only ``store``
+of ``tests/conftest.py``). A new backend (PostgreSQL) joins by adding its name to
+:data:`BACKENDS` and how to open an empty one to :func:`store`. Not named ``conftest.py``: tests
+import ``tests/conftest.py`` as ``conftest``, which a second one would shadow.
 """
 
 from __future__ import annotations
