@@ -386,3 +386,23 @@ def test_non_utc_datetimes_keep_their_instant(store: Store) -> None:
     start = datetime(2026, 1, 1, 12, 0, tzinfo=timezone(timedelta(hours=2)))
     execution = store.add_execution(Execution(task_id=task.id, start_time=start))
     assert store.get_execution(execution.id).start_time == start  # 10:00 UTC
+
+
+def test_of_many_threads_claiming_one_task_exactly_one_wins(store: Store) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    [task] = store.add_tasks([_task()])
+
+    def claim(worker: int) -> bool:
+        execution = Execution(task_id=task.id, agent="claude", worker_id=f"w{worker}")
+        try:
+            store.transition(task.id, S.RUNNING, "claim", expected=S.QUEUED, execution=execution)
+        except InvalidTransition:
+            return False
+        return True
+
+    with ThreadPoolExecutor(8) as pool:
+        won = list(pool.map(claim, range(16)))
+    assert won.count(True) == 1
+    assert len(store.executions_of(task.id)) == 1
+    assert [e.to_state for e in store.events(task.id)].count(S.RUNNING) == 1
