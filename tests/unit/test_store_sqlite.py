@@ -1,4 +1,7 @@
-"""The store on a real SQLite file: migrations, tasks, transitions with history, executions."""
+"""The store on a real SQLite file: WAL, tables, migrations, URLs, the driver's integrity errors.
+
+What every backend does (tasks, transitions, executions...) is in tests/contract/.
+"""
 
 from __future__ import annotations
 
