@@ -9,6 +9,7 @@
      ├── InvalidTransition      a task state change the state machine does not allow
      ├── NotFound               a task or execution id that does not exist
      ├── ProjectExists          a project name that is already taken
+     ├── IntegrityViolation     a duplicate id or a record of a missing task (memory store)
      ├── StoreError             the database cannot be opened or migrated
      ├── SandboxError           git refused to create, commit or deliver a sandbox
      │    ├── BuildFailed       the project's build check failed; nothing was committed
