@@ -39,7 +39,7 @@ from claudomator.projects import all_projects
 from claudomator.readiness import Readiness, assess, resuming_agent, waiting_reason
 from claudomator.reconcile import recover, worker_identity
 from claudomator.sandbox import Sandboxes
-from claudomator.store import Store
+from claudomator.store.base import Store
 from claudomator.webpush import WebPush
 
 __all__ = ["Pool", "worker_identity"]  # worker_identity: where it lived before reconcile.py
