@@ -29,7 +29,8 @@ from claudomator.config import load_settings
 from claudomator.models import AgentConfig, Execution, Task, TaskState, utcnow
 from claudomator.pool import Pool
 from claudomator.store import Store
-from claudomator.store.store import _execution_row, _task_row
+from claudomator.store.sql.rows import execution_row as _execution_row
+from claudomator.store.sql.rows import task_row as _task_row
 from claudomator.store.tables import executions, task_events, tasks
 
 NAME = "store"

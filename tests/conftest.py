@@ -21,6 +21,7 @@ from claudomator.store import Store
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = Path(__file__).parent / "samples"
 DEFAULT_CLAUDE = REPO_ROOT / ".tools" / "node_modules" / ".bin" / "claude"
+DEFAULT_GEMINI = REPO_ROOT / ".tools" / "node_modules" / ".bin" / "gemini"
 
 
 @pytest.fixture(autouse=True)
@@ -106,6 +107,19 @@ def claude_bin() -> str:
     path = os.environ.get("CLAUDOMATOR_CLAUDE_BIN", str(DEFAULT_CLAUDE))
     if not (os.path.isfile(path) and os.access(path, os.X_OK)):
         reason = f"real Claude Code CLI not found at {path} (run `make test`, which installs it)"
+        if shutil.which("npm") is None:
+            reason += "; npm is missing"
+        print(f"SKIP: {reason}")
+        pytest.skip(reason)
+    return path
+
+
+@pytest.fixture
+def gemini_bin() -> str:
+    """Path of the real Gemini CLI installed by `make test`; skip (saying why) if absent."""
+    path = os.environ.get("CLAUDOMATOR_GEMINI_BIN", str(DEFAULT_GEMINI))
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        reason = f"real Gemini CLI not found at {path} (run `make test`, which installs it)"
         if shutil.which("npm") is None:
             reason += "; npm is missing"
         print(f"SKIP: {reason}")

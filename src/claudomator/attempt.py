@@ -42,7 +42,7 @@ from claudomator.notify import Notifier
 from claudomator.persist import until_stored
 from claudomator.process import tail_file
 from claudomator.sandbox import Delivered, DeliveryKind, Sandbox, Sandboxes
-from claudomator.store import Store
+from claudomator.store.base import Store
 from claudomator.store.intents import DeliveryIntent
 from claudomator.summary import read_summary
 

@@ -106,6 +106,9 @@ DEFAULT_PRICES: dict[str, ModelPrice] = {
 }
 
 
+SQLITE_URL = "sqlite:///"  # the one kind of database_url accepted today
+
+
 class Settings(BaseModel):
     """Every setting of Claudomator. Build with :func:`load_settings`."""
 
@@ -143,6 +146,8 @@ class Settings(BaseModel):
     allowed_hosts: tuple[str, ...] = ()
     # false: a subtask created with an agent's token works in its parent's project_dir only
     subtasks_any_project: bool = False
+    # the database as a URL; only "sqlite:///<path>" today; empty: <data_dir>/claudomator.db
+    database_url: str = ""
 
     @field_validator("vapid_subject")
     @classmethod
@@ -156,8 +161,21 @@ class Settings(BaseModel):
     def _parse_timeout(cls, value: object) -> object:
         return parse_duration(value) if isinstance(value, str) else value
 
+    @field_validator("database_url")
+    @classmethod
+    def _database(cls, value: str) -> str:
+        if value and not (value.startswith(SQLITE_URL) and len(value) > len(SQLITE_URL)):
+            raise ValueError(
+                f"{value!r} is not a supported database: use sqlite:///<path to a file> "
+                "(or leave it unset for <data_dir>/claudomator.db)"
+            )
+        return value
+
     @property
     def db_path(self) -> Path:
+        """The SQLite database file: ``database_url``'s path, else in the data dir."""
+        if self.database_url:
+            return Path(self.database_url.removeprefix(SQLITE_URL)).expanduser()
         return self.data_dir / "claudomator.db"
 
     @property
@@ -337,6 +355,10 @@ DEFAULT_CONFIG = """\
 # <data_dir>/vapid_private.pem unless set here (PEM text or a path to a PEM file).
 # vapid_private_key = "/etc/claudomator/vapid.pem"
 # vapid_subject = "mailto:you@example.com"
+
+# The database, as a URL: only SQLite today ("sqlite:////abs/path/claudomator.db").
+# Unset: <data_dir>/claudomator.db.
+# database_url = ""
 
 # Named projects. build_command is an argument list run in the sandbox before the
 # autocommit (default: `make build` with a Makefile, `./gradlew build`, `go build ./...`).

@@ -1,4 +1,5 @@
-"""Durations written by people: ``90``, ``"90s"``, ``"10m"``, ``"1h30m"``, ``"2d"``."""
+"""Durations written by people: ``90``, ``"90s"``, ``"10m"``, ``"1h30m"``, ``"2d"``; and read
+by them (:func:`format_duration`)."""
 
 from __future__ import annotations
 
@@ -34,3 +35,19 @@ def parse_duration(value: object) -> float:
             "with a unit, e.g. '90s', '10m', '1h30m'"
         )
     return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """``seconds`` as people read it: ``"0s"``, ``"45s"``, ``"1m12s"``, ``"2h05m"``, ``"3d4h"``
+    (whole seconds; the two largest units from a minute on)."""
+    total = max(0, round(seconds))
+    if total < 60:
+        return f"{total}s"
+    minutes, secs = divmod(total, 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h{minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d{hours}h"

@@ -9,6 +9,7 @@
      ├── InvalidTransition      a task state change the state machine does not allow
      ├── NotFound               a task or execution id that does not exist
      ├── ProjectExists          a project name that is already taken
+     ├── IntegrityViolation     a duplicate id or a record of a missing task (memory store)
      ├── StoreError             the database cannot be opened or migrated
      ├── SandboxError           git refused to create, commit or deliver a sandbox
      │    ├── BuildFailed       the project's build check failed; nothing was committed
@@ -83,6 +84,12 @@ class ProjectExists(ClaudomatorError):
     def __init__(self, name: str) -> None:
         self.name = name
         super().__init__(f"a project named {name!r} already exists")
+
+
+class IntegrityViolation(ClaudomatorError):
+    """A write broke a uniqueness or reference rule (a duplicate id, a record of a task that
+    does not exist): a bug in the caller, never worth retrying. Raised by the in-memory store;
+    the SQL store raises its driver's integrity error for the same writes."""
 
 
 class StoreError(ClaudomatorError):

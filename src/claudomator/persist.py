@@ -16,7 +16,7 @@ from typing import TypeVar
 
 from claudomator.blocking import Blocking
 from claudomator.errors import StoreError
-from claudomator.store import Store
+from claudomator.store.base import Store
 
 logger = logging.getLogger(__name__)
 

@@ -25,6 +25,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from claudomator import tasklog
 from claudomator.agents import DEFAULT_AGENT, Runner
 from claudomator.attempt import Attempt, Summarizer
 from claudomator.blocking import Blocking
@@ -38,7 +39,7 @@ from claudomator.projects import all_projects
 from claudomator.readiness import Readiness, assess, resuming_agent, waiting_reason
 from claudomator.reconcile import recover, worker_identity
 from claudomator.sandbox import Sandboxes
-from claudomator.store import Store
+from claudomator.store.base import Store
 from claudomator.webpush import WebPush
 
 __all__ = ["Pool", "worker_identity"]  # worker_identity: where it lived before reconcile.py
@@ -319,6 +320,7 @@ class Pool:
         running = _Running(claimed, choice.agent, attempt)
         running.job = asyncio.create_task(self._run(running), name=f"task-{task.id}")
         self._running[task.id] = running
+        tasklog.started(claimed, execution)
 
     async def _unclaim(self, write: asyncio.Future[Task], task_id: str, execution_id: str) -> None:
         """Put back a claim whose write landed while we were being stopped."""
@@ -388,7 +390,11 @@ class Pool:
     async def _run(self, running: _Running) -> None:
         try:
             await running.attempt.run()
+            ended = running.attempt.execution
         except Exception as exc:  # never leave a task RUNNING because of a bug
+            ended = running.attempt.execution.model_copy(
+                update={"status": TaskState.FAILED, "error_msg": f"internal error: {exc!r}"}
+            )
             logger.exception("task %s crashed", running.task.id, extra={"action": "execute"})
             try:
                 await until_stored(
@@ -407,6 +413,7 @@ class Pool:
         finally:
             self._running.pop(running.task.id, None)
             self._wake.set()
+        tasklog.ended(running.task, ended, running.attempt.delivered_to)
 
     def _record_crash(self, running: _Running, exc: Exception) -> None:
         """FAILED "internal error" for the execution, and for its task if still RUNNING."""

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from claudomator.config import Settings
 from claudomator.models import Project
-from claudomator.store import Store
+from claudomator.store.base import Store
 
 if TYPE_CHECKING:
     from claudomator.sandbox import Sandbox

@@ -21,7 +21,7 @@ from claudomator.config import Settings
 from claudomator.errors import InvalidTransition, NotFound
 from claudomator.models import Execution, TaskState
 from claudomator.process import kill_marked_sync
-from claudomator.store import Store
+from claudomator.store.base import Store
 
 logger = logging.getLogger(__name__)
 

@@ -14,6 +14,7 @@ import dataclasses
 import logging
 import signal
 import socket
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -30,6 +31,7 @@ from claudomator.connections import (
     guarded_h11,
     raise_nofile_limit,
 )
+from claudomator.orchestrators import Registration
 from claudomator.runtime import Runtime
 from claudomator.service import Service
 
@@ -86,9 +88,13 @@ async def serve(
     limits = limits or ConnectionLimits()
     limits = dataclasses.replace(limits, fd_limit=fd_limit, fd_reserve=fd_reserve_for(fd_limit))
     runtime = Runtime(settings, service=service)
+    closing = threading.Event()  # ends the SSE streams: open browsers must not hold us up
+    app = create_app(
+        service, settings, listen_host=host, exit_when_data_dir_changes=True, closing=closing
+    )
     server = _Server(
         uvicorn.Config(
-            create_app(service, settings, listen_host=host, exit_when_data_dir_changes=True),
+            app,
             host=host,
             port=port,
             log_level="warning",
@@ -102,14 +108,17 @@ async def serve(
 
     def stop(sig: signal.Signals) -> None:
         logger.info("received %s; shutting down", sig.name, extra={"action": "serve_stop"})
+        closing.set()
         server.should_exit = True
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop, sig)
     try:
-        async with runtime:
-            server.on_ready = on_ready
-            await server.serve()
+        # `run` in another terminal sees this serve and leaves its tasks to it
+        with Registration(settings.data_dir, f"{host}:{port}", runtime.pool.max_concurrent):
+            async with runtime:
+                server.on_ready = on_ready
+                await server.serve()
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)

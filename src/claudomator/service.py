@@ -43,11 +43,12 @@ from claudomator.models import (
     utcnow,
 )
 from claudomator.readiness import Readiness
-from claudomator.store import Store
 from claudomator.store.costs import task_costs
+from claudomator.store.open import open_store
 
 if TYPE_CHECKING:
     from claudomator import retention
+    from claudomator.store.base import Store
     from claudomator.taskfile import ParsedTasks
 
 logger = logging.getLogger(__name__)
@@ -159,7 +160,7 @@ class Service:
         gets its agent-token key here if it has none (agents' tokens are never minted with a
         key made later)."""
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        store = Store.open(settings.db_path)
+        store = open_store(settings.database_url or settings.db_path)
         try:
             tokens.token_key(settings.data_dir)
         except BaseException:

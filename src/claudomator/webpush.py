@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # pywebpush and requests are imported when a push is sent (CL
 from claudomator.errors import ConfigError, ValidationError
 from claudomator.models import PushSubscription, Task
 from claudomator.protocol import parse_question
-from claudomator.store import Store
+from claudomator.store.base import Store
 
 logger = logging.getLogger(__name__)
 

@@ -13,24 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT, MakeRepo
+from conftest import MakeRepo
 from fakes.gemini import FakeGemini, FunctionCall, Text, gemini_env
 
 pytestmark = pytest.mark.cli
 
 CLAUDOMATOR = str(Path(sys.executable).parent / "claudomator")
-DEFAULT_GEMINI = REPO_ROOT / ".tools" / "node_modules" / ".bin" / "gemini"
 UNPRICED = "gemini-unpriced-test"  # no built-in price, no prefix of one
-
-
-@pytest.fixture
-def gemini_bin() -> str:
-    path = os.environ.get("CLAUDOMATOR_GEMINI_BIN", str(DEFAULT_GEMINI))
-    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-        reason = f"real Gemini CLI not found at {path} (run `make test`, which installs it)"
-        print(f"SKIP: {reason}")
-        pytest.skip(reason)
-    return path
 
 
 @pytest.fixture

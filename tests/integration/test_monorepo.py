@@ -24,7 +24,7 @@ from claudomator.models import Project, TaskState
 from claudomator.projects import described
 from claudomator.sandbox import Sandboxes, warm
 from claudomator.store import Store
-from conftest import MakeRepo, git
+from conftest import MakeRepo, git, kept_branch
 from fakes.anthropic import FakeAnthropic, Text, ToolUse, claude_env
 
 CLAUDOMATOR = str(Path(sys.executable).parent / "claudomator")
@@ -239,7 +239,7 @@ async def test_the_agent_works_in_the_package_and_its_commit_is_delivered(
     assert done.agent.project_dir == str(package)
     assert [t.id for t in store.list_tasks(project_dir=str(package))] == [task.id]
     # the agent's relative paths landed in the package; the branch is the repository's
-    branch = f"claudomator/{task.id}"
+    branch = kept_branch(monorepo, task.id)
     assert git(monorepo, "rev-parse", branch) == execution.commits[-1].hash
     assert git(monorepo, "show", f"{branch}:packages/app/hello.txt") == "hello from the agent"
     where = git(monorepo, "show", f"{branch}:packages/app/where.txt")
@@ -283,7 +283,7 @@ async def test_a_project_registered_by_its_package_applies_its_build_there(
         [done] = await h.settle([task])
     [execution] = store.executions_of(task.id)
     assert done.state == TaskState.COMPLETED, execution.error_msg
-    assert git(monorepo, "show", f"claudomator/{task.id}:packages/lib/hello.txt")
+    assert git(monorepo, "show", f"{kept_branch(monorepo, task.id)}:packages/lib/hello.txt")
 
 
 @pytest.mark.cli
@@ -326,7 +326,7 @@ async def test_a_resumed_run_never_works_in_a_package_its_agent_linked_elsewhere
     assert done.state == TaskState.COMPLETED, second.error_msg
     assert not list(outside.iterdir())  # nothing ran in the linked folder
     assert second.sandbox_dir != first.sandbox_dir  # the tampered sandbox was not reopened
-    where = git(monorepo, "show", f"claudomator/{task.id}:packages/app/where.txt")
+    where = git(monorepo, "show", f"{kept_branch(monorepo, task.id)}:packages/app/where.txt")
     assert Path(where) == Path(second.sandbox_dir) / "packages" / "app"
 
 

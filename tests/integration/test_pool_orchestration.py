@@ -432,7 +432,7 @@ async def test_review_round_that_changes_nothing_shows_no_commits_and_waits_agai
         [task] = h.submit(make_task(project))
         [ready] = await h.settle([task])
         assert ready.state == TaskState.READY
-        branch = f"claudomator/{task.id}"
+        branch = kept_branch(project, task.id)
         delivered = git(project, "rev-parse", branch)
         h.service.reject(task.id, "Are you sure?")
         [again] = await h.settle([task])

@@ -429,7 +429,7 @@ def test_gc_shows_the_plan_with_dry_run_and_applies_it_without(
     assert Path(ready.sandbox_dir).is_dir()
     again = cli("gc", "--dry-run")
     assert again.returncode == 0
-    assert "Nothing to remove" in again.stdout
+    assert "everything is within the [retention] policy" in again.stdout
 
 
 def test_gc_help_explains_the_policy_and_a_bad_config_exits_2(

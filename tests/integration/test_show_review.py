@@ -88,7 +88,8 @@ def test_run_and_show_say_the_uncommitted_changes_were_not_included(
         project, "branch", "--list", "claudomator/*", "--format=%(refname:short)"
     ).split()
     assert git(project, "show", f"{branch}:seen.txt") == "# project"  # HEAD's README, not mine
-    shown = cli("show", branch.removeprefix("claudomator/"), env=agent_env)
+    short_id = branch.removeprefix("claudomator/").split("-")[0]  # claudomator/<id8>-<slug>
+    shown = cli("show", short_id, env=agent_env)
     assert line in " ".join(shown.stdout.split()), shown.stdout
     # the user's checkout is as they left it, its index not even refreshed
     assert index.stat().st_mtime_ns == before

@@ -6,14 +6,19 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
-from ui_harness import CLAUDOMATOR, Browser, free_port, require_chromium, shot
+from ui_harness import (
+    CLAUDOMATOR,
+    Browser,
+    chromium_browser,
+    serving,
+    shot,
+)
 
 from claudomator.config import load_settings
 from claudomator.models import AgentConfig, AgentStatus, Task, TaskState, utcnow
@@ -48,42 +53,14 @@ def store() -> Iterator[Store]:
 
 @pytest.fixture
 def server(env: dict[str, str], store: Store) -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [CLAUDOMATOR, "serve", "--addr", f"127.0.0.1:{port}"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{url}/api/health")
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "serve did not start"
-                time.sleep(0.2)
+    with serving(env) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(30)
 
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[Browser]:
-    chromium = require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        wrapped = Browser(playwright, chromium, tmp_path / "chromium")
-        try:
-            yield wrapped
-        finally:
-            for context in wrapped.contexts:
-                context.close()
-    assert wrapped.problems == []
+    with chromium_browser(tmp_path / "chromium") as wrapped:
+        yield wrapped
 
 
 def test_agents_page_cli_and_api_show_the_same_facts(

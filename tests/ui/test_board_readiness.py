@@ -4,14 +4,17 @@ real ``claudomator serve``: first-run guidance on the empty board, and why a que
 from __future__ import annotations
 
 import os
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from ui_harness import CLAUDOMATOR, Browser, free_port, require_chromium, shot
+from ui_harness import (
+    Browser,
+    chromium_browser,
+    serving,
+    shot,
+)
 
 pytestmark = pytest.mark.cli
 
@@ -26,42 +29,14 @@ def server(tmp_path: Path) -> Iterator[str]:
     )
     env = dict(os.environ)
     env["CLAUDOMATOR_CONFIG"] = str(config)
-    port = free_port()
-    process = subprocess.Popen(
-        [CLAUDOMATOR, "serve", "--addr", f"127.0.0.1:{port}"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{url}/api/health")
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "serve did not start"
-                time.sleep(0.2)
+    with serving(env) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(30)
 
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[Browser]:
-    chromium = require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        wrapped = Browser(playwright, chromium, tmp_path / "chromium")
-        try:
-            yield wrapped
-        finally:
-            for context in wrapped.contexts:
-                context.close()
-    assert wrapped.problems == []
+    with chromium_browser(tmp_path / "chromium") as wrapped:
+        yield wrapped
 
 
 def test_empty_board_guides_then_a_queued_card_says_why_it_waits(

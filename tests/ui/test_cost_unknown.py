@@ -5,7 +5,6 @@ cost is unknown and the budget unchecked, never "$0.00"; the board's cost text s
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,25 +12,19 @@ from typing import Any
 
 import httpx
 import pytest
-from ui_harness import CLAUDOMATOR, Browser, free_port, require_chromium, shot
+from ui_harness import (
+    Browser,
+    chromium_browser,
+    serving,
+    shot,
+)
 
-from conftest import REPO_ROOT, MakeRepo
+from conftest import MakeRepo
 from fakes.gemini import FakeGemini, FunctionCall, Text, gemini_env
 
 pytestmark = pytest.mark.cli
 
-DEFAULT_GEMINI = REPO_ROOT / ".tools" / "node_modules" / ".bin" / "gemini"
 UNPRICED = "gemini-unpriced-test"
-
-
-@pytest.fixture
-def gemini_bin() -> str:
-    path = os.environ.get("CLAUDOMATOR_GEMINI_BIN", str(DEFAULT_GEMINI))
-    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-        reason = f"real Gemini CLI not found at {path} (run `make test`, which installs it)"
-        print(f"SKIP: {reason}")
-        pytest.skip(reason)
-    return path
 
 
 @pytest.fixture
@@ -53,42 +46,14 @@ def server(tmp_path: Path, fake: FakeGemini, gemini_bin: str) -> Iterator[httpx.
         encoding="utf-8",
     )
     env["CLAUDOMATOR_CONFIG"] = str(config)
-    port = free_port()
-    process = subprocess.Popen(
-        [CLAUDOMATOR, "serve", "--addr", f"127.0.0.1:{port}"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    client.get("/api/health")
-                    break
-                except httpx.TransportError:
-                    assert time.monotonic() < deadline, "serve did not start"
-                    time.sleep(0.2)
-            yield client
-    finally:
-        process.terminate()
-        process.wait(30)
+    with serving(env) as url, httpx.Client(base_url=url, timeout=30) as client:
+        yield client
 
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[Browser]:
-    chromium = require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        wrapped = Browser(playwright, chromium, tmp_path / "chromium")
-        try:
-            yield wrapped
-        finally:
-            for context in wrapped.contexts:
-                context.close()
-    assert wrapped.problems == []
+    with chromium_browser(tmp_path / "chromium") as wrapped:
+        yield wrapped
 
 
 def finished(api: httpx.Client, task_id: str) -> dict[str, Any]:
@@ -134,6 +99,9 @@ def test_the_task_page_says_cost_unknown_and_the_budget_unchecked(
     row.wait_for()
     assert "unknown" in row.inner_text()
     assert "$0.00" not in page.locator("main").inner_text()
+    assert "1 file, +1 \N{MINUS SIGN}0" in row.inner_text()  # one file, not "1 files"
+    stats = page.get_by_text("1 file changed, 1 insertion (+), 0 deletions (\N{MINUS SIGN}).")
+    stats.wait_for()
     shot(page, "cost-unknown-task")
 
     # what a board card says of the listed task (format.js, the cards' cost text)

@@ -10,6 +10,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,3 +122,46 @@ def shot(page: Any, name: str) -> None:
     """Save a full-page screenshot as ``test-artifacts/ui/<name>.png``."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+@contextmanager
+def serving(env: dict[str, str]) -> Iterator[str]:
+    """A real ``claudomator serve`` on a free port with ``env``, until it answers health: its
+    URL. Stopped (SIGTERM) afterwards."""
+    port = free_port()
+    process = subprocess.Popen(
+        [CLAUDOMATOR, "serve", "--addr", f"127.0.0.1:{port}"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{url}/api/health")
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "serve did not start"
+                time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+@contextmanager
+def chromium_browser(profiles: Path) -> Iterator[Browser]:
+    """Headless Chromium (skipped without it); no page may log an error or throw."""
+    chromium = require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        wrapped = Browser(playwright, chromium, profiles)
+        try:
+            yield wrapped
+        finally:
+            for context in wrapped.contexts:
+                context.close()
+    assert wrapped.problems == []

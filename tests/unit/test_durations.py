@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from claudomator.durations import parse_duration
+from claudomator.durations import format_duration, parse_duration
 
 FORMS = r"ms, s, m, h, d"
 
@@ -78,3 +78,22 @@ def test_rejects_other_types(value: object, kind: str) -> None:
 def test_rejects_nan() -> None:
     with pytest.raises(ValueError, match="duration"):
         parse_duration(math.nan)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0, "0s"),
+        (-3, "0s"),
+        (0.4, "0s"),
+        (45, "45s"),
+        (59.6, "1m00s"),
+        (72, "1m12s"),
+        (3599, "59m59s"),
+        (3600, "1h00m"),
+        (7500, "2h05m"),
+        (86400 + 4 * 3600 + 59, "1d4h"),
+    ],
+)
+def test_format_duration(seconds: float, text: str) -> None:
+    assert format_duration(seconds) == text

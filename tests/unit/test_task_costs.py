@@ -9,8 +9,8 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from claudomator.cli.common import budget_unchecked, cost_text, execution_cost_text
 from claudomator.models import AgentConfig, Execution, Task, TaskCost, TaskState, utcnow
+from claudomator.money import budget_unchecked, cost_text, execution_cost_text
 from claudomator.store import Store
 from claudomator.store.costs import task_costs
 

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import threading
 from collections.abc import AsyncIterator, Collection
 from typing import Literal
 from urllib.parse import parse_qsl
@@ -163,6 +164,7 @@ def create_app(
     listen_host: str = "127.0.0.1",
     allowed_hosts: Collection[str] | None = None,
     exit_when_data_dir_changes: bool = False,
+    closing: threading.Event | None = None,
 ) -> FastAPI:
     """The API over ``service``; the caller owns the service's lifetime.
 
@@ -174,6 +176,7 @@ def create_app(
     network. The agent-token key is loaded here, once. Once the data dir, its database or the
     key is no longer the file it was here, every request is answered 503, and with
     ``exit_when_data_dir_changes`` (``serve``) the process is sent SIGTERM to stop gracefully.
+    Once ``closing`` is set (serve is stopping), the SSE streams end.
     """
     settings = settings or service.settings
     if not settings.api_token and not is_loopback(listen_host):
@@ -233,7 +236,7 @@ def create_app(
         project_routes(service),
         story_routes(service),
         push_routes(service),
-        stream_routes(service),
+        stream_routes(service, closing),
         metrics_routes(metrics_registry(service)),
     ):
         app.include_router(router, responses=errors.RESPONSES)  # guarded by TokenGuard

@@ -4,12 +4,18 @@ Both streams poll the store or the log file (they work for writers in any proces
 when the client goes away; the log stream also ends once the execution has ended and every
 byte has been sent, or with an ``error`` event if the log is replaced by something that is not
 a plain file in the log folder (see :mod:`claudomator.api.logfiles`).
+
+Both also end when ``closing`` is set (serve is stopping): a browser left open must not keep
+serve from exiting. Each look sends what it found in one write: a client that went away is
+noticed at the next look, never after a burst of writes to a closed socket (asyncio warns
+after the fifth).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -30,8 +36,12 @@ def _frame(event: str, data: str, event_id: int | None = None) -> str:
     return f"{head}event: {event}\n{lines}\n"
 
 
-def stream_routes(service: Service) -> APIRouter:
+def stream_routes(service: Service, closing: threading.Event | None = None) -> APIRouter:
     router = APIRouter(prefix="/api", tags=["streams"])
+    closing = closing or threading.Event()
+
+    async def gone(request: Request) -> bool:
+        return closing.is_set() or await request.is_disconnected()
 
     @router.get("/events", response_class=StreamingResponse)
     async def events(
@@ -45,12 +55,11 @@ def stream_routes(service: Service) -> APIRouter:
         async def produce() -> AsyncIterator[str]:
             nonlocal cursor
             quiet = 0.0
-            while not await request.is_disconnected():
+            while not await gone(request):
                 batch = await asyncio.to_thread(service.events_since, cursor)
-                for event in batch:
-                    cursor = event.id or cursor
-                    yield _frame("task", event.model_dump_json(), event.id)
-                if batch:
+                if batch:  # one write per look (see the module docstring)
+                    cursor = next((e.id for e in reversed(batch) if e.id), cursor)
+                    yield "".join(_frame("task", e.model_dump_json(), e.id) for e in batch)
                     quiet = 0.0
                     continue
                 quiet += POLL_SECONDS
@@ -75,7 +84,7 @@ def stream_routes(service: Service) -> APIRouter:
 
         async def produce() -> AsyncIterator[str]:
             position, pending = offset, b""
-            while not await request.is_disconnected():
+            while not await gone(request):
                 try:
                     chunk = b""
                     if execution.stdout_path:
@@ -89,8 +98,11 @@ def stream_routes(service: Service) -> APIRouter:
                 pending += chunk
                 *lines, pending = pending.split(b"\n")
                 sent = position - len(pending)
-                for line in lines:
-                    yield _frame("log", line.decode("utf-8", errors="replace"), sent)
+                if lines:  # one write per chunk read
+                    yield "".join(
+                        _frame("log", line.decode("utf-8", errors="replace"), sent)
+                        for line in lines
+                    )
                 if chunk:
                     continue
                 current = await asyncio.to_thread(service.execution, execution_id)

@@ -31,10 +31,10 @@ from claudomator.logview import last_activity
 from claudomator.models import (
     Execution,
     Task,
-    TaskCost,
     TaskState,
     utcnow,
 )
+from claudomator.money import cost_text
 
 logger = logging.getLogger(__name__)
 
@@ -121,34 +121,6 @@ def elapsed(execution: Execution | None, now: datetime) -> str:
         return ""
     seconds = int(((execution.end_time or now) - execution.start_time).total_seconds())
     return f"{seconds // 60}:{seconds % 60:02d}"
-
-
-def cost_text(cost: TaskCost | None) -> str:
-    """A task's cost (see :class:`TaskCost`): ``$0.1234``, ``~$0.1234`` when estimated,
-    ``≥ $0.1234`` when some of it is unknown, ``unknown`` when none is known; "" before it ran."""
-    if cost is None or (cost.ended == 0 and cost.total_usd == 0 and cost.known):
-        return ""
-    amount = f"{'~' if cost.estimated else ''}${cost.total_usd:.4f}"
-    if cost.known:
-        return amount
-    return f"≥ {amount}" if cost.total_usd > 0 else "unknown"
-
-
-def execution_cost_text(execution: Execution) -> str:
-    """One execution's cost, in the words of :func:`cost_text`."""
-    if not execution.cost_known:
-        return "unknown"
-    if execution.cost_usd == 0 and execution.end_time is None:
-        return ""
-    return f"{'~' if execution.cost_estimated else ''}${execution.cost_usd:.4f}"
-
-
-def budget_unchecked(task: Task, known: bool) -> str:
-    """The note for a task whose budget could not be checked, as its cost is unknown."""
-    budget = task.agent.max_budget_usd
-    if known or budget is None:
-        return ""
-    return f" (no price for the model: the budget of ${budget:g} was not checked)"
 
 
 def serve_is_running(settings: Settings, timeout: float = 0.5) -> bool:

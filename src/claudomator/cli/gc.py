@@ -83,7 +83,9 @@ def gc(
     for problem in planned.problems:
         errors.print(f"[yellow]warning:[/] {escape(problem)}", soft_wrap=True)
     if not planned.removals:
-        console.print("Nothing to remove: everything is within the [retention] policy.")
+        console.print(
+            "Nothing to remove: everything is within the [retention] policy.", markup=False
+        )
         return
     console.print(_table(planned.removals, settings.data_dir))
     total = f"{plural(len(planned.removals), 'item')}, {human_size(planned.size)}"

@@ -44,6 +44,7 @@ from claudomator.models import (
     TaskState,
     utcnow,
 )
+from claudomator.orchestrators import Serving, running_serves
 from claudomator.protocol import parse_question
 
 if TYPE_CHECKING:  # the service (SQLAlchemy) is loaded when a command opens it
@@ -60,7 +61,14 @@ def run(
     ],
     parallel: Annotated[
         int | None,
-        typer.Option("--parallel", "-j", min=1, help="Run at most N tasks at once."),
+        typer.Option(
+            "--parallel",
+            "-j",
+            min=1,
+            help="Run at most N of the file's tasks at once in this process [default: "
+            "max_concurrent]. If a `claudomator serve` runs on the same data dir, it runs "
+            "them with its own max_concurrent and -j does not apply.",
+        ),
     ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Validate and show the tasks; run nothing.")
@@ -79,7 +87,9 @@ def run(
     2 if the file is invalid (`--dry-run` checks exactly what a run checks) or repeats stored
     tasks (same name, instructions and project, unfinished or COMPLETED) without `--again`.
     Ctrl-C stops the agents and cancels the tasks (sandboxes are kept); SIGTERM re-queues
-    them for the next orchestrator instead.
+    them for the next orchestrator instead. While a `claudomator serve` runs on the same data
+    dir, it runs the tasks and `run` follows them (Ctrl-C cancels them; SIGTERM leaves them to
+    serve); if it stops first, `run` runs the rest itself.
     """
     settings = load()
     service = open_service(settings)
@@ -183,37 +193,41 @@ def _print_plan(parsed: ParsedTasks) -> None:
         )
 
 
+class _Interrupt:
+    """Ctrl-C (SIGINT: the user wants to stop: cancel) or SIGTERM (the machine is going down:
+    re-queue, or leave the tasks to serve)."""
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+        self.requeue = False
+
+    def __call__(self, sig: signal.Signals) -> None:
+        self.requeue = sig == signal.SIGTERM
+        self.event.set()
+
+
 async def _run_until_settled(
     settings: Settings, service: Service, ids: list[str], parallel: int | None
 ) -> list[Task]:
-    from claudomator.runtime import Runtime  # agents, pool, local model: only when running
-
     console = make_console()
-    runtime = Runtime(settings, only=ids, max_concurrent=parallel, service=service)
-    interrupted = asyncio.Event()
+    interrupt = _Interrupt()
     loop = asyncio.get_running_loop()
-
-    def on_signal(sig: signal.Signals) -> None:
-        # SIGINT: the user wants to stop: cancel. SIGTERM: the machine is going down: re-queue.
-        runtime.requeue_on_exit = sig == signal.SIGTERM
-        interrupted.set()
-
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal, sig)
+        loop.add_signal_handler(sig, interrupt, sig)
     try:
-        async with runtime:
-            if console.is_terminal:  # a live table, replaced by the final one below
-                with Live(console=console, refresh_per_second=4, transient=True) as live:
-                    await _follow(service, ids, interrupted, live.update)
-            else:  # piped or logged: one line per change of state
-                await _follow(service, ids, interrupted, None, _Changes(console))
-            if interrupted.is_set():
-                console.print("[yellow]Interrupted: stopping agents…[/]")
-                if not runtime.requeue_on_exit:  # Ctrl-C: the waiting tasks are cancelled too
-                    for task in service.family(ids):
-                        if task.state in (TaskState.QUEUED, TaskState.PENDING):
-                            with contextlib.suppress(ClaudomatorError):
-                                service.cancel(task.id)
+        serving = running_serves(settings.data_dir)
+        if not serving or not await _under_serve(
+            settings, service, ids, serving, interrupt, parallel
+        ):
+            if serving:  # serve stopped before the tasks settled: the rest run here
+                console.print(
+                    f"{_serves_text(serving)} stopped; running the rest here "
+                    f"(at most {parallel or settings.max_concurrent} at once)",
+                    style="yellow",
+                    markup=False,
+                    soft_wrap=True,
+                )
+            await _in_process(settings, service, ids, parallel, interrupt, console)
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
@@ -221,6 +235,105 @@ async def _run_until_settled(
     console.print(task_table(service, tasks))
     _print_outcomes(service, tasks, console)
     return tasks
+
+
+async def _in_process(
+    settings: Settings,
+    service: Service,
+    ids: list[str],
+    parallel: int | None,
+    interrupt: _Interrupt,
+    console: Console,
+) -> None:
+    """Run the tasks with a pool of this process (at most ``parallel`` agents at once)."""
+    from claudomator.runtime import Runtime  # agents, pool, local model: only when running
+
+    runtime = Runtime(settings, only=ids, max_concurrent=parallel, service=service)
+    async with runtime:
+        await _follow_here(service, ids, interrupt.event, console)
+        if interrupt.event.is_set():
+            runtime.requeue_on_exit = interrupt.requeue
+            console.print("[yellow]Interrupted: stopping agents…[/]")
+            if not interrupt.requeue:  # Ctrl-C: the waiting tasks are cancelled too
+                _cancel_unfinished(service, ids, (TaskState.QUEUED, TaskState.PENDING))
+
+
+async def _under_serve(
+    settings: Settings,
+    service: Service,
+    ids: list[str],
+    serving: list[Serving],
+    interrupt: _Interrupt,
+    parallel: int | None,
+) -> bool:
+    """Follow the tasks while the running serve runs them; False if it stops before they
+    settle (this process then runs the rest)."""
+    one = len(serving) == 1
+    limit = sum(s.max_concurrent for s in serving)
+    known = all(s.max_concurrent for s in serving)
+    concurrency = f" ({'its' if one else 'their'} concurrency: {limit})" if known else ""
+    err = make_console(stderr=True)
+    err.print(
+        f"{_serves_text(serving)} {'is' if one else 'are'} running on this data dir: "
+        f"{'it runs' if one else 'they run'} these tasks{concurrency}"
+        f"{'; -j does not apply' if parallel else ''}",
+        style="yellow",
+        markup=False,
+        soft_wrap=True,
+    )
+    console = make_console()
+    gone = asyncio.Event()
+
+    def serve_gone() -> bool:
+        if not running_serves(settings.data_dir):
+            gone.set()
+        return gone.is_set()
+
+    await _follow_here(service, ids, interrupt.event, console, until=serve_gone)
+    if gone.is_set() and not interrupt.event.is_set():
+        return all(t.state in SETTLED for t in service.family(ids))
+    if interrupt.event.is_set() and interrupt.requeue:
+        console.print(
+            f"[yellow]Stopped following; {_serves_text(serving)} keeps running them "
+            "(`claudomator list` shows how they are doing)[/]"
+        )
+    elif interrupt.event.is_set():
+        console.print("[yellow]Interrupted: cancelling the tasks; serve stops their agents…[/]")
+        _cancel_unfinished(service, ids, (TaskState.QUEUED, TaskState.PENDING, TaskState.RUNNING))
+        # serve stops their agents within kill_grace_seconds of its next look: wait that long
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + settings.kill_grace_seconds + 10
+        await _follow(service, ids, asyncio.Event(), None, until=lambda: loop.time() > deadline)
+    return True
+
+
+def _serves_text(serving: list[Serving]) -> str:
+    """``serve (pid 12)``, ``serves (pids 12, 34)``."""
+    pids = ", ".join(str(s.pid) for s in serving)
+    return f"serve (pid {pids})" if len(serving) == 1 else f"serves (pids {pids})"
+
+
+def _cancel_unfinished(service: Service, ids: list[str], states: tuple[TaskState, ...]) -> None:
+    for task in service.family(ids):
+        if task.state in states:
+            with contextlib.suppress(ClaudomatorError):
+                service.cancel(task.id)
+
+
+async def _follow_here(
+    service: Service,
+    ids: list[str],
+    interrupted: asyncio.Event,
+    console: Console,
+    until: Callable[[], bool] | None = None,
+) -> None:
+    """Follow as a live table on a terminal (replaced by the final one), else a line per
+    change of state."""
+    if console.is_terminal:
+        with Live(console=console, refresh_per_second=4, transient=True) as live:
+            await _follow(service, ids, interrupted, live.update, until=until)
+    else:
+        await _follow(service, ids, interrupted, None, _Changes(console), until=until)
 
 
 class _Changes:
@@ -252,9 +365,10 @@ async def _follow(
     interrupted: asyncio.Event,
     show_table: Callable[[RenderableType], None] | None,
     show_changes: Callable[[list[Task], dict[str, str]], None] | None = None,
+    until: Callable[[], bool] | None = None,
 ) -> None:
-    """Look at the tasks twice a second until all of them settle or the user interrupts;
-    a queued task that no agent here can take says why it waits."""
+    """Look at the tasks twice a second until all of them settle, the user interrupts or
+    ``until()`` is true; a queued task that no agent here can take says why it waits."""
     while True:
         tasks = nest(service.family(ids))
         waiting = service.waiting_reasons(tasks)
@@ -266,6 +380,8 @@ async def _follow(
         if show_changes is not None:
             show_changes(tasks, waiting)
         if all(t.state in SETTLED for t in tasks) or interrupted.is_set():
+            return
+        if until is not None and until():
             return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(interrupted.wait(), 0.5)

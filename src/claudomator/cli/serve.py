@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -17,6 +18,28 @@ if TYPE_CHECKING:  # the service (SQLAlchemy) is loaded when serve opens it
     from claudomator.service import Service
 
 logger = logging.getLogger(__name__)
+
+CONSOLE_LOGGERS = ("claudomator.tasklog", "claudomator.pool", "claudomator.server")
+"""Loggers whose INFO lines serve shows without -v: a line per task start and end, the
+cancels, the shutdown. Everything else shows from WARNING (-v: INFO, -vv: DEBUG)."""
+PLAIN_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def console_logging() -> None:
+    """Serve's console: the task lines at INFO; when stderr is not a terminal (a service
+    manager, a file), one plain line per record instead of Rich's wrapped columns."""
+    for name in CONSOLE_LOGGERS:
+        named = logging.getLogger(name)
+        if named.getEffectiveLevel() > logging.INFO:
+            named.setLevel(logging.INFO)
+    if sys.stderr.isatty():
+        return
+    root = logging.getLogger()
+    plain = logging.StreamHandler(sys.stderr)
+    plain.setFormatter(logging.Formatter(PLAIN_FORMAT))
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    root.addHandler(plain)
 
 
 def first_run_guidance(service: Service, url: str) -> None:
@@ -70,6 +93,7 @@ def serve(
     from claudomator.connections import ConnectionLimits
     from claudomator.web import ui_url
 
+    console_logging()
     settings = load()
     if addr:
         settings = settings.model_copy(update={"server_addr": addr})

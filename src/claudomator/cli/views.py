@@ -18,9 +18,6 @@ from claudomator import delivered
 from claudomator.checkout import read_note
 from claudomator.cli.common import (
     app,
-    budget_unchecked,
-    cost_text,
-    execution_cost_text,
     fail,
     iso,
     load,
@@ -46,6 +43,7 @@ from claudomator.models import (
     TaskEvent,
     TaskState,
 )
+from claudomator.money import budget_unchecked, cost_text, execution_cost_text
 from claudomator.protocol import parse_question
 
 if TYPE_CHECKING:  # the service (SQLAlchemy) is loaded when a command opens it

@@ -57,7 +57,7 @@ from claudomator.sandbox import tree as trees
 from claudomator.sandbox.warm import TRASH_DIR
 
 if TYPE_CHECKING:  # the store (SQLAlchemy) is passed in by whoever opened it
-    from claudomator.store import Store
+    from claudomator.store.base import Store
 
 __all__ = [
     "Applied",

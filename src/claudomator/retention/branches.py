@@ -23,7 +23,7 @@ from claudomator.sandbox import git
 from claudomator.sandbox.delivery import BRANCH_PREFIX
 
 if TYPE_CHECKING:
-    from claudomator.store import Store
+    from claudomator.store.base import Store
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from claudomator.errors import ClaudomatorError, NotFound
 from claudomator.models import Execution, Task, TaskState
 
 if TYPE_CHECKING:  # the store (SQLAlchemy) is passed in by whoever opened it
-    from claudomator.store import Store
+    from claudomator.store.base import Store
 
 DAY = 86400.0
 _ID_PREFIX = re.compile(r"[0-9a-f]{8,}")

@@ -63,3 +63,8 @@ export function executionCost(execution) {
   if (execution.cost_known === false) return "unknown";
   return `${execution.cost_estimated ? "~" : ""}${amount(execution.cost_usd)}`;
 }
+
+/** "1 file", "3 files": a count with its noun, singular or plural. */
+export function plural(count, noun, many = `${noun}s`) {
+  return `${count} ${count === 1 ? noun : many}`;
+}

@@ -19,7 +19,7 @@ import {
   fill,
 } from "./dom.js";
 import { LogRenderer } from "./log.js";
-import { executionCost, seconds, taskCost } from "./format.js";
+import { executionCost, plural, seconds, taskCost } from "./format.js";
 import { flashTask } from "./dom.js";
 import { labelCells, tick } from "./live.js";
 
@@ -436,7 +436,7 @@ export async function render(main, { params, signal, navigate }) {
           e.commits.length
             ? h("ul", { class: "plain" }, e.commits.map((c) => h("li", {}, h("code", {}, c.hash.slice(0, 8)), ` ${c.message}`)))
             : "—",
-          e.commits.length ? h("div", { class: "small muted" }, `${e.changestats.files} files, +${e.changestats.insertions} −${e.changestats.deletions}`) : null,
+          e.commits.length ? h("div", { class: "small muted" }, `${plural(e.changestats.files, "file")}, +${e.changestats.insertions} −${e.changestats.deletions}`) : null,
         ),
         h(
           "td",
@@ -561,7 +561,7 @@ export async function render(main, { params, signal, navigate }) {
     const body = h("div", {}, h("p", { class: "muted" }, "Loading the diff…"));
     fill(diffSection, 
       h("h2", { id: "diff-h" }, `Diff delivered by execution #${index + 1}`),
-      h("p", { class: "small" }, `${e.changestats.files} files changed, ${e.changestats.insertions} insertions (+), ${e.changestats.deletions} deletions (−).`),
+      h("p", { class: "small" }, `${plural(e.changestats.files, "file")} changed, ${plural(e.changestats.insertions, "insertion")} (+), ${plural(e.changestats.deletions, "deletion")} (−).`),
       body,
     );
     try {

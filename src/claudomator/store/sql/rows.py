@@ -1,0 +1,133 @@
+"""Rows to records and back: the one place that knows how a model is laid out in a table."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.engine import RowMapping
+
+from claudomator.models import (
+    AgentConfig,
+    ChangeStats,
+    Commit,
+    Delivery,
+    DeliveryRecord,
+    Execution,
+    Priority,
+    Project,
+    Task,
+    TaskEvent,
+    TaskState,
+)
+
+
+def task_row(task: Task) -> dict[str, Any]:
+    return {
+        "id": task.id,
+        "name": task.name,
+        "description": task.description,
+        "agent": task.agent.model_dump(mode="json"),
+        "timeout": task.timeout,
+        "priority": task.priority.value,
+        "priority_rank": task.priority.rank,
+        "tags": list(task.tags),
+        "depends_on": list(task.depends_on),
+        "parent_task_id": task.parent_task_id,
+        "story_id": task.story_id,
+        "state": task.state.value,
+        "summary": task.summary,
+        "question": task.question,
+        "cancel_requested": task.cancel_requested,
+        "acceptance_criteria": task.acceptance_criteria,
+        "checker_for_task_id": task.checker_for_task_id,
+        "check_verdict": task.check_verdict,
+        "check_report": task.check_report,
+        "created_at": task.created_at,
+        "updated_at": task.updated_at,
+        "project_dir": task.agent.project_dir,
+    }
+
+
+def event_row(
+    task_id: str, source: TaskState | None, target: TaskState, reason: str, at: datetime
+) -> dict[str, Any]:
+    return {
+        "task_id": task_id,
+        "at": at,
+        "from_state": source.value if source else None,
+        "to_state": target.value,
+        "reason": reason,
+    }
+
+
+def tag_rows(task: Task) -> list[dict[str, str]]:
+    return [{"task_id": task.id, "tag": tag} for tag in sorted(set(task.tags))]
+
+
+def task_from(row: RowMapping) -> Task:
+    return Task(
+        id=row["id"],
+        name=row["name"],
+        description=row["description"],
+        agent=AgentConfig.model_validate(row["agent"]),
+        timeout=row["timeout"],
+        priority=Priority(row["priority"]),
+        tags=tuple(row["tags"]),
+        depends_on=tuple(row["depends_on"]),
+        parent_task_id=row["parent_task_id"],
+        story_id=row["story_id"],
+        state=TaskState(row["state"]),
+        summary=row["summary"],
+        question=row["question"],
+        cancel_requested=bool(row["cancel_requested"]),
+        acceptance_criteria=row["acceptance_criteria"],
+        checker_for_task_id=row["checker_for_task_id"],
+        check_verdict=row["check_verdict"],
+        check_report=row["check_report"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def project_from(row: RowMapping) -> Project:
+    return Project(
+        name=row["name"],
+        dir=row["dir"],
+        build_command=tuple(row["build_command"]),
+        delivery=Delivery(row["delivery"]),
+        review=bool(row["review"]),
+    )
+
+
+def event_from(row: RowMapping) -> TaskEvent:
+    return TaskEvent(
+        id=row["id"],
+        task_id=row["task_id"],
+        at=row["at"],
+        from_state=TaskState(row["from_state"]) if row["from_state"] else None,
+        to_state=TaskState(row["to_state"]),
+        reason=row["reason"],
+    )
+
+
+def execution_row(execution: Execution) -> dict[str, Any]:
+    row = execution.model_dump(mode="python", exclude={"commits", "changestats", "delivery"})
+    row["status"] = execution.status.value
+    row["commits"] = [c.model_dump() for c in execution.commits]
+    row["changestats"] = execution.changestats.model_dump()
+    row["delivery"] = execution.delivery.model_dump() if execution.delivery else None
+    return row
+
+
+def execution_from(row: RowMapping) -> Execution:
+    data = dict(row)
+    data["start_time"] = data["start_time"]
+    data["end_time"] = data["end_time"]
+    data["commits"] = tuple(Commit.model_validate(c) for c in data["commits"])
+    data["changestats"] = ChangeStats.model_validate(data["changestats"])
+    data["cost_estimated"] = bool(data["cost_estimated"])
+    data["cost_known"] = bool(data["cost_known"])
+    if data["delivery"] is not None:
+        data["delivery"] = DeliveryRecord.model_validate(data["delivery"])
+    return Execution.model_validate(data)
