@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from claudomator.config import load_settings
@@ -148,13 +149,14 @@ def test_a_refused_action_says_what_the_api_says() -> None:
     task = draft()
     service = Service.open(load_settings())
     try:
-        expected = {}
-        for action, call in (
+        expected: dict[str, str] = {}
+        actions: list[tuple[str, Callable[[], object]]] = [
             ("accept", lambda: service.accept(task.id)),
             ("reject", lambda: service.reject(task.id, "more")),
             ("retry", lambda: service.retry(task.id)),
             ("answer", lambda: service.answer(task.id, "yes")),
-        ):
+        ]
+        for action, call in actions:
             try:
                 call()
             except InvalidTransition as exc:

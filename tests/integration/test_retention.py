@@ -13,7 +13,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from tests.conftest import MakeRepo, git
 
 from claudomator import retention
 from claudomator.config import Settings, load_settings
@@ -29,6 +28,7 @@ from claudomator.models import (
 )
 from claudomator.retention import Kind, Why
 from claudomator.store import Store
+from conftest import MakeRepo, git
 
 CLAUDOMATOR = str(Path(sys.executable).parent / "claudomator")
 LATER = utcnow() + timedelta(days=60)  # "now" for plans made as if two months had passed

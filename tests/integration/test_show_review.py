@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -105,7 +106,7 @@ def test_run_and_show_say_the_uncommitted_changes_were_not_included(
     assert "uncommitted changes" not in clean.stdout
 
 
-def _finished(store: Store, task: Task, state: TaskState, **fields: object) -> Task:
+def _finished(store: Store, task: Task, state: TaskState, **fields: Any) -> Task:
     [stored] = store.add_tasks([task])
     store.transition(stored.id, TaskState.RUNNING, "claimed")
     return store.transition(stored.id, state, "done", **fields)

@@ -102,7 +102,7 @@ def test_kill_9_during_the_push_finishes_the_record_without_running_the_agent_ag
     status, commits, delivery = rows[0]
     assert status == "COMPLETED"
     assert pushed in str(commits), commits
-    assert json.loads(delivery) == {  # where the work went, as if the push had returned
+    assert json.loads(str(delivery)) == {  # where the work went, as if the push had returned
         "how": "pushed",
         "project_dir": str(project),
         "remote": "local",

@@ -96,7 +96,7 @@ def test_an_extra_agent_registers_like_the_built_ins(tmp_path: Path) -> None:
     runners = build_registry(settings, registry)
     assert sorted(runners) == ["claude", "echo", "gemini"]  # local: no endpoint configured
     assert isinstance(runners["echo"], EchoRunner)
-    assert runners["echo"].binary == "/bin/echo"  # type: ignore[attr-defined]
+    assert runners["echo"].binary == "/bin/echo"
     # the rest of the code learns about it from the registry alone
     ready = probe(settings, {"PATH": "/usr/bin:/bin"}, registry)
     assert ready["echo"].usable

@@ -1,0 +1,1 @@
+"""The store contract suite: the same tests on every backend (see backends.py)."""
