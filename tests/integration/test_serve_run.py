@@ -125,7 +125,8 @@ def test_run_beside_serve_leaves_the_tasks_to_serve_which_logs_them(
     env["GIT_CONFIG_GLOBAL"] = os.environ["GIT_CONFIG_GLOBAL"]
     config = tmp_path / "config.toml"
     config.write_text(
-        f'claude_binary_path = "{claude_bin}"\nmax_concurrent = 1\nkill_grace_seconds = 2\n'
+        "max_concurrent = 1\nkill_grace_seconds = 2\n"
+        f'[agents.claude]\nbinary_path = "{claude_bin}"\n'
     )
     env["CLAUDOMATOR_CONFIG"] = str(config)
     tasks = tmp_path / "tasks.yaml"
@@ -236,7 +237,7 @@ def test_ctrl_c_of_run_beside_serve_cancels_the_task_serve_runs(
     env["CLAUDOMATOR_DATA_DIR"] = str(data_dir)
     env["GIT_CONFIG_GLOBAL"] = os.environ["GIT_CONFIG_GLOBAL"]
     config = tmp_path / "config.toml"
-    config.write_text(f'claude_binary_path = "{claude_bin}"\nkill_grace_seconds = 2\n')
+    config.write_text(f'kill_grace_seconds = 2\n[agents.claude]\nbinary_path = "{claude_bin}"\n')
     env["CLAUDOMATOR_CONFIG"] = str(config)
     tasks = tmp_path / "tasks.yaml"
     tasks.write_text(f'name: slow\nagent: {{instructions: "TASK-SLOW", project_dir: {project}}}\n')

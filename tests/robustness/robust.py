@@ -223,7 +223,8 @@ def cli_env(tmp_path: Path, config: str = "") -> dict[str, str]:
     env["ROBUST_STATE_DIR"] = str(state)
     agent = write_agent(tmp_path / "bin")
     path = tmp_path / "config.toml"
-    path.write_text(f'claude_binary_path = "{agent}"\nkill_grace_seconds = 1\n{config}')
+    # the agent's table last: keys after a table header would belong to it
+    path.write_text(f'kill_grace_seconds = 1\n{config}\n[agents.claude]\nbinary_path = "{agent}"\n')
     env["CLAUDOMATOR_CONFIG"] = str(path)
     return env
 
