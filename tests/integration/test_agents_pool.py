@@ -23,7 +23,7 @@ from claudomator.models import Task, TaskState, utcnow
 from claudomator.pool import Pool
 from claudomator.protocol import PREAMBLE_HEADING
 from claudomator.store import Store
-from conftest import REPO_ROOT, MakeRepo, git, kept_branch
+from conftest import MakeRepo, git, kept_branch
 from fakes.anthropic import FakeAnthropic, ToolUse, claude_env
 from fakes.anthropic import Text as ClaudeText
 from fakes.gemini import ApiError as GeminiApiError
@@ -33,7 +33,6 @@ from fakes.openai_server import FakeOpenAI, JsonReply, Reply
 
 pytestmark = pytest.mark.cli
 
-DEFAULT_GEMINI = REPO_ROOT / ".tools" / "node_modules" / ".bin" / "gemini"
 PRO = "gemini-2.5-pro"
 DAILY_QUOTA = GeminiApiError(
     429,
@@ -42,17 +41,6 @@ DAILY_QUOTA = GeminiApiError(
     retry_delay=1,
     quota_id="GenerateRequestsPerDayPerProjectPerModel-FreeTier",
 )
-
-
-@pytest.fixture
-def gemini_bin() -> str:
-    """Path of the real Gemini CLI; skip (saying why) if it is absent."""
-    path = os.environ.get("CLAUDOMATOR_GEMINI_BIN", str(DEFAULT_GEMINI))
-    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-        reason = f"real Gemini CLI not found at {path} (run `make test`, which installs it)"
-        print(f"SKIP: {reason}")
-        pytest.skip(reason)
-    return path
 
 
 @pytest.fixture

@@ -30,12 +30,11 @@ from claudomator.process import MARK_VARIABLE
 from claudomator.service import Service
 from claudomator.store import Store
 from claudomator.summary import from_text
-from conftest import REPO_ROOT, MakeRepo, git, kept_branch
+from conftest import MakeRepo, git, kept_branch
 from fakes.gemini import ApiError, FakeGemini, FunctionCall, Hang, Text, gemini_env
 
 pytestmark = pytest.mark.cli
 
-DEFAULT_GEMINI = REPO_ROOT / ".tools" / "node_modules" / ".bin" / "gemini"
 MODEL = "gemini-2.5-pro"
 QUOTA_MESSAGE = "Resource has been exhausted (e.g. check quota). (fake)"
 
@@ -45,17 +44,6 @@ with open(sys.argv[1], "w") as fh:
     fh.write(str(os.getpid()))
 time.sleep(300)
 """
-
-
-@pytest.fixture
-def gemini_bin() -> str:
-    """Path of the real Gemini CLI; skip (saying why) if it is absent."""
-    path = os.environ.get("CLAUDOMATOR_GEMINI_BIN", str(DEFAULT_GEMINI))
-    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-        reason = f"real Gemini CLI not found at {path} (run `make test`, which installs it)"
-        print(f"SKIP: {reason}")
-        pytest.skip(reason)
-    return path
 
 
 @pytest.fixture

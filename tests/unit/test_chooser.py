@@ -4,7 +4,6 @@ against a real OpenAI-compatible fake server and the real Gemini CLI."""
 from __future__ import annotations
 
 import json
-import os
 import socket
 import time
 from collections.abc import Iterator
@@ -22,13 +21,11 @@ from claudomator.chooser import (
 from claudomator.config import LocalModelSettings
 from claudomator.llm import LLMClient
 from claudomator.models import AgentConfig, Task
-from conftest import REPO_ROOT
 from fakes.gemini import ApiError as GeminiApiError
 from fakes.gemini import FakeGemini, gemini_env
 from fakes.gemini import Text as GeminiText
 from fakes.openai_server import ApiError, FakeOpenAI, JsonReply, Reply
 
-DEFAULT_GEMINI = REPO_ROOT / ".tools" / "node_modules" / ".bin" / "gemini"
 LEAST_LOADED = "least-loaded available agent (no classifier answered)"
 
 TASK = Task(
@@ -42,17 +39,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def gemini_bin() -> str:
-    """Path of the real Gemini CLI; skip (saying why) if it is absent."""
-    path = os.environ.get("CLAUDOMATOR_GEMINI_BIN", str(DEFAULT_GEMINI))
-    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-        reason = f"real Gemini CLI not found at {path} (run `make test`, which installs it)"
-        print(f"SKIP: {reason}")
-        pytest.skip(reason)
-    return path
 
 
 @pytest.fixture

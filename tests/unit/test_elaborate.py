@@ -4,7 +4,6 @@ Elaborator against a real OpenAI-compatible fake server and the real Claude and 
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,14 +27,12 @@ from claudomator.errors import ValidationError
 from claudomator.llm import LLMClient
 from claudomator.models import Project
 from claudomator.taskfile import parse_tasks
-from conftest import REPO_ROOT, MakeRepo
+from conftest import MakeRepo
 from fakes.anthropic import FakeAnthropic, Text, claude_env
 from fakes.anthropic import Hang as ClaudeHang
 from fakes.gemini import FakeGemini, gemini_env
 from fakes.gemini import Text as GeminiText
 from fakes.openai_server import FakeOpenAI, Hang, JsonReply, Reply
-
-DEFAULT_GEMINI = REPO_ROOT / ".tools" / "node_modules" / ".bin" / "gemini"
 
 SPEC: dict[str, Any] = {
     "name": "csv-export",
@@ -72,16 +69,6 @@ def fake_openai() -> Iterator[FakeOpenAI]:
     with FakeOpenAI() as server:
         yield server
         assert server.errors == []
-
-
-@pytest.fixture
-def gemini_bin() -> str:
-    path = os.environ.get("CLAUDOMATOR_GEMINI_BIN", str(DEFAULT_GEMINI))
-    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-        reason = f"real Gemini CLI not found at {path} (run `make test`, which installs it)"
-        print(f"SKIP: {reason}")
-        pytest.skip(reason)
-    return path
 
 
 def _llm(fake: FakeOpenAI, **extra: Any) -> LLMClient:

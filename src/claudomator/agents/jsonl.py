@@ -8,12 +8,13 @@
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
 
 @dataclass
-class JsonLinesStream:
+class JsonLinesStream(ABC):
     """What every JSON-lines stream has said so far; subclasses read the rest in
     :meth:`on_event`."""
 
@@ -34,6 +35,6 @@ class JsonLinesStream:
             self.session_id = event["session_id"]
         self.on_event(event.get("type"), event)
 
+    @abstractmethod
     def on_event(self, kind: object, event: dict[str, Any]) -> None:
         """One parsed event (``kind`` is its ``type``, whatever that is)."""
-        raise NotImplementedError
