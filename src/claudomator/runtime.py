@@ -22,7 +22,7 @@ from claudomator.blocking import Blocking
 from claudomator.chooser import AgentChooser
 from claudomator.config import Settings
 from claudomator.llm import LLMClient
-from claudomator.pool import Pool
+from claudomator.dispatch import Pool
 from claudomator.readiness import probe
 from claudomator.service import Service
 from claudomator.summarize import Summarizer

@@ -20,7 +20,7 @@ from claudomator.chooser import AgentChooser, Choice
 from claudomator.config import DEFAULT_PRICES, LocalModelSettings, Settings, estimate_cost
 from claudomator.llm import LLMClient
 from claudomator.models import Task, TaskState, utcnow
-from claudomator.pool import Pool
+from claudomator.dispatch import Pool
 from claudomator.protocol import PREAMBLE_HEADING
 from claudomator.store import Store
 from conftest import MakeRepo, git, kept_branch

@@ -25,7 +25,7 @@ from claudomator.agents.base import Outcome, RunContext
 from claudomator.agents.gemini import GeminiRunner
 from claudomator.config import Settings
 from claudomator.models import AgentConfig, Task, TaskState
-from claudomator.pool import Pool
+from claudomator.dispatch import Pool
 from claudomator.process import MARK_VARIABLE
 from claudomator.service import Service
 from claudomator.store import Store
