@@ -76,6 +76,17 @@ class Rig:
         await until(lambda: self.get(task_id).state in states, f"{task_id} in {states}")
         return self.get(task_id)
 
+    async def requeued(self, task_id: str) -> Task:
+        """Wait until a run of the task ended in a re-queue and the task is QUEUED again."""
+
+        def back() -> bool:
+            runs = self.memory.executions_of(task_id)
+            ended = bool(runs) and runs[-1].status == TaskState.QUEUED
+            return ended and self.get(task_id).state == TaskState.QUEUED
+
+        await until(back, f"{task_id} re-queued")
+        return self.get(task_id)
+
     async def runs(self, runner: str, task_id: str) -> None:
         """Wait until ``runner`` is running ``task_id``."""
         await until(lambda: task_id in self.runners[runner].active, f"{runner} runs {task_id}")

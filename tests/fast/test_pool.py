@@ -12,7 +12,7 @@ from claudomator.config import Settings
 from claudomator.dispatch import Dispatcher, Pool
 from claudomator.models import AgentStatus, Execution, Task, TaskState, new_id
 from conftest import MakeRepo, git
-from fast.conftest import Rig, make_rig, task, until
+from fast.conftest import Rig, make_rig, task
 from fast.scripted import ScriptedRunner, asks, completed, failed, held, rate_limited
 
 ROUNDS = 0.05  # seconds: several claim rounds of a pool polling every 10 ms
@@ -180,8 +180,7 @@ async def test_a_rate_limited_agent_backs_off_and_its_task_is_requeued(
     runner.then(rate_limited(), completed("second try"))
     pool = await rig.started()
     [t] = rig.submit(task("limited", "scripted"))
-    await until(lambda: len(runner.calls) == 1 and not runner.active, "the first run")
-    requeued = await rig.reaches(t.id, TaskState.QUEUED)
+    requeued = await rig.requeued(t.id)
     assert "rate_limit on scripted; re-queued until" in rig.memory.events(t.id)[-1].reason
     status = rig.memory.agent_status("scripted")
     assert status.limited_until is not None
