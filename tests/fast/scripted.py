@@ -38,8 +38,9 @@ class Step:
     options: tuple[str, ...] = ()
     summary: str = ""  # written to the summary file
     files: Mapping[str, str] = field(default_factory=dict)  # written in the sandbox
-    hold: bool = False  # wait for ctx.stop (-> CANCELLED) or ScriptedRunner.release
+    hold: bool = False  # wait for ctx.stop (-> CANCELLED), its timeout (-> TIMED_OUT) or release
     cost_usd: float = 0.0
+    crash: str = ""  # raise RuntimeError(crash): a bug in the runner
 
 
 def completed(summary: str = "done", **files: str) -> Step:
@@ -60,7 +61,12 @@ def asks(question: str, *options: str) -> Step:
 
 
 def held(then: TaskState = TaskState.COMPLETED) -> Step:
+    """Runs until stopped (CANCELLED), timed out (TIMED_OUT) or released (``then``)."""
     return Step(then, hold=True)
+
+
+def crashes(message: str = "a bug in the runner") -> Step:
+    return Step(crash=message)
 
 
 @dataclass(frozen=True)
@@ -133,12 +139,19 @@ class ScriptedRunner:
             release = self._releases.setdefault(ctx.task.id, asyncio.Event())
             stop = asyncio.ensure_future(ctx.stop.wait())
             done = asyncio.ensure_future(release.wait())
-            await asyncio.wait({stop, done}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                {stop, done}, timeout=ctx.timeout, return_when=asyncio.FIRST_COMPLETED
+            )
             stop.cancel()
             done.cancel()
             self._releases.pop(ctx.task.id, None)
             if ctx.stop.is_set():
                 return Outcome(TaskState.CANCELLED, session_id=ctx.session_id, error_msg="stopped")
+            if not release.is_set():
+                message = f"timed out after {ctx.timeout:g}s"
+                return Outcome(TaskState.TIMED_OUT, session_id=ctx.session_id, error_msg=message)
+        if step.crash:
+            raise RuntimeError(step.crash)
         for rel, content in step.files.items():
             path = ctx.workdir / rel
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,15 @@ from claudomator.dispatch import Dispatcher, Pool
 from claudomator.models import AgentStatus, Execution, Task, TaskState, new_id
 from conftest import MakeRepo, git
 from fast.conftest import Rig, make_rig, task
-from fast.scripted import ScriptedRunner, asks, completed, failed, held, rate_limited
+from fast.scripted import (
+    ScriptedRunner,
+    asks,
+    completed,
+    crashes,
+    failed,
+    held,
+    rate_limited,
+)
 
 ROUNDS = 0.05  # seconds: several claim rounds of a pool polling every 10 ms
 
@@ -223,6 +231,28 @@ async def test_shutdown_requeues_or_cancels_the_running_tasks(
     await rig.runs("scripted", t.id)
     await again.shutdown(requeue=False)
     assert rig.get(t.id).state == TaskState.CANCELLED
+
+
+async def test_a_held_run_times_out(rig: Rig, runner: ScriptedRunner) -> None:
+    runner.then(held())
+    await rig.started()
+    [t] = rig.submit(task("slow", "scripted", timeout=0.05))
+    ended = await rig.reaches(t.id, TaskState.TIMED_OUT)
+    assert rig.memory.executions_of(t.id)[-1].error_msg.startswith("timed out after 0.05s")
+    assert ended.state == TaskState.TIMED_OUT
+
+
+async def test_a_crashing_runner_fails_its_task_with_an_internal_error(
+    rig: Rig, runner: ScriptedRunner
+) -> None:
+    runner.then(crashes("boom"), completed())
+    await rig.started()
+    [t] = rig.submit(task("buggy", "scripted"))
+    await rig.reaches(t.id, TaskState.FAILED)
+    [execution] = rig.memory.executions_of(t.id)
+    assert execution.status == TaskState.FAILED
+    assert execution.error_msg == "internal error: RuntimeError('boom')"
+    assert rig.memory.events(t.id)[-1].reason == "internal error: boom"
 
 
 async def test_a_blocked_task_resumes_the_same_session_in_the_same_sandbox(

@@ -11,7 +11,7 @@ from claudomator.models import AgentStatus, TaskState
 from claudomator.store.base import Store
 from claudomator.store.memory import MemoryStore
 from fast.conftest import Rig, make_rig, task
-from fast.scripted import ScriptedRunner, asks, completed, failed, held, rate_limited
+from fast.scripted import ScriptedRunner, asks, completed, crashes, failed, held, rate_limited
 
 
 class OffLoopStore:
@@ -54,6 +54,7 @@ async def test_a_pool_round_calls_the_store_only_off_the_loop(settings: Settings
             rate_limited(),
             asks("Go on?", "yes", "no"),
             held(),
+            crashes("boom"),
         ]
     )
     rig, guard = guarded_rig(settings, runner)
@@ -74,6 +75,8 @@ async def test_a_pool_round_calls_the_store_only_off_the_loop(settings: Settings
         await rig.runs("scripted", free.id)
         rig.service.cancel(free.id)
         await rig.reaches(free.id, TaskState.CANCELLED)
+        [buggy] = rig.submit(task("buggy", "scripted"))
+        await rig.reaches(buggy.id, TaskState.FAILED)  # recorded through until_stored
     finally:
         for started in rig.pools:
             await started.shutdown()
