@@ -155,11 +155,6 @@ class Pick:
 WAIT = Pick()
 
 
-def resuming_of(task: Task, resuming: str | None) -> str | None:
-    """The agent whose session ``task`` resumes, if it pinned none (else None)."""
-    return None if task.agent.type else resuming
-
-
 def pick_agent(
     task: Task,
     capacity: Capacity,
@@ -171,7 +166,7 @@ def pick_agent(
     (``resuming``, see :func:`claudomator.readiness.resuming_agent`), an earlier chooser answer
     (``cached``) while that agent is usable, else the usable agents with a free slot (those
     whose credentials were found first) for a chooser, least-loaded as the fallback."""
-    resuming = resuming_of(task, resuming)
+    resuming = None if task.agent.type else resuming  # a pinned agent wins
     if waiting_reason(task, capacity.ready, resuming) is not None:
         return WAIT
     decided: Choice | None = None
