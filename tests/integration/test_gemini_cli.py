@@ -24,8 +24,8 @@ from agent_harness import SETTLED, pid_alive, wait_for
 from claudomator.agents.base import Outcome, RunContext
 from claudomator.agents.gemini import GeminiRunner
 from claudomator.config import Settings
+from claudomator.dispatch import Pool
 from claudomator.models import AgentConfig, Task, TaskState
-from claudomator.pool import Pool
 from claudomator.process import MARK_VARIABLE
 from claudomator.service import Service
 from claudomator.store import Store
