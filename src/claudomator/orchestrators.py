@@ -1,10 +1,16 @@
-"""Which ``claudomator serve`` processes run on a data dir now.
+"""Which orchestrators (``claudomator serve``, and ``run`` with a pool of its own) run on a data
+dir now.
 
 Every serve holds an exclusive lock on ``<data dir>/orchestrators/serve-<pid>.json`` while it
-runs; the file says its pid, its address and how many agents it runs at once. The kernel drops
-the lock when the process ends, even by kill -9, so a file nobody holds locked is a leftover
-(the next serve removes it). ``claudomator run`` reads these to leave its tasks to a running
-serve instead of starting a second pool beside it (see ``cli/run.py``).
+runs; the file says its pid, its address and how many agents it runs at once. A ``run`` that
+runs its tasks itself holds ``run-<pid>.json`` the same way, naming the tasks it runs. The
+kernel drops the lock when the process ends, even by kill -9, so a file nobody holds locked is
+a leftover (the next registration removes it). ``claudomator run`` reads the serves' files to
+leave its tasks to a running serve instead of starting a second pool beside it; a serve's pool
+reads the runs' files to leave a run's tasks (and their subtasks and checkers) to that run, so
+its ``-j`` holds (see ``cli/run.py`` and :mod:`claudomator.dispatch.local`). A run registers
+just before its pool starts, after it looked for serves: a serve that starts in between (a few
+milliseconds) may claim one of its tasks first; each claim is still made once.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import fcntl
 import json
 import logging
 import os
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import TracebackType
@@ -21,7 +28,8 @@ from types import TracebackType
 logger = logging.getLogger(__name__)
 
 FOLDER = "orchestrators"
-_MAX_BYTES = 4096
+_MAX_BYTES = 4096  # a serve's file
+_MAX_RUN_BYTES = 4 * 1024 * 1024  # a run's file names its tasks (40 bytes each)
 
 
 @dataclass(frozen=True)
@@ -72,12 +80,20 @@ def _parse(raw: bytes, pid: int) -> Serving:
     )
 
 
-def running_serves(data_dir: Path) -> list[Serving]:
-    """The serves that run on ``data_dir`` now (ordered by pid)."""
-    found: list[Serving] = []
+@dataclass(frozen=True)
+class RunHolding:
+    """A ``run`` that runs tasks with its own pool now: its pid and the ids of those tasks."""
+
+    pid: int
+    tasks: frozenset[str]
+
+
+def _live(data_dir: Path, kind: str, limit: int) -> list[tuple[int, bytes]]:
+    """(pid, contents) of each ``<kind>-<pid>.json`` whose process holds its lock now."""
+    found: list[tuple[int, bytes]] = []
     with contextlib.suppress(OSError):
-        for path in _folder(data_dir).glob("serve-*.json"):
-            pid_text = path.name.removeprefix("serve-").removesuffix(".json")
+        for path in _folder(data_dir).glob(f"{kind}-*.json"):
+            pid_text = path.name.removeprefix(f"{kind}-").removesuffix(".json")
             if not pid_text.isdigit():
                 continue
             fd = _open(path, os.O_RDONLY)
@@ -85,17 +101,54 @@ def running_serves(data_dir: Path) -> list[Serving]:
                 continue
             try:
                 if _held(fd):
-                    found.append(_parse(os.read(fd, _MAX_BYTES), int(pid_text)))
+                    found.append((int(pid_text), _read(fd, limit)))
             except OSError:
                 continue
             finally:
                 os.close(fd)
-    return sorted(found, key=lambda s: s.pid)
+    return sorted(found)
+
+
+def _read(fd: int, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = os.read(fd, min(65536, limit - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def running_serves(data_dir: Path) -> list[Serving]:
+    """The serves that run on ``data_dir`` now (ordered by pid)."""
+    return [_parse(raw, pid) for pid, raw in _live(data_dir, "serve", _MAX_BYTES)]
+
+
+def running_runs(data_dir: Path) -> list[RunHolding]:
+    """The runs that run tasks with their own pool on ``data_dir`` now (ordered by pid); a file
+    that cannot be read names no task."""
+    found: list[RunHolding] = []
+    for pid, raw in _live(data_dir, "run", _MAX_RUN_BYTES):
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            data = None
+        tasks = data.get("tasks") if isinstance(data, dict) else None
+        ids = [t for t in tasks if isinstance(t, str)] if isinstance(tasks, list) else []
+        found.append(RunHolding(pid, frozenset(ids)))
+    return found
+
+
+def held_by_runs(data_dir: Path) -> frozenset[str]:
+    """The ids of the tasks the runs on ``data_dir`` run themselves now."""
+    return frozenset().union(*(run.tasks for run in running_runs(data_dir)))
 
 
 def _remove_leftovers(folder: Path) -> None:
-    """Delete the files of serves that ended without removing theirs (kill -9, a crash)."""
-    for path in folder.glob("serve-*.json"):
+    """Delete the files of orchestrators that ended without removing theirs (kill -9)."""
+    for path in [*folder.glob("serve-*.json"), *folder.glob("run-*.json")]:
         fd = _open(path, os.O_RDONLY)
         if fd is None:
             continue
@@ -116,11 +169,23 @@ def _same_file(fd: int, path: Path) -> bool:
 
 class Registration:
     """``with Registration(data_dir, addr, max_concurrent):`` this process is a running serve
-    on ``data_dir`` for :func:`running_serves` (in any process) until the block ends."""
+    on ``data_dir`` for :func:`running_serves` (in any process) until the block ends. With
+    ``tasks``, it is a run holding those tasks, for :func:`running_runs`."""
 
-    def __init__(self, data_dir: Path, addr: str, max_concurrent: int) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        addr: str,
+        max_concurrent: int,
+        *,
+        tasks: Collection[str] | None = None,
+    ) -> None:
         self.serving = Serving(os.getpid(), addr, max_concurrent)
-        self.path = _folder(data_dir) / f"serve-{self.serving.pid}.json"
+        self.kind = "serve" if tasks is None else "run"
+        self._record: dict[str, object] = asdict(self.serving)
+        if tasks is not None:
+            self._record["tasks"] = sorted(tasks)
+        self.path = _folder(data_dir) / f"{self.kind}-{self.serving.pid}.json"
         self._fd: int | None = None
 
     def __enter__(self) -> Registration:
@@ -128,13 +193,16 @@ class Registration:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         _remove_leftovers(folder)
         # locked before it has its name: a reader never sees the file unlocked
-        draft = folder / f".serve-{self.serving.pid}.draft"
+        draft = folder / f".{self.kind}-{self.serving.pid}.draft"
         fd = os.open(
             draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
         )
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            os.write(fd, json.dumps(asdict(self.serving)).encode())
+            data = json.dumps(self._record).encode()
+            written = 0
+            while written < len(data):
+                written += os.write(fd, data[written:])
             os.replace(draft, self.path)
         except OSError:
             os.close(fd)

@@ -23,6 +23,7 @@ from claudomator.chooser import AgentChooser
 from claudomator.config import Settings
 from claudomator.dispatch import Pool
 from claudomator.llm import LLMClient
+from claudomator.orchestrators import held_by_runs
 from claudomator.readiness import probe
 from claudomator.service import Service
 from claudomator.summarize import Summarizer
@@ -70,6 +71,10 @@ class Runtime:
                 probe, settings, env, self.agents
             ),  # each round: new CLIs count
             blocking=self.blocking,
+            # a pool for every task (serve) leaves the tasks of a `run` with its own pool to it
+            held_elsewhere=(
+                functools.partial(held_by_runs, settings.data_dir) if only is None else None
+            ),
         )
         self.service.on_submit = self._wake
         self.requeue_on_exit = True

@@ -11,6 +11,7 @@ from claudomator.dispatch.select import (
     Gate,
     agent_counts,
     dependencies,
+    held_by,
     in_scope,
     page_size,
     pick_agent,
@@ -236,3 +237,27 @@ def test_a_chooser_answer_is_kept_only_if_available(
 def test_the_chooser_is_told_why_agents_are_blocked() -> None:
     pick = pick_agent(_task(), _capacity(down=("gemini",)))
     assert dict(pick.blocked) == {"gemini": "gemini is down"}
+
+
+def test_a_task_is_held_when_it_or_what_it_grew_from_is_held() -> None:
+    root = Task(name="root", agent=AgentConfig(instructions="x"))
+    sub = Task(name="sub", agent=AgentConfig(instructions="x"), parent_task_id=root.id)
+    check = Task(name="check", agent=AgentConfig(instructions="x"), checker_for_task_id=sub.id)
+    other = Task(name="other", agent=AgentConfig(instructions="x"))
+    orphan = Task(name="orphan", agent=AgentConfig(instructions="x"), parent_task_id="gone")
+    tasks = {t.id: t for t in (root, sub, check, other)}
+    cases = [
+        (root, {root.id}, True),
+        (sub, {root.id}, True),
+        (check, {root.id}, True),  # a checker of a subtask of a held task
+        (check, {sub.id}, True),
+        (root, {sub.id}, False),  # holding a subtask does not hold its parent
+        (other, {root.id}, False),
+        (orphan, {root.id}, False),  # its parent is gone
+        (root, set(), False),
+    ]
+    for task, held, expected in cases:
+        assert held_by(task, held, tasks.get) is expected, (task.name, held)
+    loop = Task(name="loop", agent=AgentConfig(instructions="x"), parent_task_id="loop-id")
+    looped = loop.model_copy(update={"id": "loop-id"})
+    assert held_by(looped, {"x"}, {"loop-id": looped}.get) is False  # a cycle ends

@@ -265,3 +265,74 @@ def test_ctrl_c_of_run_beside_serve_cancels_the_task_serve_runs(
             run.kill()
             run.communicate()
         stop(serve)
+
+
+@pytest.mark.cli
+def test_a_serve_started_beside_a_run_leaves_the_runs_tasks_to_it(
+    tmp_path: Path, make_repo: MakeRepo, fake: FakeAnthropic, claude_bin: str
+) -> None:
+    """`run -j 1` runs its two tasks one after the other; a serve started meanwhile (which may
+    run two agents) takes neither, so -j holds."""
+    project = make_repo()
+    gate, marks = tmp_path / "gate.py", tmp_path / "marks"
+    gate.write_text(GATE, encoding="utf-8")
+    for name in ("one", "two"):
+        fake.route(
+            f"TASK-{name.upper()}",
+            [
+                ToolUse("Bash", {"command": f"python3 {gate} {marks} {HOLD}", "timeout": 120000}),
+                Text(f"## Summary\nRan {name}."),
+            ],
+        )
+    env = claude_env(fake.url, tmp_path / "agent-home")
+    data_dir = Path(os.environ["CLAUDOMATOR_DATA_DIR"])
+    env["CLAUDOMATOR_DATA_DIR"] = str(data_dir)
+    env["GIT_CONFIG_GLOBAL"] = os.environ["GIT_CONFIG_GLOBAL"]
+    config = tmp_path / "config.toml"
+    config.write_text(
+        "max_concurrent = 2\nkill_grace_seconds = 2\n"
+        f'[agents.claude]\nbinary_path = "{claude_bin}"\n'
+    )
+    env["CLAUDOMATOR_CONFIG"] = str(config)
+    tasks = tmp_path / "tasks.yaml"
+    tasks.write_text(
+        f"""
+tasks:
+  - name: one
+    agent: {{instructions: "TASK-ONE", project_dir: {project}}}
+  - name: two
+    agent: {{instructions: "TASK-TWO", project_dir: {project}}}
+"""
+    )
+    run = subprocess.Popen(
+        [CLAUDOMATOR, "run", "-j", "1", str(tasks)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    serve = None
+    try:
+        holding = data_dir / "orchestrators" / f"run-{run.pid}.json"
+        deadline = time.monotonic() + 120
+        while not (holding.exists() and marks.is_dir() and any(marks.glob("run-*"))):
+            assert run.poll() is None, run.communicate()
+            assert time.monotonic() < deadline, "the run's first agent did not start"
+            time.sleep(0.1)
+        serve, _ = start_serve(env, tmp_path / "serve.err")  # while agent one holds
+        out, err = run.communicate(timeout=300)
+        assert run.returncode == 0, out + err
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+        if serve is not None:
+            stop(serve)
+
+    seen = [int(p.read_text()) for p in marks.glob("most-*")]
+    assert seen == [1, 1], f"agents running at once, as each saw it: {seen}"
+    with sqlite3.connect(data_dir / "claudomator.db") as conn:
+        workers = {w for (w,) in conn.execute("select worker_id from executions")}
+    assert len(workers) == 1, workers  # one orchestrator ran both: the run
+    assert next(iter(workers)).startswith(f"{socket.gethostname()}:{run.pid}:"), workers
+    assert " started: agent" not in (tmp_path / "serve.err").read_text()

@@ -9,7 +9,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from claudomator.orchestrators import Registration, Serving, running_serves
+from claudomator.orchestrators import (
+    Registration,
+    RunHolding,
+    Serving,
+    held_by_runs,
+    running_runs,
+    running_serves,
+)
 
 REGISTER = """
 import sys, time
@@ -63,3 +70,31 @@ def test_a_file_nobody_locks_is_not_a_serve_whatever_it_says(tmp_path: Path) -> 
     (folder / "serve-1.json").write_text(json.dumps({"pid": 1, "max_concurrent": 9}))
     (folder / "serve-x.json").write_text("{}")
     assert running_serves(tmp_path) == []
+
+
+def test_a_run_holding_tasks_is_seen_with_them_and_is_not_a_serve(tmp_path: Path) -> None:
+    assert held_by_runs(tmp_path) == frozenset()
+    ids = [f"task-{i:04d}-{'x' * 30}" for i in range(500)]  # a file far above a serve's size
+    with Registration(tmp_path, "", 2, tasks=ids) as registration:
+        assert registration.path.name == f"run-{os.getpid()}.json"
+        assert running_runs(tmp_path) == [RunHolding(os.getpid(), frozenset(ids))]
+        assert held_by_runs(tmp_path) == frozenset(ids)
+        assert running_serves(tmp_path) == []
+        with Registration(tmp_path, "127.0.0.1:1", 1):
+            assert [s.pid for s in running_serves(tmp_path)] == [os.getpid()]
+            assert held_by_runs(tmp_path) == frozenset(ids)  # a serve beside it holds nothing
+    assert held_by_runs(tmp_path) == frozenset()
+    assert list((tmp_path / "orchestrators").iterdir()) == []
+
+
+def test_a_run_file_nobody_locks_or_that_is_garbled_holds_nothing(tmp_path: Path) -> None:
+    folder = tmp_path / "orchestrators"
+    folder.mkdir()
+    (folder / "run-1.json").write_text(json.dumps({"pid": 1, "tasks": ["a", "b"]}))
+    assert held_by_runs(tmp_path) == frozenset()
+    with Registration(tmp_path, "", 1, tasks=["a"]) as mine:
+        assert not (folder / "run-1.json").exists()  # a leftover: cleared by the next one
+        mine.path.write_text('{"tasks": [1, "b", null]}')  # still held; only strings count
+        assert held_by_runs(tmp_path) == frozenset({"b"})
+        mine.path.write_text("not json")
+        assert running_runs(tmp_path) == [RunHolding(os.getpid(), frozenset())]

@@ -44,7 +44,7 @@ from claudomator.models import (
     TaskState,
     utcnow,
 )
-from claudomator.orchestrators import Serving, running_serves
+from claudomator.orchestrators import Registration, Serving, running_serves
 from claudomator.protocol import parse_question
 
 if TYPE_CHECKING:  # the service (SQLAlchemy) is loaded when a command opens it
@@ -67,7 +67,8 @@ def run(
             min=1,
             help="Run at most N of the file's tasks at once in this process [default: "
             "max_concurrent]. If a `claudomator serve` runs on the same data dir, it runs "
-            "them with its own max_concurrent and -j does not apply.",
+            "them with its own max_concurrent and -j does not apply; a serve started later "
+            "leaves them to this run.",
         ),
     ] = None,
     dry_run: Annotated[
@@ -249,13 +250,16 @@ async def _in_process(
     from claudomator.runtime import Runtime  # agents, pool, local model: only when running
 
     runtime = Runtime(settings, only=ids, max_concurrent=parallel, service=service)
-    async with runtime:
-        await _follow_here(service, ids, interrupt.event, console)
-        if interrupt.event.is_set():
-            runtime.requeue_on_exit = interrupt.requeue
-            console.print("[yellow]Interrupted: stopping agents…[/]")
-            if not interrupt.requeue:  # Ctrl-C: the waiting tasks are cancelled too
-                _cancel_unfinished(service, ids, (TaskState.QUEUED, TaskState.PENDING))
+    # a serve started while this runs leaves these tasks (and what grows from them) to us
+    holding = Registration(settings.data_dir, "", runtime.pool.max_concurrent, tasks=ids)
+    with holding:
+        async with runtime:
+            await _follow_here(service, ids, interrupt.event, console)
+            if interrupt.event.is_set():
+                runtime.requeue_on_exit = interrupt.requeue
+                console.print("[yellow]Interrupted: stopping agents…[/]")
+                if not interrupt.requeue:  # Ctrl-C: the waiting tasks are cancelled too
+                    _cancel_unfinished(service, ids, (TaskState.QUEUED, TaskState.PENDING))
 
 
 async def _under_serve(

@@ -45,11 +45,12 @@ from claudomator.dispatch.select import (
     Gate,
     agent_counts,
     dependencies,
+    held_by,
     in_scope,
     page_size,
     pick_agent,
 )
-from claudomator.errors import ClaudomatorError, InvalidTransition
+from claudomator.errors import ClaudomatorError, InvalidTransition, NotFound
 from claudomator.models import AgentStatus, Task, TaskState, utcnow
 from claudomator.notify import Notifier
 from claudomator.persist import until_stored
@@ -94,6 +95,7 @@ class Pool:
         notifier: Notifier | None = None,
         probe: Callable[[], Mapping[str, Readiness]] | None = None,
         blocking: Blocking | None = None,
+        held_elsewhere: Callable[[], Collection[str]] | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -104,6 +106,9 @@ class Pool:
             projects=lambda: [Path(p.dir) for p, _ in all_projects(settings, store)],
         )
         self.only = set(only) if only is not None else None  # claim only these task ids
+        # the ids of tasks another orchestrator runs itself (a `run` with its own pool): left
+        # to it, with their subtasks and checkers; read at every claim round
+        self.held_elsewhere = held_elsewhere
         self.poll_interval = poll_interval
         self.max_concurrent = max_concurrent or settings.max_concurrent
         self.base_env = dict(os.environ if base_env is None else base_env)
@@ -247,6 +252,7 @@ class Pool:
         if len(self._running) >= self.max_concurrent:
             return
         ready = await self._readiness()
+        held = frozenset(await self.blocking.sandbox(self.held_elsewhere or frozenset))
         # a page about the size of the free slots: most wakes free one slot and claim one task
         size = page_size(self.max_concurrent - len(self._running), self.CLAIM_PAGE)
         offset = 0
@@ -258,6 +264,8 @@ class Pool:
                     return
                 if not self._in_scope(task) or task.id in self._running:
                     continue
+                if held and await self._held(task, held):
+                    continue  # a `run` runs it with its own pool (and its -j)
                 # writes (a claim, a failed dependency) wait off the loop for a locked database
                 if await self.blocking.store(self._dependencies, task) is not Gate.READY:
                     current = await self.blocking.store(self.store.get_task, task.id)
@@ -272,6 +280,17 @@ class Pool:
                 return
             offset += len(page) - left  # the next page starts after the tasks still queued
             size = self.CLAIM_PAGE
+
+    async def _held(self, task: Task, held: frozenset[str]) -> bool:
+        """Whether another orchestrator holds ``task`` (see :func:`held_by`)."""
+        found: bool = await self.blocking.store(held_by, task, held, self._task_or_none)
+        return found
+
+    def _task_or_none(self, task_id: str) -> Task | None:
+        try:
+            return self.store.get_task(task_id)
+        except NotFound:
+            return None
 
     def _in_scope(self, task: Task) -> bool:
         """Whether this pool may run ``task``: all tasks, or those it was given and the

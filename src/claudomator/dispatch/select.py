@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from claudomator.agents import DEFAULT_AGENT
@@ -120,6 +120,24 @@ def in_scope(task: Task, only: Collection[str] | None) -> bool:
     if only is None or task.id in only:
         return True
     return bool({task.parent_task_id, task.checker_for_task_id} & set(only))
+
+
+HELD_DEPTH = 16
+"""How far up the subtask/checker chain :func:`held_by` looks for a held task."""
+
+
+def held_by(task: Task, held: Collection[str], parent_of: Callable[[str], Task | None]) -> bool:
+    """Whether ``task`` is one of the ``held`` task ids, or grew from one (a subtask or checker,
+    however deep up to :data:`HELD_DEPTH`); ``parent_of`` looks a task up (None: gone)."""
+    current: Task | None = task
+    for _ in range(HELD_DEPTH):
+        if current is None:
+            return False
+        if current.id in held:
+            return True
+        up = current.parent_task_id or current.checker_for_task_id
+        current = parent_of(up) if up else None
+    return False
 
 
 # -- agent choice ------------------------------------------------------------------------------
