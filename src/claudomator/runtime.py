@@ -72,6 +72,7 @@ class Runtime:
             blocking=self.blocking,
         )
         self.service.on_submit = self._wake
+        self.service.sandboxes = lambda: self.pool.sandboxes  # accept releases into the pool's
         self.requeue_on_exit = True
         self._loop: asyncio.AbstractEventLoop | None = None
         self._retention: asyncio.Task[None] | None = None
