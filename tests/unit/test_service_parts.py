@@ -77,3 +77,13 @@ def test_importing_the_service_loads_no_agent_sandbox_or_database_module() -> No
         env={"PYTHONPATH": str(src)},
     )
     assert loaded.stdout.strip() == "[]"
+
+
+def test_the_runtime_gives_the_service_its_pools_sandboxes(settings: Settings) -> None:
+    from claudomator.runtime import Runtime
+
+    runtime = Runtime(settings, base_env={"PATH": "/usr/bin:/bin"})
+    try:
+        assert runtime.service.sandboxes() is runtime.pool.sandboxes
+    finally:
+        runtime.service.close()
