@@ -59,13 +59,16 @@ def write_note(log_dir: Path, note: CheckoutNote) -> None:
 
 def read_note(log_dir: Path) -> CheckoutNote | None:
     """The note in ``log_dir``, or None if there is none (or it is not a valid note)."""
-    text = read_agent_file(note_file(log_dir), MAX_NOTE)
+    return parse_note(read_agent_file(note_file(log_dir), MAX_NOTE), str(log_dir))
+
+
+def parse_note(text: str | bytes | None, where: str) -> CheckoutNote | None:
+    """The note in ``text`` (read from ``where``), or None if there is none or it is not a
+    valid note."""
     if text is None:
         return None
     try:
         return CheckoutNote.model_validate_json(text)
     except ValidationError:
-        logger.warning(
-            "ignoring a malformed %s in %s", NOTE_NAME, log_dir, extra={"action": "note"}
-        )
+        logger.warning("ignoring a malformed %s in %s", NOTE_NAME, where, extra={"action": "note"})
         return None

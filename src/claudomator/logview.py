@@ -9,7 +9,6 @@ line; :class:`Transcript` reads a whole log and joins the Gemini CLI's streamed 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 _WIDTH = 200
@@ -173,17 +172,12 @@ def _tool_results(event: dict[str, Any]) -> str | None:
     return "\n".join(parts) or None
 
 
-def last_activity(stdout_path: Path, max_bytes: int = 16384) -> str:
-    """The most recent describable event of a log (for a live progress column)."""
-    try:
-        with stdout_path.open("rb") as fh:
-            fh.seek(0, 2)
-            size = fh.tell()
-            fh.seek(max(0, size - max_bytes))
-            tail = fh.read().decode("utf-8", errors="replace")
-    except OSError:
-        return ""
-    for line in reversed(tail.splitlines()):
+ACTIVITY_TAIL = 16384  # how much of a log's end :func:`last_activity` needs
+
+
+def last_activity(tail: bytes) -> str:
+    """The most recent describable event in the end of a log (for a live progress column)."""
+    for line in reversed(tail.decode("utf-8", errors="replace").splitlines()):
         text = describe(line) if line.startswith("{") else None
         if text:
             return _short(text.strip(), 70)

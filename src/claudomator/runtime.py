@@ -77,6 +77,7 @@ class Runtime:
             ),
         )
         self.service.on_submit = self._wake
+        self.service.sandboxes = lambda: self.pool.sandboxes  # accept releases into the pool's
         self.requeue_on_exit = True
         self._loop: asyncio.AbstractEventLoop | None = None
         self._retention: asyncio.Task[None] | None = None

@@ -539,7 +539,8 @@ def test_drafts_and_markup_like_names_print_without_a_traceback() -> None:
 
 
 def test_logs_render_a_gemini_run_readably(tmp_path: Path) -> None:
-    log = tmp_path / "stdout.log"
+    log = load_settings().logs_dir / "gemini-run" / "stdout.log"  # where the log store reads
+    log.parent.mkdir(parents=True)
     sample = Path(__file__).parent.parent / "samples" / "gemini" / "gemini_tool_failures.jsonl"
     log.write_bytes(sample.read_bytes())
     store = Store.open(load_settings().db_path)
@@ -552,7 +553,7 @@ def test_logs_render_a_gemini_run_readably(tmp_path: Path) -> None:
                 status=TaskState.COMPLETED,
                 end_time=utcnow(),
                 stdout_path=str(log),
-                stderr_path=str(tmp_path / "stderr.log"),
+                stderr_path=str(log.parent / "stderr.log"),
             )
         )
     finally:
@@ -564,6 +565,37 @@ def test_logs_render_a_gemini_run_readably(tmp_path: Path) -> None:
     assert any("← ls: cannot access" in line for line in lines)
     assert "## Summary handled failures" in lines
     assert lines[-1].startswith("[done")
+
+
+def test_logs_and_show_follow_no_symlink_the_agent_planted(tmp_path: Path) -> None:
+    secret = tmp_path / "home" / "secret.txt"
+    secret.write_text("TOP SECRET")
+    folder = load_settings().logs_dir / "planted-run"
+    folder.mkdir(parents=True)
+    for name in ("stdout.log", "stderr.log", "checkout.json"):
+        (folder / name).symlink_to(secret)
+    store = Store.open(load_settings().db_path)
+    try:
+        [task] = store.add_tasks([Task(name="planted", agent=AgentConfig(instructions="p"))])
+        store.add_execution(
+            Execution(
+                task_id=task.id,
+                status=TaskState.COMPLETED,
+                end_time=utcnow(),
+                stdout_path=str(folder / "stdout.log"),
+                stderr_path=str(folder / "stderr.log"),
+            )
+        )
+    finally:
+        store.close()
+    for args in (["logs", task.id], ["logs", "--raw", task.id], ["logs", "--stderr", task.id]):
+        shown = cli(*args)
+        assert shown.returncode == 1, args
+        assert "TOP SECRET" not in shown.stdout + shown.stderr, args
+        assert "not served" in " ".join(shown.stderr.split()), (args, shown.stderr)
+    shown = cli("show", task.id)
+    assert shown.returncode == 0, shown.stderr
+    assert "TOP SECRET" not in shown.stdout
 
 
 def test_run_that_stops_at_a_question_says_how_to_answer(

@@ -130,7 +130,7 @@ async def test_the_log_is_understood_by_claude_stream_and_logview(tmp_path: Path
     assert described[0] == "session sess-1 model base-model"
     assert all(d for d in described)
     assert str(described[-1]).startswith("[done $0.0000] Here is the plan.")
-    assert last_activity(ctx.stdout_path).startswith("[done")
+    assert last_activity(ctx.stdout_path.read_bytes()).startswith("[done")
 
 
 async def test_task_settings_override_the_configured_ones(tmp_path: Path) -> None:

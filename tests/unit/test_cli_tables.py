@@ -18,7 +18,8 @@ from claudomator.store import Store
 def test_activity_is_visible_at_80_columns(
     settings: Settings, store: Store, tmp_path: Path
 ) -> None:
-    log = tmp_path / "stdout.log"
+    log = settings.logs_dir / "run-1" / "stdout.log"  # the logs are read from the log store
+    log.parent.mkdir(parents=True)
     event = {
         "type": "assistant",
         "message": {"content": [{"type": "text", "text": "Reading the parser"}]},

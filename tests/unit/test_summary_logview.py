@@ -158,11 +158,11 @@ def test_describe_shortens_long_text() -> None:
     ],
 )
 def test_last_activity(name: str, expected: str) -> None:
-    assert last_activity(CLAUDE / name) == expected
+    assert last_activity((CLAUDE / name).read_bytes()) == expected
 
 
 def test_last_activity_is_short() -> None:
-    text = last_activity(CLAUDE / "claude_2.1.330_err_500.jsonl")
+    text = last_activity((CLAUDE / "claude_2.1.330_err_500.jsonl").read_bytes())
     assert len(text) == 70
     assert text.startswith("[error $0.0000] API Error: 500")
     assert text.endswith("…")
@@ -172,14 +172,13 @@ def test_last_activity_skips_trailing_noise(tmp_path: Path) -> None:
     log = tmp_path / "stdout.log"
     lines = _lines("claude_basic_stream.jsonl")[:3]
     log.write_text("\n".join([*lines, "stray output", '{"type": "stream_event"}', ""]), "utf-8")
-    assert last_activity(log).startswith("→ Bash: echo 'hello from fake model'")
+    assert last_activity(log.read_bytes()).startswith("→ Bash: echo 'hello from fake model'")
 
 
-def test_last_activity_missing_or_empty(tmp_path: Path) -> None:
-    assert last_activity(tmp_path / "nope.log") == ""
-    empty = tmp_path / "empty.log"
-    empty.write_bytes(b"")
-    assert last_activity(empty) == ""
+def test_last_activity_missing_or_empty() -> None:
+    # a missing log's tail is b"" (the log store's tail, see tests/unit/test_log_store.py)
+    assert last_activity(b"") == ""
+    assert last_activity(b"\n\n") == ""
 
 
 def _transcript(path: Path) -> list[str]:

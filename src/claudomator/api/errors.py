@@ -12,7 +12,6 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from claudomator.api.logfiles import UnsafeLogFile
 from claudomator.errors import (
     ClaudomatorError,
     InvalidTransition,
@@ -22,6 +21,7 @@ from claudomator.errors import (
     TaskFileError,
     ValidationError,
 )
+from claudomator.logs import UnsafeLogFile
 
 logger = logging.getLogger(__name__)
 

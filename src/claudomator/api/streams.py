@@ -3,7 +3,7 @@
 Both streams poll the store or the log file (they work for writers in any process) and end
 when the client goes away; the log stream also ends once the execution has ended and every
 byte has been sent, or with an ``error`` event if the log is replaced by something that is not
-a plain file in the log folder (see :mod:`claudomator.api.logfiles`).
+a plain file in the log folder (see :mod:`claudomator.logs.local`).
 
 Both also end when ``closing`` is set (serve is stopping): a browser left open must not keep
 serve from exiting. Each look sends what it found in one write: a client that went away is
@@ -17,12 +17,11 @@ import asyncio
 import json
 import threading
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
-from claudomator.api.logfiles import UnsafeLogFile, read_log_file
+from claudomator.logs import LogFile, UnsafeLogFile
 from claudomator.service import Service
 
 POLL_SECONDS = 0.5
@@ -77,20 +76,17 @@ def stream_routes(service: Service, closing: threading.Event | None = None) -> A
         """The stdout log from ``offset`` as SSE ``log`` events (one per line, id = the byte
         offset after it), then an ``end`` event once the execution has ended."""
         execution = await asyncio.to_thread(service.execution, execution_id)
-        path = Path(execution.stdout_path)
-        logs_dir = service.settings.logs_dir
-        if execution.stdout_path:
-            await asyncio.to_thread(read_log_file, logs_dir, path, 0, 0)  # 403 before streaming
+        logs = service.logs
+        await asyncio.to_thread(logs.read, execution, LogFile.STDOUT, 0, 0)  # 403 before streaming
 
         async def produce() -> AsyncIterator[str]:
             position, pending = offset, b""
             while not await gone(request):
                 try:
-                    chunk = b""
-                    if execution.stdout_path:
-                        chunk = await asyncio.to_thread(
-                            read_log_file, logs_dir, path, position, CHUNK
-                        )
+                    chunk = await asyncio.to_thread(
+                        logs.read, execution, LogFile.STDOUT, position, CHUNK
+                    )
+                    chunk = chunk or b""
                 except UnsafeLogFile as exc:  # replaced while we follow it
                     yield _frame("error", json.dumps({"error": str(exc)}))
                     return

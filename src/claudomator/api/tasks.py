@@ -10,10 +10,9 @@ from fastapi import APIRouter, Body, HTTPException, Query, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field, field_validator
 
-from claudomator import protocol
-from claudomator.api.logfiles import open_log_file, read_log_file
 from claudomator.checker import CheckStatus
 from claudomator.errors import NotFound, Problem
+from claudomator.logs import MAX_READ, LogFile
 from claudomator.models import (
     Execution,
     Interaction,
@@ -288,10 +287,8 @@ def execution_routes(service: Service) -> APIRouter:
         """The agent's raw log (stream-json on stdout) from a byte offset; the
         ``X-Next-Offset`` header says where to continue."""
         execution = service.execution(execution_id)
-        name = execution.stdout_path if stream == "stdout" else execution.stderr_path
-        data = b""
-        if name:
-            data = read_log_file(service.settings.logs_dir, Path(name), offset, MAX_LOG_CHUNK)
+        name = LogFile.STDOUT if stream == "stdout" else LogFile.STDERR
+        data = service.logs.read(execution, name, offset, MAX_LOG_CHUNK) or b""
         return PlainTextResponse(
             data.decode("utf-8", errors="replace"),
             headers={"X-Next-Offset": str(offset + len(data))},
@@ -307,12 +304,8 @@ def execution_routes(service: Service) -> APIRouter:
         started at; cut at 4 MiB); 404 when it delivered nothing."""
         execution = service.execution(execution_id)
         data = None
-        if execution.commits and execution.stdout_path:
-            path = protocol.diff_file(Path(execution.stdout_path).parent)
-            handle = open_log_file(service.settings.logs_dir, path)
-            if handle is not None:
-                with handle:
-                    data = handle.read()
+        if execution.commits:
+            data = service.logs.read(execution, LogFile.DIFF, 0, MAX_READ)
         if data is None:
             raise NotFound("diff for execution", execution_id)
         return PlainTextResponse(data.decode("utf-8", errors="replace"))

@@ -6,7 +6,6 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
@@ -27,7 +26,8 @@ from claudomator.errors import (
     TaskFileError,
     ValidationError,
 )
-from claudomator.logview import last_activity
+from claudomator.logs import LogFile
+from claudomator.logview import ACTIVITY_TAIL, last_activity
 from claudomator.models import (
     Execution,
     Task,
@@ -199,8 +199,10 @@ def task_table(service: Service, tasks: list[Task], *, activity: bool = False) -
         ]
         if activity:
             running = execution is not None and task.state == TaskState.RUNNING
-            log = Path(execution.stdout_path) if execution is not None else None
-            row.append(escape(last_activity(log)) if running and log else "")
+            tail = b""
+            if running and execution is not None:
+                tail = service.logs.tail(execution, LogFile.STDOUT, ACTIVITY_TAIL)
+            row.append(escape(last_activity(tail)))
         table.add_row(*row)
     return table
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -15,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from claudomator import delivered
-from claudomator.checkout import read_note
+from claudomator.checkout import MAX_NOTE, CheckoutNote, parse_note
 from claudomator.cli.common import (
     app,
     fail,
@@ -34,6 +33,7 @@ from claudomator.errors import (
     NotFound,
     ValidationError,
 )
+from claudomator.logs import MAX_READ, LogFile, UnsafeLogFile
 from claudomator.logview import Transcript
 from claudomator.models import (
     Execution,
@@ -179,7 +179,8 @@ def show(
                 payload["check"] = check.model_dump(mode="json")
             typer.echo(json.dumps(payload, indent=2))
             return
-        _print_task(task, executions, events, cost)
+        notes = {e.id: _checkout_note(service, e) for e in executions}
+        _print_task(task, executions, events, cost, notes)
         _print_check(service.check_status(task))
         waiting = service.waiting_reasons([task]).get(task.id)
         if waiting:  # a QUEUED task no usable agent can take: say why (see `agents`)
@@ -223,8 +224,21 @@ def _total_cost(task: Task, cost: TaskCost) -> str:
     return text + (budget_unchecked(task, cost.known) if text else "")
 
 
+def _checkout_note(service: Service, execution: Execution) -> CheckoutNote | None:
+    """The execution's dirty-checkout note, if it has a valid one (one not served is none)."""
+    try:
+        text = service.logs.read(execution, LogFile.CHECKOUT, 0, MAX_NOTE)
+    except (UnsafeLogFile, OSError):
+        return None
+    return parse_note(text, execution.stdout_path)
+
+
 def _print_task(
-    task: Task, executions: list[Execution], events: list[TaskEvent], cost: TaskCost
+    task: Task,
+    executions: list[Execution],
+    events: list[TaskEvent],
+    cost: TaskCost,
+    notes: dict[str, CheckoutNote | None],
 ) -> None:
     from claudomator.projects import described  # git: `show` only, not `list`
 
@@ -279,7 +293,7 @@ def _print_task(
             if value:
                 console.print(f"  [dim]{key:>10}[/] ", end="")
                 console.print(value, markup=False)
-        note = read_note(Path(execution.stdout_path).parent) if execution.stdout_path else None
+        note = notes.get(execution.id)
         if note is not None:  # the user's uncommitted changes were not in the sandbox
             console.print(f"  [dim]{'note':>10}[/] ", end="")
             console.print(note.line, markup=False, style="yellow")
@@ -323,29 +337,35 @@ def logs(
             execution = service.latest_execution(ident)
         except (NotFound, ValidationError) as exc:
             raise fail(str(exc), 2) from exc
-        path = Path(execution.stderr_path if stderr else execution.stdout_path)
-        _print_log(service, execution, path, follow=follow, raw=raw or stderr)
+        name = LogFile.STDERR if stderr else LogFile.STDOUT
+        try:
+            _print_log(service, execution, name, follow=follow, raw=raw or stderr)
+        except UnsafeLogFile as exc:
+            raise fail(str(exc), 1) from exc
     finally:
         service.close()
 
 
 def _print_log(
-    service: Service, execution: Execution, path: Path, *, follow: bool, raw: bool
+    service: Service, execution: Execution, name: LogFile, *, follow: bool, raw: bool
 ) -> None:
+    """Print the log from the log store, a bounded chunk at a time (following it if asked)."""
     position = 0
     pending = ""
     transcript = Transcript()
+    found = False
     while True:
-        with contextlib.suppress(FileNotFoundError), path.open("rb") as fh:
-            fh.seek(position)
-            chunk = fh.read()
-            position = fh.tell()
+        chunk = service.logs.read(execution, name, position, MAX_READ)
+        found = found or chunk is not None
+        if chunk:
+            position += len(chunk)
             pending += chunk.decode("utf-8", errors="replace")
             *lines, pending = pending.split("\n")
             for line in lines:
                 for text in [line] if raw else transcript.feed(line):
                     if text:
                         typer.echo(text)
+            continue  # read on until the end of what is there
         if not follow or service.execution(execution.id).end_time is not None:
             last = [pending] if raw else [*transcript.feed(pending), *transcript.close()]
             for text in last:
@@ -353,7 +373,8 @@ def _print_log(
                     typer.echo(text)
             if follow or position or raw:
                 return
-            if not path.exists():
-                raise fail(f"no log yet at {path}", 1)
+            if not found:
+                where = execution.stderr_path if name is LogFile.STDERR else execution.stdout_path
+                raise fail(f"no log yet at {where}", 1)
             return
         time.sleep(0.3)
