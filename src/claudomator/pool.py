@@ -27,11 +27,12 @@ from pathlib import Path
 
 from claudomator import tasklog
 from claudomator.agents import DEFAULT_AGENT, Runner
-from claudomator.attempt import Attempt, Summarizer
 from claudomator.blocking import Blocking
 from claudomator.chooser import Choice, Chooser
 from claudomator.config import Settings
 from claudomator.errors import ClaudomatorError, InvalidTransition
+from claudomator.execution.attempt import Attempt, Summarizer
+from claudomator.execution.stop import StopReason
 from claudomator.models import AgentStatus, Execution, Task, TaskState, new_id, utcnow
 from claudomator.notify import Notifier
 from claudomator.persist import until_stored
@@ -140,7 +141,7 @@ class Pool:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._loop_task
         for running in self._running.values():
-            running.attempt.stop_reason = "shutdown" if requeue else "cancel"
+            running.attempt.stop_reason = StopReason.SHUTDOWN if requeue else StopReason.CANCEL
             running.attempt.stop.set()
         jobs = [r.job for r in self._running.values() if r.job is not None]
         if jobs:
@@ -384,7 +385,7 @@ class Pool:
             if running is None or running.attempt.stop.is_set():
                 continue
             logger.info("cancelling task %s", task_id, extra={"action": "cancel"})
-            running.attempt.stop_reason = "cancel"
+            running.attempt.stop_reason = StopReason.CANCEL
             running.attempt.stop.set()
 
     async def _run(self, running: _Running) -> None:

@@ -106,10 +106,7 @@ TABLE = [
     # -- acceptance criteria: a checker is queued for a COMPLETED task only -------------------
     _row(Given(C, acceptance=True), Then(C, "completed", C, checker=True)),
     _row(Given(C, SHUTDOWN, acceptance=True), Then(C, "completed", C, checker=True)),
-    *[
-        _row(Given(s, acceptance=True), Then(s, ERROR[s].splitlines()[0], s))
-        for s in (F, T, B)
-    ],
+    *[_row(Given(s, acceptance=True), Then(s, ERROR[s].splitlines()[0], s)) for s in (F, T, B)],
     _row(Given(X, acceptance=True), Then(X, "stopped", X, health=False)),
     _row(
         Given(C, acceptance=True, handover=Handover(for_review=True)),
@@ -207,8 +204,14 @@ def test_the_table_covers_every_outcome_under_every_stop_reason() -> None:
         (Given(F), "boom\nTraceback"),
         (Given(X, SHUTDOWN), "interrupted by orchestrator shutdown"),
         (Given(X, SHUTDOWN, cancel_requested=True), "interrupted by orchestrator shutdown"),
-        (Given(T, handover=Handover(preserved="/sb/1")), "timed out after 5s\n(sandbox preserved at /sb/1)"),
-        (Given(X, CANCEL, handover=Handover(preserved="/sb/1")), "stopped\n(sandbox preserved at /sb/1)"),
+        (
+            Given(T, handover=Handover(preserved="/sb/1")),
+            "timed out after 5s\n(sandbox preserved at /sb/1)",
+        ),
+        (
+            Given(X, CANCEL, handover=Handover(preserved="/sb/1")),
+            "stopped\n(sandbox preserved at /sb/1)",
+        ),
         (Given(C, handover=Handover(preserved="/sb/1")), ""),
         (Given(C, handover=Handover(error="push rejected\nhint")), "push rejected\nhint"),
         (Given(F, handover=Handover(question=QUESTION)), ""),

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from claudomator import protocol, ratelimit
 from claudomator.agents.base import Outcome
 from claudomator.execution.stop import StopReason
-from claudomator.models import TaskState
+from claudomator.models import Execution, TaskState
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +66,38 @@ class Finish:
     queue_checker: bool  # queue the checker of the task's acceptance criteria
     notify: str  # the event to post once moved ("" for none)
     question: protocol.Question | None = None  # to record, and to block the task on
+
+    def row(self, execution: Execution, outcome: Outcome, summary: str, now: datetime) -> Execution:
+        """The execution row as this decision ends it at ``now``."""
+        return execution.model_copy(
+            update={
+                "status": self.status,
+                "end_time": now,
+                "exit_code": outcome.exit_code,
+                "session_id": outcome.session_id or execution.session_id,
+                "model": outcome.model or execution.model,
+                "cost_usd": outcome.cost_usd,
+                "cost_estimated": outcome.cost_estimated,
+                "cost_known": outcome.cost_known,
+                "tokens_in": outcome.tokens_in,
+                "tokens_out": outcome.tokens_out,
+                "error_msg": self.error_msg,
+                "summary": summary,
+            }
+        )
+
+
+def requeues_in_a_row(runs: Sequence[Execution], execution_id: str) -> int:
+    """How many of the task's executions (``runs``, oldest first) just before this one
+    (``execution_id``) ended re-queued."""
+    count = 0
+    for execution in reversed(runs):
+        if execution.id == execution_id:
+            continue
+        if execution.status != TaskState.QUEUED:
+            break
+        count += 1
+    return count
 
 
 def settle(outcome: Outcome, handover: Handover) -> Outcome:
