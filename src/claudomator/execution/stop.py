@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import enum
+import logging
+
+logger = logging.getLogger(__name__)
 
 
 class StopReason(enum.StrEnum):
