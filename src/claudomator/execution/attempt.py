@@ -99,6 +99,8 @@ class Attempt:
             self.task, self.execution, runs, asked, text_only=self.runner.capabilities.text_only
         )
         project_dir = self._project_dir()
+        # a rejected review: this run is the next round (ended even if no sandbox opens)
+        self.superseded = plan.superseded(start)
         try:
             workspace = await self._off_loop(
                 open_workspace,
@@ -117,7 +119,7 @@ class Attempt:
             await self._finish(Priced(Outcome(TaskState.FAILED, error_msg=str(exc))), Handover())
             return
         sandbox, start = workspace.sandbox, workspace.plan
-        self.since, self.superseded = workspace.since, workspace.superseded
+        self.since = workspace.since
         started = self.execution.model_copy(
             update={"sandbox_dir": str(sandbox.dir), "session_id": start.session_id}
         )

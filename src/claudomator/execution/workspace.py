@@ -28,7 +28,6 @@ class Workspace:
     sandbox: Sandbox
     plan: Plan  # as started (a resume whose sandbox is gone may start afresh)
     since: str = ""  # a reopened sandbox: the head an earlier round already delivered
-    superseded: Execution | None = None  # the READY row of the review round this continues
 
 
 def open_workspace(
@@ -46,13 +45,12 @@ def open_workspace(
 ) -> Workspace:
     """Reopen the sandbox ``start`` resumes in, else create a fresh one (``runs`` and
     ``asked``: the task's executions and interactions, as read for the plan)."""
-    superseded = plan.superseded(start)  # a rejected review: this run is the next round
     preserved = plan.sandbox_to_reopen(start)
     if preserved:
         reopened = sandboxes.open(Path(preserved), project_dir)
         if reopened is not None:
             since = plan.delivered_head(runs, execution, preserved)
-            return Workspace(reopened, start, since, superseded)
+            return Workspace(reopened, start, since)
         logger.warning(
             "task %s: preserved sandbox %s is gone; starting a fresh one",
             task.id,
@@ -67,7 +65,7 @@ def open_workspace(
     # create() prepares a project that needs it; a ready one costs no extra git command
     box = sandboxes.create(project_dir, execution.id)
     _note_checkout(sandboxes, task, box, log_dir)
-    return Workspace(box, start, "", superseded)
+    return Workspace(box, start)
 
 
 def _note_checkout(sandboxes: Sandboxes, task: Task, box: Sandbox, log_dir: Path) -> None:
