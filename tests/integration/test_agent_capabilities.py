@@ -43,12 +43,12 @@ async def test_options_the_runner_cannot_apply_are_logged_by_the_attempt(
     agent = AgentConfig.model_validate(
         {**task.agent.model_dump(), "max_budget_usd": 1, "allowed_tools": ["Read"]}
     )
-    with caplog.at_level(logging.WARNING, logger="claudomator.attempt"):
+    with caplog.at_level(logging.WARNING, logger="claudomator.execution.attempt"):
         async with h:
             [submitted] = h.submit(task.model_copy(update={"agent": agent}))
             [done] = await h.settle([submitted])
     assert done.state == TaskState.COMPLETED  # ignored, not refused
-    said = [r.getMessage() for r in caplog.records if r.name == "claudomator.attempt"]
+    said = [r.getMessage() for r in caplog.records if r.name == "claudomator.execution.attempt"]
     assert (
         f"the local agent cannot apply max_budget_usd, allowed_tools; ignored for task {done.id}"
         in said

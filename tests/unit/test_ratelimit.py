@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -62,7 +63,7 @@ def test_claude_persistent_429_is_a_rate_limit() -> None:
 
 def test_claude_persistent_429_text_alone_is_a_rate_limit() -> None:
     outcome = _claude_failure("claude_429_persistent.jsonl")
-    outcome.api_error_status = None
+    outcome = dataclasses.replace(outcome, api_error_status=None)
     verdict = classify(outcome)
     assert verdict is not None
     assert verdict.limit == Limit.RATE
@@ -112,7 +113,7 @@ def test_gemini_429_is_a_rate_limit_through_the_api_status(name: str) -> None:
 def test_gemini_429_text_without_the_status_is_no_limit() -> None:
     """The message ("Resource has been exhausted") says nothing the patterns know."""
     outcome = _gemini_failure("gemini_err_429always.jsonl", 173)
-    outcome.api_error_status = None
+    outcome = dataclasses.replace(outcome, api_error_status=None)
     assert classify(outcome) is None
 
 

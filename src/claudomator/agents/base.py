@@ -64,9 +64,12 @@ class RunContext:
         return self.log_dir / "stderr.log"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Outcome:
-    """How an agent run ended, as far as the agent itself is concerned."""
+    """How an agent run ended, as far as the agent itself is concerned.
+
+    Frozen: a runner builds it once; the attempt's pricing and finish decision make new values
+    (``dataclasses.replace``) instead of changing it."""
 
     status: TaskState  # COMPLETED, FAILED, TIMED_OUT, BUDGET_EXCEEDED or CANCELLED
     exit_code: int | None = None
@@ -75,7 +78,7 @@ class Outcome:
     cost_usd: float = 0.0
     cost_reported: bool = False  # the agent reported cost itself (else it may be estimated)
     cost_estimated: bool = False
-    cost_known: bool = True  # False: not reported and the model has no price (set by the pool)
+    cost_known: bool = True  # False: not reported and the model has no price (priced later)
     tokens_in: int = 0
     tokens_out: int = 0
     error_msg: str = ""  # for failures: what went wrong, in the agent's words where possible

@@ -83,8 +83,18 @@ class ClaudeRunner(CliRunner):
         proc = await self.spawn(ctx, argv, stream.feed, mark=ctx.execution_id)
         ended = await self.wait(proc, ctx)
         tokens_in, tokens_out = stream.tokens
+        status, error_msg = TaskState.FAILED, ""
+        early = ended_early(ended, ctx)
+        if early is not None:
+            status, error_msg = early
+        elif stream.subtype == _BUDGET_SUBTYPE:
+            status, error_msg = TaskState.BUDGET_EXCEEDED, self._error_text(stream, ctx)
+        elif ended.returncode == 0 and stream.result is not None and not stream.is_error:
+            status = TaskState.COMPLETED
+        else:
+            error_msg = self._error_text(stream, ctx, ended.returncode)
         outcome = Outcome(
-            status=TaskState.FAILED,
+            status=status,
             exit_code=ended.returncode,
             session_id=stream.session_id or ctx.session_id,
             model=stream.model,
@@ -92,6 +102,7 @@ class ClaudeRunner(CliRunner):
             cost_reported=stream.result is not None,
             tokens_in=tokens_in,
             tokens_out=tokens_out,
+            error_msg=error_msg,
             text=stream.text,
             api_error_status=stream.api_error_status,
             details={
@@ -101,16 +112,6 @@ class ClaudeRunner(CliRunner):
                 "retry_after": (stream.last_retry_delay_ms or 0) / 1000 or None,
             },
         )
-        early = ended_early(ended, ctx)
-        if early is not None:
-            outcome.status, outcome.error_msg = early
-        elif stream.subtype == _BUDGET_SUBTYPE:
-            outcome.status = TaskState.BUDGET_EXCEEDED
-            outcome.error_msg = self._error_text(stream, ctx)
-        elif ended.returncode == 0 and stream.result is not None and not stream.is_error:
-            outcome.status = TaskState.COMPLETED
-        else:
-            outcome.error_msg = self._error_text(stream, ctx, ended.returncode)
         return outcome
 
     @staticmethod

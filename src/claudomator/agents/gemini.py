@@ -143,14 +143,7 @@ class GeminiRunner(CliRunner):
         argv = build_argv(self.resolve_binary(), ctx)
         proc = await self.spawn(ctx, argv, guard.feed, mark=ctx.execution_id or uuid.uuid4().hex)
         ended = await self.wait(proc, ctx, guard.halt)
-        outcome = self._outcome(stream, ended, ctx)
-        if guard.over_budget is not None and outcome.status == TaskState.CANCELLED:
-            outcome.status = TaskState.BUDGET_EXCEEDED
-            outcome.error_msg = (
-                f"estimated cost ${guard.over_budget:.4f} passed the budget of "
-                f"${ctx.task.agent.max_budget_usd:g}; stopped the agent"
-            )
-        outcome.details["leftover_processes"] = ended.leftovers
+        outcome = self._outcome(stream, ended, ctx, over_budget=guard.over_budget)
         logger.info(
             "gemini run for task %s ended %s (exit %s)",
             ctx.task.id,
@@ -160,11 +153,43 @@ class GeminiRunner(CliRunner):
         )
         return outcome
 
-    def _outcome(self, stream: GeminiStream, ended: Exit, ctx: RunContext) -> Outcome:
-        """Map how the process ended and what the stream said to an :class:`Outcome`."""
+    def _outcome(
+        self,
+        stream: GeminiStream,
+        ended: Exit,
+        ctx: RunContext,
+        *,
+        over_budget: float | None = None,
+    ) -> Outcome:
+        """Map how the process ended and what the stream said to an :class:`Outcome`
+        (``over_budget``: the estimated cost at which the budget guard stopped the agent)."""
         tokens_in, tokens_out = stream.tokens
-        outcome = Outcome(
-            status=TaskState.FAILED,
+        details: dict[str, object] = {
+            "result_status": stream.status,
+            "error_type": stream.error_type,
+            "tools": stream.tools_used,
+            "tool_errors": sum(t.status == "error" for t in stream.tools),
+            "bad_lines": stream.bad_lines,
+        }
+        status, error_msg, api_status = TaskState.FAILED, "", None
+        early = ended_early(ended, ctx)
+        if early is not None:
+            status, error_msg = early
+        elif ended.returncode == 0 and stream.succeeded:
+            status = TaskState.COMPLETED
+        else:
+            api_status, error_msg, quota = self._failure(stream, ctx, ended.returncode)
+            if quota:
+                details["quota"] = True
+        if over_budget is not None and status == TaskState.CANCELLED:
+            status = TaskState.BUDGET_EXCEEDED
+            error_msg = (
+                f"estimated cost ${over_budget:.4f} passed the budget of "
+                f"${ctx.task.agent.max_budget_usd:g}; stopped the agent"
+            )
+        details["leftover_processes"] = ended.leftovers
+        return Outcome(
+            status=status,
             exit_code=ended.returncode,
             session_id=stream.session_id or ctx.session_id,
             model=stream.model or ctx.task.agent.model,
@@ -172,29 +197,18 @@ class GeminiRunner(CliRunner):
             cost_reported=False,
             tokens_in=tokens_in,
             tokens_out=tokens_out,
+            error_msg=error_msg,
             text=strip_json_fence(stream.text),
-            details={
-                "result_status": stream.status,
-                "error_type": stream.error_type,
-                "tools": stream.tools_used,
-                "tool_errors": sum(t.status == "error" for t in stream.tools),
-                "bad_lines": stream.bad_lines,
-            },
+            api_error_status=api_status,
+            details=details,
         )
-        early = ended_early(ended, ctx)
-        if early is not None:
-            outcome.status, outcome.error_msg = early
-        elif ended.returncode == 0 and stream.succeeded:
-            outcome.status = TaskState.COMPLETED
-        else:
-            self._failed(outcome, stream, ctx, ended.returncode)
-        return outcome
 
     @staticmethod
-    def _failed(outcome: Outcome, stream: GeminiStream, ctx: RunContext, code: int | None) -> None:
-        """Fill in a failure: API status, quota hint and the most telling error text."""
+    def _failure(
+        stream: GeminiStream, ctx: RunContext, code: int | None
+    ) -> tuple[int | None, str, bool]:
+        """A failure's API status, its most telling error text, and whether it names the quota."""
         status = stream.api_error_status or status_from_exit(code)
-        outcome.api_error_status = status
         message = stream.error_message.strip() or stderr_tail(ctx)
         if not message:
             message = f"exited with code {code}"
@@ -204,10 +218,8 @@ class GeminiRunner(CliRunner):
             message = f"{message}\n(exit code {code}: {FATAL_EXITS[code]})"
         if status is not None and str(status) not in message:
             message = f"API error {status}: {message}"
-        outcome.error_msg = message
         scanned = f"{stream.error_message}\n{tail_file(ctx.stderr_path, _QUOTA_SCAN)}"
-        if _QUOTA.search(scanned):
-            outcome.details["quota"] = True
+        return status, message, bool(_QUOTA.search(scanned))
 
 
 # -- one question, one JSON answer (the chooser and elaborate; see agents/registry.py) --------

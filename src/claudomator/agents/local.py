@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import time
@@ -188,15 +189,16 @@ class LocalRunner:
             messages = conversation(ctx)
             outcome = await self._converse(ctx, messages, reply, log)
         except AgentError as exc:
-            outcome.error_msg = str(exc)
+            outcome = dataclasses.replace(outcome, error_msg=str(exc))
         except Exception as exc:
-            outcome.error_msg = f"internal error: {exc!r}"
+            outcome = dataclasses.replace(outcome, error_msg=f"internal error: {exc!r}")
             raise
         finally:
             if outcome.status == TaskState.COMPLETED:
                 log.result(reply)
             else:
-                outcome.error_msg = outcome.error_msg or "interrupted before it finished"
+                error = outcome.error_msg or "interrupted before it finished"
+                outcome = dataclasses.replace(outcome, error_msg=error)
                 log.result(reply, outcome.error_msg, outcome.api_error_status)
                 _append(ctx.stderr_path, outcome.error_msg)
             log.close()
@@ -220,9 +222,6 @@ class LocalRunner:
         temperature = agent.temperature
         if temperature is None:
             temperature = self.settings.default_temperature
-        outcome = Outcome(
-            TaskState.FAILED, session_id=ctx.session_id, model=reply.model, cost_reported=True
-        )
         async with LLMClient(self.settings, max_retries=self.max_retries) as client:
 
             async def stream() -> None:
@@ -253,30 +252,42 @@ class LocalRunner:
                 for task in (work, stopped):
                     task.cancel()
                 await asyncio.gather(work, stopped, return_exceptions=True)
-        outcome.model, outcome.text = reply.model, reply.text
+        status, error_msg, api_status = TaskState.FAILED, "", None
+        tokens_in = tokens_out = 0
+        details: dict[str, object] = {}
         if work.done() and not work.cancelled():
             error = work.exception()
             if error is None:
                 usage = reply.usage or Usage(0, 0, estimated=True)
-                outcome.status = TaskState.COMPLETED
-                outcome.tokens_in, outcome.tokens_out = usage.input_tokens, usage.output_tokens
-                outcome.details = {
+                status = TaskState.COMPLETED
+                tokens_in, tokens_out = usage.input_tokens, usage.output_tokens
+                details = {
                     "finish_reason": reply.finish_reason,
                     "tokens_estimated": usage.estimated,
                     "messages": len(messages),
                 }
             elif isinstance(error, LLMError):
-                outcome.error_msg = str(error)
-                outcome.api_error_status = error.status
+                error_msg, api_status = str(error), error.status
             else:
                 raise error
         elif stopped.done() and not stopped.cancelled():
-            outcome.status = TaskState.CANCELLED
-            outcome.error_msg = "stopped before it finished; cancelled the request"
+            status = TaskState.CANCELLED
+            error_msg = "stopped before it finished; cancelled the request"
         else:
-            outcome.status = TaskState.TIMED_OUT
-            outcome.error_msg = f"timed out after {ctx.timeout:g}s; cancelled the request"
-        return outcome
+            status = TaskState.TIMED_OUT
+            error_msg = f"timed out after {ctx.timeout:g}s; cancelled the request"
+        return Outcome(
+            status,
+            session_id=ctx.session_id,
+            model=reply.model,
+            cost_reported=True,
+            tokens_in=tokens_in,
+            tokens_out=tokens_out,
+            error_msg=error_msg,
+            text=reply.text,
+            api_error_status=api_status,
+            details=details,
+        )
 
 
 def _append(path: Path, text: str) -> None:

@@ -34,7 +34,6 @@ from pathlib import Path
 
 from claudomator import tasklog
 from claudomator.agents import Runner
-from claudomator.attempt import Attempt, Summarizer
 from claudomator.blocking import Blocking
 from claudomator.chooser import Choice, Chooser
 from claudomator.config import Settings
@@ -51,6 +50,8 @@ from claudomator.dispatch.select import (
     pick_agent,
 )
 from claudomator.errors import ClaudomatorError, InvalidTransition, NotFound
+from claudomator.execution.attempt import Attempt, Summarizer
+from claudomator.execution.stop import StopReason
 from claudomator.models import AgentStatus, Task, TaskState, utcnow
 from claudomator.notify import Notifier
 from claudomator.persist import until_stored
@@ -159,7 +160,7 @@ class Pool:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._loop_task
         for running in self._running.values():
-            running.attempt.stop_reason = "shutdown" if requeue else "cancel"
+            running.attempt.stop_reason = StopReason.SHUTDOWN if requeue else StopReason.CANCEL
             running.attempt.stop.set()
         jobs = [r.job for r in self._running.values() if r.job is not None]
         if jobs:
@@ -348,7 +349,7 @@ class Pool:
             if running is None or running.attempt.stop.is_set():
                 continue
             logger.info("cancelling task %s", task_id, extra={"action": "cancel"})
-            running.attempt.stop_reason = "cancel"
+            running.attempt.stop_reason = StopReason.CANCEL
             running.attempt.stop.set()
 
     async def _run(self, running: _Running) -> None:
