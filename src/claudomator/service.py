@@ -204,7 +204,7 @@ class Service:
         """
         from claudomator.taskfile import collect_tasks  # YAML and its models: not for `list`
 
-        parsed = collect_tasks(document, source=source, base_dir=base_dir)
+        parsed = collect_tasks(document, source=source, base_dir=base_dir, agents=self.agents)
         taken = {(p.task, p.field) for p in problems}
         parsed.problems = [p for p in parsed.problems if (p.task, p.field) not in taken]
         checked, more = self.check_tasks(parsed.tasks, source=source)
@@ -526,7 +526,9 @@ class Service:
         if relative_to is None and project and relative:
             wrong.append(("agent.project_dir", "must be an absolute path over the API"))
             document["agent"] = {**document["agent"], "project_dir": data["agent"]["project_dir"]}
-        parsed = collect_tasks(document, source="request", base_dir=relative_to or Path.cwd())
+        parsed = collect_tasks(
+            document, source="request", base_dir=relative_to or Path.cwd(), agents=self.agents
+        )
         label = parsed.labels[0] if parsed.labels else "task"
         more = [Problem("request", label, key, message) for key, message in wrong]
         checked, found = self.check_tasks(parsed.tasks, source="request")
