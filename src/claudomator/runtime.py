@@ -25,7 +25,7 @@ from claudomator.llm import LLMClient
 from claudomator.pool import Pool
 from claudomator.readiness import probe
 from claudomator.service import Service
-from claudomator.summarize import Summarizer
+from claudomator.summarize import ModelSummarizer
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class Runtime:
                 env=env,
                 registry=self.agents,
             ),
-            summarizer=Summarizer(self.llm) if self.llm.available else None,
+            summarizer=ModelSummarizer(self.llm) if self.llm.available else None,
             probe=functools.partial(
                 probe, settings, env, self.agents
             ),  # each round: new CLIs count
