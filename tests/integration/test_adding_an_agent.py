@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import textwrap
 import time
 from pathlib import Path
 
+import scribe_agent
 from scribe_agent import SCRIBE, ScribeRunner
 
 from claudomator.agents.registry import default_registry
@@ -17,7 +19,7 @@ from claudomator.models import TaskState
 from claudomator.pool import Pool
 from claudomator.service import Service
 from claudomator.store.memory import MemoryStore
-from conftest import MakeRepo, git, kept_branch
+from conftest import REPO_ROOT, MakeRepo, git, kept_branch
 
 # the made-up CLI: writes NOTES.md from the last line of its prompt, then says what it did
 SCRIBE_CLI = """#!{python}
@@ -75,3 +77,14 @@ async def test_a_registered_agent_runs_a_task_through_the_pool(
     branch = kept_branch(project, task.id)
     assert git(project, "show", f"{branch}:NOTES.md") == "Note the plan."
     assert git(project, "rev-parse", "HEAD") == user_head
+
+
+def test_the_documented_example_is_this_module() -> None:
+    """docs/design.md shows the module and the registration exactly as they are here."""
+    section = (REPO_ROOT / "docs" / "design.md").read_text(encoding="utf-8")
+    section = section[section.index("## 6. Adding an agent") :]
+    blocks = [b.split("\n", 1)[1] for b in section.split("```python")[1:3]]
+    module, registration = (textwrap.dedent(b[: b.index("```")]).strip() for b in blocks)
+    source = Path(scribe_agent.__file__).read_text(encoding="utf-8")
+    assert module == source[source.index("class ScribeRunner") :].strip()
+    assert registration == "registry = default_registry()\nregistry.register(SCRIBE)"

@@ -165,7 +165,7 @@ def one_shot_reply(result: CommandResult) -> str:
 
 
 def credentials(env: Mapping[str, str]) -> tuple[bool | None, str]:
-    """Whether Claude Code will find credentials, and where (docs/agent-clis.md §5)."""
+    """Whether Claude Code will find credentials, and where (docs/agents.md §5)."""
     for name in (*_KEYS, *_CLOUDS):
         if env_truthy(env.get(name)):
             return True, name
