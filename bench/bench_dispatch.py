@@ -24,8 +24,8 @@ from pathlib import Path
 from benchlib import Figure, Result, env_int, fake_claude, isolated, log, median, scratch
 from claudomator.agents import build_registry
 from claudomator.config import load_settings
+from claudomator.dispatch import Pool
 from claudomator.models import AgentConfig, Task, TaskState
-from claudomator.pool import Pool
 from claudomator.service import Service
 
 NAME = "dispatch"

@@ -27,8 +27,8 @@ from benchlib import (
 )
 from claudomator.agents import build_registry
 from claudomator.config import load_settings
+from claudomator.dispatch import Pool
 from claudomator.models import AgentConfig, Task, TaskState
-from claudomator.pool import Pool
 from claudomator.service import Service
 
 NAME = "memory"

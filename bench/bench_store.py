@@ -26,8 +26,8 @@ import sqlalchemy as sa
 from benchlib import CACHE, Figure, Result, env_int, isolated, log, median, percentile, scratch
 from claudomator.agents import build_registry
 from claudomator.config import load_settings
+from claudomator.dispatch import Pool
 from claudomator.models import AgentConfig, Execution, Task, TaskState, utcnow
-from claudomator.pool import Pool
 from claudomator.store import Store
 from claudomator.store.sql.rows import execution_row as _execution_row
 from claudomator.store.sql.rows import task_row as _task_row

@@ -107,7 +107,7 @@ class Attempt:
 
     async def run(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        plan = self._plan()
+        plan = await self.blocking.store(self._plan)  # the store is read off the loop
         project_dir = self._project_dir()
         try:
             sandbox, plan = await self._off_loop(self._sandbox_for, plan, project_dir)
@@ -378,7 +378,9 @@ class Attempt:
 
     async def _deliver(self, sandbox: Sandbox, outcome: Outcome) -> None:
         """Build check, autocommit, record and deliver the work; a failure fails the outcome."""
-        project, build_dir = projects.of_sandbox(self.settings, self.store, sandbox)
+        project, build_dir = await self.blocking.store(
+            projects.of_sandbox, self.settings, self.store, sandbox
+        )
         build = project.build_command if project else ()
         message = naming.commit_message(
             self.task.name, self.task.id, self.execution.agent, self.task.description

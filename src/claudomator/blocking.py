@@ -4,7 +4,7 @@ Sandbox work (git, build checks, clean-ups) and the writes of outcomes run here,
 asyncio's default executor: that one (``min(32, cpus + 4)`` threads, six on two cores) serves
 the API's webhook and stream routes, which must answer while every slot runs a build check.
 The :class:`~claudomator.runtime.Runtime` builds one :class:`Blocking` and shuts it down on
-the way out; a :class:`~claudomator.pool.Pool` built without one makes (and owns) its own.
+the way out; a :class:`~claudomator.dispatch.local.Pool` built without one makes (and owns) its own.
 """
 
 from __future__ import annotations

@@ -393,8 +393,8 @@ DEFAULT_CONFIG = """\
 # after; 0 keeps it forever. Nothing of a PENDING, QUEUED, RUNNING, BLOCKED or READY task is
 # ever removed, nor a branch that is checked out. Task rows are kept.
 # [retention]
-# logs_days = 30               # <data_dir>/logs/<execution-id>/
-# sandboxes_days = 7           # kept sandboxes under <data_dir>/sandboxes/
+# logs_days = 30               # <data_dir>/logs/<execution-id>/, deleted tasks' scratch repos
+# sandboxes_days = 7           # kept sandboxes under <data_dir>/sandboxes/, unused warm trees
 # branches_days = 14           # claudomator/* branches whose commits are on another branch
 # unmerged_branches_days = 0   # claudomator/* branches with commits nowhere else (work lost)
 # every = "1h"                 # how often serve/run apply it; 0: only `claudomator gc`

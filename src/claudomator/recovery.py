@@ -1,6 +1,6 @@
 """After a kill -9 during a delivery: is the interrupted execution's work on its target?
 
-:meth:`claudomator.pool.Pool.reconcile` asks :func:`landed` for every execution of a dead
+:meth:`claudomator.dispatch.local.Pool.reconcile` asks :func:`landed` for every execution of a dead
 orchestrator that recorded a :class:`~claudomator.store.intents.DeliveryIntent`. If the
 commit it was delivering is on a target (the branch of the project's ``local`` remote or
 local-path ``origin``, or one of the task's kept branches: the one recorded for it, its

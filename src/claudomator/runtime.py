@@ -21,8 +21,8 @@ from claudomator.agents import AgentRegistry
 from claudomator.blocking import Blocking
 from claudomator.chooser import AgentChooser
 from claudomator.config import Settings
+from claudomator.dispatch import Pool
 from claudomator.llm import LLMClient
-from claudomator.pool import Pool
 from claudomator.readiness import probe
 from claudomator.service import Service
 from claudomator.summarize import ModelSummarizer

@@ -155,12 +155,15 @@ class Service:
         self.agents = agents or default_registry()  # the agents it reports on
 
     @classmethod
-    def open(cls, settings: Settings, *, agents: AgentRegistry | None = None) -> Service:
+    def open(
+        cls, settings: Settings, *, agents: AgentRegistry | None = None, quick: bool = False
+    ) -> Service:
         """Open the configured database (migrating it) and build the service; the data dir
         gets its agent-token key here if it has none (agents' tokens are never minted with a
-        key made later)."""
+        key made later). ``quick``: for a short command (see
+        :class:`~claudomator.store.quick.QuickStore`)."""
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        store = open_store(settings.database_url or settings.db_path)
+        store = open_store(settings.database_url or settings.db_path, quick=quick)
         try:
             tokens.token_key(settings.data_dir)
         except BaseException:

@@ -15,16 +15,22 @@ import pytest
 from claudomator.config import Settings
 from claudomator.store import open_store
 from claudomator.store.base import Store
+from claudomator.store.quick import QuickStore
 
-BACKENDS = ["sqlite", "memory"]
+BACKENDS = ["sqlite", "memory", "quick"]
 
 
 @pytest.fixture(params=BACKENDS)
 def store(request: pytest.FixtureRequest, settings: Settings) -> Iterator[Store]:
-    """A new, empty store of each backend: a migrated SQLite file in the test's data dir, or
-    the in-memory store."""
-    url = f"sqlite:///{settings.db_path}" if request.param == "sqlite" else "memory://"
+    """A new, empty store of each backend: a migrated SQLite file in the test's data dir, the
+    in-memory store, or the quick store (``sqlite3``, the full store behind it) on a migrated
+    SQLite file."""
+    url = "memory://" if request.param == "memory" else f"sqlite:///{settings.db_path}"
     settings.db_path.parent.mkdir(parents=True, exist_ok=True)
     opened = open_store(url)
+    if request.param == "quick":
+        opened.close()
+        opened = open_store(url, quick=True)
+        assert isinstance(opened, QuickStore), "a migrated file opens quick"
     yield opened
     opened.close()

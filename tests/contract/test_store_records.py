@@ -290,3 +290,23 @@ def test_aggregates(store: Store) -> None:
     assert (run.agent, run.model, run.seconds) == ("claude", "opus", 120.0)
     [wait] = store.queue_waits()  # one claim
     assert wait >= 0
+
+
+def test_task_costs_say_unknown_and_estimated(store: Store) -> None:
+    known, estimated, unknown = store.add_tasks([_task("known"), _task("est"), _task("unknown")])
+    start = utcnow() - timedelta(minutes=10)
+    for task, cost, flags in (
+        (known, 0.25, {}),
+        (known, 0.5, {}),
+        (estimated, 0.125, {"cost_estimated": True}),
+        (unknown, 0.0, {"cost_known": False}),
+        (unknown, 0.75, {}),
+    ):
+        store.add_execution(
+            Execution(task_id=task.id, start_time=start, end_time=start, cost_usd=cost, **flags)
+        )
+    assert store.task_costs([known.id, estimated.id, unknown.id]) == {
+        known.id: TaskCost(total_usd=0.75, executions=2, ended=2),
+        estimated.id: TaskCost(total_usd=0.125, estimated=True, executions=1, ended=1),
+        unknown.id: TaskCost(total_usd=0.75, known=False, executions=2, ended=2),
+    }

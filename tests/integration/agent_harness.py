@@ -11,8 +11,8 @@ from typing import Any
 
 from claudomator.agents import build_registry
 from claudomator.config import Settings
+from claudomator.dispatch import Pool
 from claudomator.models import AgentConfig, Task, TaskState
-from claudomator.pool import Pool
 from claudomator.service import Service
 from claudomator.store import Store
 from fakes.anthropic import Text, ToolUse

@@ -15,8 +15,8 @@ from scribe_agent import SCRIBE, ScribeRunner
 
 from claudomator.agents.registry import default_registry
 from claudomator.config import AgentSettings, Settings
+from claudomator.dispatch import Pool
 from claudomator.models import TaskState
-from claudomator.pool import Pool
 from claudomator.service import Service
 from claudomator.store.memory import MemoryStore
 from conftest import REPO_ROOT, MakeRepo, git, kept_branch

@@ -11,8 +11,8 @@ from agent_harness import PoolHarness, make_task
 
 from claudomator.agents.local import LocalRunner
 from claudomator.config import LocalModelSettings, Settings
+from claudomator.dispatch import Pool
 from claudomator.models import AgentConfig, TaskState
-from claudomator.pool import Pool
 from claudomator.store import Store
 from conftest import MakeRepo
 from fakes.openai_server import FakeOpenAI, Reply

@@ -18,10 +18,10 @@ from claudomator.agents.gemini import GeminiRunner
 from claudomator.agents.local import LocalRunner
 from claudomator.chooser import AgentChooser, Choice
 from claudomator.config import DEFAULT_PRICES, LocalModelSettings, Settings, estimate_cost
+from claudomator.dispatch import Pool
 from claudomator.isolation.plain import PlainLauncher
 from claudomator.llm import LLMClient
 from claudomator.models import Task, TaskState, utcnow
-from claudomator.pool import Pool
 from claudomator.protocol import PREAMBLE_HEADING
 from claudomator.store import Store
 from conftest import MakeRepo, git, kept_branch

@@ -24,9 +24,9 @@ from agent_harness import SETTLED, pid_alive, wait_for
 from claudomator.agents.base import Outcome, RunContext
 from claudomator.agents.gemini import GeminiRunner
 from claudomator.config import Settings
+from claudomator.dispatch import Pool
 from claudomator.isolation.plain import PlainLauncher
 from claudomator.models import AgentConfig, Task, TaskState
-from claudomator.pool import Pool
 from claudomator.process import MARK_VARIABLE
 from claudomator.service import Service
 from claudomator.store import Store

@@ -18,8 +18,8 @@ from agent_harness import PoolHarness, hanging_script, make_task, pid_alive, wai
 
 from claudomator import naming
 from claudomator.config import Settings
+from claudomator.dispatch import Pool, worker_identity
 from claudomator.models import Execution, TaskState
-from claudomator.pool import Pool, worker_identity
 from claudomator.process import MARK_VARIABLE
 from claudomator.store import Store
 from conftest import MakeRepo, git, kept_branch

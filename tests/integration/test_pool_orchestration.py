@@ -14,9 +14,9 @@ from agent_harness import PoolHarness, make_task, wait_for
 
 from claudomator.agents.claude import ClaudeRunner
 from claudomator.config import Settings
+from claudomator.dispatch import Pool
 from claudomator.isolation.plain import PlainLauncher
 from claudomator.models import Project, TaskState
-from claudomator.pool import Pool
 from claudomator.protocol import PREAMBLE_HEADING
 from claudomator.store import Store
 from conftest import MakeRepo, git, kept_branch

@@ -9,8 +9,8 @@ from agent_harness import make_task, wait_for
 
 from claudomator.agents import build_registry
 from claudomator.config import Settings
+from claudomator.dispatch import Pool
 from claudomator.models import TaskState
-from claudomator.pool import Pool
 from claudomator.store import Store
 
 RESULT = (

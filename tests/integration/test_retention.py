@@ -223,6 +223,80 @@ def test_leftovers_of_deleted_tasks_go_by_when_they_last_changed(
     assert (settings.logs_dir / "cli-errors.log").is_file()
 
 
+def test_idle_warm_trees_go_after_sandboxes_days_and_a_planted_link_goes_as_a_link(
+    settings: Settings, store: Store, tmp_path: Path
+) -> None:
+    old = time.time() - 10 * 86400
+    pool = settings.sandboxes_dir / ".warm" / "project-0123456789abcdef"
+    idle, fresh = pool / ("a" * 32), pool / ("b" * 32)
+    for tree in (idle, fresh):
+        (tree / ".git").mkdir(parents=True)
+        (tree / "file.txt").write_text("x", encoding="utf-8")
+    os.utime(idle, (old, old))
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("mine", encoding="utf-8")
+    planted = pool / ("c" * 32)
+    planted.symlink_to(victim, target_is_directory=True)
+    os.utime(planted, (old, old), follow_symlinks=False)
+    (settings.sandboxes_dir / ".warm" / "linked-pool").symlink_to(victim)  # never entered
+
+    planned = retention.plan(with_policy(settings, sandboxes_days=7), store)
+
+    assert targets(planned, Kind.SANDBOX) == {str(idle), str(planted)}
+    assert {r.why for r in planned.removals} == {Why.IDLE}
+    assert "warm tree unused" in planned.removals[0].reason
+    done = retention.apply(settings, planned)
+    assert not done.failed
+    assert not idle.exists()
+    assert not planted.is_symlink()
+    assert (victim / "keep.txt").read_text(encoding="utf-8") == "mine"
+    assert fresh.is_dir()
+    assert not list((settings.sandboxes_dir / ".trash").iterdir())  # nothing left half-removed
+    assert retention.plan(with_policy(settings, sandboxes_days=0), store).removals == ()
+
+
+def test_a_warm_tree_taken_meanwhile_is_not_removed(settings: Settings, store: Store) -> None:
+    pool = settings.sandboxes_dir / ".warm" / "project-0123456789abcdef"
+    tree = pool / ("a" * 32)
+    (tree / ".git").mkdir(parents=True)
+    old = time.time() - 10 * 86400
+    os.utime(tree, (old, old))
+    planned = retention.plan(with_policy(settings, sandboxes_days=7), store)
+    taken = settings.sandboxes_dir / str(uuid.uuid4())
+    os.rename(tree, taken)  # what a new sandbox does with a warm tree
+    retention.apply(settings, planned)
+    assert (taken / ".git").is_dir()
+
+
+def test_scratch_repositories_of_deleted_tasks_go_and_stored_tasks_keep_theirs(
+    settings: Settings, store: Store
+) -> None:
+    old = time.time() - 40 * 86400
+    kept_task = store.add_tasks([Task(name="scratch", agent=AgentConfig(instructions="x"))])[0]
+    root = settings.scratch_dir
+    deleted, stored = root / str(uuid.uuid4()), root / kept_task.id
+    not_git, not_ours = root / str(uuid.uuid4()), root / "my-project"
+    recent = root / str(uuid.uuid4())
+    for folder in (deleted, stored, not_ours, recent):
+        (folder / ".git").mkdir(parents=True)
+    not_git.mkdir(parents=True)
+    for folder in (deleted, stored, not_git, not_ours):
+        os.utime(folder / ".git" if (folder / ".git").exists() else folder, (old, old))
+        os.utime(folder, (old, old))
+
+    planned = retention.plan(with_policy(settings, logs_days=30), store)
+
+    assert targets(planned, Kind.SCRATCH) == {str(deleted)}
+    [removal] = planned.of(Kind.SCRATCH)
+    assert (removal.why, removal.task_id) == (Why.DELETED, "")
+    done = retention.apply(settings, planned)
+    assert "1 scratch repositories" in done.summary()
+    assert not deleted.exists()
+    for folder in (stored, not_git, not_ours, recent):
+        assert folder.is_dir()
+
+
 # -- branches ---------------------------------------------------------------------------------
 
 

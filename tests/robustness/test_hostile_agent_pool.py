@@ -16,8 +16,8 @@ from pathlib import Path
 
 from claudomator.agents import build_registry
 from claudomator.config import Settings
+from claudomator.dispatch import Pool
 from claudomator.models import AgentConfig, Task, TaskState
-from claudomator.pool import Pool
 from claudomator.service import Service
 from claudomator.store import Store
 from conftest import MakeRepo, git

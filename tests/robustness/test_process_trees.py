@@ -12,8 +12,8 @@ from robust import marked_alive, pid_alive, pids_of, reap, write_agent
 
 from claudomator.agents import build_registry
 from claudomator.config import Settings
+from claudomator.dispatch import Pool
 from claudomator.models import AgentConfig, Task, TaskState
-from claudomator.pool import Pool
 from claudomator.service import Service
 from claudomator.store import Store
 from conftest import MakeRepo

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-import claudomator.cli as cli
+import claudomator.cli.root as cli
 
 
 def test_an_unexpected_error_prints_one_line_and_keeps_the_traceback(
@@ -20,7 +20,7 @@ def test_an_unexpected_error_prints_one_line_and_keeps_the_traceback(
 
     monkeypatch.setattr(cli, "app", broken)
     with pytest.raises(SystemExit) as exited:
-        cli.main()
+        cli.main([])
     assert exited.value.code == 1
     err = capsys.readouterr().err
     assert "Traceback" not in err
@@ -47,7 +47,7 @@ def test_the_crash_log_falls_back_to_the_temp_dir(
 
     monkeypatch.setattr(cli, "app", broken)
     with pytest.raises(SystemExit):
-        cli.main()
+        cli.main([])
     fallback = tmp_path / "tmp" / f"claudomator-{os.getuid()}-{cli.CRASH_LOG}"
     assert "KeyError" in fallback.read_text(encoding="utf-8")
     assert str(fallback) in capsys.readouterr().err.replace("\n", "")

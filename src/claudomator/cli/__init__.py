@@ -2,115 +2,83 @@
 
 Exit codes: 0 success; 1 a task did not complete (``run``) or an operation failed;
 2 invalid input (a bad task file, an unknown id, a bad option).
+
+Start-up is kept short (``list``, ``show`` and ``answer`` answer in well under half a second):
+this package imports nothing, :func:`main` answers ``--version`` by itself, and otherwise
+imports only the module that defines the command given (:data:`COMMAND_MODULES`), or all of
+them when the command line names none it knows (help, a typo: Typer then lists them all).
 """
 
 from __future__ import annotations
 
-import logging
-import os
-import tempfile
-import traceback
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Annotated, NoReturn
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-import typer
-from rich.logging import RichHandler
-from rich.markup import escape
+if TYPE_CHECKING:
+    import typer
 
-from claudomator import __version__
-from claudomator.cli import catalog, edit, gc, intake, manage, run, serve, views
-from claudomator.cli.common import app, make_console, state
-from claudomator.config import default_data_dir
-from claudomator.errors import ClaudomatorError
+__all__ = ["COMMAND_MODULES", "app", "main", "modules_for"]
 
-__all__ = ["app", "main"]
-CRASH_LOG = "cli-errors.log"  # in <data dir>/logs: the tracebacks a user is spared
-_COMMAND_MODULES = (
-    catalog,
-    edit,
-    gc,
-    intake,
-    manage,
-    run,
-    serve,
-    views,
-)  # importing them registers their commands
-
-
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"claudomator {__version__}")
-        raise typer.Exit()
+COMMAND_MODULES: dict[str, str] = {
+    "project": "catalog",
+    "story": "catalog",
+    "submit": "edit",
+    "edit": "edit",
+    "delete": "edit",
+    "gc": "gc",
+    "elaborate": "intake",
+    "answer": "manage",
+    "accept": "manage",
+    "reject": "manage",
+    "retry": "manage",
+    "cancel": "manage",
+    "init": "manage",
+    "run": "run",
+    "serve": "serve",
+    "list": "views",
+    "agents": "views",
+    "show": "views",
+    "logs": "views",
+}
+"""Each command, and the module under ``claudomator.cli`` that defines it (a test holds this
+equal to what the modules register)."""
 
 
-@app.callback()
-def main_options(
-    verbose: Annotated[
-        int, typer.Option("--verbose", "-v", count=True, help="More logging (-v info, -vv debug).")
-    ] = 0,
-    version: Annotated[
-        bool,
-        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
-    ] = False,
-) -> None:
-    """Run AI coding agents on a queue of tasks, unattended, safely and in parallel.
-
-    Write tasks in a YAML file and `claudomator run tasks.yaml`, or start the service with
-    `claudomator serve`. Configuration: `claudomator init` writes a commented config file.
-    """
-    state.verbose = verbose
-    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    logging.basicConfig(
-        level=level,
-        format="%(name)s: %(message)s",
-        handlers=[RichHandler(console=make_console(stderr=True), show_path=False)],
-        force=True,
-    )
+def command_of(argv: Sequence[str]) -> str | None:
+    """The command ``argv`` (without the program name) names: its first word that is not an
+    option (the global options, ``-v`` and ``--version``, take no value); None if none."""
+    return next((arg for arg in argv if not arg.startswith("-")), None)
 
 
-# -- helpers for tables ------------------------------------------------------------------------
+def modules_for(argv: Sequence[str]) -> list[str]:
+    """The command modules to import for ``argv``: the command's own, else all (in a fixed
+    order, which is the order of the help's panels)."""
+    command = command_of(argv)
+    if command in COMMAND_MODULES:
+        return [COMMAND_MODULES[command]]
+    return sorted(set(COMMAND_MODULES.values()))
 
 
 def main() -> None:
-    try:
-        app()
-    except ClaudomatorError as exc:  # a failure the command did not explain itself
-        _fatal(str(exc))
-    except OSError as exc:  # a full disk, a read-only data dir, ...
-        where = f": {exc.filename}" if exc.filename else ""
-        _fatal(f"{exc.strerror or exc}{where}")
-    except Exception as exc:  # a bug of ours: one line here, the traceback in a file
-        report = _crash_report(exc)
-        kept = f"details in {report}" if report else "the details could not be written anywhere"
-        _fatal(f"unexpected error ({type(exc).__name__}: {exc}); {kept}")
+    """The ``claudomator`` program."""
+    argv = sys.argv[1:]
+    if command_of(argv) is None and "--version" in argv:
+        from claudomator import __version__
+
+        print(f"claudomator {__version__}")
+        return
+    from claudomator.cli import root
+
+    root.main(modules_for(argv))
 
 
-def _crash_report(exc: Exception) -> Path | None:
-    """Append the traceback of ``exc`` to the crash log; where it went (None if nowhere).
+def __getattr__(name: str) -> Any:
+    """``app``: the whole Typer app, every command registered (for tests and embedding)."""
+    if name == "app":
+        from claudomator.cli import root
 
-    The data dir's ``logs/`` if it can be written (the config may be what failed, so the data
-    dir is the one the environment names or the default), else the temporary directory.
-    """
-    stamp = datetime.now(UTC).isoformat(timespec="seconds")
-    text = f"--- {stamp} claudomator {__version__}\n{''.join(traceback.format_exception(exc))}"
-    places = (
-        default_data_dir(os.environ) / "logs" / CRASH_LOG,
-        Path(tempfile.gettempdir()) / f"claudomator-{os.getuid()}-{CRASH_LOG}",
-    )
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
-    for path in places:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with os.fdopen(os.open(path, flags, 0o600), "a", encoding="utf-8") as out:
-                out.write(text)
-        except OSError:
-            continue
-        return path
-    return None
-
-
-def _fatal(message: str) -> NoReturn:
-    """Print ``message`` as the error it is (never a traceback) and exit 1."""
-    make_console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
-    raise SystemExit(1)
+        root.register(sorted(set(COMMAND_MODULES.values())))
+        app: typer.Typer = root.app
+        return app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

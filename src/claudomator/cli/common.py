@@ -97,11 +97,14 @@ def load() -> Settings:
         raise fail(str(exc), 2) from exc
 
 
-def open_service(settings: Settings) -> Service:
+def open_service(settings: Settings, *, quick: bool = False) -> Service:
+    """The service over the configured database. ``quick`` for the short commands that read a
+    few tasks or change one (``list``, ``show``, ``answer``...): they start without loading
+    SQLAlchemy where the database allows (:class:`~claudomator.store.quick.QuickStore`)."""
     try:
         from claudomator.service import Service
 
-        return Service.open(settings)
+        return Service.open(settings, quick=quick)
     except ClaudomatorError as exc:
         raise fail(str(exc)) from exc
 
@@ -249,7 +252,7 @@ def acting_on(ident: str) -> Iterator[tuple[Service, Task]]:
     task, its state and what the action needs, as the API says it); invalid input (an empty
     answer, say) exits 2 with its message.
     """
-    service = open_service(load())
+    service = open_service(load(), quick=True)
     try:
         task = lookup(service, ident)
         try:

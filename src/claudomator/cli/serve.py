@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # the service (SQLAlchemy) is loaded when serve opens it
 
 logger = logging.getLogger(__name__)
 
-CONSOLE_LOGGERS = ("claudomator.tasklog", "claudomator.pool", "claudomator.server")
+CONSOLE_LOGGERS = ("claudomator.tasklog", "claudomator.dispatch", "claudomator.server")
 """Loggers whose INFO lines serve shows without -v: a line per task start and end, the
 cancels, the shutdown. Everything else shows from WARNING (-v: INFO, -vv: DEBUG)."""
 PLAIN_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"

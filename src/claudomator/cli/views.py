@@ -79,7 +79,7 @@ def list_tasks(
     limit: Annotated[int, typer.Option(min=1, help="At most this many (newest first).")] = 50,
 ) -> None:
     """List tasks, newest first; subtasks under their parent; open questions below."""
-    service = open_service(load())
+    service = open_service(load(), quick=True)
     try:
         if project and not Path(project).is_absolute() and not service.project_named(project):
             given = Path(project).expanduser()
@@ -112,7 +112,7 @@ def list_tasks(
 def agents() -> None:
     """Show which agents can run here and why not (CLI, credentials, rate limits), and their
     health."""
-    service = open_service(load())
+    service = open_service(load(), quick=True)
     try:
         table = Table(header_style="bold")
         for column in ("AGENT", "STATE", "DETAILS", "FAILURES", "LAST ERROR"):
@@ -155,7 +155,7 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show a task: its fields, state history and every execution."""
-    service = open_service(load())
+    service = open_service(load(), quick=True)
     try:
         task = lookup(service, task_id)
         executions = service.executions(task.id)
@@ -317,7 +317,7 @@ def logs(
     stderr: Annotated[bool, typer.Option("--stderr", help="Show stderr.log instead.")] = False,
 ) -> None:
     """Show an execution's agent log (the task's latest execution by default)."""
-    service = open_service(load())
+    service = open_service(load(), quick=True)
     try:
         try:
             execution = service.latest_execution(ident)

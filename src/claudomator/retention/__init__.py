@@ -9,7 +9,12 @@ in the project repositories. :func:`plan` decides what goes, as a value (:class:
 * A log folder or a sandbox goes ``logs_days`` / ``sandboxes_days`` after its task ended (a
   terminal state: COMPLETED, FAILED, TIMED_OUT, BUDGET_EXCEEDED, CANCELLED), or, when no
   stored execution or task owns it (the task was deleted), that long after it last changed.
-  Leftovers in ``sandboxes/.trash`` (a crash during a clean-up) go after ``sandboxes_days``.
+  Leftovers in ``sandboxes/.trash`` (a crash during a clean-up) go after ``sandboxes_days``,
+  and so do trees of the warm pool (``sandboxes/.warm``) no sandbox has taken for that long
+  (their project has not run a task since, or is gone).
+* The repository of a project-less task (``<scratch_dir>/<task-id>``, the task's delivered
+  work) stays as long as its task; once the task is deleted it goes ``logs_days`` after it
+  last changed.
 * A ``claudomator/*`` branch of a project repository (configured, registered, or the project
   of a stored task) goes ``branches_days`` after its task ended when its commits are all on
   another local branch (not ``claudomator/*``): nothing is lost. Its task is the one whose
@@ -41,7 +46,15 @@ from claudomator.config import Settings
 from claudomator.errors import ClaudomatorError, SandboxError
 from claudomator.models import utcnow
 from claudomator.retention.branches import branches, checked_out, delete_branch, repositories
-from claudomator.retention.folders import disk_size, folders, remove_folder, trash
+from claudomator.retention.folders import (
+    disk_size,
+    folders,
+    remove_folder,
+    remove_warm_tree,
+    scratch_repositories,
+    trash,
+    warm_trees,
+)
 from claudomator.retention.model import (
     Applied,
     Failure,
@@ -54,7 +67,7 @@ from claudomator.retention.model import (
     human_size,
 )
 from claudomator.sandbox import tree as trees
-from claudomator.sandbox.warm import TRASH_DIR
+from claudomator.sandbox.warm import TRASH_DIR, WARM_DIR
 
 if TYPE_CHECKING:  # the store (SQLAlchemy) is passed in by whoever opened it
     from claudomator.store.base import Store
@@ -89,10 +102,12 @@ def plan(settings: Settings, store: Store, *, now: datetime | None = None) -> Pl
     problems: list[str] = []
     if policy.logs_days:
         removals += folders(Kind.LOG, settings.logs_dir, policy.logs_days, owners, now)
+        removals += scratch_repositories(settings.scratch_dir, policy.logs_days, owners, now)
     if policy.sandboxes_days:
         root = settings.sandboxes_dir
         removals += folders(Kind.SANDBOX, root, policy.sandboxes_days, owners, now)
         removals += trash(root / TRASH_DIR, policy.sandboxes_days, now)
+        removals += warm_trees(root / WARM_DIR, policy.sandboxes_days, now)
     if policy.branches_days or policy.unmerged_branches_days:
         for repo, owned in repositories(settings, store).items():
             try:
@@ -113,8 +128,13 @@ def apply(settings: Settings, planned: Plan) -> Applied:
                 delete_branch(Path(removal.repo), removal.target, removal.oid)
             elif removal.kind is Kind.LOG:
                 remove_folder(settings.logs_dir, Path(removal.target))
+            elif removal.kind is Kind.SCRATCH:
+                remove_folder(settings.scratch_dir, Path(removal.target))
             elif removal.why is Why.TRASH:
                 remove_folder(settings.sandboxes_dir / TRASH_DIR, Path(removal.target))
+            elif removal.why is Why.IDLE:
+                root = settings.sandboxes_dir
+                remove_warm_tree(root / WARM_DIR, Path(removal.target), root / TRASH_DIR)
             else:
                 remove_folder(settings.sandboxes_dir, Path(removal.target))
                 trees.drop_state(settings.sandboxes_dir, Path(removal.target))

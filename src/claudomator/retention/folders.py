@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+import uuid
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -62,6 +63,48 @@ def folders(kind: Kind, root: Path, days: int, owners: Owners, now: datetime) ->
     return found
 
 
+def warm_trees(warm_root: Path, days: int, now: datetime) -> list[Removal]:
+    """The trees of the warm pool (``<warm_root>/<pool>/<tree>``) untouched for ``days``: a
+    project no task ran in for that long (or one that is gone) needs no tree kept ready."""
+    found: list[Removal] = []
+    for pool in _entries(warm_root):
+        if not pool.is_dir(follow_symlinks=False):
+            continue
+        for tree in _entries(Path(pool.path)):
+            age = _changed_days(tree, now)
+            if age is not None and age >= days:
+                size = disk_size(Path(tree.path))
+                found.append(Removal(Kind.SANDBOX, tree.path, Why.IDLE, age, size=size))
+    return found
+
+
+def scratch_repositories(root: Path, days: int, owners: Owners, now: datetime) -> list[Removal]:
+    """The repositories of project-less tasks (``<root>/<task-id>``, with a ``.git`` folder)
+    whose task was deleted and which have not changed for ``days``. A stored task's scratch
+    repository holds its delivered work: it stays as long as the task does."""
+    found: list[Removal] = []
+    for entry in _entries(root):
+        if not _EXECUTION_ID.fullmatch(entry.name) or owners.task(entry.name) is not None:
+            continue
+        if not entry.is_dir(follow_symlinks=False):
+            continue
+        dot_git = Path(entry.path) / ".git"
+        try:
+            git_changed = os.lstat(dot_git)
+        except OSError:
+            continue  # not a repository we made: not ours to remove
+        if not stat.S_ISDIR(git_changed.st_mode):
+            continue
+        age = _changed_days(entry, now)
+        if age is None:
+            continue
+        age = min(age, max(0.0, (now.timestamp() - git_changed.st_mtime) / DAY))
+        if age >= days:
+            size = disk_size(Path(entry.path))
+            found.append(Removal(Kind.SCRATCH, entry.path, Why.DELETED, age, size=size))
+    return found
+
+
 def trash(root: Path, days: int, now: datetime) -> list[Removal]:
     found: list[Removal] = []
     for entry in _entries(root):
@@ -97,6 +140,22 @@ def disk_size(path: Path) -> int:
             except OSError:
                 continue
     return total
+
+
+def remove_warm_tree(warm_root: Path, tree: Path, trash_root: Path) -> None:
+    """Remove the warm tree ``tree`` (``<warm_root>/<pool>/<tree>``): first moved into
+    ``trash_root`` in one rename, so a sandbox taking it at the same moment (also a rename)
+    gets either the whole tree or none, then removed there."""
+    pool = tree.parent
+    if os.path.abspath(pool.parent) != os.path.abspath(warm_root):
+        raise RetentionRefused(f"{tree} is not a warm tree of {warm_root}; not removed")
+    trash_root.mkdir(parents=True, exist_ok=True)
+    moved = trash_root / f"warm-{tree.name}-{uuid.uuid4().hex[:8]}"
+    try:
+        os.rename(tree, moved)
+    except FileNotFoundError:
+        return  # taken by a sandbox meanwhile, or already gone
+    remove_folder(trash_root, moved)
 
 
 def remove_folder(root: Path, path: Path) -> None:

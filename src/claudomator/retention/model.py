@@ -22,12 +22,14 @@ class Kind(StrEnum):
     LOG = "log"  # an execution's log folder
     SANDBOX = "sandbox"  # a kept sandbox (or a leftover in sandboxes/.trash)
     BRANCH = "branch"  # a claudomator/* branch in a project repository
+    SCRATCH = "scratch"  # the repository of a project-less task (``<scratch_dir>/<task-id>``)
 
 
 class Why(StrEnum):
     ENDED = "ended"  # its task is in a terminal state
     DELETED = "deleted"  # no stored task (or execution) owns it
     TRASH = "trash"  # left in sandboxes/.trash by an interrupted clean-up
+    IDLE = "idle"  # a warm tree (sandboxes/.warm) no sandbox has taken for that long
 
 
 class RetentionRefused(ClaudomatorError):
@@ -54,6 +56,8 @@ class Removal:
         """Why, for people."""
         if self.why is Why.TRASH:
             text = "left over by an interrupted clean-up"
+        elif self.why is Why.IDLE:
+            text = "warm tree unused"
         elif self.why is Why.DELETED:
             text = "no stored task"
         else:
@@ -101,9 +105,12 @@ class Applied:
     def summary(self) -> str:
         """One line for the log."""
         counts = {k: sum(1 for r in self.removed if r.kind is k) for k in Kind}
+        scratch = counts[Kind.SCRATCH]
         text = (
             f"removed {counts[Kind.LOG]} log folders, {counts[Kind.SANDBOX]} sandboxes, "
-            f"{counts[Kind.BRANCH]} branches ({human_size(self.size)} freed)"
+            f"{counts[Kind.BRANCH]} branches"
+            + (f", {scratch} scratch repositories" if scratch else "")
+            + f" ({human_size(self.size)} freed)"
         )
         if self.failed:
             text += f"; {len(self.failed)} failed (first: {self.failed[0].error})"

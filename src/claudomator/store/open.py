@@ -23,9 +23,13 @@ def backend_of(url: str) -> str:
     raise StoreError(f"unsupported database URL {url!r}: expected sqlite:///<path to a file>")
 
 
-def open_store(url_or_path: str | Path) -> Store:
+def open_store(url_or_path: str | Path, *, quick: bool = False) -> Store:
     """Open (creating and migrating) the store at ``url_or_path``: a SQLite file path, a
-    ``sqlite:///<path>`` URL (the same file), or ``memory://``; StoreError for anything else."""
+    ``sqlite:///<path>`` URL (the same file), or ``memory://``; StoreError for anything else.
+
+    ``quick``: for a short command, a SQLite file already at the newest revision opens as a
+    :class:`~claudomator.store.quick.QuickStore` (no SQLAlchemy until a method needs it).
+    """
     url = str(url_or_path)
     if "://" in url:
         if backend_of(url) == "memory":
@@ -35,6 +39,12 @@ def open_store(url_or_path: str | Path) -> Store:
         path = url.removeprefix("sqlite:///")
         if path != ":memory:":
             url = path  # a file: its folder created, migrated under its lock, as a plain path
+    if quick and url != ":memory:":
+        from claudomator.store.quick import open_quick
+
+        opened = open_quick(Path(url).expanduser())
+        if opened is not None:
+            return opened
     from claudomator.store.sqlite import open_sqlite
 
     return open_sqlite(url)

@@ -6,10 +6,8 @@ error messages that say why a database file refused a write (full disk, read-onl
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import logging
-import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from claudomator.errors import StoreError
+from claudomator.store.refusals import refused
 from claudomator.store.sql.store import SqlStore
 
 logger = logging.getLogger(__name__)
@@ -55,16 +54,7 @@ def database_error(what: str, exc: sa.exc.SQLAlchemyError, engine: Engine) -> St
     database = engine.url.database if engine.dialect.name == "sqlite" else None
     if not database:
         return StoreError(f"{what} {engine.url.render_as_string()}: {detail}")
-    folder = Path(database).parent
-    with contextlib.suppress(OSError):
-        fs = os.statvfs(folder)
-        if fs.f_flag & os.ST_RDONLY:
-            detail = f"{detail} (the database is read-only: {folder} is on a read-only file system)"
-        elif fs.f_bavail * fs.f_frsize < 1024 * 1024:
-            detail = f"{detail} (no space left on device writing {folder})"
-        elif not os.access(folder, os.W_OK):
-            detail = f"{detail} (the database is read-only: no write permission on {folder})"
-    return StoreError(f"{what} {database}: {detail}")
+    return refused(what, detail, database)
 
 
 def open_sqlite(url_or_path: str | Path, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> SqlStore:

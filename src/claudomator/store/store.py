@@ -8,8 +8,8 @@ SQLAlchemy implementation), :mod:`claudomator.store.sqlite` (the SQLite backend)
 from __future__ import annotations
 
 from claudomator.store.base import INTAKE_RESERVATION_SECONDS
-from claudomator.store.sql.base import MIGRATIONS as _MIGRATIONS
-from claudomator.store.sql.base import newest_revision
+from claudomator.store.revisions import MIGRATIONS as _MIGRATIONS
+from claudomator.store.revisions import newest_revision
 from claudomator.store.sql.store import SqlStore as Store
 from claudomator.store.sqlite import DEFAULT_BUSY_TIMEOUT
 from claudomator.store.sqlite import create_engine as _engine

@@ -10,17 +10,16 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from claudomator.errors import StoreError
 from claudomator.store.backlog import WriteBacklog
+from claudomator.store.revisions import MIGRATIONS, newest_revision
 
 logger = logging.getLogger(__name__)
 
-MIGRATIONS = Path(__file__).parent.parent / "migrations"
 MAX_RACE_RETRIES = 5
 
 Explain = Callable[[str, sa.exc.SQLAlchemyError, Engine], StoreError]
@@ -31,12 +30,6 @@ def explain_plainly(what: str, exc: sa.exc.SQLAlchemyError, engine: Engine) -> S
     """A :class:`StoreError` naming the database's URL and the driver's first line."""
     detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
     return StoreError(f"{what} {engine.url.render_as_string()}: {detail}")
-
-
-def newest_revision() -> str:
-    """The newest migration's revision: its file's name (``NNNN_name``, numbered in order)."""
-    names = [p.stem for p in (MIGRATIONS / "versions").glob("[0-9][0-9][0-9][0-9]_*.py")]
-    return max(names)
 
 
 class SqlBase:

@@ -1,11 +1,14 @@
-"""Rows to records and back: the one place that knows how a model is laid out in a table."""
+"""Rows to records and back: the one place that knows how a model is laid out in a table.
+
+Plain mappings in and out (no SQLAlchemy here): the quick store (:mod:`claudomator.store.quick`)
+reads rows with the standard library's ``sqlite3`` and builds records with the same functions.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
-
-from sqlalchemy.engine import RowMapping
 
 from claudomator.models import (
     AgentConfig,
@@ -65,7 +68,7 @@ def tag_rows(task: Task) -> list[dict[str, str]]:
     return [{"task_id": task.id, "tag": tag} for tag in sorted(set(task.tags))]
 
 
-def task_from(row: RowMapping) -> Task:
+def task_from(row: Mapping[Any, Any]) -> Task:
     return Task(
         id=row["id"],
         name=row["name"],
@@ -90,7 +93,7 @@ def task_from(row: RowMapping) -> Task:
     )
 
 
-def project_from(row: RowMapping) -> Project:
+def project_from(row: Mapping[Any, Any]) -> Project:
     return Project(
         name=row["name"],
         dir=row["dir"],
@@ -100,7 +103,7 @@ def project_from(row: RowMapping) -> Project:
     )
 
 
-def event_from(row: RowMapping) -> TaskEvent:
+def event_from(row: Mapping[Any, Any]) -> TaskEvent:
     return TaskEvent(
         id=row["id"],
         task_id=row["task_id"],
@@ -120,7 +123,7 @@ def execution_row(execution: Execution) -> dict[str, Any]:
     return row
 
 
-def execution_from(row: RowMapping) -> Execution:
+def execution_from(row: Mapping[Any, Any]) -> Execution:
     data = dict(row)
     data["start_time"] = data["start_time"]
     data["end_time"] = data["end_time"]

@@ -1,16 +1,24 @@
-"""The dispatcher: claims QUEUED tasks from the store and runs them within the limits.
+"""The local dispatcher: claims QUEUED tasks from the store and runs them in this process.
 
-One :class:`Pool` per orchestrator process. It wakes when told (in-process submits) and polls the
+One :class:`Pool` per orchestrator process (it implements :class:`~claudomator.dispatch.base.
+Dispatcher`). It wakes when told (in-process submits) and polls the
 store otherwise (writers in other processes). Per claimed task it creates an execution, prepares a
 sandbox, runs the agent, and records the outcome; nothing leaves a task RUNNING behind:
 
 * a cancel request (``Task.cancel_requested``, set by any process) stops the agent -> CANCELLED;
 * :meth:`Pool.shutdown` stops every agent (SIGTERM, SIGKILL after the grace period) and puts
   their tasks back to QUEUED with reason "orchestrator shutdown";
-* :meth:`Pool.reconcile` (run at start) finds executions whose orchestrator process died, kills
+* :meth:`Pool.reconcile` (run at start and every minute, see :mod:`claudomator.dispatch.
+  liveness`) finds executions whose orchestrator process died, kills
   any agent process group that survived it, and re-queues their tasks ("orchestrator restarted")
   -- unless the execution's recorded delivery already landed on its target (a kill -9 during
   the push): then the record is finished COMPLETED and the agent does not run again.
+
+What to claim is decided by the pure functions of :mod:`claudomator.dispatch.select`; this module
+reads their inputs from the store and writes their results. Store methods are synchronous: the
+loop calls them only through ``await self.blocking.store(...)`` or
+:func:`~claudomator.persist.until_stored`, never directly (a locked database must not stall
+the API's routes and streams, which share the loop).
 """
 
 from __future__ import annotations
@@ -20,35 +28,40 @@ import contextlib
 import functools
 import logging
 import os
-import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from claudomator import tasklog
-from claudomator.agents import DEFAULT_AGENT, Runner
+from claudomator.agents import Runner
 from claudomator.attempt import Attempt, Summarizer
 from claudomator.blocking import Blocking
 from claudomator.chooser import Choice, Chooser
 from claudomator.config import Settings
+from claudomator.dispatch.claim import claim, claim_reason, new_execution
+from claudomator.dispatch.liveness import RECONCILE_EVERY, Liveness
+from claudomator.dispatch.select import (
+    Capacity,
+    Gate,
+    agent_counts,
+    dependencies,
+    in_scope,
+    page_size,
+    pick_agent,
+)
 from claudomator.errors import ClaudomatorError, InvalidTransition
-from claudomator.models import AgentStatus, Execution, Task, TaskState, new_id, utcnow
+from claudomator.models import AgentStatus, Task, TaskState, utcnow
 from claudomator.notify import Notifier
 from claudomator.persist import until_stored
 from claudomator.projects import all_projects
-from claudomator.readiness import Readiness, assess, resuming_agent, waiting_reason
-from claudomator.reconcile import recover, worker_identity
+from claudomator.readiness import Readiness, assess, resuming_agent
 from claudomator.sandbox import Sandboxes
 from claudomator.store.base import Store
 from claudomator.webpush import WebPush
 
-__all__ = ["Pool", "worker_identity"]  # worker_identity: where it lived before reconcile.py
+__all__ = ["Pool"]
 
 logger = logging.getLogger(__name__)
-
-_FAILED_DEPENDENCY = frozenset(
-    {TaskState.FAILED, TaskState.TIMED_OUT, TaskState.BUDGET_EXCEEDED, TaskState.CANCELLED}
-)
 
 
 @dataclass
@@ -62,7 +75,7 @@ class _Running:
 class Pool:
     """Runs queued tasks, at most ``max_concurrent`` at once (and per-agent limits)."""
 
-    RECONCILE_EVERY = 60.0  # seconds: also catch orchestrators that die while we run
+    RECONCILE_EVERY = RECONCILE_EVERY  # seconds: also catch orchestrators that die while we run
     CLAIM_PAGE = 64  # queued tasks read at a time: a long queue is not read whole at every wake
 
     def __init__(
@@ -94,7 +107,8 @@ class Pool:
         self.poll_interval = poll_interval
         self.max_concurrent = max_concurrent or settings.max_concurrent
         self.base_env = dict(os.environ if base_env is None else base_env)
-        self.worker_id = worker_identity()
+        self.liveness = Liveness(settings, store)
+        self.worker_id = self.liveness.worker_id
         self.chooser = chooser
         # which agents this machine can run (readiness.probe); by default every runner given
         self.probe = probe or self._every_runner
@@ -153,18 +167,16 @@ class Pool:
     def reconcile(self) -> int:
         """Recover tasks whose execution belongs to an orchestrator process that is gone
         (see :func:`claudomator.reconcile.recover`); the number of tasks moved."""
-        return recover(self.settings, self.store)
+        return self.liveness.reconcile()
 
     # -- claiming ----------------------------------------------------------------------------
 
     async def _loop(self) -> None:
-        last_reconcile = time.monotonic()
         while not self._closing:
             try:
-                self._watch_cancels()
+                await self._watch_cancels()
                 await self._claim_all()
-                if time.monotonic() - last_reconcile > self.RECONCILE_EVERY:
-                    last_reconcile = time.monotonic()
+                if self.liveness.due(self.RECONCILE_EVERY):
                     await self.blocking.sandbox(self.reconcile)
             except Exception:  # the loop must outlive any one bad iteration
                 logger.exception("pool iteration failed", extra={"action": "pool_loop"})
@@ -172,14 +184,14 @@ class Pool:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval)
 
-    def _count(self, agent: str) -> int:
-        return sum(r.agent == agent for r in self._running.values())
-
-    def _has_slot(self, agent: str) -> bool:
-        if len(self._running) >= self.max_concurrent:
-            return False
-        limit = self.settings.agent_limits.get(agent)
-        return limit is None or self._count(agent) < limit
+    def _capacity(self, ready: Mapping[str, Readiness]) -> Capacity:
+        return Capacity(
+            total=self.max_concurrent,
+            running=agent_counts([r.agent for r in self._running.values()]),
+            limits=self.settings.agent_limits,
+            agents=tuple(self.runners),
+            ready=ready,
+        )
 
     def _every_runner(self) -> dict[str, Readiness]:
         return {
@@ -189,8 +201,17 @@ class Pool:
 
     def readiness(self) -> dict[str, Readiness]:
         """Every agent's readiness now: this machine's probe and the recorded rate limits.
-        An agent without a runner here is not usable."""
-        probed = {
+        An agent without a runner here is not usable. Blocking (it reads the store)."""
+        return assess(self._probed(), self.store.agent_statuses(), utcnow())
+
+    async def _readiness(self) -> dict[str, Readiness]:
+        """:meth:`readiness` from the loop: the store is read in the store executor."""
+        probed = self._probed()
+        return assess(probed, await self.blocking.store(self.store.agent_statuses), utcnow())
+
+    def _probed(self) -> dict[str, Readiness]:
+        """This machine's probe, with the agents that have no runner here made unusable."""
+        return {
             name: r
             if name in self.runners or not r.usable
             else r.model_copy(
@@ -202,52 +223,35 @@ class Pool:
             )
             for name, r in self.probe().items()
         }
-        return assess(probed, self.store.agent_statuses(), utcnow())
 
-    async def _choose(self, task: Task, ready: Mapping[str, Readiness]) -> Choice | None:
+    async def _choose(self, task: Task, capacity: Capacity) -> Choice | None:
         """The agent for ``task``, or None if it must wait (its agent is unusable or busy)."""
-        resuming = None if task.agent.type else self._resuming_agent(task)
-        if waiting_reason(task, ready, resuming) is not None:
-            return None
-        pinned = task.agent.type
-        if pinned:
-            return Choice(pinned)
-        if resuming is not None:  # an answered question resumes with the agent that asked it
-            return Choice(resuming, reason="resumes its session")
-        cached = self._choices.get(task.id)
-        if cached is not None and cached.agent in ready and ready[cached.agent].usable:
-            return cached
-        usable = [n for n in self.runners if n in ready and ready[n].usable]
-        # an agent whose credentials were not found is given a task only if no other can be
-        trusted = [n for n in usable if ready[n].credentials is not False]
-        available = [n for n in (trusted or usable) if self._has_slot(n)]
-        if not available:
-            return None
-        blocked = {n: "; ".join(r.reasons) for n, r in ready.items() if not r.usable}
-        counts = {name: self._count(name) for name in self.runners}
-        choice: Choice | None = None
+        resuming = None
+        if not task.agent.type:
+            runs = await self.blocking.store(self.store.executions_of, task.id)
+            resuming = resuming_agent(runs)
+        pick = pick_agent(task, capacity, resuming=resuming, cached=self._choices.get(task.id))
+        if not pick.ask:
+            return pick.choice
+        chosen = None
         if self.chooser is not None:
-            choice = await self.chooser(task, available, counts, blocked)
-            if choice.agent not in available:
-                choice = None
-        if choice is None:
-            least = min(available, key=lambda a: (counts[a], a != DEFAULT_AGENT))
-            choice = Choice(least, reason="least-loaded available agent")
-        self._choices[task.id] = choice
+            chosen = await self.chooser(
+                task, list(pick.available), dict(pick.counts), dict(pick.blocked)
+            )
+        choice = pick.settle(chosen)
+        if choice is not None:
+            self._choices[task.id] = choice
         return choice
-
-    def _resuming_agent(self, task: Task) -> str | None:
-        return resuming_agent(self.store.executions_of(task.id))
 
     async def _claim_all(self) -> None:
         if len(self._running) >= self.max_concurrent:
             return
-        ready = self.readiness()
+        ready = await self._readiness()
         # a page about the size of the free slots: most wakes free one slot and claim one task
-        size = min(self.CLAIM_PAGE, max(8, 2 * (self.max_concurrent - len(self._running))))
+        size = page_size(self.max_concurrent - len(self._running), self.CLAIM_PAGE)
         offset = 0
         while True:
-            page = self.store.queued_tasks(limit=size, offset=offset)
+            page = await self.blocking.store(self.store.queued_tasks, limit=size, offset=offset)
             left = 0  # tasks of this page that left the queue (claimed or failed)
             for task in page:
                 if self._closing or len(self._running) >= self.max_concurrent:
@@ -255,11 +259,12 @@ class Pool:
                 if not self._in_scope(task) or task.id in self._running:
                     continue
                 # writes (a claim, a failed dependency) wait off the loop for a locked database
-                if not await self.blocking.store(self._dependencies_ready, task):
-                    left += self.store.get_task(task.id).state != TaskState.QUEUED
+                if await self.blocking.store(self._dependencies, task) is not Gate.READY:
+                    current = await self.blocking.store(self.store.get_task, task.id)
+                    left += current.state != TaskState.QUEUED
                     continue
-                choice = await self._choose(task, ready)
-                if choice is None or not self._has_slot(choice.agent):
+                choice = await self._choose(task, self._capacity(ready))
+                if choice is None:
                     continue
                 await self._claim(task, choice)
                 left += 1  # claimed, or (a lost race) claimed or cancelled by someone else
@@ -271,38 +276,18 @@ class Pool:
     def _in_scope(self, task: Task) -> bool:
         """Whether this pool may run ``task``: all tasks, or those it was given and the
         checkers and subtasks that grew from them."""
-        if self.only is None or task.id in self.only:
-            return True
-        related = {task.parent_task_id, task.checker_for_task_id} & self.only
-        if related:
-            self.only.add(task.id)
-        return bool(related)
+        if not in_scope(task, self.only):
+            return False
+        if self.only is not None:
+            self.only.add(task.id)  # its own subtasks and checker follow
+        return True
 
     async def _claim(self, task: Task, choice: Choice) -> None:
-        execution = self._new_execution(task, choice)
-        reason = f"claimed by {self.worker_id}"
-        if choice.reason:
-            model = f"/{choice.model}" if choice.model else ""
-            reason += f"; agent {choice.agent}{model}: {choice.reason}"
-        # written off the loop (a locked database must not stall the API), and shielded: a
-        # shutdown that cancels us meanwhile must not leave a claim without its attempt
-        write = asyncio.ensure_future(
-            self.blocking.store(
-                self.store.transition,
-                task.id,
-                TaskState.RUNNING,
-                reason,
-                expected=TaskState.QUEUED,
-                execution=execution,
-            )
-        )
-        try:
-            claimed = await asyncio.shield(write)
-        except InvalidTransition:
+        execution = new_execution(self.settings, task, choice, self.worker_id)
+        reason = claim_reason(self.worker_id, choice)
+        claimed = await claim(self.store, self.blocking, task, execution, reason)
+        if claimed is None:
             return  # another process claimed or cancelled it first
-        except asyncio.CancelledError:
-            await self._unclaim(write, task.id, execution.id)
-            raise
         self._choices.pop(task.id, None)
         attempt = Attempt(
             settings=self.settings,
@@ -322,64 +307,24 @@ class Pool:
         self._running[task.id] = running
         tasklog.started(claimed, execution)
 
-    async def _unclaim(self, write: asyncio.Future[Task], task_id: str, execution_id: str) -> None:
-        """Put back a claim whose write landed while we were being stopped."""
-        try:
-            await write
-        except ClaudomatorError:
-            return  # the claim did not happen
-        reason = "orchestrator shutdown before it started; re-queued"
-        try:
-            await self.blocking.store(
-                self.store.close_running_execution, execution_id, TaskState.QUEUED, reason
-            )
-            await self.blocking.store(
-                self.store.transition, task_id, TaskState.QUEUED, reason, expected=TaskState.RUNNING
-            )
-        except ClaudomatorError as exc:  # the next start's reconcile re-queues it
-            logger.error(
-                "task %s: claimed during shutdown and not put back: %s",
-                task_id,
-                exc,
-                extra={"action": "claim"},
-            )
-
-    def _new_execution(self, task: Task, choice: Choice) -> Execution:
-        execution_id = new_id()
-        log_dir = self.settings.logs_dir / execution_id
-        return Execution(
-            id=execution_id,
-            task_id=task.id,
-            agent=choice.agent,
-            model=task.agent.model or choice.model,
-            stdout_path=str(log_dir / "stdout.log"),
-            stderr_path=str(log_dir / "stderr.log"),
-            session_id=new_id(),
-            worker_id=self.worker_id,
-        )
-
-    def _dependencies_ready(self, task: Task) -> bool:
+    def _dependencies(self, task: Task) -> Gate:
+        """Where ``task``'s dependencies leave it; a broken one fails it (in the store pool)."""
         if not task.depends_on:
-            return True
-        states = self.store.states_of(task.depends_on)
-        for dep in task.depends_on:
-            state = states.get(dep)
-            if state is None:
-                self._fail_queued(task, f"dependency {dep} does not exist")
-                return False
-            if state in _FAILED_DEPENDENCY:
-                self._fail_queued(task, f"dependency {dep} ended {state.value}")
-                return False
-        return all(states[d] == TaskState.COMPLETED for d in task.depends_on)
+            return Gate.READY
+        verdict = dependencies(task, self.store.states_of(task.depends_on))
+        if verdict.gate is Gate.BROKEN:
+            self._fail_queued(task, verdict.reason)
+        return verdict.gate
 
     def _fail_queued(self, task: Task, reason: str) -> None:
         with contextlib.suppress(InvalidTransition):
             self.store.transition(task.id, TaskState.FAILED, reason, expected=TaskState.QUEUED)
 
-    def _watch_cancels(self) -> None:
+    async def _watch_cancels(self) -> None:
         if not self._running:
             return
-        for task_id in self.store.cancel_requested(self._running):
+        requested = await self.blocking.store(self.store.cancel_requested, list(self._running))
+        for task_id in requested:
             running = self._running.get(task_id)
             if running is None or running.attempt.stop.is_set():
                 continue
@@ -436,6 +381,6 @@ class Pool:
             )
 
     def agent_health(self) -> dict[str, AgentStatus]:
-        """Every registered agent's status (defaults for agents never used)."""
+        """Every registered agent's status (defaults for agents never used). Blocking."""
         known = self.store.agent_statuses()
         return {name: known.get(name, AgentStatus(agent=name)) for name in self.runners}
