@@ -165,5 +165,9 @@ def test_a_new_launcher_is_one_module(tmp_path: Path, monkeypatch: pytest.Monkey
         launcher = isolation.build_launcher(settings.isolation.launcher)
         access = Access(workdir=tmp_path, log_dir=tmp_path)
         assert launcher.wrap(["claude"], tmp_path, {}, access)[0] == ["echo", "claude"]
+        (tmp_path / "broken.py").write_text("NAME = 'broken'\n", encoding="utf-8")
+        with pytest.raises(ConfigError, match=r"isolation\.broken has no make_launcher"):
+            isolation.build_launcher("broken")
     finally:
         sys.modules.pop("claudomator.isolation.echoing", None)
+        sys.modules.pop("claudomator.isolation.broken", None)

@@ -1,5 +1,5 @@
 """How an agent CLI process is isolated: a :class:`~claudomator.isolation.base.Launcher` wraps
-every agent spawn (see docs/agents.md, "Isolation").
+every agent spawn (docs/agents.md §15).
 
 Each launcher lives in its own module of this package, named as ``[isolation] launcher`` names
 it, and exposes ``make_launcher() -> Launcher``: ``plain`` (:mod:`claudomator.isolation.plain`)
@@ -15,7 +15,6 @@ from __future__ import annotations
 import importlib
 import logging
 import pkgutil
-from typing import cast
 
 from claudomator.errors import ConfigError
 from claudomator.isolation.base import Access, Launcher, LauncherFactory
@@ -37,10 +36,14 @@ def build_launcher(name: str) -> Launcher:
         known = ", ".join(launcher_names())
         raise ConfigError(f"[isolation] launcher = {name!r} is not a launcher; use one of: {known}")
     module = importlib.import_module(f"{__name__}.{name}")
-    factory = cast(LauncherFactory, module.make_launcher)
-    launcher = factory()
+    factory = getattr(module, "make_launcher", None)
+    if not callable(factory):
+        raise ConfigError(
+            f"[isolation] launcher = {name!r}: {module.__name__} has no make_launcher()"
+        )
+    launcher: Launcher = factory()
     logger.debug("agent launcher: %s", name, extra={"action": "isolation"})
     return launcher
 
 
-__all__ = ["Access", "Launcher", "build_launcher", "launcher_names"]
+__all__ = ["Access", "Launcher", "LauncherFactory", "build_launcher", "launcher_names"]
