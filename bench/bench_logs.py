@@ -27,6 +27,8 @@ from pathlib import Path
 from benchlib import CACHE, Figure, Result, env_int, log, median, scratch
 from claudomator import logview
 from claudomator.agents.claude_stream import ClaudeStream
+from claudomator.isolation.base import Access
+from claudomator.isolation.plain import PlainLauncher
 from claudomator.process import AgentProcess
 
 NAME = "logs"
@@ -186,6 +188,8 @@ async def _ingest(path: Path, work: Path) -> float:
         stdout_path=work / "stdout.log",
         stderr_path=work / "stderr.log",
         on_line=stream.feed,
+        launcher=PlainLauncher(),
+        access=Access(workdir=work, log_dir=work),
         kill_grace=1.0,
     )
     started = time.perf_counter()

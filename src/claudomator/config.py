@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from claudomator.durations import parse_duration
 from claudomator.errors import ConfigError
+from claudomator.isolation import launcher_names
 from claudomator.models import Project
 
 logger = logging.getLogger(__name__)
@@ -35,8 +36,7 @@ DEPRECATED_BINARY_KEYS = ("claude_binary_path", "gemini_binary_path")
 
 def binary_setting(agent: str) -> str:
     """The config key people are told to set for ``agent``'s binary (in messages)."""
-    key = f"{agent}_binary_path"
-    return key if key in DEPRECATED_BINARY_KEYS else f"[agents.{agent}] binary_path"
+    return f"[agents.{agent}] binary_path"
 
 
 class AgentSettings(BaseModel):
@@ -45,6 +45,22 @@ class AgentSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     binary_path: str = ""  # the CLI to run (on PATH unless absolute); empty: the default
+
+
+class IsolationSettings(BaseModel):
+    """The ``[isolation]`` table: how agent processes are started (:mod:`claudomator.isolation`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    launcher: str = "plain"  # a module of claudomator/isolation/; "plain": no isolation
+
+    @field_validator("launcher")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        known = launcher_names()
+        if value not in known:
+            raise ValueError(f"{value!r} is not a launcher; use one of: {', '.join(known)}")
+        return value
 
 
 class LocalModelSettings(BaseModel):
@@ -141,6 +157,7 @@ class Settings(BaseModel):
     projects: tuple[Project, ...] = ()
     local_model: LocalModelSettings = Field(default_factory=LocalModelSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    isolation: IsolationSettings = Field(default_factory=IsolationSettings)
     # names (besides the address serve listens on) that clients reach the API by, e.g. a
     # reverse proxy's public name: any other Host header is refused (DNS rebinding)
     allowed_hosts: tuple[str, ...] = ()
@@ -381,6 +398,11 @@ DEFAULT_CONFIG = """\
 # branches_days = 14           # claudomator/* branches whose commits are on another branch
 # unmerged_branches_days = 0   # claudomator/* branches with commits nowhere else (work lost)
 # every = "1h"                 # how often serve/run apply it; 0: only `claudomator gc`
+
+# How agent processes are started: "plain" runs them as they are, with your own rights (the
+# sandbox is a private git copy, but nothing stops an agent reading or writing elsewhere).
+# [isolation]
+# launcher = "plain"
 
 # One table per agent CLI: the binary to run (looked up on PATH unless absolute).
 # [agents.claude]

@@ -2,7 +2,7 @@
 
 Both stream shapes are read: Claude Code's (``system``/``assistant``/``user``/``result``, which
 the local runner writes too) and the Gemini CLI's (``init``/``message``/``tool_use``/
-``tool_result``/``error``/``result``); see ``docs/agent-clis.md`` §6-7. :func:`describe` reads one
+``tool_result``/``error``/``result``); see ``docs/agents.md`` §6-7. :func:`describe` reads one
 line; :class:`Transcript` reads a whole log and joins the Gemini CLI's streamed text pieces.
 """
 

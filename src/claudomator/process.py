@@ -3,7 +3,8 @@
 * :func:`run` runs a short command (git, a build check) to completion and captures its output.
 * :class:`AgentProcess` runs a long-lived agent CLI in its own process group, writes its raw stdout
   and stderr to files while handing each stdout line to a callback, and kills the whole process
-  tree on timeout, cancel or shutdown (SIGTERM, then SIGKILL after a grace period).
+  tree on timeout, cancel or shutdown (SIGTERM, then SIGKILL after a grace period). The command
+  it spawns is the one its :class:`~claudomator.isolation.base.Launcher` makes of the agent's.
 
 Commands are always argument lists; nothing here builds a shell string.
 """
@@ -21,6 +22,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
+
+from claudomator.isolation.base import Access, Launcher
 
 logger = logging.getLogger(__name__)
 
@@ -236,7 +239,11 @@ class Exit:
 
 
 class AgentProcess:
-    """An agent CLI running in its own process group, its output streamed to files."""
+    """An agent CLI running in its own process group, its output streamed to files.
+
+    ``launcher`` turns ``argv`` and ``env`` (with the mark) into what is really spawned, given
+    ``access`` (the paths the agent may use); ``argv`` and ``env`` stay the agent's own.
+    """
 
     def __init__(
         self,
@@ -247,6 +254,8 @@ class AgentProcess:
         stdout_path: Path,
         stderr_path: Path,
         on_line: Callable[[str], None],
+        launcher: Launcher,
+        access: Access,
         kill_grace: float = 10.0,
         mark: str | None = None,
     ) -> None:
@@ -256,6 +265,8 @@ class AgentProcess:
         self.mark = mark
         if mark is not None:
             self.env[MARK_VARIABLE] = mark
+        self.launcher = launcher
+        self.access = access
         self.stdout_path = stdout_path
         self.stderr_path = stderr_path
         self.on_line = on_line
@@ -274,13 +285,14 @@ class AgentProcess:
         stderr_file = self.stderr_path.open("ab")
         loop = asyncio.get_running_loop()
         exited = self._exit_event = asyncio.Event()
+        argv, env = self.launcher.wrap(self.argv, self.cwd, self.env, self.access)
         try:
             # create_subprocess_exec, with a protocol that says when the process itself exits
             transport, protocol = await loop.subprocess_exec(
                 lambda: _ExitAwareProtocol(exited, limit=_CHUNK, loop=loop),
-                *self.argv,
+                *argv,
                 cwd=self.cwd,
-                env=self.env,
+                env=env,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=stderr_file,
@@ -290,10 +302,11 @@ class AgentProcess:
         finally:
             stderr_file.close()
         logger.info(
-            "started %s (pid %d) in %s",
+            "started %s (pid %d) in %s (launcher %s)",
             self.argv[0],
             self._proc.pid,
             self.cwd,
+            self.launcher.name,
             extra={"action": "agent_start"},
         )
         self._reader = asyncio.create_task(self._pump_stdout())

@@ -26,7 +26,7 @@ from claudomator.llm import LLMClient
 from claudomator.orchestrators import held_by_runs
 from claudomator.readiness import probe
 from claudomator.service import Service
-from claudomator.summarize import Summarizer
+from claudomator.summarize import ModelSummarizer
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class Runtime:
                 env=env,
                 registry=self.agents,
             ),
-            summarizer=Summarizer(self.llm) if self.llm.available else None,
+            summarizer=ModelSummarizer(self.llm) if self.llm.available else None,
             probe=functools.partial(
                 probe, settings, env, self.agents
             ),  # each round: new CLIs count

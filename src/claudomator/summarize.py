@@ -1,7 +1,9 @@
 """A short summary synthesised by the local model when the agent wrote none (docs/design.md §3).
 
 Best effort by design: a slow, missing or failing model leaves the summary empty and never
-fails the task.
+fails the task. :class:`ModelSummarizer` is one :data:`claudomator.attempt.Summarizer` (what
+the pool takes: any ``async (agent_text) -> summary``); reading the summary the agent wrote
+itself is :mod:`claudomator.summary`'s.
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ def tail(text: str, limit: int = TAIL_BYTES) -> str:
     return data[-limit:].decode("utf-8", errors="ignore") if len(data) > limit else text
 
 
-class Summarizer:
-    """``await Summarizer(llm)(agent_text)`` -> a 2-4 sentence summary, or "" on any failure."""
+class ModelSummarizer:
+    """``await ModelSummarizer(llm)(agent_text)`` -> a 2-4 sentence summary, or "" on any
+    failure."""
 
     def __init__(self, llm: LLMClient, *, timeout: float = TIMEOUT_SECONDS) -> None:
         self.llm = llm

@@ -1,4 +1,7 @@
-"""The summary of an execution: the agent's summary file, else its last ``## Summary`` section."""
+"""The summary of an execution: the agent's summary file, else its last ``## Summary`` section.
+
+(One synthesised by the local model when the agent wrote none is :mod:`claudomator.summarize`'s.)
+"""
 
 from __future__ import annotations
 

@@ -9,6 +9,9 @@ is any problem no task is returned, so nothing half-valid is ever stored. :func:
 returns the tasks together with every problem, so that a caller
 (the service's checks against the store) can add its own problems and report them all at once.
 
+``agent.type`` must name an agent of the registry the caller passes (the service passes the one
+it runs with, :attr:`claudomator.service.Service.agents`); without one, the built-in agents.
+
 Ids: a task keeps the ``id:`` its file gives; the others get a fresh random id each time the
 file is read, so only given ids are known before a task is stored (see
 :attr:`ParsedTasks.given_ids`).
@@ -26,7 +29,7 @@ import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from claudomator.agents.registry import default_registry
+from claudomator.agents.registry import AgentRegistry, default_registry
 from claudomator.durations import parse_duration
 from claudomator.errors import Problem, TaskFileError
 from claudomator.models import (
@@ -54,7 +57,6 @@ _TASK_KEYS = {
     "acceptance_criteria",
 }
 _AGENT_KEYS = set(AgentConfig.model_fields)
-AGENT_TYPES = default_registry().names()  # the built-in agents (agents/registry.py)
 # a tag is a short label: no surrounding blanks, at most 100 characters
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^\S(.*\S)?$")]
 
@@ -166,23 +168,29 @@ def read_taskfile(path: Path) -> object:
     return document
 
 
-def load_taskfile(path: Path) -> list[Task]:
+def load_taskfile(path: Path, *, agents: AgentRegistry | None = None) -> list[Task]:
     """Read and validate every task in ``path``; raise :class:`TaskFileError` on any problem."""
-    return parse_tasks(read_taskfile(path), source=str(path), base_dir=path.parent)
+    return parse_tasks(read_taskfile(path), source=str(path), base_dir=path.parent, agents=agents)
 
 
-def parse_tasks(document: object, *, source: str, base_dir: Path) -> list[Task]:
+def parse_tasks(
+    document: object, *, source: str, base_dir: Path, agents: AgentRegistry | None = None
+) -> list[Task]:
     """Validate an already-parsed document (one task mapping, or ``tasks:`` list)."""
-    parsed = collect_tasks(document, source=source, base_dir=base_dir)
+    parsed = collect_tasks(document, source=source, base_dir=base_dir, agents=agents)
     parsed.raise_problems()
     return parsed.tasks
 
 
-def collect_tasks(document: object, *, source: str, base_dir: Path) -> ParsedTasks:
+def collect_tasks(
+    document: object, *, source: str, base_dir: Path, agents: AgentRegistry | None = None
+) -> ParsedTasks:
     """The tasks of a document with every problem found (see :class:`ParsedTasks`).
 
-    A document that is not a task or a list of tasks at all raises :class:`TaskFileError`.
+    ``agent.type`` is checked against ``agents`` (else the built-in agents). A document that is
+    not a task or a list of tasks at all raises :class:`TaskFileError`.
     """
+    known = (agents or default_registry()).names()
     raws, many = _task_list(document, source)
     order = [_label(raw, i, many) for i, raw in enumerate(raws)]
     problems: list[Problem] = []
@@ -212,9 +220,9 @@ def collect_tasks(document: object, *, source: str, base_dir: Path) -> ParsedTas
             specs.append((label, rest))
             continue
         problems.extend(_check_project(spec.agent.project_dir, label, source, base_dir))
-        if spec.agent.type and spec.agent.type not in AGENT_TYPES:
+        if spec.agent.type and spec.agent.type not in known:
             message = (
-                f"unknown agent type {spec.agent.type!r}; use one of {', '.join(AGENT_TYPES)} "
+                f"unknown agent type {spec.agent.type!r}; use one of {', '.join(known)} "
                 "(or leave it empty to let Claudomator choose)"
             )
             problems.append(Problem(source, label, "agent.type", message))

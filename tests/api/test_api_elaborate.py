@@ -175,9 +175,9 @@ def test_every_backend_failing_is_502_with_each_reason(
     assert [a["backend"] for a in attempts] == ["local", "claude", "gemini"]
     assert "did not reply with a JSON object" in attempts[0]["reason"]
     assert attempts[1]["reason"] == (
-        f"'{tmp_path / 'no-such-claude'}' not found (set claude_binary_path)"
+        f"'{tmp_path / 'no-such-claude'}' not found (set [agents.claude] binary_path)"
     )
-    assert "not found (set gemini_binary_path)" in attempts[2]["reason"]
+    assert "not found (set [agents.gemini] binary_path)" in attempts[2]["reason"]
 
 
 @pytest.mark.parametrize(
@@ -302,7 +302,7 @@ def test_cli_failing_backends_exit_1_with_each_reason(
     assert "  local: the model did not reply with a JSON object" in done.stderr
     assert "  claude: " in done.stderr
     assert "  gemini: " in done.stderr
-    assert "not found (set gemini_binary_path)" in done.stderr.replace("\n", "")
+    assert "not found (set [agents.gemini] binary_path)" in done.stderr.replace("\n", "")
 
 
 def test_cli_unknown_project_exits_2(

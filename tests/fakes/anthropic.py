@@ -1,7 +1,7 @@
 """A scripted fake of the Anthropic Messages API, for running the real Claude Code CLI offline.
 
 `FakeAnthropic` is a real HTTP server on 127.0.0.1 (random free port) that runs in a
-background thread. It serves what Claude Code needs (see docs/agent-clis.md §13):
+background thread. It serves what Claude Code needs (see docs/agents.md §13):
 
 - ``HEAD /`` answers 200 (the CLI's pre-warm).
 - ``POST /v1/messages`` (the CLI adds ``?beta=true``) answers with Server-Sent Events when the

@@ -1,7 +1,7 @@
 """A scripted fake of the Gemini API, for running the real Gemini CLI offline.
 
 `FakeGemini` is a real HTTP server on 127.0.0.1 (random free port) that runs in a background
-thread. It serves what the Gemini CLI needs (see docs/agent-clis.md §13):
+thread. It serves what the Gemini CLI needs (see docs/agents.md §13):
 
 - ``POST /v1beta/models/<model>:streamGenerateContent?alt=sse`` is the agent loop. Each request
   consumes the next entry of the script: `Text`, `FunctionCall`, `ApiError` or `Hang`. Replies
@@ -200,7 +200,7 @@ class RecordedRequest:
 
 
 def gemini_settings(max_attempts: int = 2) -> dict[str, Any]:
-    """The user settings for a headless, offline CLI (docs/agent-clis.md §5)."""
+    """The user settings for a headless, offline CLI (docs/agents.md §5)."""
     return {
         "general": {
             "enableAutoUpdate": False,

@@ -183,7 +183,7 @@ def scripted_spec(runner: ScriptedRunner) -> AgentSpec:
         name=runner.name,
         profile="Scripted agent: plays back the outcomes a test wrote for it.",
         capabilities=ScriptedRunner.capabilities,
-        make_runner=lambda _settings: runner,
+        make_runner=lambda _settings, _launcher: runner,
     )
 
 

@@ -19,6 +19,7 @@ from claudomator.agents.local import LocalRunner
 from claudomator.chooser import AgentChooser, Choice
 from claudomator.config import DEFAULT_PRICES, LocalModelSettings, Settings, estimate_cost
 from claudomator.dispatch import Pool
+from claudomator.isolation.plain import PlainLauncher
 from claudomator.llm import LLMClient
 from claudomator.models import Task, TaskState, utcnow
 from claudomator.protocol import PREAMBLE_HEADING
@@ -124,8 +125,8 @@ async def test_local_model_sends_an_unpinned_task_to_the_real_gemini_cli(
     )
     llm = LLMClient(LocalModelSettings(endpoint=fake_local.url, model="m"))
     runners: dict[str, Runner] = {
-        "claude": ClaudeRunner(claude_bin),
-        "gemini": GeminiRunner(gemini_bin),
+        "claude": ClaudeRunner(claude_bin, PlainLauncher()),
+        "gemini": GeminiRunner(gemini_bin, PlainLauncher()),
     }
     pool = Pool(
         cfg, store, runners, base_env=agent_env, poll_interval=0.2, chooser=AgentChooser(llm)
@@ -198,8 +199,8 @@ async def test_gemini_daily_quota_fails_an_unpinned_task_over_to_claude(
         return Choice(available[0], "", "gemini is unavailable")
 
     runners: dict[str, Runner] = {
-        "claude": ClaudeRunner(claude_bin),
-        "gemini": GeminiRunner(gemini_bin),
+        "claude": ClaudeRunner(claude_bin, PlainLauncher()),
+        "gemini": GeminiRunner(gemini_bin, PlainLauncher()),
     }
     pool = Pool(cfg, store, runners, base_env=agent_env, poll_interval=0.2, chooser=prefer_gemini)
     started = utcnow()

@@ -25,6 +25,7 @@ from claudomator.agents.base import Outcome, RunContext
 from claudomator.agents.gemini import GeminiRunner
 from claudomator.config import Settings
 from claudomator.dispatch import Pool
+from claudomator.isolation.plain import PlainLauncher
 from claudomator.models import AgentConfig, Task, TaskState
 from claudomator.process import MARK_VARIABLE
 from claudomator.service import Service
@@ -67,7 +68,7 @@ class Runs:
     """Builds run contexts in one repo and runs the real CLI through `GeminiRunner`."""
 
     def __init__(self, binary: str, fake: FakeGemini, repo: Path, home: Path, logs: Path) -> None:
-        self.runner = GeminiRunner(binary)
+        self.runner = GeminiRunner(binary, PlainLauncher())
         self.fake = fake
         self.repo = repo
         self.home = home
@@ -380,7 +381,11 @@ async def test_pool_runs_a_gemini_task_and_delivers_a_branch(
     )
     env = gemini_env(fake.url, agent_home)
     pool = Pool(
-        pool_settings, store, {"gemini": GeminiRunner(gemini_bin)}, base_env=env, poll_interval=0.2
+        pool_settings,
+        store,
+        {"gemini": GeminiRunner(gemini_bin, PlainLauncher())},
+        base_env=env,
+        poll_interval=0.2,
     )
     service = Service(pool_settings, store, on_submit=pool.wake)
     agent = AgentConfig(

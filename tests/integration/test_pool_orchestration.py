@@ -15,6 +15,7 @@ from agent_harness import PoolHarness, make_task, wait_for
 from claudomator.agents.claude import ClaudeRunner
 from claudomator.config import Settings
 from claudomator.dispatch import Pool
+from claudomator.isolation.plain import PlainLauncher
 from claudomator.models import Project, TaskState
 from claudomator.protocol import PREAMBLE_HEADING
 from claudomator.store import Store
@@ -206,7 +207,10 @@ async def test_quota_exhaustion_fails_over_unpinned_tasks_to_another_agent(
         [quota, quota, quota, ToolUse("Bash", {"command": "echo x > x.txt"}), Text("done")]
     )
     # two agents backed by the same CLI: "backup" stands in for another provider
-    runners = {"claude": ClaudeRunner(claude_bin), "backup": ClaudeRunner(claude_bin)}
+    runners = {
+        "claude": ClaudeRunner(claude_bin, PlainLauncher()),
+        "backup": ClaudeRunner(claude_bin, PlainLauncher()),
+    }
     h = PoolHarness(cfg, store, agent_env)
     h.pool = Pool(cfg, store, runners, base_env=agent_env, poll_interval=0.2)
     h.service.on_submit = h.pool.wake

@@ -74,7 +74,7 @@ ECHO = AgentSpec(
     name="echo",
     profile="Echo CLI: says what it is told.",
     capabilities=EchoRunner.capabilities,
-    make_runner=lambda s: EchoRunner(s.agent_binary("echo", "echo")),
+    make_runner=lambda s, launcher: EchoRunner(s.agent_binary("echo", "echo"), launcher),
     default_binary="echo",
     one_shot=OneShot(_echo_argv, _echo_reply, default_model=""),
     install_hint=EchoRunner.install_hint,
@@ -121,7 +121,7 @@ def test_no_agent_registers_twice_or_under_a_bad_name() -> None:
     with pytest.raises(ConfigError, match="'claude' is registered twice"):
         registry.register(builtin_agents()[0])
     with pytest.raises(ConfigError, match="agent name 'my agent'"):
-        registry.register(AgentSpec("my agent", "", Capabilities(), lambda s: None))
+        registry.register(AgentSpec("my agent", "", Capabilities(), lambda s, launcher: None))
 
 
 def test_default_registry_is_new_each_time() -> None:
@@ -228,10 +228,13 @@ async def test_a_missing_binary_fails_the_one_shot_call(tmp_path: Path) -> None:
     assert spec.one_shot is not None
     with pytest.raises(OneShotFailed) as caught:
         await ask_json(
-            spec.one_shot, str(tmp_path / "nope"), "hi", time_limit=5, setting="claude_binary_path"
+            spec.one_shot, str(tmp_path / "nope"), "hi", time_limit=5, setting=spec.binary_setting
         )
     assert caught.value.kind == "missing"
-    assert str(caught.value) == f"{str(tmp_path / 'nope')!r} not found (set claude_binary_path)"
+    assert (
+        str(caught.value)
+        == f"{str(tmp_path / 'nope')!r} not found (set [agents.claude] binary_path)"
+    )
 
 
 @pytest.mark.cli

@@ -310,10 +310,10 @@ async def test_everything_failing_names_every_backend(
     assert local.backend == "local"
     assert "did not reply with a JSON object" in local.reason
     assert claude == Tried(
-        "claude", f"{_missing(tmp_path, 'claude')!r} not found (set claude_binary_path)"
+        "claude", f"{_missing(tmp_path, 'claude')!r} not found (set [agents.claude] binary_path)"
     )
     assert gemini.backend == "gemini"
-    assert "not found (set gemini_binary_path)" in gemini.reason
+    assert "not found (set [agents.gemini] binary_path)" in gemini.reason
     assert "local: the model did not reply" in str(caught.value)
 
 

@@ -29,6 +29,7 @@ from claudomator.agents.gemini_stream import (
     strip_json_fence,
 )
 from claudomator.errors import AgentError
+from claudomator.isolation.plain import PlainLauncher
 from claudomator.models import AgentConfig, Task, TaskState
 from claudomator.process import MARK_VARIABLE, Exit, kill_marked, marked_pids
 from claudomator.summary import from_text
@@ -352,7 +353,7 @@ def test_options_gemini_cannot_apply_are_named() -> None:
 
 
 async def test_missing_binary_is_an_agent_error(tmp_path: Path) -> None:
-    runner = GeminiRunner(str(tmp_path / "no-such-gemini"))
+    runner = GeminiRunner(str(tmp_path / "no-such-gemini"), PlainLauncher())
     with pytest.raises(AgentError, match="Gemini CLI not found"):
         await runner.run(_ctx(tmp_path))
     assert not (tmp_path / "logs").exists()
@@ -368,7 +369,7 @@ def _mapped(tmp_path: Path, name: str | None, exit: Exit | int | None, stderr: s
     ctx.stderr_path.write_text(stderr, encoding="utf-8")
     stream = _feed(name) if name else GeminiStream()
     ended = exit if isinstance(exit, Exit) else Exit(exit)
-    return GeminiRunner("gemini")._outcome(stream, ended, ctx)
+    return GeminiRunner("gemini", PlainLauncher())._outcome(stream, ended, ctx)
 
 
 def test_success_sample_completes(tmp_path: Path) -> None:
@@ -464,7 +465,7 @@ def test_a_fenced_json_reply_is_unwrapped(tmp_path: Path) -> None:
     stream.feed('{"type":"message","role":"assistant","content":"```json\\n{\\"a\\"","delta":true}')
     stream.feed('{"type":"message","role":"assistant","content":": 1}\\n```","delta":true}')
     stream.feed('{"type":"result","status":"success","stats":{"input_tokens":1,"output_tokens":2}}')
-    outcome = GeminiRunner("gemini")._outcome(stream, Exit(0), ctx)
+    outcome = GeminiRunner("gemini", PlainLauncher())._outcome(stream, Exit(0), ctx)
     assert outcome.status == TaskState.COMPLETED
     assert outcome.text == '{"a": 1}'
     assert (outcome.tokens_in, outcome.tokens_out) == (1, 2)

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from claudomator.isolation.base import Access
+from claudomator.isolation.plain import PlainLauncher
 from claudomator.process import AgentProcess, Exit, run, tail_file
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -61,6 +63,8 @@ class Agent:
             stdout_path=self.stdout,
             stderr_path=self.stderr,
             on_line=self.lines.append,
+            launcher=PlainLauncher(),
+            access=Access(workdir=tmp_path, log_dir=tmp_path / "logs"),
             kill_grace=kill_grace,
         )
 
@@ -223,6 +227,8 @@ async def test_missing_executable_raises_oserror(tmp_path: Path) -> None:
         stdout_path=tmp_path / "logs" / "stdout.log",
         stderr_path=tmp_path / "logs" / "stderr.log",
         on_line=lambda _line: None,
+        launcher=PlainLauncher(),
+        access=Access(workdir=tmp_path, log_dir=tmp_path / "logs"),
     )
     with pytest.raises(OSError):  # noqa: PT011 - any OSError: the runner maps it to AgentError
         await proc.start()

@@ -10,7 +10,7 @@ import pytest
 
 from claudomator.config import LocalModelSettings
 from claudomator.llm import LLMClient
-from claudomator.summarize import TAIL_BYTES, Summarizer, tail
+from claudomator.summarize import TAIL_BYTES, ModelSummarizer, tail
 from fakes.openai_server import ApiError, FakeOpenAI, Hang, Reply
 
 
@@ -33,7 +33,7 @@ async def test_summary_comes_from_the_tail_of_the_agent_text(fake: FakeOpenAI) -
     llm = LLMClient(LocalModelSettings(endpoint=fake.url, model="small"))
     try:
         text = "x" * 40000 + "THE END"
-        assert await Summarizer(llm)(text) == "Added CSV export. Tests pass."
+        assert await ModelSummarizer(llm)(text) == "Added CSV export. Tests pass."
     finally:
         await llm.aclose()
     [request] = fake.chat_requests
@@ -50,7 +50,7 @@ async def test_failures_leave_the_summary_empty(fake: FakeOpenAI, reply: object)
     fake.set_script([reply], repeat_last=True)  # type: ignore[list-item]
     llm = LLMClient(LocalModelSettings(endpoint=fake.url, model="small"), max_retries=0)
     try:
-        assert await Summarizer(llm, timeout=1.0)("did things") == ""
+        assert await ModelSummarizer(llm, timeout=1.0)("did things") == ""
     finally:
         await llm.aclose()
 
@@ -64,9 +64,9 @@ async def test_unreachable_or_unconfigured_model_gives_no_summary() -> None:
     )
     none = LLMClient(LocalModelSettings())
     try:
-        assert await Summarizer(down, timeout=2.0)("did things") == ""
-        assert await Summarizer(none)("did things") == ""
-        assert await Summarizer(down)("   ") == ""
+        assert await ModelSummarizer(down, timeout=2.0)("did things") == ""
+        assert await ModelSummarizer(none)("did things") == ""
+        assert await ModelSummarizer(down)("   ") == ""
     finally:
         await down.aclose()
         await none.aclose()

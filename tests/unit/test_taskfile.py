@@ -7,8 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from claudomator.agents.base import Capabilities
+from claudomator.agents.registry import AgentRegistry, AgentSpec, default_registry
+from claudomator.config import Settings
 from claudomator.errors import Problem, TaskFileError
 from claudomator.models import Priority, TaskState
+from claudomator.service import Service
+from claudomator.store.memory import MemoryStore
 from claudomator.taskfile import load_taskfile
 from conftest import MakeRepo
 
@@ -487,3 +492,45 @@ def test_nan_timeout_is_a_task_file_error(tmp_path: Path) -> None:
     path = _file(tmp_path, "name: x\ntimeout: .nan\nagent: {instructions: go}\n")
     p = _only(path)
     assert (p.task, p.field) == ("x", "timeout")
+
+
+# -- agent types come from the registry -------------------------------------------------------
+
+
+def _registry_with(name: str) -> AgentRegistry:
+    registry = default_registry()
+    registry.register(AgentSpec(name, "made up", Capabilities(), lambda s, launcher: None))
+    return registry
+
+
+def test_an_agent_of_the_registry_passed_in_is_accepted(tmp_path: Path) -> None:
+    path = _file(tmp_path, "name: x\nagent: {type: aider, instructions: do it}\n")
+    [task] = load_taskfile(path, agents=_registry_with("aider"))
+    assert task.agent.type == "aider"
+    assert "aider" in str(_only(path))  # the built-in agents alone do not know it
+
+
+def test_an_unknown_agent_names_file_task_field_and_the_known_agents(tmp_path: Path) -> None:
+    path = _file(tmp_path, "name: x\nagent: {type: robot, instructions: do it}\n")
+    with pytest.raises(TaskFileError) as info:
+        load_taskfile(path, agents=_registry_with("aider"))
+    [problem] = info.value.problems
+    assert (problem.file, problem.task, problem.field) == (str(path), "x", "agent.type")
+    assert problem.message == (
+        "unknown agent type 'robot'; use one of claude, gemini, local, aider "
+        "(or leave it empty to let Claudomator choose)"
+    )
+
+
+def test_the_service_validates_with_its_own_registry(tmp_path: Path) -> None:
+    """The CLI's `run` and the API go through Service.prepare, with Service.agents."""
+    service = Service(
+        Settings(data_dir=tmp_path / "data"), MemoryStore(), agents=_registry_with("aider")
+    )
+    document = {"name": "x", "agent": {"type": "aider", "instructions": "do it"}}
+    [task] = service.prepare(document, source="request", base_dir=tmp_path).tasks
+    assert task.agent.type == "aider"
+    with pytest.raises(TaskFileError, match="unknown agent type 'aider'"):
+        Service(Settings(data_dir=tmp_path / "d2"), MemoryStore()).prepare(
+            document, source="request", base_dir=tmp_path
+        )

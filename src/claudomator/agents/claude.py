@@ -59,6 +59,7 @@ class ClaudeRunner(CliRunner):
     name = "claude"
     label = "Claude Code CLI"
     install_hint = "npm install -g @anthropic-ai/claude-code"
+    home_paths = (".claude", ".claude.json")  # settings, credentials, sessions; its state file
     capabilities = Capabilities(
         resumes_in_place=False,  # the session lives outside the sandbox
         reports_cost=True,
@@ -76,6 +77,12 @@ class ClaudeRunner(CliRunner):
             }
         ),
     )
+
+    def agent_paths(self, env: Mapping[str, str]) -> tuple[Path, ...]:
+        """``$CLAUDE_CONFIG_DIR`` when set (it then holds everything), else ``home_paths``."""
+        if env.get("CLAUDE_CONFIG_DIR"):
+            return (Path(env["CLAUDE_CONFIG_DIR"]),)
+        return super().agent_paths(env)
 
     async def run(self, ctx: RunContext) -> Outcome:
         stream = ClaudeStream()
@@ -159,7 +166,7 @@ def one_shot_reply(result: CommandResult) -> str:
 
 
 def credentials(env: Mapping[str, str]) -> tuple[bool | None, str]:
-    """Whether Claude Code will find credentials, and where (docs/agent-clis.md §5)."""
+    """Whether Claude Code will find credentials, and where (docs/agents.md §5)."""
     for name in (*_KEYS, *_CLOUDS):
         if env_truthy(env.get(name)):
             return True, name

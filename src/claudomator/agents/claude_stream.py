@@ -1,4 +1,4 @@
-"""Parser for Claude Code's ``--output-format stream-json`` stdout (docs/agent-clis.md §6).
+"""Parser for Claude Code's ``--output-format stream-json`` stdout (docs/agents.md §6).
 
 Fed one line at a time; keeps what Claudomator records: session id, the assistant's text, and
 from the ``result`` line cost, usage, ``is_error``, ``api_error_status``, subtype and text.

@@ -1,9 +1,11 @@
-"""What every agent-CLI runner shares: finding the binary, spawning it in its own process group,
-start errors, and how a timeout or a stop maps to the execution's state.
+"""What every agent-CLI runner shares: finding the binary, spawning it in its own process group
+through the launcher it was given, start errors, and how a timeout or a stop maps to the
+execution's state.
 
 A runner for a new CLI subclasses :class:`CliRunner`, declares ``name``, ``label``,
-``install_hint`` and ``capabilities``, builds its argv and maps its stream to an
-:class:`~claudomator.agents.base.Outcome` (see docs/design.md, "How to add an agent").
+``install_hint``, ``capabilities`` and the paths of its own it needs (``home_paths``), builds
+its argv and maps its stream to an :class:`~claudomator.agents.base.Outcome` (see
+docs/design.md, "Adding an agent").
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import ClassVar
 from claudomator.agents.base import Capabilities, RunContext
 from claudomator.config import binary_setting
 from claudomator.errors import AgentError
+from claudomator.isolation.base import Access, Launcher
 from claudomator.models import AgentConfig, TaskState
 from claudomator.process import AgentProcess, Exit
 
@@ -88,9 +91,29 @@ class CliRunner:
     label: ClassVar[str]  # for people: "Claude Code CLI"
     install_hint: ClassVar[str]  # how to install it: "npm install -g ..."
     capabilities: ClassVar[Capabilities]
+    # what the CLI keeps under $HOME and must read and write (config, credentials, sessions);
+    # with the sandbox and the log directory, all a launcher lets it touch
+    home_paths: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, binary: str) -> None:
+    def __init__(self, binary: str, launcher: Launcher) -> None:
         self.binary = binary
+        self.launcher = launcher
+
+    def agent_paths(self, env: Mapping[str, str]) -> tuple[Path, ...]:
+        """The CLI's own paths in the environment it runs with (``home_paths`` under $HOME)."""
+        home = home_of(env)
+        return tuple(home / p for p in self.home_paths)
+
+    def access(self, ctx: RunContext) -> Access:
+        """What the agent of ``ctx`` may touch: the sandbox, the log directory, its own paths,
+        and (to read) the directories of its context files outside the sandbox."""
+        outside = context_dirs(ctx.task.agent, ctx.workdir)
+        return Access(
+            workdir=ctx.workdir,
+            log_dir=ctx.log_dir,
+            agent_paths=self.agent_paths(ctx.env),
+            read_only=tuple(Path(d) for d in outside),
+        )
 
     def resolve_binary(self) -> str:
         """The binary's full path; :class:`AgentError` saying how to get it when missing."""
@@ -105,8 +128,9 @@ class CliRunner:
     async def spawn(
         self, ctx: RunContext, argv: list[str], on_line: Callable[[str], None], *, mark: str
     ) -> AgentProcess:
-        """Start ``argv`` in the sandbox in its own process group, logging to ``ctx``'s files;
-        ``ctx.on_started`` gets its pid. A start failure is an :class:`AgentError`."""
+        """Start ``argv`` in the sandbox in its own process group, through the launcher, logging
+        to ``ctx``'s files; ``ctx.on_started`` gets its pid. A start failure is an
+        :class:`AgentError`."""
         proc = AgentProcess(
             argv,
             cwd=ctx.workdir,
@@ -115,6 +139,8 @@ class CliRunner:
             stdout_path=ctx.stdout_path,
             stderr_path=ctx.stderr_path,
             on_line=on_line,
+            launcher=self.launcher,
+            access=self.access(ctx),
             kill_grace=ctx.kill_grace,
         )
         try:

@@ -132,6 +132,7 @@ class GeminiRunner(CliRunner):
     name = "gemini"
     label = "Gemini CLI"
     install_hint = "npm install -g @google/gemini-cli"
+    home_paths = (".gemini",)  # settings, oauth credentials, sessions (tmp/<project>/chats)
     capabilities = Capabilities(
         resumes_in_place=True,  # ``--resume`` works from the same cwd only
         options=frozenset({"model", "additional_args", "context_files"}),

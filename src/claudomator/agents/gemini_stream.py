@@ -1,4 +1,4 @@
-"""Parser for the Gemini CLI's ``--output-format stream-json`` stdout (docs/agent-clis.md §7).
+"""Parser for the Gemini CLI's ``--output-format stream-json`` stdout (docs/agents.md §7).
 
 Fed one line at a time, like :class:`~claudomator.agents.claude_stream.ClaudeStream`. The events:
 

@@ -6,8 +6,8 @@ in the settings, how to build its runner, and how to ask it one question for one
 (:class:`~claudomator.agents.oneshot.OneShot`, used by the chooser and by elaborate).
 
 The built-in agents are the specs :func:`builtin_agents` returns; they are registered with
-:meth:`AgentRegistry.register`, exactly as another agent would be (see docs/design.md, "How to
-add an agent"). Nothing is registered at import time: :func:`default_registry` builds a new
+:meth:`AgentRegistry.register`, exactly as another agent would be (see docs/design.md, "Adding an
+agent"). Nothing is registered at import time: :func:`default_registry` builds a new
 registry each call, and :class:`~claudomator.runtime.Runtime` builds the one it runs with.
 
 This module stays light (the command line imports it through :mod:`claudomator.readiness`):
@@ -25,6 +25,8 @@ from claudomator.agents.base import Capabilities, Runner
 from claudomator.agents.oneshot import OneShot
 from claudomator.config import Settings, binary_setting
 from claudomator.errors import ConfigError
+from claudomator.isolation import build_launcher
+from claudomator.isolation.base import Launcher
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +40,9 @@ class AgentSpec:
     name: str  # the ``agent.type`` of a task
     profile: str  # one line for the models that choose an agent or write a task
     capabilities: Capabilities
-    # the runner for these settings, or None when the settings do not configure this agent
-    make_runner: Callable[[Settings], Runner | None]
+    # the runner for these settings, spawning through the launcher given (a CLI runner's
+    # constructor takes it), or None when the settings do not configure this agent
+    make_runner: Callable[[Settings, Launcher], Runner | None]
     # the binary a CLI agent runs (None: not a CLI); see :meth:`Settings.agent_binary`
     default_binary: str | None = None
     one_shot: OneShot | None = None  # how to ask it one question for JSON, if it can
@@ -92,11 +95,13 @@ class AgentRegistry:
     def names(self) -> tuple[str, ...]:
         return tuple(self._specs)
 
-    def runners(self, settings: Settings) -> dict[str, Runner]:
-        """Every runner these settings configure, by agent name."""
+    def runners(self, settings: Settings, launcher: Launcher | None = None) -> dict[str, Runner]:
+        """Every runner these settings configure, by agent name, all spawning through one
+        launcher: ``launcher``, else the one ``[isolation] launcher`` names, built here once."""
+        launcher = launcher or build_launcher(settings.isolation.launcher)
         runners: dict[str, Runner] = {}
         for spec in self:
-            runner = spec.make_runner(settings)
+            runner = spec.make_runner(settings, launcher)
             if runner is not None:
                 runners[spec.name] = runner
         return runners
@@ -108,7 +113,8 @@ def _local_unconfigured(settings: Settings) -> tuple[str, ...]:
     return (f"[local_model] {' and '.join(missing)} not set in the config file",) if missing else ()
 
 
-def _local_runner(settings: Settings) -> Runner | None:
+def _local_runner(settings: Settings, launcher: Launcher) -> Runner | None:
+    """The local model's runner (an HTTP request: it starts no process, so no launcher)."""
     if not settings.local_model.endpoint:
         return None  # only when ``[local_model]`` names an endpoint
     from claudomator.agents.local import LocalRunner  # the model SDK: only when configured
@@ -136,7 +142,9 @@ def builtin_agents() -> list[AgentSpec]:
                 "Claude Code CLI: strongest at multi-file code changes, debugging, refactoring."
             ),
             capabilities=claude.ClaudeRunner.capabilities,
-            make_runner=lambda s: claude.ClaudeRunner(s.agent_binary("claude", "claude")),
+            make_runner=lambda s, launcher: claude.ClaudeRunner(
+                s.agent_binary("claude", "claude"), launcher
+            ),
             default_binary="claude",
             one_shot=OneShot(claude.one_shot_argv, claude.one_shot_reply, claude.ONE_SHOT_MODEL),
             install_hint=claude.ClaudeRunner.install_hint,
@@ -147,7 +155,9 @@ def builtin_agents() -> list[AgentSpec]:
             name="gemini",
             profile="Gemini CLI: good at reading large codebases and routine changes; cheaper.",
             capabilities=gemini.GeminiRunner.capabilities,
-            make_runner=lambda s: gemini.GeminiRunner(s.agent_binary("gemini", "gemini")),
+            make_runner=lambda s, launcher: gemini.GeminiRunner(
+                s.agent_binary("gemini", "gemini"), launcher
+            ),
             default_binary="gemini",
             one_shot=OneShot(gemini.one_shot_argv, gemini.one_shot_reply, gemini.ONE_SHOT_MODEL),
             install_hint=gemini.GeminiRunner.install_hint,

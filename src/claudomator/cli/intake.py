@@ -132,7 +132,12 @@ def elaborate(
         try:
             from claudomator.taskfile import parse_tasks
 
-            tasks = parse_tasks(done.spec, source=f"elaborate:{done.backend}", base_dir=Path.cwd())
+            tasks = parse_tasks(
+                done.spec,
+                source=f"elaborate:{done.backend}",
+                base_dir=Path.cwd(),
+                agents=service.agents,
+            )
             [task] = service.submit(tasks)
         except (TaskFileError, ValidationError) as exc:
             raise fail(str(exc), 2) from exc

@@ -18,9 +18,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from claudomator.agents.registry import default_registry
 from claudomator.durations import parse_duration
 from claudomator.errors import TaskFileError
-from claudomator.taskfile import AGENT_TYPES, parse_tasks
+from claudomator.taskfile import parse_tasks
 
 logger = logging.getLogger(__name__)
 
@@ -62,9 +63,10 @@ def _name(value: object, prompt: str, notes: list[str]) -> str:
 
 def _agent_type(value: object, notes: list[str]) -> str:
     text = str(value or "").strip().lower()
-    if text in AGENT_TYPES or text in ("", "auto", "any", "none", "null"):
-        return text if text in AGENT_TYPES else ""
-    for name in AGENT_TYPES:
+    known = default_registry().names()
+    if text in known or text in ("", "auto", "any", "none", "null"):
+        return text if text in known else ""
+    for name in known:
         if name in text:
             notes.append(f"agent.type {value!r} read as {name!r}")
             return name

@@ -188,7 +188,9 @@ class Lifecycle(Submission):
         if relative_to is None and project and relative:
             wrong.append(("agent.project_dir", "must be an absolute path over the API"))
             document["agent"] = {**document["agent"], "project_dir": data["agent"]["project_dir"]}
-        parsed = collect_tasks(document, source="request", base_dir=relative_to or Path.cwd())
+        parsed = collect_tasks(
+            document, source="request", base_dir=relative_to or Path.cwd(), agents=self.agents
+        )
         label = parsed.labels[0] if parsed.labels else "task"
         more = [Problem("request", label, key, message) for key, message in wrong]
         checked, found = self.check_tasks(parsed.tasks, source="request")

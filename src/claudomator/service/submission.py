@@ -69,7 +69,7 @@ class Submission(Queries):
         """
         from claudomator.taskfile import collect_tasks  # YAML and its models: not for `list`
 
-        parsed = collect_tasks(document, source=source, base_dir=base_dir)
+        parsed = collect_tasks(document, source=source, base_dir=base_dir, agents=self.agents)
         taken = {(p.task, p.field) for p in problems}
         parsed.problems = [p for p in parsed.problems if (p.task, p.field) not in taken]
         checked, more = self.check_tasks(parsed.tasks, source=source)

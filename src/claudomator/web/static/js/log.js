@@ -1,5 +1,5 @@
 // An agent's stream-json log, rendered for people. Claude Code (and the local agent, which
-// writes Claude-style lines) and the Gemini CLI are understood; see docs/agent-clis.md §6-7 and
+// writes Claude-style lines) and the Gemini CLI are understood; see docs/agents.md §6-7 and
 // claudomator/logview.py, which does the same for the terminal.
 
 import { h, money } from "./dom.js";

@@ -1,0 +1,49 @@
+"""How an agent CLI process is isolated: a :class:`~claudomator.isolation.base.Launcher` wraps
+every agent spawn (docs/agents.md §15).
+
+Each launcher lives in its own module of this package, named as ``[isolation] launcher`` names
+it, and exposes ``make_launcher() -> Launcher``: ``plain`` (:mod:`claudomator.isolation.plain`)
+runs the agent as it is. A new kind of isolation is one new module here; the config accepts its
+name as soon as the module exists (:func:`launcher_names`).
+
+The launcher is built once, from the settings, by whoever builds the runners
+(:meth:`claudomator.agents.registry.AgentRegistry.runners`), and handed to each runner.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import pkgutil
+
+from claudomator.errors import ConfigError
+from claudomator.isolation.base import Access, Launcher, LauncherFactory
+
+logger = logging.getLogger(__name__)
+
+_NOT_LAUNCHERS = frozenset({"base"})
+
+
+def launcher_names() -> tuple[str, ...]:
+    """The launchers this installation has: the modules of this package (sorted)."""
+    found = (m.name for m in pkgutil.iter_modules(__path__) if not m.ispkg)
+    return tuple(sorted(n for n in found if n not in _NOT_LAUNCHERS and not n.startswith("_")))
+
+
+def build_launcher(name: str) -> Launcher:
+    """The launcher ``name`` (one of :func:`launcher_names`; the config has checked it)."""
+    if name not in launcher_names():
+        known = ", ".join(launcher_names())
+        raise ConfigError(f"[isolation] launcher = {name!r} is not a launcher; use one of: {known}")
+    module = importlib.import_module(f"{__name__}.{name}")
+    factory = getattr(module, "make_launcher", None)
+    if not callable(factory):
+        raise ConfigError(
+            f"[isolation] launcher = {name!r}: {module.__name__} has no make_launcher()"
+        )
+    launcher: Launcher = factory()
+    logger.debug("agent launcher: %s", name, extra={"action": "isolation"})
+    return launcher
+
+
+__all__ = ["Access", "Launcher", "LauncherFactory", "build_launcher", "launcher_names"]

@@ -1,0 +1,23 @@
+"""The ``plain`` launcher: the agent runs as it is, with the orchestrator's own rights."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from claudomator.isolation.base import Access, Launcher
+
+
+class PlainLauncher:
+    """Starts the agent's command unchanged (no isolation beyond its own process group)."""
+
+    name = "plain"
+
+    def wrap(
+        self, argv: Sequence[str], cwd: Path, env: Mapping[str, str], paths: Access
+    ) -> tuple[list[str], dict[str, str]]:
+        return list(argv), dict(env)
+
+
+def make_launcher() -> Launcher:
+    return PlainLauncher()
