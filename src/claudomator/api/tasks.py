@@ -81,6 +81,10 @@ class TaskDetail(BaseModel):
     interactions: list[Interaction]
     # the acceptance check: verdict, pending, or why there is none (None: no criteria)
     check: CheckStatus | None = None
+    # execution id -> the note of an execution that started without the user's uncommitted
+    # changes ("the agent started from main@1a2b3c4d; your uncommitted changes in ... were not
+    # included"); executions without one are absent
+    checkout_notes: dict[str, str] = Field(default_factory=dict)
 
 
 class AnswerBody(BaseModel):
@@ -200,12 +204,15 @@ def task_routes(service: Service) -> APIRouter:
     def get_task(task_id: str) -> TaskDetail:
         """A task (by id or unique prefix) with its executions, history and questions."""
         task = service.get(task_id)
+        executions = service.executions(task.id)
+        notes = service.checkout_notes(executions)
         return TaskDetail(
             task=_views(service, [task])[0],
-            executions=service.executions(task.id),
+            executions=executions,
             events=service.events(task.id),
             interactions=service.interactions(task.id),
             check=service.check_status(task),
+            checkout_notes={execution_id: note.line for execution_id, note in notes.items()},
         )
 
     @router.get("/{task_id}/executions", response_model=list[Execution])

@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from claudomator import delivered
-from claudomator.checkout import MAX_NOTE, CheckoutNote, parse_note
+from claudomator.checkout import CheckoutNote
 from claudomator.cli.common import (
     app,
     fail,
@@ -173,13 +173,17 @@ def show(
                 "executions": [e.model_dump(mode="json") for e in executions],
                 "events": [e.model_dump(mode="json") for e in events],
                 "interactions": [i.model_dump(mode="json") for i in talk],
+                "checkout_notes": {
+                    execution_id: note.line
+                    for execution_id, note in service.checkout_notes(executions).items()
+                },
             }
             check = service.check_status(task)
             if check is not None:
                 payload["check"] = check.model_dump(mode="json")
             typer.echo(json.dumps(payload, indent=2))
             return
-        notes = {e.id: _checkout_note(service, e) for e in executions}
+        notes = service.checkout_notes(executions)
         _print_task(task, executions, events, cost, notes)
         _print_check(service.check_status(task))
         waiting = service.waiting_reasons([task]).get(task.id)
@@ -222,15 +226,6 @@ def _total_cost(task: Task, cost: TaskCost) -> str:
     if text and cost.executions > 1:
         text += f" over {plural(cost.executions, 'execution')}"
     return text + (budget_unchecked(task, cost.known) if text else "")
-
-
-def _checkout_note(service: Service, execution: Execution) -> CheckoutNote | None:
-    """The execution's dirty-checkout note, if it has a valid one (one not served is none)."""
-    try:
-        text = service.logs.read(execution, LogFile.CHECKOUT, 0, MAX_NOTE)
-    except (UnsafeLogFile, OSError):
-        return None
-    return parse_note(text, execution.stdout_path)
 
 
 def _print_task(

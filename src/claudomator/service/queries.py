@@ -7,7 +7,9 @@ import logging
 from collections.abc import Iterable, Sequence
 
 from claudomator.checker import CheckStatus, check_status
+from claudomator.checkout import MAX_NOTE, CheckoutNote, parse_note
 from claudomator.errors import NotFound, ValidationError
+from claudomator.logs.base import LogFile, UnsafeLogFile
 from claudomator.models import Execution, Interaction, Task, TaskCost, TaskEvent, TaskState
 from claudomator.service.catalog import Catalog
 from claudomator.store.costs import task_costs
@@ -122,6 +124,22 @@ class Queries(Catalog):
 
     def executions(self, task_id: str) -> list[Execution]:
         return self.store.executions_of(task_id)
+
+    def checkout_notes(self, executions: Iterable[Execution]) -> dict[str, CheckoutNote]:
+        """The dirty-checkout note of each execution that has a valid one (by execution id):
+        the agent started without the user's uncommitted changes. The note is in the log
+        folder, the agent's to write: read through the log store, a file it refuses or a
+        malformed note is no note."""
+        notes: dict[str, CheckoutNote] = {}
+        for execution in executions:
+            try:
+                text = self.logs.read(execution, LogFile.CHECKOUT, 0, MAX_NOTE)
+            except (UnsafeLogFile, OSError):
+                continue
+            note = parse_note(text, execution.stdout_path)
+            if note is not None:
+                notes[execution.id] = note
+        return notes
 
     def latest_execution(self, ident: str) -> Execution:
         """The newest execution of a task (by task id or prefix), or an execution by its id."""

@@ -178,7 +178,7 @@ export async function render(main, { params, signal, navigate }) {
     drawPanel(task, interactions);
     drawOverview(task, executions, events, detail.check);
     drawTalk(interactions);
-    drawRuns(executions);
+    drawRuns(executions, detail.checkout_notes || {});
     drawHistory(events);
     if (executions.length !== seenExecutions) {
       if (executions.length > seenExecutions && seenExecutions) chosenExecution = null; // follow the new run
@@ -413,7 +413,7 @@ export async function render(main, { params, signal, navigate }) {
     );
   }
 
-  function drawRuns(executions) {
+  function drawRuns(executions, notes) {
     fill(runs, h("h2", { id: "runs-h" }, `Executions (${executions.length})`));
     if (!executions.length) {
       runs.append(h("p", { class: "muted" }, "None yet."));
@@ -471,6 +471,10 @@ export async function render(main, { params, signal, navigate }) {
       ),
     );
     labelCells(runs.querySelector("table"));
+    // an execution that started without the checkout's uncommitted changes says so
+    executions.forEach((e, index) => {
+      if (notes[e.id]) runs.append(h("p", { class: "note checkout-note" }, h("strong", {}, `Note on #${index + 1}: `), notes[e.id]));
+    });
   }
 
   function drawHistory(events) {
