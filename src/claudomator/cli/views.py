@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -233,7 +234,7 @@ def _print_task(
     executions: list[Execution],
     events: list[TaskEvent],
     cost: TaskCost,
-    notes: dict[str, CheckoutNote | None],
+    notes: Mapping[str, CheckoutNote],
 ) -> None:
     from claudomator.projects import described  # git: `show` only, not `list`
 
