@@ -18,9 +18,10 @@ from claudomator.cli import COMMAND_MODULES, command_of, modules_for
 from claudomator.config import load_settings
 from claudomator.models import AgentConfig, Task, TaskState
 from claudomator.store import open_store
-from claudomator.store.quick import COLUMNS, QuickStore, open_quick, revision_of
+from claudomator.store.quick import QuickStore, open_quick, revision_of
 from claudomator.store.revisions import newest_revision
 from claudomator.store.sql.store import SqlStore
+from claudomator.store.sqlite_codec import COLUMNS
 from claudomator.store.tables import UTCDateTime, metadata
 
 LOADED = "import sys; print(sorted(m for m in {names!r} if m in sys.modules))"

@@ -11,21 +11,19 @@ unchanged against it.
 
 It opens only a database file already at the newest schema revision: for any other,
 :func:`open_quick` returns None and the caller opens the full store, which migrates. The
-column layout it decodes (JSON, timestamps) is :data:`COLUMNS`; a unit test holds it equal to
-the SQLAlchemy tables (:mod:`claudomator.store.tables`).
+column layout it decodes (JSON, timestamps) is
+:data:`claudomator.store.sqlite_codec.COLUMNS`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from claudomator.errors import InvalidTransition, NotFound, StoreError
 from claudomator.models import (
@@ -42,76 +40,17 @@ from claudomator.models import (
 from claudomator.store.refusals import refused
 from claudomator.store.revisions import newest_revision
 from claudomator.store.sql import rows as conv
+from claudomator.store.sqlite_codec import decoded, encoded, stored_time
 
 if TYPE_CHECKING:
     from claudomator.store.base import Store
 
 logger = logging.getLogger(__name__)
 
-Kind = Literal["json", "time"]
-
-COLUMNS: dict[str, dict[str, Kind]] = {
-    "tasks": {
-        "agent": "json",
-        "tags": "json",
-        "depends_on": "json",
-        "created_at": "time",
-        "updated_at": "time",
-    },
-    "executions": {
-        "start_time": "time",
-        "end_time": "time",
-        "commits": "json",
-        "changestats": "json",
-        "delivery": "json",
-    },
-    "task_events": {"at": "time"},
-    "interactions": {"options": "json", "asked_at": "time", "answered_at": "time"},
-    "agent_status": {"limited_until": "time", "unavailable_until": "time", "updated_at": "time"},
-}
-"""The columns of each table that SQLAlchemy encodes (JSON text, UTC timestamps), by table."""
-
 BUSY_TIMEOUT = 10.0
 """Seconds a write waits for another process's lock, as the SQL store's SQLite engine does."""
 CHUNK = 500  # task ids per query, as the SQL store sends them
 MAX_RACE_RETRIES = 5
-
-
-def stored_time(moment: datetime) -> str:
-    """``moment`` as SQLAlchemy stores a timezone-aware datetime on SQLite (UTC, no offset)."""
-    if moment.tzinfo is None:
-        raise ValueError(f"naive datetime {moment!r}: store aware datetimes only")
-    utc = moment.astimezone(UTC)
-    return f"{utc:%Y-%m-%d %H:%M:%S}.{utc.microsecond:06d}"
-
-
-def read_time(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=UTC)
-
-
-def decoded(table: str, row: sqlite3.Row) -> dict[str, Any]:
-    """A row as the SQL store's reads see it: JSON parsed, timestamps aware."""
-    kinds = COLUMNS.get(table, {})
-    out: dict[str, Any] = {}
-    for key in row.keys():  # noqa: SIM118 (a sqlite3.Row iterates over its values)
-        value = row[key]
-        kind = kinds.get(key)
-        if value is not None and kind == "json":
-            value = json.loads(value)
-        elif value is not None and kind == "time":
-            value = read_time(value)
-        out[key] = value
-    return out
-
-
-def encoded(table: str, column: str, value: Any) -> Any:
-    """``value`` as SQLAlchemy would bind it to ``table.column`` on SQLite."""
-    kind = COLUMNS.get(table, {}).get(column)
-    if kind == "json":
-        return json.dumps(list(value) if isinstance(value, tuple) else value)
-    if kind == "time" and value is not None:
-        return stored_time(value)
-    return value
 
 
 def _in(ids: list[str]) -> str:
