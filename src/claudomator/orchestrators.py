@@ -8,9 +8,9 @@ kernel drops the lock when the process ends, even by kill -9, so a file nobody h
 a leftover (the next registration removes it). ``claudomator run`` reads the serves' files to
 leave its tasks to a running serve instead of starting a second pool beside it; a serve's pool
 reads the runs' files to leave a run's tasks (and their subtasks and checkers) to that run, so
-its ``-j`` holds (see ``cli/run.py`` and :mod:`claudomator.dispatch.local`). A run registers
-just before its pool starts, after it looked for serves: a serve that starts in between (a few
-milliseconds) may claim one of its tasks first; each claim is still made once.
+its ``-j`` holds (see :mod:`claudomator.cli.orchestration` and :mod:`claudomator.dispatch.local`).
+A run registers just before its pool starts, after it looked for serves: a serve that starts in
+between (a few milliseconds) may claim one of its tasks first; each claim is still made once.
 """
 
 from __future__ import annotations

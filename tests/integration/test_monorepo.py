@@ -140,7 +140,7 @@ def test_a_package_linked_out_of_the_sandbox_is_refused(
     target = box.dir / "packages" / "app"
     subprocess.run(["rm", "-rf", str(target)], check=True)
     target.symlink_to(outside)  # what a hostile agent does before it asks a question
-    assert sandboxes.open(box.dir, package) is None  # a resumed run never works there
+    assert sandboxes.reopen(box.dir, package) is None  # a resumed run never works there
     with pytest.raises(SandboxTampered, match="packages/app is a symbolic link"):
         sandboxes.collect(box)
     assert not (tmp_path / "built-outside").exists()
@@ -150,7 +150,7 @@ def test_a_package_linked_out_of_the_sandbox_is_refused(
     subprocess.run(["rm", "-rf", str(packages)], check=True)
     (outside / "app").mkdir()
     packages.symlink_to(outside)
-    assert sandboxes.open(box.dir, package) is None
+    assert sandboxes.reopen(box.dir, package) is None
 
 
 def test_a_package_of_a_sandbox_is_never_a_project(sandboxes: Sandboxes, monorepo: Path) -> None:
@@ -163,9 +163,9 @@ def test_a_package_of_a_sandbox_is_never_a_project(sandboxes: Sandboxes, monorep
 
 def test_a_sandbox_reopens_only_for_its_own_package(sandboxes: Sandboxes, monorepo: Path) -> None:
     box = sandboxes.create(monorepo / "packages" / "app", "exec-1")
-    assert sandboxes.open(box.dir, monorepo / "packages" / "lib") is None
-    assert sandboxes.open(box.dir, monorepo) is None
-    reopened = sandboxes.open(box.dir, monorepo / "packages" / "app")
+    assert sandboxes.reopen(box.dir, monorepo / "packages" / "lib") is None
+    assert sandboxes.reopen(box.dir, monorepo) is None
+    reopened = sandboxes.reopen(box.dir, monorepo / "packages" / "app")
     assert reopened is not None
     assert (reopened.project_dir, reopened.subdir) == (box.project_dir, "packages/app")
 

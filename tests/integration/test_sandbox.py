@@ -183,10 +183,10 @@ def test_concurrent_creates_get_distinct_trees(sandboxes: Sandboxes, project: Pa
 
 
 def test_open_a_preserved_sandbox(sandboxes: Sandboxes, box: Sandbox, tmp_path: Path) -> None:
-    assert sandboxes.open(box.dir, box.project_dir) == box
-    assert sandboxes.open(tmp_path / "missing", box.project_dir) is None
+    assert sandboxes.reopen(box.dir, box.project_dir) == box
+    assert sandboxes.reopen(tmp_path / "missing", box.project_dir) is None
     (tmp_path / "plain").mkdir()
-    assert sandboxes.open(tmp_path / "plain", box.project_dir) is None
+    assert sandboxes.reopen(tmp_path / "plain", box.project_dir) is None
 
 
 # --- projects ----------------------------------------------------------------------------------
@@ -548,7 +548,7 @@ def test_release_recycles_into_a_fresh_copy_of_the_current_head(
     assert agent_made not in git(second.dir, "rev-list", "HEAD")
     assert git(second.dir, "config", "user.name") == "Test User"
     assert sandboxes.collect(second).commits == ()
-    assert sandboxes.open(second.dir, project) == second
+    assert sandboxes.reopen(second.dir, project) == second
 
 
 def test_the_warm_pool_is_bounded(tmp_path: Path, project: Path) -> None:

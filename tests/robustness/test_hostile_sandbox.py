@@ -141,7 +141,7 @@ def test_a_sandbox_of_the_old_layout_is_adopted_without_its_config_copy(
     write(box.dir / ".git" / "config", poisoned)
     write(box.dir / "agent.txt", "resumed work\n")
 
-    reopened = sandboxes.open(box.dir, project)
+    reopened = sandboxes.reopen(box.dir, project)
     assert reopened == box
     assert "worktree" not in (box.dir / ".git" / "config").read_text()
     collected = sandboxes.collect(box)

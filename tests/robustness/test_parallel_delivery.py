@@ -25,7 +25,7 @@ from pathlib import Path
 from claudomator.sandbox import Sandboxes
 root, tree, project, task, start = sys.argv[1:]
 sandboxes = Sandboxes(Path(root))
-box = sandboxes.open(Path(tree), Path(project))
+box = sandboxes.reopen(Path(tree), Path(project))
 while time.time() < float(start):
     time.sleep(0.005)
 print(sandboxes.deliver(box, task_id=task))
@@ -125,7 +125,7 @@ def test_on_target_tells_whether_commits_already_landed(project: Path, tmp_path:
     second = git(box.dir, "rev-parse", "HEAD")
 
     later = Sandboxes(tmp_path / "data" / "sandboxes")  # as after a restart
-    reopened = later.open(box.dir, project)
+    reopened = later.reopen(box.dir, project)
     assert reopened is not None
     assert later.on_target(reopened, [first])
     assert not later.on_target(reopened, [first, second])

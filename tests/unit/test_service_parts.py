@@ -44,7 +44,7 @@ def test_accept_releases_through_the_sandboxes_it_was_given(
     asked: list[Path] = []
 
     class Recording(Sandboxes):
-        def open(self, sandbox_dir: Path, project_dir: Path) -> None:
+        def reopen(self, sandbox_dir: Path, project_dir: Path) -> None:
             asked.append(sandbox_dir)
 
     given = Recording(tmp_path / "boxes")

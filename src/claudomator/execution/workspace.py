@@ -47,7 +47,7 @@ def open_workspace(
     ``asked``: the task's executions and interactions, as read for the plan)."""
     preserved = plan.sandbox_to_reopen(start)
     if preserved:
-        reopened = sandboxes.open(Path(preserved), project_dir)
+        reopened = sandboxes.reopen(Path(preserved), project_dir)
         if reopened is not None:
             since = plan.delivered_head(runs, execution, preserved)
             return Workspace(reopened, start, since)

@@ -85,7 +85,7 @@ class LocalLogStore:
         self, execution: Execution, name: LogFile, offset: int = 0, limit: int = MAX_READ
     ) -> bytes | None:
         path = self.path_of(execution, name)
-        handle = None if path is None else self.open(path)
+        handle = None if path is None else self._open_file(path)
         if handle is None:
             return None
         with handle:
@@ -95,7 +95,7 @@ class LocalLogStore:
     def tail(self, execution: Execution, name: LogFile, limit: int) -> bytes:
         path = self.path_of(execution, name)
         try:
-            handle = None if path is None else self.open(path)
+            handle = None if path is None else self._open_file(path)
         except (UnsafeLogFile, OSError):
             return b""
         if handle is None:
@@ -122,7 +122,7 @@ class LocalLogStore:
 
     # -- opening without trusting the folder -------------------------------------------------
 
-    def open(self, path: Path) -> BinaryIO | None:
+    def _open_file(self, path: Path) -> BinaryIO | None:
         """``path`` opened for reading, or None if it does not exist.
 
         Raises :class:`UnsafeLogFile` if ``path`` is outside the root, is reached through a

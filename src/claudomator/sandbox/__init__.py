@@ -49,6 +49,7 @@ Delivery
 """
 
 from claudomator.sandbox.build import BUILD_TIMEOUT, detect_build_command
+from claudomator.sandbox.collection import AUTOCOMMIT_MESSAGE, MAX_DIFF_BYTES, Collected
 from claudomator.sandbox.delivery import (
     BRANCH_PREFIX,
     MAX_PUSH_ATTEMPTS,
@@ -57,12 +58,7 @@ from claudomator.sandbox.delivery import (
 )
 from claudomator.sandbox.git import FALLBACK_EMAIL, FALLBACK_NAME, GIT_TIMEOUT
 from claudomator.sandbox.project import INITIAL_MESSAGE, MAX_INIT_BYTES, MAX_INIT_FILES
-from claudomator.sandbox.sandboxes import (
-    AUTOCOMMIT_MESSAGE,
-    MAX_DIFF_BYTES,
-    Collected,
-    Sandboxes,
-)
+from claudomator.sandbox.sandboxes import Sandboxes
 from claudomator.sandbox.tree import Sandbox
 
 __all__ = [

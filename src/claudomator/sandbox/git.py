@@ -26,6 +26,7 @@ the pristine copy taken at creation before any bookkeeping (see :mod:`claudomato
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from claudomator import process
@@ -34,6 +35,7 @@ from claudomator.errors import SandboxError
 GIT_TIMEOUT = 600.0  # seconds for one git command
 FALLBACK_NAME = "Claudomator"
 FALLBACK_EMAIL = "claudomator@localhost"
+COMMIT_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")  # a full commit id: SHA-1 or SHA-256
 
 # variables of the caller's environment that would point git at another repository or config
 _DROPPED_VARS = (

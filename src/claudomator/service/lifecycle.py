@@ -88,7 +88,7 @@ class Lifecycle(Submission):
             self.store.save_execution(runs[-1].model_copy(update={"status": TaskState.COMPLETED}))
         if runs and runs[-1].sandbox_dir and task.agent.project_dir:
             sandboxes = self.sandboxes()
-            box = sandboxes.open(Path(runs[-1].sandbox_dir), Path(task.agent.project_dir))
+            box = sandboxes.reopen(Path(runs[-1].sandbox_dir), Path(task.agent.project_dir))
             if box is not None:
                 sandboxes.release(box)
         return done

@@ -1,0 +1,85 @@
+"""The config file's tables besides the top level: ``[agents.<name>]``, ``[isolation]``,
+``[local_model]`` and ``[retention]`` (held by :class:`~claudomator.config.settings.Settings`)."""
+
+from __future__ import annotations
+
+import logging
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from claudomator.durations import parse_duration
+from claudomator.isolation import launcher_names
+
+logger = logging.getLogger(__name__)
+
+
+def binary_setting(agent: str) -> str:
+    """The config key people are told to set for ``agent``'s binary (in messages)."""
+    return f"[agents.{agent}] binary_path"
+
+
+class AgentSettings(BaseModel):
+    """One agent's ``[agents.<name>]`` table."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    binary_path: str = ""  # the CLI to run (on PATH unless absolute); empty: the default
+
+
+class IsolationSettings(BaseModel):
+    """The ``[isolation]`` table: how agent processes are started (:mod:`claudomator.isolation`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    launcher: str = "plain"  # a module of claudomator/isolation/; "plain": no isolation
+
+    @field_validator("launcher")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        known = launcher_names()
+        if value not in known:
+            raise ValueError(f"{value!r} is not a launcher; use one of: {', '.join(known)}")
+        return value
+
+
+class LocalModelSettings(BaseModel):
+    """An OpenAI-compatible server (Ollama, LM Studio, vLLM) for cheap side jobs and text tasks."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    endpoint: str = ""  # e.g. http://127.0.0.1:11434/v1 ; empty: no local model
+    model: str = ""
+    api_key: str = ""
+    timeout_seconds: float = Field(default=120.0, gt=0)
+    default_temperature: float = Field(default=0.2, ge=0, le=2)
+    prefer_for_elaborate: bool = False
+
+
+MAX_RETENTION_DAYS = 36500
+
+
+class RetentionSettings(BaseModel):
+    """How long ended work is kept (see :mod:`claudomator.retention`); 0 keeps it forever."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # the log folder of each execution of a task that ended (COMPLETED, FAILED, ...) or was
+    # deleted, that many days after it ended
+    logs_days: int = Field(default=30, ge=0, le=MAX_RETENTION_DAYS, strict=True)
+    # kept sandboxes of ended or deleted tasks (never those of PENDING, QUEUED, RUNNING,
+    # BLOCKED or READY tasks)
+    sandboxes_days: int = Field(default=7, ge=0, le=MAX_RETENTION_DAYS, strict=True)
+    # `claudomator/*` branches in project repositories whose commits are all on another
+    # branch, whose task ended or is unknown
+    branches_days: int = Field(default=14, ge=0, le=MAX_RETENTION_DAYS, strict=True)
+    # also branches with commits found nowhere else (work is lost): off unless set
+    unmerged_branches_days: int = Field(default=0, ge=0, le=MAX_RETENTION_DAYS, strict=True)
+    # how often a running orchestrator applies the policy (seconds or "1h"); 0: only `gc`
+    every: float = Field(default=3600.0, ge=0)
+
+    @field_validator("every", mode="before")
+    @classmethod
+    def _parse_every(cls, value: object) -> object:
+        if not isinstance(value, bool) and value in (0, "0"):
+            return 0.0
+        return parse_duration(value) if isinstance(value, str | int | float) else value
