@@ -3,8 +3,9 @@
 Built on the ``openai`` SDK (``AsyncOpenAI`` with ``base_url``), it serves the LLM-shaped helpers
 (the agent chooser, elaborate, summaries, triage) and the ``local`` agent runner::
 
-    async with LLMClient(settings.local_model) as llm:
+    async with LLMClient(settings.local_model) as llm:  # one per process, closed by its owner
         text = await llm.complete("You are terse.", "Say hi")
+        plan = await llm.with_retries(max_retries=0, extra_attempts=0).complete(...)
         data = await llm.complete_json("Classify the task.", task_text, schema_hint='{"kind": str}')
         async for delta in llm.stream_chat([{"role": "user", "content": "Hi"}]):
             ...  # delta.text pieces, then one last delta with delta.usage
@@ -14,11 +15,17 @@ to ``max_retries`` times (honouring ``Retry-After`` up to its own limit). When i
 429 or 503, we wait ourselves (``Retry-After`` capped at ``max_retry_wait`` seconds, else 2, 4,
 8 … seconds) and try again, at most ``extra_attempts`` times. Every failure reaches the caller
 as :class:`LLMError`, carrying the HTTP status when there was one.
+
+A process builds one client (the :class:`~claudomator.runtime.Runtime`, or a one-off command at
+its entry point) and hands it down; a caller that wants other retry settings for its own calls
+asks for a view with :meth:`LLMClient.with_retries`, which shares the owner's HTTP connection
+pool (like the SDK's ``with_options``) and is never closed itself: only the owner closes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import email.utils
 import json
 import logging
@@ -161,7 +168,8 @@ def _sdk_messages(messages: Sequence[ChatMessage]) -> list[ChatCompletionMessage
 
 
 class LLMClient:
-    """An OpenAI-compatible chat client for one configured server. Close it when done."""
+    """An OpenAI-compatible chat client for one configured server. Its owner closes it once;
+    a :meth:`with_retries` view shares its connections and closes nothing."""
 
     def __init__(
         self,
@@ -176,6 +184,29 @@ class LLMClient:
         self.extra_attempts = extra_attempts
         self.max_retry_wait = max_retry_wait
         self._sdk: openai.AsyncOpenAI | None = None
+        self._owner: LLMClient | None = None  # set on a view: the client whose pool it shares
+
+    def with_retries(
+        self, *, max_retries: int | None = None, extra_attempts: int | None = None
+    ) -> LLMClient:
+        """This client with other retry settings for the calls made through the view.
+
+        The view shares this client's HTTP connection pool; closing it closes nothing (the
+        owner's :meth:`aclose` does). Unset settings are this client's.
+        """
+        view = copy.copy(self)  # not a new client: nothing is built, nothing to close
+        view._owner = self._owner or self
+        view._sdk = None
+        if max_retries is not None:
+            view.max_retries = max_retries
+        if extra_attempts is not None:
+            view.extra_attempts = extra_attempts
+        return view
+
+    @property
+    def owner(self) -> LLMClient:
+        """The client that owns the connections: this one, or the one this view was made of."""
+        return self._owner or self
 
     @property
     def available(self) -> bool:
@@ -191,6 +222,11 @@ class LLMClient:
             raise LLMError(
                 "no local model configured: set [local_model] endpoint", kind="connection"
             )
+        if self._owner is not None:  # a view: the owner's pool, with this view's SDK retries
+            base = self._owner._client()
+            if base.max_retries == self.max_retries:
+                return base
+            return base.with_options(max_retries=self.max_retries)
         if self._sdk is None:
             self._sdk = openai.AsyncOpenAI(
                 base_url=self.settings.endpoint,
@@ -201,7 +237,9 @@ class LLMClient:
         return self._sdk
 
     async def aclose(self) -> None:
-        """Close the HTTP connections (safe to call twice)."""
+        """Close the HTTP connections (safe to call twice; a view closes nothing)."""
+        if self._owner is not None:
+            return
         sdk, self._sdk = self._sdk, None
         if sdk is not None:
             await sdk.close()
