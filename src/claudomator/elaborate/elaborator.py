@@ -17,12 +17,12 @@ when the key is absent (the default) or true, and last, after both CLIs, when th
 ``prefer_for_elaborate = false``. An unconfigured local model is skipped.
 
 The CLIs run in the project's directory (their read-only tools may look at the code), else in an
-empty temporary directory, started through the launcher the runners get with the project
-read-only (:func:`~claudomator.agents.oneshot.ask_json`). The whole call has one time budget
-(30 s by default) shared by the backends: each gets what is left, a CLI is killed when it runs out, and a backend reached with
-less than :data:`MIN_TURN` seconds left is skipped. A backend that is missing, fails, or answers
-something that is no valid spec is recorded in ``attempts`` with its reason and the next one is
-asked; when none succeeds, :class:`ElaborationFailed` carries every reason.
+empty temporary directory, started through the launcher the runners get with the project read-only
+(:func:`~claudomator.agents.oneshot.ask_json`). The whole call has one time budget (30 s by
+default) shared by the backends: each gets what is left, a CLI is killed when it runs out, and a
+backend reached with less than :data:`MIN_TURN` seconds left is skipped. A backend that is missing,
+fails, or answers something that is no valid spec is recorded in ``attempts`` with its reason and
+the next one is asked; when none succeeds, :class:`ElaborationFailed` carries every reason.
 
 An answer is normalised and checked by :mod:`claudomator.elaborate.spec` before it is returned;
 nothing is stored here. :class:`Tried` records a backend that was not used, and why. The
