@@ -214,9 +214,10 @@ def test_the_served_app_has_the_route_and_its_openapi_entry(
     configured: Settings, store: Store, fake_openai: FakeOpenAI
 ) -> None:
     service = Service(configured, store)
-    app = create_app(service, configured)  # the route comes with the app
+    llm = LLMClient(configured.local_model)  # as serve hands the app its runtime's
+    app = create_app(service, configured, llm=llm)  # the route comes with the app
     fake_openai.set_script([JsonReply(SPEC)])
-    with Served(app) as served, httpx.Client(base_url=served.url, timeout=60) as client:
+    with Served(app, llm) as served, httpx.Client(base_url=served.url, timeout=60) as client:
         assert client.post("/api/tasks/elaborate", json={"prompt": "p"}).status_code == 200
         paths = client.get("/openapi.json").json()["paths"]
     assert "/api/tasks/elaborate" in paths
