@@ -9,9 +9,10 @@ record or log.
 Like a run's agent, the call is started through the process's one
 :class:`~claudomator.isolation.base.Launcher` (built once by the caller's owner, see
 :meth:`~claudomator.agents.registry.AgentRegistry.launcher`), with an
-:class:`~claudomator.isolation.base.Access` that makes the project directory read-only
-(``workdir_writable=False``); the call may write only its own temporary directory and the CLI's
-own paths (docs/agents.md §12 and §15).
+:class:`~claudomator.isolation.base.Access` that says the project directory is read-only
+(``workdir_writable=False``) and that the call may write only its own temporary directory and
+the CLI's own paths; the launcher enforces what it can (``plain``: nothing; docs/agents.md §12
+and §15).
 """
 
 from __future__ import annotations
