@@ -26,6 +26,7 @@ from claudomator.agents import build_registry
 from claudomator.config import load_settings
 from claudomator.dispatch import Pool
 from claudomator.models import AgentConfig, Task, TaskState
+from claudomator.runtime import pool_parts
 from claudomator.service import Service
 
 NAME = "dispatch"
@@ -82,7 +83,13 @@ async def through_claudomator(
             update={"claude_binary_path": str(binary), "max_concurrent": parallel}
         )
         service = Service.open(settings)
-        pool = Pool(settings, service.store, build_registry(settings), base_env=env)
+        pool = Pool(
+            settings,
+            service.store,
+            build_registry(settings),
+            **pool_parts(settings, service.store),
+            base_env=env,
+        )
         service.on_submit = pool.wake
         await pool.start()
         try:

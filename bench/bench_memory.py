@@ -29,6 +29,7 @@ from claudomator.agents import build_registry
 from claudomator.config import load_settings
 from claudomator.dispatch import Pool
 from claudomator.models import AgentConfig, Task, TaskState
+from claudomator.runtime import pool_parts
 from claudomator.service import Service
 
 NAME = "memory"
@@ -76,7 +77,13 @@ async def measure(root: Path, agents: int) -> dict[str, float]:
             }
         )
         service = Service.open(settings)
-        pool = Pool(settings, service.store, build_registry(settings), base_env=env)
+        pool = Pool(
+            settings,
+            service.store,
+            build_registry(settings),
+            **pool_parts(settings, service.store),
+            base_env=env,
+        )
         service.on_submit = pool.wake
         await pool.start()
         try:

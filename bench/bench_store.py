@@ -28,6 +28,7 @@ from claudomator.agents import build_registry
 from claudomator.config import load_settings
 from claudomator.dispatch import Pool
 from claudomator.models import AgentConfig, Execution, Task, TaskState, utcnow
+from claudomator.runtime import pool_parts
 from claudomator.store import Store
 from claudomator.store.sql.rows import execution_row as _execution_row
 from claudomator.store.sql.rows import task_row as _task_row
@@ -145,7 +146,13 @@ async def measure(db: Path | None, root: Path, count: int) -> list[float]:
             shutil.copyfile(db, settings.db_path)
         store = Store.open(settings.db_path)
         try:
-            pool = Pool(settings, store, build_registry(settings), chooser=None)
+            pool = Pool(
+                settings,
+                store,
+                build_registry(settings),
+                **pool_parts(settings, store),
+                chooser=None,
+            )
             await claims(pool, store, min(20, count))  # warm up
             return await claims(pool, store, count)
         finally:

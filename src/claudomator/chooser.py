@@ -8,7 +8,9 @@ Asked in order, first usable answer wins:
    model is not configured or gave no usable answer;
 3. otherwise the pool's own rule: the least-loaded available agent.
 
-The choice and its reason are recorded in the task's history by the pool. (Why a *run* failed
+The Gemini call is started through the launcher the runners got, with the (absent) project
+read-only (:func:`~claudomator.agents.oneshot.ask_json`). The choice and its reason are
+recorded in the task's history by the pool. (Why a *run* failed
 is :func:`claudomator.ratelimit.classify`'s business, not this module's.)
 """
 
@@ -25,6 +27,7 @@ from claudomator.agents.registry import AgentRegistry, default_registry
 from claudomator.models import Task
 
 if TYPE_CHECKING:
+    from claudomator.isolation.base import Launcher
     from claudomator.llm import LLMClient
 
 logger = logging.getLogger(__name__)
@@ -96,8 +99,10 @@ class AgentChooser:
         env: Mapping[str, str] | None = None,
         timeout: float = 60.0,
         registry: AgentRegistry | None = None,
+        launcher: Launcher,
     ) -> None:
         self.llm = llm
+        self.launcher = launcher  # starts the Gemini CLI: the one the runners got
         self.gemini_binary = gemini_binary
         self.gemini_model = gemini_model
         self.env = dict(env) if env is not None else None
@@ -154,6 +159,7 @@ class AgentChooser:
                 env=self.env,
                 time_limit=self.timeout,
                 setting=spec.binary_setting,
+                launcher=self.launcher,
             )
         except OneShotFailed as exc:
             if exc.kind in ("failed", "timed_out"):

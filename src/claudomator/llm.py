@@ -3,8 +3,9 @@
 Built on the ``openai`` SDK (``AsyncOpenAI`` with ``base_url``), it serves the LLM-shaped helpers
 (the agent chooser, elaborate, summaries, triage) and the ``local`` agent runner::
 
-    async with LLMClient(settings.local_model) as llm:
+    async with LLMClient(settings.local_model) as llm:  # one per process, closed by its owner
         text = await llm.complete("You are terse.", "Say hi")
+        plan = await llm.with_retries(max_retries=0, extra_attempts=0).complete(...)
         data = await llm.complete_json("Classify the task.", task_text, schema_hint='{"kind": str}')
         async for delta in llm.stream_chat([{"role": "user", "content": "Hi"}]):
             ...  # delta.text pieces, then one last delta with delta.usage
@@ -14,128 +15,51 @@ to ``max_retries`` times (honouring ``Retry-After`` up to its own limit). When i
 429 or 503, we wait ourselves (``Retry-After`` capped at ``max_retry_wait`` seconds, else 2, 4,
 8 … seconds) and try again, at most ``extra_attempts`` times. Every failure reaches the caller
 as :class:`LLMError`, carrying the HTTP status when there was one.
+
+A process builds one client (the :class:`~claudomator.runtime.Runtime`, or a one-off command at
+its entry point) and hands it down; a caller that wants other retry settings for its own calls
+asks for a view with :meth:`LLMClient.with_retries`, which shares the owner's HTTP connection
+pool (like the SDK's ``with_options``) and is never closed itself: only the owner closes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import email.utils
-import json
+import copy
 import logging
-import re
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Literal, TypedDict, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any, TypeVar
 
 import openai
 from openai.types.chat import ChatCompletionMessageParam
 
+from claudomator.chat import (
+    ChatDelta,
+    ChatMessage,
+    LLMError,
+    Usage,
+    parse_json_reply,
+    retry_after,
+    safe_url,
+)
 from claudomator.config import LocalModelSettings
-from claudomator.errors import ClaudomatorError
 
 logger = logging.getLogger(__name__)
 
+__all__ = [
+    "ChatDelta",
+    "ChatMessage",
+    "LLMClient",
+    "LLMError",
+    "Usage",
+    "parse_json_reply",
+    "safe_url",
+]
+
 _T = TypeVar("_T")
 _BACKOFF_STATUSES = frozenset({429, 503})
-_FENCE = re.compile(r"^```[a-zA-Z0-9_-]*\s*\n?(.*?)\n?```\s*$", re.DOTALL)
-
-
-class LLMError(ClaudomatorError):
-    """The model server could not be reached, refused, timed out or answered nonsense.
-
-    ``kind`` is ``"connection"``, ``"timeout"``, ``"http"`` or ``"invalid_reply"``; ``status`` is
-    the HTTP status of an ``"http"`` error and ``retry_after`` the delay the server asked for.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        kind: str,
-        status: int | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        self.kind = kind
-        self.status = status
-        self.retry_after = retry_after
-        super().__init__(message)
-
-
-class ChatMessage(TypedDict):
-    """One turn of a conversation."""
-
-    role: Literal["system", "user", "assistant"]
-    content: str
-
-
-@dataclass(frozen=True)
-class Usage:
-    """Tokens of one completion; ``estimated`` when the server reported none (len(text)//4)."""
-
-    input_tokens: int
-    output_tokens: int
-    estimated: bool = False
-
-
-@dataclass(frozen=True)
-class ChatDelta:
-    """A piece of a streamed reply. The last one has no text and carries ``usage``."""
-
-    text: str = ""
-    usage: Usage | None = None
-    model: str = ""  # the model that answered, once the server has said
-    response_id: str = ""
-    finish_reason: str = ""
-
-
-def safe_url(url: str) -> str:
-    """``url`` without user info, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
-def parse_json_reply(text: str) -> dict[str, Any]:
-    """The JSON object in a model's reply; a ```json fence or text around the object is fine."""
-    body = text.strip()
-    fenced = _FENCE.match(body)
-    if fenced:
-        body = fenced.group(1).strip()
-    candidates = [body]
-    start, end = body.find("{"), body.rfind("}")
-    if 0 <= start < end and (start, end) != (0, len(body) - 1):
-        candidates.append(body[start : end + 1])
-    for candidate in candidates:
-        try:
-            value = json.loads(candidate)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(value, dict):
-            return value
-    raise LLMError(
-        f"the model did not reply with a JSON object: {text[:200]!r}", kind="invalid_reply"
-    )
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds from ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date)."""
-    for name, divisor in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
-        value = headers.get(name)
-        if value is None:
-            continue
-        try:
-            return max(0.0, float(value) / divisor)
-        except ValueError:
-            parsed = email.utils.parsedate_tz(value)
-            if parsed is not None:
-                return max(0.0, float(email.utils.mktime_tz(parsed)) - time.time())
-    return None
 
 
 def _server_message(exc: openai.APIStatusError) -> str:
@@ -161,7 +85,8 @@ def _sdk_messages(messages: Sequence[ChatMessage]) -> list[ChatCompletionMessage
 
 
 class LLMClient:
-    """An OpenAI-compatible chat client for one configured server. Close it when done."""
+    """An OpenAI-compatible chat client for one configured server. Its owner closes it once;
+    a :meth:`with_retries` view shares its connections and closes nothing."""
 
     def __init__(
         self,
@@ -176,6 +101,29 @@ class LLMClient:
         self.extra_attempts = extra_attempts
         self.max_retry_wait = max_retry_wait
         self._sdk: openai.AsyncOpenAI | None = None
+        self._owner: LLMClient | None = None  # set on a view: the client whose pool it shares
+
+    def with_retries(
+        self, *, max_retries: int | None = None, extra_attempts: int | None = None
+    ) -> LLMClient:
+        """This client with other retry settings for the calls made through the view.
+
+        The view shares this client's HTTP connection pool; closing it closes nothing (the
+        owner's :meth:`aclose` does). Unset settings are this client's.
+        """
+        view = copy.copy(self)  # not a new client: nothing is built, nothing to close
+        view._owner = self._owner or self
+        view._sdk = None
+        if max_retries is not None:
+            view.max_retries = max_retries
+        if extra_attempts is not None:
+            view.extra_attempts = extra_attempts
+        return view
+
+    @property
+    def owner(self) -> LLMClient:
+        """The client that owns the connections: this one, or the one this view was made of."""
+        return self._owner or self
 
     @property
     def available(self) -> bool:
@@ -191,6 +139,11 @@ class LLMClient:
             raise LLMError(
                 "no local model configured: set [local_model] endpoint", kind="connection"
             )
+        if self._owner is not None:  # a view: the owner's pool, with this view's SDK retries
+            base = self._owner._client()
+            if base.max_retries == self.max_retries:
+                return base
+            return base.with_options(max_retries=self.max_retries)
         if self._sdk is None:
             self._sdk = openai.AsyncOpenAI(
                 base_url=self.settings.endpoint,
@@ -201,7 +154,9 @@ class LLMClient:
         return self._sdk
 
     async def aclose(self) -> None:
-        """Close the HTTP connections (safe to call twice)."""
+        """Close the HTTP connections (safe to call twice; a view closes nothing)."""
+        if self._owner is not None:
+            return
         sdk, self._sdk = self._sdk, None
         if sdk is not None:
             await sdk.close()
@@ -407,6 +362,6 @@ class LLMClient:
                 f"the model at {self.endpoint} answered HTTP {status}: {_server_message(exc)}",
                 kind="http",
                 status=status,
-                retry_after=_retry_after(exc.response.headers),
+                retry_after=retry_after(exc.response.headers),
             )
         return LLMError(f"bad reply from the model at {self.endpoint}: {exc}", kind="invalid_reply")

@@ -1,9 +1,14 @@
 """A running orchestrator in this process: service + pool wired together, started and stopped.
 
 Both ``claudomator run`` (a pool limited to the file's tasks) and ``claudomator serve`` (a pool
-for everything, plus the HTTP API) use :class:`Runtime`. It owns the local-model client used by
-the agent chooser and the summariser, and the bounded executors of blocking work
-(:class:`~claudomator.blocking.Blocking`), and closes both on the way out.
+for everything, plus the HTTP API) use :class:`Runtime`. It is the composition root: the one
+place that builds the process's long-lived objects and hands them down. It builds the one
+local-model client (:class:`~claudomator.llm.LLMClient`: the agent chooser, the summariser, the
+local runner, and for ``serve`` the API's elaborate and CI triage use it), the one agent
+launcher (the runners and the one-shot CLI calls start through it), the pool's sandboxes and
+notifier (:func:`pool_parts`, which tests and benchmarks use to build a pool the same way) and
+the bounded executors of blocking work (:class:`~claudomator.blocking.Blocking`); it closes the
+client and the executors on the way out.
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ import functools
 import logging
 import os
 from collections.abc import Collection, Mapping
+from pathlib import Path
 from types import TracebackType
+from typing import TypedDict
 
 from claudomator import retention
 from claudomator.agents import AgentRegistry
@@ -23,12 +30,40 @@ from claudomator.chooser import AgentChooser
 from claudomator.config import Settings
 from claudomator.dispatch import Pool
 from claudomator.llm import LLMClient
+from claudomator.notify import Notifier
 from claudomator.orchestrators import held_by_runs
+from claudomator.projects import all_projects
 from claudomator.readiness import probe
+from claudomator.sandbox import Sandboxes
 from claudomator.service import Service
+from claudomator.store.base import Store
 from claudomator.summarize import ModelSummarizer
+from claudomator.webpush import WebPush
 
 logger = logging.getLogger(__name__)
+
+
+class PoolParts(TypedDict):
+    """What a :class:`~claudomator.dispatch.Pool` is built with beyond its runners:
+    ``Pool(settings, store, runners, **pool_parts(settings, store), ...)``."""
+
+    sandboxes: Sandboxes
+    notifier: Notifier
+
+
+def pool_parts(settings: Settings, store: Store) -> PoolParts:
+    """The sandboxes and the notifier (webhook and Web Push) of a pool over ``store``, built
+    the way the :class:`Runtime` builds its own (it calls this)."""
+    return PoolParts(
+        sandboxes=Sandboxes(
+            settings.sandboxes_dir,
+            data_dir=settings.data_dir,  # plain project folders must not be or hold these
+            projects=lambda: [Path(p.dir) for p, _ in all_projects(settings, store)],
+        ),
+        notifier=Notifier(
+            settings.webhook_url, settings.webhook_secret, push=WebPush(settings, store)
+        ),
+    )
 
 
 class Runtime:
@@ -48,15 +83,17 @@ class Runtime:
         # the one registry this orchestrator runs with: the built-ins unless one is given
         self.service = service or Service.open(settings, agents=agents)
         self.agents = agents or self.service.agents
-        self.llm = LLMClient(settings.local_model)
+        self.llm = LLMClient(settings.local_model)  # the process's one: closed in __aexit__
+        self.launcher = self.agents.launcher(settings)  # every agent CLI spawn goes through it
         env = dict(os.environ if base_env is None else base_env)
-        runners = self.agents.runners(settings)
+        runners = self.agents.runners(settings, self.launcher, llm=self.llm)
         usable = {name for name, r in probe(settings, env, self.agents).items() if r.usable}
         self.blocking = Blocking.for_slots(max_concurrent or settings.max_concurrent)
         self.pool = Pool(
             settings,
             self.service.store,
             runners,
+            **pool_parts(settings, self.service.store),
             only=only,
             max_concurrent=max_concurrent,
             base_env=env,
@@ -65,6 +102,7 @@ class Runtime:
                 gemini_binary=settings.agent_binary("gemini") if "gemini" in usable else "",
                 env=env,
                 registry=self.agents,
+                launcher=self.launcher,
             ),
             summarizer=ModelSummarizer(self.llm) if self.llm.available else None,
             probe=functools.partial(

@@ -89,8 +89,14 @@ async def serve(
     limits = dataclasses.replace(limits, fd_limit=fd_limit, fd_reserve=fd_reserve_for(fd_limit))
     runtime = Runtime(settings, service=service)
     closing = threading.Event()  # ends the SSE streams: open browsers must not hold us up
-    app = create_app(
-        service, settings, listen_host=host, exit_when_data_dir_changes=True, closing=closing
+    app = create_app(  # the API uses the runtime's model client and launcher (it closes them)
+        service,
+        settings,
+        listen_host=host,
+        exit_when_data_dir_changes=True,
+        closing=closing,
+        llm=runtime.llm,
+        launcher=runtime.launcher,
     )
     server = _Server(
         uvicorn.Config(

@@ -4,6 +4,7 @@ a real process."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -21,8 +22,8 @@ import yaml
 from fastapi import FastAPI
 
 from claudomator.api import create_app
-from claudomator.api.intake import intake_routes
 from claudomator.config import LocalModelSettings, Settings, load_settings
+from claudomator.llm import LLMClient
 from claudomator.models import Project, TaskState
 from claudomator.service import Service
 from claudomator.store import Store
@@ -54,11 +55,19 @@ def free_port() -> int:
 class Served:
     """An app served by uvicorn in a thread."""
 
-    def __init__(self, app: FastAPI) -> None:
+    def __init__(self, app: FastAPI, llm: LLMClient | None = None) -> None:
         self.port = free_port()
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error")
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.llm = llm  # the app's model client: closed here, its owner, in the server's loop
+        self.thread = threading.Thread(target=asyncio.run, args=(self._serve(),), daemon=True)
+
+    async def _serve(self) -> None:
+        try:
+            await self.server.serve()
+        finally:
+            if self.llm is not None:
+                await self.llm.aclose()
 
     @property
     def url(self) -> str:
@@ -108,9 +117,9 @@ def configured(
 @pytest.fixture
 def api(configured: Settings, store: Store) -> Iterator[httpx.Client]:
     service = Service(configured, store)
-    app = create_app(service, configured)
-    app.include_router(intake_routes(service))  # the default factory: from service.settings
-    with Served(app) as served, httpx.Client(base_url=served.url, timeout=60) as client:
+    llm = LLMClient(configured.local_model)  # as serve hands the app its runtime's
+    app = create_app(service, configured, llm=llm)
+    with Served(app, llm) as served, httpx.Client(base_url=served.url, timeout=60) as client:
         yield client
 
 
@@ -205,9 +214,10 @@ def test_the_served_app_has_the_route_and_its_openapi_entry(
     configured: Settings, store: Store, fake_openai: FakeOpenAI
 ) -> None:
     service = Service(configured, store)
-    app = create_app(service, configured)  # the route comes with the app
+    llm = LLMClient(configured.local_model)  # as serve hands the app its runtime's
+    app = create_app(service, configured, llm=llm)  # the route comes with the app
     fake_openai.set_script([JsonReply(SPEC)])
-    with Served(app) as served, httpx.Client(base_url=served.url, timeout=60) as client:
+    with Served(app, llm) as served, httpx.Client(base_url=served.url, timeout=60) as client:
         assert client.post("/api/tasks/elaborate", json={"prompt": "p"}).status_code == 200
         paths = client.get("/openapi.json").json()["paths"]
     assert "/api/tasks/elaborate" in paths

@@ -6,6 +6,7 @@ real git repositories, and for enrichment a real fake OpenAI-compatible server.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import hashlib
 import hmac
@@ -25,6 +26,7 @@ import uvicorn
 
 from claudomator.api import create_app
 from claudomator.config import LocalModelSettings, Settings
+from claudomator.llm import LLMClient
 from claudomator.models import Project
 from claudomator.service import Service
 from claudomator.store import Store
@@ -180,11 +182,19 @@ class Served:
 
     def __init__(self, settings: Settings, store: Store, *, plan_timeout: float = 10.0) -> None:
         self.service = Service(settings, store)
-        app = create_app(self.service, settings, github_plan_timeout=plan_timeout)
+        # the process's one model client, as serve hands it the runtime's; closed by its owner
+        self.llm = LLMClient(settings.local_model)
+        app = create_app(self.service, settings, github_plan_timeout=plan_timeout, llm=self.llm)
         self.port = free_port()
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error")
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread = threading.Thread(target=asyncio.run, args=(self._serve(),), daemon=True)
+
+    async def _serve(self) -> None:
+        try:
+            await self.server.serve()
+        finally:
+            await self.llm.aclose()  # in the loop its connections belong to
 
     @property
     def url(self) -> str:

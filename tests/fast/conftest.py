@@ -14,6 +14,7 @@ from claudomator.config import Settings
 from claudomator.dispatch import Pool
 from claudomator.models import AgentConfig, Task, TaskState
 from claudomator.notify import Notifier
+from claudomator.runtime import pool_parts
 from claudomator.service import Service
 from claudomator.store.base import Store
 from claudomator.store.memory import MemoryStore
@@ -53,6 +54,7 @@ class Rig:
         options.setdefault("poll_interval", 0.01)
         options.setdefault("base_env", {"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
         options.setdefault("notifier", Notifier(""))
+        options.setdefault("sandboxes", pool_parts(self.settings, self.store)["sandboxes"])
         pool = Pool(self.settings, self.store, self.runners, **options)
         self.pools.append(pool)
         return pool

@@ -13,6 +13,7 @@ from claudomator.agents import build_registry
 from claudomator.config import Settings
 from claudomator.dispatch import Pool
 from claudomator.models import AgentConfig, Task, TaskState
+from claudomator.runtime import pool_parts
 from claudomator.service import Service
 from claudomator.store import Store
 from fakes.anthropic import Text, ToolUse
@@ -72,7 +73,14 @@ class PoolHarness:
         self.settings = settings
         self.store = store
         self.service = Service(settings, store)
-        self.pool = Pool(settings, store, build_registry(settings), base_env=env, poll_interval=0.2)
+        self.pool = Pool(
+            settings,
+            store,
+            build_registry(settings),
+            **pool_parts(settings, store),
+            base_env=env,
+            poll_interval=0.2,
+        )
         self.service.on_submit = self.pool.wake
 
     async def __aenter__(self) -> PoolHarness:

@@ -17,6 +17,7 @@ from claudomator.agents.registry import default_registry
 from claudomator.config import AgentSettings, Settings
 from claudomator.dispatch import Pool
 from claudomator.models import TaskState
+from claudomator.runtime import pool_parts
 from claudomator.service import Service
 from claudomator.store.memory import MemoryStore
 from conftest import REPO_ROOT, MakeRepo, git, kept_branch
@@ -57,7 +58,14 @@ async def test_a_registered_agent_runs_a_task_through_the_pool(
     tasks = service.prepare(document, source="tasks.yaml", base_dir=project).tasks
     runners = registry.runners(cfg)
     assert isinstance(runners["scribe"], ScribeRunner)
-    pool = Pool(cfg, store, runners, base_env={"PATH": "/usr/bin:/bin"}, poll_interval=0.1)
+    pool = Pool(
+        cfg,
+        store,
+        runners,
+        **pool_parts(cfg, store),
+        base_env={"PATH": "/usr/bin:/bin"},
+        poll_interval=0.1,
+    )
     service.on_submit = pool.wake
     await pool.start()
     try:

@@ -23,6 +23,7 @@ from claudomator.isolation.plain import PlainLauncher
 from claudomator.llm import LLMClient
 from claudomator.models import Task, TaskState, utcnow
 from claudomator.protocol import PREAMBLE_HEADING
+from claudomator.runtime import pool_parts
 from claudomator.store import Store
 from conftest import MakeRepo, git, kept_branch
 from fakes.anthropic import FakeAnthropic, ToolUse, claude_env
@@ -129,7 +130,13 @@ async def test_local_model_sends_an_unpinned_task_to_the_real_gemini_cli(
         "gemini": GeminiRunner(gemini_bin, PlainLauncher()),
     }
     pool = Pool(
-        cfg, store, runners, base_env=agent_env, poll_interval=0.2, chooser=AgentChooser(llm)
+        cfg,
+        store,
+        runners,
+        **pool_parts(cfg, store),
+        base_env=agent_env,
+        poll_interval=0.2,
+        chooser=AgentChooser(llm, launcher=PlainLauncher()),
     )
     try:
         async with harness(cfg, store, agent_env, pool) as h:
@@ -202,7 +209,15 @@ async def test_gemini_daily_quota_fails_an_unpinned_task_over_to_claude(
         "claude": ClaudeRunner(claude_bin, PlainLauncher()),
         "gemini": GeminiRunner(gemini_bin, PlainLauncher()),
     }
-    pool = Pool(cfg, store, runners, base_env=agent_env, poll_interval=0.2, chooser=prefer_gemini)
+    pool = Pool(
+        cfg,
+        store,
+        runners,
+        **pool_parts(cfg, store),
+        base_env=agent_env,
+        poll_interval=0.2,
+        chooser=prefer_gemini,
+    )
     started = utcnow()
     async with harness(cfg, store, agent_env, pool) as h:
         [unpinned] = h.submit(make_task(project, "Write x.txt", name="anyone", agent_type=""))
@@ -264,10 +279,18 @@ async def test_local_agent_answers_in_text_without_commits(
         [Reply("The module checks tokens.\n\n## Summary\nExplained the auth module.")]
     )
     local = LocalModelSettings(endpoint=fake_local.url, model="local-coder")
-    pool = Pool(settings, store, {"local": LocalRunner(local)}, base_env={}, poll_interval=0.2)
-    async with harness(settings, store, {}, pool) as h:
-        [task] = h.submit(make_task(project, "Explain the auth module", agent_type="local"))
-        [done] = await h.settle([task])
+    async with LLMClient(local) as llm:  # the process's one: closed by its owner
+        pool = Pool(
+            settings,
+            store,
+            {"local": LocalRunner(local, llm)},
+            **pool_parts(settings, store),
+            base_env={},
+            poll_interval=0.2,
+        )
+        async with harness(settings, store, {}, pool) as h:
+            [task] = h.submit(make_task(project, "Explain the auth module", agent_type="local"))
+            [done] = await h.settle([task])
 
     [run] = store.executions_of(task.id)
     assert done.state == TaskState.COMPLETED, run.error_msg

@@ -28,6 +28,7 @@ from claudomator.dispatch import Pool
 from claudomator.isolation.plain import PlainLauncher
 from claudomator.models import AgentConfig, Task, TaskState
 from claudomator.process import MARK_VARIABLE
+from claudomator.runtime import pool_parts
 from claudomator.service import Service
 from claudomator.store import Store
 from claudomator.summary import from_text
@@ -384,6 +385,7 @@ async def test_pool_runs_a_gemini_task_and_delivers_a_branch(
         pool_settings,
         store,
         {"gemini": GeminiRunner(gemini_bin, PlainLauncher())},
+        **pool_parts(pool_settings, store),
         base_env=env,
         poll_interval=0.2,
     )

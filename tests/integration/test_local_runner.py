@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +16,30 @@ from claudomator.agents.claude_stream import ClaudeStream
 from claudomator.agents.local import PREVIOUS_LOG_DIR_ENV, LocalRunner
 from claudomator.config import LocalModelSettings
 from claudomator.errors import AgentError
+from claudomator.llm import LLMClient
 from claudomator.logview import describe, last_activity
 from claudomator.models import AgentConfig, Task, TaskState
 from fakes.openai_server import ApiError, FakeOpenAI, Hang, Reply, Scripted, deltas
 
 TEXT = "Here is the plan.\nStep one, then step two.\n\n## Summary\nAll done."
+
+
+RunnerFor = Callable[..., LocalRunner]
+
+
+@pytest.fixture
+async def local_runner() -> AsyncIterator[RunnerFor]:
+    """Makes a runner the way the registry does, with a model client of its own (as the
+    process's one), closed after the test by this fixture, its owner."""
+    made: list[LLMClient] = []
+
+    def make(settings: LocalModelSettings, **options: Any) -> LocalRunner:
+        made.append(LLMClient(settings))
+        return LocalRunner(settings, made[-1], **options)
+
+    yield make
+    for llm in made:
+        await llm.aclose()
 
 
 def _settings(fake: FakeOpenAI, **kwargs: object) -> LocalModelSettings:
@@ -66,10 +86,12 @@ def _result(ctx: RunContext) -> dict[str, Any]:
     return last
 
 
-async def test_streams_deltas_into_a_claude_style_log(tmp_path: Path) -> None:
+async def test_streams_deltas_into_a_claude_style_log(
+    tmp_path: Path, local_runner: RunnerFor
+) -> None:
     ctx = _ctx(tmp_path)
     with FakeOpenAI([Reply(TEXT)], prompt_tokens=42, completion_tokens=17) as fake:
-        outcome = await LocalRunner(_settings(fake)).run(ctx)
+        outcome = await local_runner(_settings(fake)).run(ctx)
     assert outcome.status == TaskState.COMPLETED, outcome.error_msg
     assert outcome.text == TEXT
     assert (outcome.tokens_in, outcome.tokens_out) == (42, 17)
@@ -107,10 +129,12 @@ async def test_streams_deltas_into_a_claude_style_log(tmp_path: Path) -> None:
     ]
 
 
-async def test_the_log_is_understood_by_claude_stream_and_logview(tmp_path: Path) -> None:
+async def test_the_log_is_understood_by_claude_stream_and_logview(
+    tmp_path: Path, local_runner: RunnerFor
+) -> None:
     ctx = _ctx(tmp_path)
     with FakeOpenAI([Reply(TEXT)], prompt_tokens=42, completion_tokens=17) as fake:
-        await LocalRunner(_settings(fake)).run(ctx)
+        await local_runner(_settings(fake)).run(ctx)
     lines = ctx.stdout_path.read_text("utf-8").splitlines()
     stream = ClaudeStream()
     for line in lines:
@@ -133,7 +157,9 @@ async def test_the_log_is_understood_by_claude_stream_and_logview(tmp_path: Path
     assert last_activity(ctx.stdout_path.read_bytes()).startswith("[done")
 
 
-async def test_task_settings_override_the_configured_ones(tmp_path: Path) -> None:
+async def test_task_settings_override_the_configured_ones(
+    tmp_path: Path, local_runner: RunnerFor
+) -> None:
     ctx = _ctx(
         tmp_path,
         instructions="Write a haiku.",
@@ -143,7 +169,7 @@ async def test_task_settings_override_the_configured_ones(tmp_path: Path) -> Non
         system_prompt_append="Be brief.",
     )
     with FakeOpenAI([Reply("ok")]) as fake:
-        runner = LocalRunner(_settings(fake, api_key="sk-test-key", default_temperature=0.3))
+        runner = local_runner(_settings(fake, api_key="sk-test-key", default_temperature=0.3))
         outcome = await runner.run(ctx)
     assert outcome.status == TaskState.COMPLETED
     assert outcome.model == "task-model"
@@ -161,10 +187,12 @@ async def test_task_settings_override_the_configured_ones(tmp_path: Path) -> Non
     assert _events(ctx)[0]["model"] == "task-model"
 
 
-async def test_configured_defaults_apply_without_task_overrides(tmp_path: Path) -> None:
+async def test_configured_defaults_apply_without_task_overrides(
+    tmp_path: Path, local_runner: RunnerFor
+) -> None:
     ctx = _ctx(tmp_path)
     with FakeOpenAI([Reply("ok")]) as fake:
-        await LocalRunner(_settings(fake, default_temperature=0.3)).run(ctx)
+        await local_runner(_settings(fake, default_temperature=0.3)).run(ctx)
     [request] = fake.chat_requests
     assert request.body["model"] == "base-model"
     assert request.body["temperature"] == 0.3
@@ -173,10 +201,12 @@ async def test_configured_defaults_apply_without_task_overrides(tmp_path: Path) 
     assert request.headers["authorization"] == "Bearer not-needed"
 
 
-async def test_server_without_usage_gets_estimated_tokens(tmp_path: Path) -> None:
+async def test_server_without_usage_gets_estimated_tokens(
+    tmp_path: Path, local_runner: RunnerFor
+) -> None:
     ctx = _ctx(tmp_path)
     with FakeOpenAI([Reply("z" * 80)], send_usage=False) as fake:
-        outcome = await LocalRunner(_settings(fake)).run(ctx)
+        outcome = await local_runner(_settings(fake)).run(ctx)
     assert outcome.status == TaskState.COMPLETED
     assert outcome.tokens_out == 20
     assert outcome.tokens_in == len("Plan the work.") // 4
@@ -184,10 +214,10 @@ async def test_server_without_usage_gets_estimated_tokens(tmp_path: Path) -> Non
     assert _result(ctx)["tokens_estimated"] is True
 
 
-async def test_server_error_fails_with_its_status(tmp_path: Path) -> None:
+async def test_server_error_fails_with_its_status(tmp_path: Path, local_runner: RunnerFor) -> None:
     ctx = _ctx(tmp_path)
     with FakeOpenAI([ApiError(500, "model crashed")], repeat_last=True) as fake:
-        outcome = await LocalRunner(_settings(fake)).run(ctx)
+        outcome = await local_runner(_settings(fake)).run(ctx)
     assert outcome.status == TaskState.FAILED
     assert outcome.api_error_status == 500
     assert outcome.cost_reported
@@ -208,32 +238,34 @@ async def test_server_error_fails_with_its_status(tmp_path: Path) -> None:
     assert stream.api_error_status == 500
 
 
-async def test_rate_limit_fails_with_429_after_backoff(tmp_path: Path) -> None:
+async def test_rate_limit_fails_with_429_after_backoff(
+    tmp_path: Path, local_runner: RunnerFor
+) -> None:
     ctx = _ctx(tmp_path)
     with FakeOpenAI(
         [ApiError(429, "too many requests", retry_after=0.05)], repeat_last=True
     ) as fake:
-        outcome = await LocalRunner(_settings(fake), max_retries=0).run(ctx)
+        outcome = await local_runner(_settings(fake), max_retries=0).run(ctx)
     assert outcome.status == TaskState.FAILED
     assert outcome.api_error_status == 429
     assert "too many requests" in outcome.error_msg
     assert len(fake.chat_requests) == 4  # one try and our three extra attempts
 
 
-async def test_rate_limit_then_success(tmp_path: Path) -> None:
+async def test_rate_limit_then_success(tmp_path: Path, local_runner: RunnerFor) -> None:
     ctx = _ctx(tmp_path)
     script: list[Scripted] = [ApiError(429, "busy", retry_after=0.1), Reply("made it")]
     with FakeOpenAI(script) as fake:
-        outcome = await LocalRunner(_settings(fake), max_retries=0).run(ctx)
+        outcome = await local_runner(_settings(fake), max_retries=0).run(ctx)
     assert outcome.status == TaskState.COMPLETED
     assert outcome.text == "made it"
 
 
-async def test_timeout_cancels_the_request(tmp_path: Path) -> None:
+async def test_timeout_cancels_the_request(tmp_path: Path, local_runner: RunnerFor) -> None:
     ctx = _ctx(tmp_path, timeout=0.5)
     with FakeOpenAI([Hang(30)]) as fake:
         started = time.monotonic()
-        outcome = await LocalRunner(_settings(fake)).run(ctx)
+        outcome = await local_runner(_settings(fake)).run(ctx)
         elapsed = time.monotonic() - started
     assert outcome.status == TaskState.TIMED_OUT
     assert elapsed < 5
@@ -242,10 +274,10 @@ async def test_timeout_cancels_the_request(tmp_path: Path) -> None:
     assert _result(ctx)["is_error"] is True
 
 
-async def test_timeout_keeps_the_partial_text(tmp_path: Path) -> None:
+async def test_timeout_keeps_the_partial_text(tmp_path: Path, local_runner: RunnerFor) -> None:
     ctx = _ctx(tmp_path, timeout=1.0)
     with FakeOpenAI([Reply("one two three four five", delay=0.4)]) as fake:
-        outcome = await LocalRunner(_settings(fake)).run(ctx)
+        outcome = await local_runner(_settings(fake)).run(ctx)
     assert outcome.status == TaskState.TIMED_OUT
     assert outcome.text.startswith("one ")
     assert outcome.text != "one two three four five"
@@ -255,12 +287,12 @@ async def test_timeout_keeps_the_partial_text(tmp_path: Path) -> None:
     assert [m["role"] for m in transcript["messages"]] == ["user"]  # no half reply replayed
 
 
-async def test_stop_cancels_the_request(tmp_path: Path) -> None:
+async def test_stop_cancels_the_request(tmp_path: Path, local_runner: RunnerFor) -> None:
     ctx = _ctx(tmp_path)
     with FakeOpenAI([Hang(30)]) as fake:
         asyncio.get_running_loop().call_later(0.3, ctx.stop.set)
         started = time.monotonic()
-        outcome = await LocalRunner(_settings(fake)).run(ctx)
+        outcome = await local_runner(_settings(fake)).run(ctx)
         elapsed = time.monotonic() - started
     assert outcome.status == TaskState.CANCELLED
     assert elapsed < 5
@@ -268,33 +300,37 @@ async def test_stop_cancels_the_request(tmp_path: Path) -> None:
     assert "stopped" in ctx.stderr_path.read_text("utf-8")
 
 
-async def test_stop_already_set(tmp_path: Path) -> None:
+async def test_stop_already_set(tmp_path: Path, local_runner: RunnerFor) -> None:
     ctx = _ctx(tmp_path)
     ctx.stop.set()
     with FakeOpenAI([Hang(30)]) as fake:
-        outcome = await LocalRunner(_settings(fake)).run(ctx)
+        outcome = await local_runner(_settings(fake)).run(ctx)
     assert outcome.status == TaskState.CANCELLED
 
 
-async def test_no_local_model_configured(tmp_path: Path) -> None:
+async def test_no_local_model_configured(tmp_path: Path, local_runner: RunnerFor) -> None:
     with pytest.raises(AgentError, match=r"set \[local_model\] endpoint and model"):
-        await LocalRunner(LocalModelSettings()).run(_ctx(tmp_path))
+        await local_runner(LocalModelSettings()).run(_ctx(tmp_path))
     with pytest.raises(AgentError, match="no local model configured"):
-        await LocalRunner(LocalModelSettings(endpoint="http://127.0.0.1:9/v1")).run(_ctx(tmp_path))
+        await local_runner(LocalModelSettings(endpoint="http://127.0.0.1:9/v1")).run(_ctx(tmp_path))
 
 
-async def test_task_model_is_enough_when_only_the_endpoint_is_set(tmp_path: Path) -> None:
+async def test_task_model_is_enough_when_only_the_endpoint_is_set(
+    tmp_path: Path, local_runner: RunnerFor
+) -> None:
     ctx = _ctx(tmp_path, model="task-model")
     with FakeOpenAI([Reply("ok")]) as fake:
-        outcome = await LocalRunner(LocalModelSettings(endpoint=fake.url)).run(ctx)
+        outcome = await local_runner(LocalModelSettings(endpoint=fake.url)).run(ctx)
     assert outcome.status == TaskState.COMPLETED
     assert fake.chat_requests[0].body["model"] == "task-model"
 
 
-async def test_resume_replays_the_previous_transcript(tmp_path: Path) -> None:
+async def test_resume_replays_the_previous_transcript(
+    tmp_path: Path, local_runner: RunnerFor
+) -> None:
     first = _ctx(tmp_path, "first", instructions="Draft a plan.", system_prompt_append="Be brief.")
     with FakeOpenAI([Reply("Plan v1."), Reply("Plan v2.")]) as fake:
-        runner = LocalRunner(_settings(fake))
+        runner = local_runner(_settings(fake))
         assert (await runner.run(first)).status == TaskState.COMPLETED
         second = _ctx(
             tmp_path,
@@ -317,9 +353,11 @@ async def test_resume_replays_the_previous_transcript(tmp_path: Path) -> None:
     assert transcript["messages"] == [*expected, {"role": "assistant", "content": "Plan v2."}]
 
 
-async def test_resume_without_a_transcript_fails_clearly(tmp_path: Path) -> None:
+async def test_resume_without_a_transcript_fails_clearly(
+    tmp_path: Path, local_runner: RunnerFor
+) -> None:
     with FakeOpenAI([Reply("never")]) as fake:
-        runner = LocalRunner(_settings(fake))
+        runner = local_runner(_settings(fake))
         unset = _ctx(tmp_path, "unset", resume=True)
         outcome = await runner.run(unset)
         assert outcome.status == TaskState.FAILED

@@ -21,6 +21,7 @@ from claudomator.config import Settings
 from claudomator.dispatch import Pool, worker_identity
 from claudomator.models import Execution, TaskState
 from claudomator.process import MARK_VARIABLE
+from claudomator.runtime import pool_parts
 from claudomator.store import Store
 from conftest import MakeRepo, git, kept_branch
 from fakes.anthropic import ApiError, FakeAnthropic, Text, ToolUse, claude_env
@@ -263,7 +264,8 @@ def test_reconcile_recovers_work_of_a_dead_orchestrator_and_kills_its_agent(
             "claimed",
             execution=Execution(task_id=live_task.id, worker_id=worker_identity()),
         )
-        pool = Pool(harness_settings.model_copy(update={"on_restart": policy}), store, {})
+        restarted = harness_settings.model_copy(update={"on_restart": policy})
+        pool = Pool(restarted, store, {}, **pool_parts(restarted, store))
         assert pool.reconcile() == 1
         orphan.wait(timeout=5)
         detached.wait(timeout=5)

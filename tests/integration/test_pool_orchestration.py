@@ -18,6 +18,7 @@ from claudomator.dispatch import Pool
 from claudomator.isolation.plain import PlainLauncher
 from claudomator.models import Project, TaskState
 from claudomator.protocol import PREAMBLE_HEADING
+from claudomator.runtime import pool_parts
 from claudomator.store import Store
 from conftest import MakeRepo, git, kept_branch
 from fakes.anthropic import ApiError, FakeAnthropic, Text, ToolUse, claude_env
@@ -212,7 +213,9 @@ async def test_quota_exhaustion_fails_over_unpinned_tasks_to_another_agent(
         "backup": ClaudeRunner(claude_bin, PlainLauncher()),
     }
     h = PoolHarness(cfg, store, agent_env)
-    h.pool = Pool(cfg, store, runners, base_env=agent_env, poll_interval=0.2)
+    h.pool = Pool(
+        cfg, store, runners, **pool_parts(cfg, store), base_env=agent_env, poll_interval=0.2
+    )
     h.service.on_submit = h.pool.wake
     async with h:
         [unpinned] = h.submit(make_task(project, name="anyone", agent_type=""))

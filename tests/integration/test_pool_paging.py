@@ -11,6 +11,7 @@ from claudomator.agents import build_registry
 from claudomator.config import Settings
 from claudomator.dispatch import Pool
 from claudomator.models import TaskState
+from claudomator.runtime import pool_parts
 from claudomator.store import Store
 
 RESULT = (
@@ -36,7 +37,7 @@ async def test_a_task_behind_pages_of_waiting_tasks_is_claimed(
     waiting = [make_task(None, name=f"waits {i}", depends_on=(blocker.id,)) for i in range(5)]
     store.add_tasks(waiting)
     [free] = store.add_tasks([make_task(None, name="free")])
-    pool = Pool(cfg, store, build_registry(cfg), poll_interval=60.0)
+    pool = Pool(cfg, store, build_registry(cfg), **pool_parts(cfg, store), poll_interval=60.0)
     pool.CLAIM_PAGE = 2  # the free task is on the third page
     await pool.start()
     try:

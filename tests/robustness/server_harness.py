@@ -114,11 +114,11 @@ async def get_json(url: str) -> Any:
 async def serving(settings: Settings, service: Service) -> AsyncIterator[str]:
     """The pool and the API of ``serve`` running in this loop; yields the base URL."""
     port = free_port()
-    config = uvicorn.Config(
-        create_app(service, settings), host="127.0.0.1", port=port, log_level="error"
-    )
+    runtime = Runtime(settings, service=service)
+    app = create_app(service, settings, llm=runtime.llm, launcher=runtime.launcher)  # as serve
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error")
     server = uvicorn.Server(config)
-    async with Runtime(settings, service=service):
+    async with runtime:
         job = asyncio.create_task(server.serve())
         try:
             while not server.started:

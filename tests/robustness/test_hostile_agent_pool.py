@@ -18,6 +18,7 @@ from claudomator.agents import build_registry
 from claudomator.config import Settings
 from claudomator.dispatch import Pool
 from claudomator.models import AgentConfig, Task, TaskState
+from claudomator.runtime import pool_parts
 from claudomator.service import Service
 from claudomator.store import Store
 from conftest import MakeRepo, git
@@ -70,7 +71,9 @@ def setup(tmp_path: Path, settings: Settings, store: Store, project: Path) -> tu
         update={"claude_binary_path": str(fake_agent(tmp_path / "bin")), "kill_grace_seconds": 1}
     )
     service = Service(settings, store)
-    pool = Pool(settings, store, build_registry(settings), poll_interval=0.1)
+    pool = Pool(
+        settings, store, build_registry(settings), **pool_parts(settings, store), poll_interval=0.1
+    )
     service.on_submit = pool.wake
     return pool, service
 

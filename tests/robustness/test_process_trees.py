@@ -14,6 +14,7 @@ from claudomator.agents import build_registry
 from claudomator.config import Settings
 from claudomator.dispatch import Pool
 from claudomator.models import AgentConfig, Task, TaskState
+from claudomator.runtime import pool_parts
 from claudomator.service import Service
 from claudomator.store import Store
 from conftest import MakeRepo
@@ -44,7 +45,14 @@ async def test_stubborn_agent_tree_is_gone_after_cancel_or_timeout(
     )
     service = Service(settings, store)
     env = {**os.environ, "ROBUST_STATE_DIR": str(state)}
-    pool = Pool(settings, store, build_registry(settings), base_env=env, poll_interval=0.1)
+    pool = Pool(
+        settings,
+        store,
+        build_registry(settings),
+        **pool_parts(settings, store),
+        base_env=env,
+        poll_interval=0.1,
+    )
     service.on_submit = pool.wake
     agent = AgentConfig(type="claude", instructions="ROBUST[stubborn]", project_dir=str(project))
     timeout = 2.5 if ending == "timeout" else 600.0

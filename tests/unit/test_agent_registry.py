@@ -24,6 +24,8 @@ from claudomator.agents.registry import LOCAL_CAPABILITIES, default_registry
 from claudomator.chooser import AgentChooser, choice_prompt
 from claudomator.config import LocalModelSettings, Settings, load_settings
 from claudomator.errors import ConfigError
+from claudomator.isolation.plain import PlainLauncher
+from claudomator.llm import LLMClient
 from claudomator.models import AgentConfig, Task, TaskState
 from claudomator.process import CommandResult
 from claudomator.readiness import probe
@@ -101,7 +103,7 @@ def test_an_extra_agent_registers_like_the_built_ins(tmp_path: Path) -> None:
     ready = probe(settings, {"PATH": "/usr/bin:/bin"}, registry)
     assert ready["echo"].usable
     assert ready["echo"].binary == "/bin/echo"
-    chooser = AgentChooser(None, registry=registry)
+    chooser = AgentChooser(None, registry=registry, launcher=PlainLauncher())
     assert chooser.profiles["echo"] == "Echo CLI: says what it is told."
     task = Task(name="t", agent=AgentConfig(instructions="say hi"))
     prompt = choice_prompt(task, ["echo"], {}, {}, chooser.profiles)
@@ -169,7 +171,10 @@ def test_the_local_runner_is_built_only_with_an_endpoint(tmp_path: Path) -> None
     configured = Settings(
         data_dir=tmp_path, local_model=LocalModelSettings(endpoint="http://127.0.0.1:9/v1")
     )
-    assert isinstance(build_registry(configured)["local"], LocalRunner)
+    llm = LLMClient(configured.local_model)  # the process's one (no request made: nothing to close)
+    local = build_registry(configured, llm=llm)["local"]
+    assert isinstance(local, LocalRunner)
+    assert local.llm is llm  # given, not built by the runner
 
 
 # -- config: [agents.<name>] and the deprecated flat keys -------------------------------------
@@ -228,7 +233,12 @@ async def test_a_missing_binary_fails_the_one_shot_call(tmp_path: Path) -> None:
     assert spec.one_shot is not None
     with pytest.raises(OneShotFailed) as caught:
         await ask_json(
-            spec.one_shot, str(tmp_path / "nope"), "hi", time_limit=5, setting=spec.binary_setting
+            spec.one_shot,
+            str(tmp_path / "nope"),
+            "hi",
+            time_limit=5,
+            setting=spec.binary_setting,
+            launcher=PlainLauncher(),
         )
     assert caught.value.kind == "missing"
     assert (
@@ -243,7 +253,9 @@ async def test_the_claude_one_shot_call_returns_the_json(claude_bin: str, tmp_pa
     assert spec.one_shot is not None
     with FakeAnthropic([Text('Sure:\n```json\n{"agent": "gemini"}\n```')]) as fake:
         env = claude_env(fake.url, tmp_path / "home")
-        answer = await ask_json(spec.one_shot, claude_bin, "pick one", env=env, time_limit=60)
+        answer = await ask_json(
+            spec.one_shot, claude_bin, "pick one", env=env, time_limit=60, launcher=PlainLauncher()
+        )
         [request] = fake.requests
     assert answer == {"agent": "gemini"}
     assert request.body["model"].startswith("claude-sonnet")
@@ -256,7 +268,12 @@ async def test_the_gemini_one_shot_call_returns_the_json(gemini_bin: str, tmp_pa
     with FakeGemini([GeminiText(json.dumps({"agent": "claude"}))]) as fake:
         env = gemini_env(fake.url, tmp_path / "home")
         answer = await ask_json(
-            spec.one_shot, gemini_bin, "-starts with a dash", env=env, time_limit=60
+            spec.one_shot,
+            gemini_bin,
+            "-starts with a dash",
+            env=env,
+            time_limit=60,
+            launcher=PlainLauncher(),
         )
         [request] = fake.requests
     assert answer == {"agent": "claude"}
@@ -273,7 +290,9 @@ async def test_a_one_shot_answer_without_json_is_an_invalid_reply(
     with FakeGemini([GeminiText("Claude, I think.")]) as fake:
         env = gemini_env(fake.url, tmp_path / "home")
         with pytest.raises(OneShotFailed) as caught:
-            await ask_json(spec.one_shot, gemini_bin, "pick", env=env, time_limit=60)
+            await ask_json(
+                spec.one_shot, gemini_bin, "pick", env=env, time_limit=60, launcher=PlainLauncher()
+            )
     assert caught.value.kind == "invalid_reply"
 
 

@@ -19,6 +19,7 @@ from claudomator.chooser import (
     parse_choice,
 )
 from claudomator.config import LocalModelSettings
+from claudomator.isolation.plain import PlainLauncher
 from claudomator.llm import LLMClient
 from claudomator.models import AgentConfig, Task
 from fakes.gemini import ApiError as GeminiApiError
@@ -135,7 +136,7 @@ async def test_local_model_picks_the_agent(fake_openai: FakeOpenAI) -> None:
     )
     llm = _llm(fake_openai)
     try:
-        choice = await AgentChooser(llm)(
+        choice = await AgentChooser(llm, launcher=PlainLauncher())(
             TASK,
             ["claude", "gemini"],
             {"claude": 0, "gemini": 3},
@@ -162,7 +163,9 @@ async def test_local_model_naming_an_unavailable_agent_falls_back(
     fake_openai.set_script([JsonReply({"agent": "local", "reason": "cheap"})])
     llm = _llm(fake_openai)
     try:
-        choice = await AgentChooser(llm)(TASK, ["claude", "gemini"], {"claude": 2, "gemini": 1}, {})
+        choice = await AgentChooser(llm, launcher=PlainLauncher())(
+            TASK, ["claude", "gemini"], {"claude": 2, "gemini": 1}, {}
+        )
     finally:
         await llm.aclose()
     assert choice == Choice("gemini", "", LEAST_LOADED)
@@ -173,7 +176,9 @@ async def test_local_model_answering_nonsense_falls_back(fake_openai: FakeOpenAI
     fake_openai.set_script([Reply("I would pick Claude, probably.")])
     llm = _llm(fake_openai)
     try:
-        choice = await AgentChooser(llm)(TASK, ["claude", "gemini"], {"claude": 0, "gemini": 1}, {})
+        choice = await AgentChooser(llm, launcher=PlainLauncher())(
+            TASK, ["claude", "gemini"], {"claude": 0, "gemini": 1}, {}
+        )
     finally:
         await llm.aclose()
     assert choice == Choice("claude", "", LEAST_LOADED)
@@ -183,7 +188,9 @@ async def test_local_model_error_falls_back(fake_openai: FakeOpenAI) -> None:
     fake_openai.set_script([ApiError(400, "bad request (fake)")])
     llm = _llm(fake_openai)
     try:
-        choice = await AgentChooser(llm)(TASK, ["claude", "gemini"], {"claude": 1, "gemini": 0}, {})
+        choice = await AgentChooser(llm, launcher=PlainLauncher())(
+            TASK, ["claude", "gemini"], {"claude": 1, "gemini": 0}, {}
+        )
     finally:
         await llm.aclose()
     assert choice == Choice("gemini", "", LEAST_LOADED)
@@ -194,7 +201,9 @@ async def test_local_model_down_falls_back_quickly() -> None:
     llm = LLMClient(settings)
     started = time.monotonic()
     try:
-        choice = await AgentChooser(llm)(TASK, ["claude", "gemini"], {"claude": 1, "gemini": 0}, {})
+        choice = await AgentChooser(llm, launcher=PlainLauncher())(
+            TASK, ["claude", "gemini"], {"claude": 1, "gemini": 0}, {}
+        )
     finally:
         await llm.aclose()
     assert choice == Choice("gemini", "", LEAST_LOADED)
@@ -202,21 +211,25 @@ async def test_local_model_down_falls_back_quickly() -> None:
 
 
 async def test_no_local_model_and_no_gemini_is_least_loaded() -> None:
-    choice = await AgentChooser(None)(TASK, ["claude", "gemini", "local"], {"claude": 1}, {})
+    choice = await AgentChooser(None, launcher=PlainLauncher())(
+        TASK, ["claude", "gemini", "local"], {"claude": 1}, {}
+    )
     assert choice == Choice("gemini", "", LEAST_LOADED)  # first of the least loaded
 
 
 async def test_unconfigured_local_model_is_not_asked() -> None:
     llm = LLMClient(LocalModelSettings())
     try:
-        choice = await AgentChooser(llm)(TASK, ["claude"], {}, {})
+        choice = await AgentChooser(llm, launcher=PlainLauncher())(TASK, ["claude"], {}, {})
     finally:
         await llm.aclose()
     assert choice == Choice("claude", "", LEAST_LOADED)
 
 
 async def test_missing_gemini_binary_is_skipped(tmp_path: Path) -> None:
-    classifier = AgentChooser(None, gemini_binary=str(tmp_path / "no-such-gemini"))
+    classifier = AgentChooser(
+        None, gemini_binary=str(tmp_path / "no-such-gemini"), launcher=PlainLauncher()
+    )
     choice = await classifier(TASK, ["claude", "gemini"], {"claude": 0, "gemini": 0}, {})
     assert choice == Choice("claude", "", LEAST_LOADED)
 
@@ -232,7 +245,10 @@ async def test_gemini_cli_picks_the_agent(
         [GeminiText('{"agent": "claude", "model": "", "reason": "multi-file change"}')]
     )
     classifier = AgentChooser(
-        None, gemini_binary=gemini_bin, env=gemini_env(fake_gemini.url, tmp_path / "home")
+        None,
+        gemini_binary=gemini_bin,
+        env=gemini_env(fake_gemini.url, tmp_path / "home"),
+        launcher=PlainLauncher(),
     )
     choice = await classifier(
         TASK, ["claude", "gemini"], {"claude": 3, "gemini": 0}, {"local": "out of quota"}
@@ -260,6 +276,7 @@ async def test_gemini_cli_is_asked_when_the_local_model_gives_no_usable_answer(
         gemini_binary=gemini_bin,
         gemini_model="gemini-2.5-flash-lite",
         env=gemini_env(fake_gemini.url, tmp_path / "home"),
+        launcher=PlainLauncher(),
     )
     try:
         choice = await classifier(TASK, ["claude", "gemini"], {"claude": 0, "gemini": 5}, {})
@@ -280,6 +297,7 @@ async def test_failing_gemini_cli_falls_back_and_cools_down(
         None,
         gemini_binary=gemini_bin,
         env=gemini_env(fake_gemini.url, tmp_path / "home", max_attempts=1),
+        launcher=PlainLauncher(),
     )
     first = await classifier(TASK, ["claude", "gemini"], {"claude": 1, "gemini": 0}, {})
     assert first == Choice("gemini", "", LEAST_LOADED)
@@ -296,7 +314,10 @@ async def test_gemini_cli_answer_without_json_falls_back(
 ) -> None:
     fake_gemini.set_script([GeminiText("Claude, I think.")])
     classifier = AgentChooser(
-        None, gemini_binary=gemini_bin, env=gemini_env(fake_gemini.url, tmp_path / "home")
+        None,
+        gemini_binary=gemini_bin,
+        env=gemini_env(fake_gemini.url, tmp_path / "home"),
+        launcher=PlainLauncher(),
     )
     choice = await classifier(TASK, ["claude", "gemini"], {"claude": 1, "gemini": 0}, {})
     assert choice == Choice("gemini", "", LEAST_LOADED)

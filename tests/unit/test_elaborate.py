@@ -24,6 +24,7 @@ from claudomator.elaborate import (
     resolve_project,
 )
 from claudomator.errors import ValidationError
+from claudomator.isolation.plain import PlainLauncher
 from claudomator.llm import LLMClient
 from claudomator.models import Project
 from claudomator.taskfile import parse_tasks
@@ -244,9 +245,21 @@ def test_prefer_for_elaborate_decides_where_the_local_model_goes(settings: Setti
         {"endpoint": "http://127.0.0.1:9/v1", "model": "m", "prefer_for_elaborate": False}
     )
     assert not local_first(explicit_false)
-    assert Elaborator(settings, LLMClient(unset)).order() == ("local", "claude", "gemini")
-    assert Elaborator(settings, LLMClient(explicit_false)).order() == ("claude", "gemini", "local")
-    assert Elaborator(settings, None).order() == ("local", "claude", "gemini")
+    assert Elaborator(settings, LLMClient(unset), launcher=PlainLauncher()).order() == (
+        "local",
+        "claude",
+        "gemini",
+    )
+    assert Elaborator(settings, LLMClient(explicit_false), launcher=PlainLauncher()).order() == (
+        "claude",
+        "gemini",
+        "local",
+    )
+    assert Elaborator(settings, None, launcher=PlainLauncher()).order() == (
+        "local",
+        "claude",
+        "gemini",
+    )
 
 
 # -- the local model -----------------------------------------------------------------------
@@ -260,7 +273,9 @@ async def test_the_local_model_writes_the_spec(
     fake_openai.set_script([JsonReply({**SPEC, "agent": {**SPEC["agent"], "colour": "red"}})])
     llm = _llm(fake_openai)
     try:
-        done = await Elaborator(configured, llm).elaborate("add a CSV export", "webapp")
+        done = await Elaborator(configured, llm, launcher=PlainLauncher()).elaborate(
+            "add a CSV export", "webapp"
+        )
     finally:
         await llm.aclose()
     assert done.backend == "local"
@@ -280,18 +295,21 @@ async def test_the_local_model_writes_the_spec(
     )
 
 
-async def test_the_factory_closes_its_client(
+async def test_the_factory_uses_the_given_client_and_leaves_it_to_its_owner(
     fake_openai: FakeOpenAI, settings: Settings, tmp_path: Path
 ) -> None:
     local = LocalModelSettings(endpoint=fake_openai.url, model="m")
     configured = _settings(settings, tmp_path, local_model=local)
-    fake_openai.set_script([JsonReply(SPEC)])
-    async with elaborator_factory(configured)() as elaborator:
-        assert elaborator.llm is not None
-        done = await elaborator.elaborate("csv please")
-        llm = elaborator.llm
-    assert done.backend == "local"
-    assert llm._sdk is None  # closed
+    fake_openai.set_script([JsonReply(SPEC), JsonReply(SPEC)])
+    async with LLMClient(local) as owned:
+        factory = elaborator_factory(configured, llm=owned, launcher=PlainLauncher())
+        for _ in range(2):  # one elaborator per request, all with the process's one client
+            async with factory() as elaborator:
+                assert elaborator.llm is owned
+                done = await elaborator.elaborate("csv please")
+            assert done.backend == "local"
+            assert owned._sdk is not None  # not closed by the factory: its owner closes it
+    assert owned._sdk is None  # closed, once, by its owner
 
 
 async def test_everything_failing_names_every_backend(
@@ -302,7 +320,9 @@ async def test_everything_failing_names_every_backend(
     started = time.monotonic()
     try:
         with pytest.raises(ElaborationFailed) as caught:
-            await Elaborator(_settings(settings, tmp_path), llm).elaborate("do the thing")
+            await Elaborator(
+                _settings(settings, tmp_path), llm, launcher=PlainLauncher()
+            ).elaborate("do the thing")
     finally:
         await llm.aclose()
     assert time.monotonic() - started < 10
@@ -319,7 +339,9 @@ async def test_everything_failing_names_every_backend(
 
 async def test_no_local_model_is_a_reason_too(settings: Settings, tmp_path: Path) -> None:
     with pytest.raises(ElaborationFailed) as caught:
-        await Elaborator(_settings(settings, tmp_path), None).elaborate("x")
+        await Elaborator(_settings(settings, tmp_path), None, launcher=PlainLauncher()).elaborate(
+            "x"
+        )
     assert caught.value.attempts[0] == Tried(
         "local", "not configured: set [local_model] endpoint and model"
     )
@@ -333,7 +355,9 @@ async def test_a_spec_that_is_not_valid_goes_to_the_next_backend(
     llm = _llm(fake_openai)
     try:
         with pytest.raises(ElaborationFailed) as caught:
-            await Elaborator(_settings(settings, tmp_path), llm).elaborate("x")
+            await Elaborator(
+                _settings(settings, tmp_path), llm, launcher=PlainLauncher()
+            ).elaborate("x")
     finally:
         await llm.aclose()
     assert caught.value.attempts[0] == Tried("local", "the answer has no agent.instructions")
@@ -347,7 +371,9 @@ async def test_the_budget_is_shared_and_respected(
     started = time.monotonic()
     try:
         with pytest.raises(ElaborationFailed) as caught:
-            await Elaborator(_settings(settings, tmp_path), llm, budget=2).elaborate("x")
+            await Elaborator(
+                _settings(settings, tmp_path), llm, budget=2, launcher=PlainLauncher()
+            ).elaborate("x")
     finally:
         await llm.aclose()
     assert time.monotonic() - started < 2 + 3
@@ -363,9 +389,9 @@ async def test_empty_prompt_and_unknown_project_are_refused_before_asking(
     llm = _llm(fake_openai)
     try:
         with pytest.raises(ValidationError, match="prompt: must not be empty"):
-            await Elaborator(settings, llm).elaborate("  \n")
+            await Elaborator(settings, llm, launcher=PlainLauncher()).elaborate("  \n")
         with pytest.raises(ValidationError, match="unknown project"):
-            await Elaborator(settings, llm).elaborate("x", "nope")
+            await Elaborator(settings, llm, launcher=PlainLauncher()).elaborate("x", "nope")
     finally:
         await llm.aclose()
     assert fake_openai.chat_requests == []
@@ -390,7 +416,10 @@ async def test_garbage_from_the_local_model_falls_back_to_the_real_claude_cli(
         llm = _llm(fake_openai)
         try:
             elaborator = Elaborator(
-                _settings(settings, tmp_path, claude_binary_path=claude_bin), llm, env=env
+                _settings(settings, tmp_path, claude_binary_path=claude_bin),
+                llm,
+                env=env,
+                launcher=PlainLauncher(),
             )
             done = await elaborator.elaborate("add a CSV export", str(repo))
         finally:
@@ -420,7 +449,11 @@ async def test_a_hanging_claude_cli_is_stopped_at_the_budget(
     with FakeAnthropic([ClaudeHang(60)]) as fake:
         env = claude_env(fake.url, tmp_path / "cli-home")
         elaborator = Elaborator(
-            _settings(settings, tmp_path, claude_binary_path=claude_bin), None, env=env, budget=4
+            _settings(settings, tmp_path, claude_binary_path=claude_bin),
+            None,
+            env=env,
+            budget=4,
+            launcher=PlainLauncher(),
         )
         started = time.monotonic()
         with pytest.raises(ElaborationFailed) as caught:
@@ -451,7 +484,9 @@ async def test_the_gemini_cli_is_the_last_resort(
         configured = _settings(
             settings, tmp_path, claude_binary_path=claude_bin, gemini_binary_path=gemini_bin
         )
-        done = await Elaborator(configured, None, env=env).elaborate("add a CSV export")
+        done = await Elaborator(configured, None, env=env, launcher=PlainLauncher()).elaborate(
+            "add a CSV export"
+        )
         [request] = gemini_fake.requests
     assert done.backend == "gemini"
     local, claude = done.attempts

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from claudomator.agents.base import Capabilities, Outcome, RunContext, Runner
 from claudomator.agents.registry import (
     DEFAULT_AGENT,
@@ -12,14 +14,20 @@ from claudomator.agents.registry import (
 )
 from claudomator.config import Settings
 
+if TYPE_CHECKING:
+    from claudomator.llm import LLMClient
 
-def build_registry(settings: Settings, registry: AgentRegistry | None = None) -> dict[str, Runner]:
+
+def build_registry(
+    settings: Settings, registry: AgentRegistry | None = None, *, llm: LLMClient | None = None
+) -> dict[str, Runner]:
     """Every runner this configuration can use, by agent name.
 
     Claude and Gemini are always there; the local model only when ``[local_model]`` names an
-    endpoint. Whether each can run here is :mod:`claudomator.readiness`'s to say.
+    endpoint and a model client ``llm`` is given. Whether each can run here is
+    :mod:`claudomator.readiness`'s to say.
     """
-    return (registry or default_registry()).runners(settings)
+    return (registry or default_registry()).runners(settings, llm=llm)
 
 
 __all__ = [

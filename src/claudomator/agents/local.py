@@ -19,6 +19,10 @@ message is the task's current one, else the transcript's. A resume without a rea
 transcript fails rather than silently losing the context.
 
 No process is spawned, so ``ctx.on_started`` is never called and ``exit_code`` stays None.
+The runner builds no model client: the registry hands it the process's one
+:class:`~claudomator.llm.LLMClient` (see :meth:`~claudomator.agents.registry.AgentRegistry.
+runners`), and each run streams through a :meth:`~claudomator.llm.LLMClient.with_retries` view
+of it with the runner's own ``max_retries``.
 """
 
 from __future__ import annotations
@@ -165,8 +169,11 @@ class LocalRunner:
         options=frozenset({"model", "system_prompt_append", "temperature", "max_tokens"}),
     )
 
-    def __init__(self, settings: LocalModelSettings, *, max_retries: int = 2) -> None:
+    def __init__(
+        self, settings: LocalModelSettings, llm: LLMClient, *, max_retries: int = 2
+    ) -> None:
         self.settings = settings
+        self.llm = llm  # the process's client: its owner closes it, never this runner
         self.max_retries = max_retries
 
     async def run(self, ctx: RunContext) -> Outcome:
@@ -222,36 +229,36 @@ class LocalRunner:
         temperature = agent.temperature
         if temperature is None:
             temperature = self.settings.default_temperature
-        async with LLMClient(self.settings, max_retries=self.max_retries) as client:
+        client = self.llm.with_retries(max_retries=self.max_retries)
 
-            async def stream() -> None:
-                chat = client.stream_chat(
-                    messages,
-                    model=reply.model,
-                    temperature=temperature,
-                    max_tokens=agent.max_tokens,
-                )
-                async with contextlib.aclosing(chat) as deltas:
-                    async for delta in deltas:
-                        reply.model = delta.model or reply.model
-                        reply.response_id = delta.response_id or reply.response_id
-                        if delta.text:
-                            reply.parts.append(delta.text)
-                            log.text(reply, delta.text)
-                        if delta.usage is not None:
-                            reply.usage = delta.usage
-                            reply.finish_reason = delta.finish_reason
+        async def stream() -> None:
+            chat = client.stream_chat(
+                messages,
+                model=reply.model,
+                temperature=temperature,
+                max_tokens=agent.max_tokens,
+            )
+            async with contextlib.aclosing(chat) as deltas:
+                async for delta in deltas:
+                    reply.model = delta.model or reply.model
+                    reply.response_id = delta.response_id or reply.response_id
+                    if delta.text:
+                        reply.parts.append(delta.text)
+                        log.text(reply, delta.text)
+                    if delta.usage is not None:
+                        reply.usage = delta.usage
+                        reply.finish_reason = delta.finish_reason
 
-            work = asyncio.create_task(stream(), name=f"local:{ctx.execution_id}")
-            stopped = asyncio.create_task(ctx.stop.wait())
-            try:
-                await asyncio.wait(
-                    {work, stopped}, timeout=ctx.timeout, return_when=asyncio.FIRST_COMPLETED
-                )
-            finally:
-                for task in (work, stopped):
-                    task.cancel()
-                await asyncio.gather(work, stopped, return_exceptions=True)
+        work = asyncio.create_task(stream(), name=f"local:{ctx.execution_id}")
+        stopped = asyncio.create_task(ctx.stop.wait())
+        try:
+            await asyncio.wait(
+                {work, stopped}, timeout=ctx.timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            for task in (work, stopped):
+                task.cancel()
+            await asyncio.gather(work, stopped, return_exceptions=True)
         status, error_msg, api_status = TaskState.FAILED, "", None
         tokens_in = tokens_out = 0
         details: dict[str, object] = {}

@@ -1,9 +1,18 @@
 """One question to an agent CLI, one JSON object back: what the chooser and elaborate ask.
 
-Each agent module says how (:class:`OneShot`: its argv and where the reply text is in the
-CLI's output); :func:`ask_json` runs it off the event loop with one time limit, in the given
-directory or an empty temporary one, and returns the JSON object of the reply. Every way it can
-fail is a :class:`OneShotFailed` whose message says why, for the caller to record or log.
+Each agent module says how (:class:`OneShot`: its argv, where the reply text is in the CLI's
+output, the CLI's own paths); :func:`ask_json` runs it off the event loop with one time limit,
+in the given directory or an empty temporary one, and returns the JSON object of the reply.
+Every way it can fail is a :class:`OneShotFailed` whose message says why, for the caller to
+record or log.
+
+Like a run's agent, the call is started through the process's one
+:class:`~claudomator.isolation.base.Launcher` (built once by the caller's owner, see
+:meth:`~claudomator.agents.registry.AgentRegistry.launcher`), with an
+:class:`~claudomator.isolation.base.Access` that says the project directory is read-only
+(``workdir_writable=False``) and that the call may write only its own temporary directory and
+the CLI's own paths; the launcher enforces what it can (``plain``: nothing; docs/agents.md §12
+and §15).
 """
 
 from __future__ import annotations
@@ -12,14 +21,17 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from claudomator import process
 from claudomator.errors import AgentError
+from claudomator.isolation.base import Access, Launcher
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +56,8 @@ class OneShot:
     argv: Callable[[str, str, str], list[str]]  # (binary, prompt, model) -> argv
     reply: Callable[[process.CommandResult], str]  # the reply text, or raise OneShotFailed
     default_model: str
+    # the CLI's own config, credentials and sessions in an environment (read-write for it)
+    agent_paths: Callable[[Mapping[str, str]], tuple[Path, ...]] = lambda env: ()
 
 
 def last_json(text: str) -> object:
@@ -72,13 +86,39 @@ def error_message(value: object) -> str:
     return str(value)
 
 
+def one_shot_access(cwd: Path, scratch: Path, agent_paths: tuple[Path, ...]) -> Access:
+    """What a one-shot call may touch: ``cwd`` (the project) to read only, unless it is its own
+    temporary directory ``scratch``; ``scratch`` and the CLI's own paths to write."""
+    return Access(
+        workdir=cwd,
+        log_dir=scratch,
+        agent_paths=agent_paths,
+        workdir_writable=cwd == scratch,
+    )
+
+
 def _run(
-    argv: list[str], cwd: str, env: Mapping[str, str] | None, timeout: float
+    how: OneShot,
+    argv: list[str],
+    cwd: str,
+    env: Mapping[str, str] | None,
+    timeout: float,
+    launcher: Launcher,
 ) -> process.CommandResult:
-    if cwd:
-        return process.run(argv, cwd=cwd, env=env, timeout=timeout)
+    """``argv`` through ``launcher``, in ``cwd`` (read-only) or an empty temporary directory."""
+    agent_env = dict(os.environ if env is None else env)
     with tempfile.TemporaryDirectory(prefix="claudomator-oneshot-") as scratch:
-        return process.run(argv, cwd=scratch, env=env, timeout=timeout)
+        workdir = Path(cwd) if cwd else Path(scratch)
+        access = one_shot_access(workdir, Path(scratch), how.agent_paths(agent_env))
+        wrapped, wrapped_env = launcher.wrap(argv, workdir, agent_env, access)
+        logger.debug(
+            "one-shot %s in %s (launcher %s)",
+            Path(argv[0]).name,
+            workdir,
+            launcher.name,
+            extra={"action": "one_shot"},
+        )
+        return process.run(wrapped, cwd=workdir, env=wrapped_env, timeout=timeout)
 
 
 async def ask_json(
@@ -91,10 +131,12 @@ async def ask_json(
     env: Mapping[str, str] | None = None,
     time_limit: float,
     setting: str = "",
+    launcher: Launcher,
 ) -> dict[str, Any]:
     """The JSON object the CLI ``binary`` answers ``prompt`` with (see the module docstring).
 
-    ``setting`` names the config key that sets ``binary``, for the message when it is missing.
+    ``setting`` names the config key that sets ``binary``, for the message when it is missing;
+    ``launcher`` starts the CLI (the one the runners got).
     """
     from claudomator.llm import LLMError, parse_json_reply  # the model SDK: only when asked
 
@@ -104,7 +146,7 @@ async def ask_json(
             f"{binary!r} not found (set {setting or 'its binary path'})", kind="missing"
         )
     argv = how.argv(found, prompt, model or how.default_model)
-    result = await asyncio.to_thread(_run, argv, cwd, env, time_limit)
+    result = await asyncio.to_thread(_run, how, argv, cwd, env, time_limit, launcher)
     if result.returncode == -9:
         raise OneShotFailed(f"killed after {time_limit:.1f}s", kind="timed_out")
     text = how.reply(result)

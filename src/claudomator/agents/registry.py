@@ -12,6 +12,10 @@ registry each call, and :class:`~claudomator.runtime.Runtime` builds the one it 
 
 This module stays light (the command line imports it through :mod:`claudomator.readiness`):
 the local model's runner, which needs the model SDK, is imported only when it is built.
+
+The registry builds no long-lived object of its own beyond the launcher: a runner that talks to
+a model server is handed the process's one :class:`~claudomator.llm.LLMClient` (its owner, the
+:class:`~claudomator.runtime.Runtime`, closes it).
 """
 
 from __future__ import annotations
@@ -19,14 +23,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from claudomator.agents import claude, gemini
 from claudomator.agents.base import Capabilities, Runner
+from claudomator.agents.cli import CliRunner
 from claudomator.agents.oneshot import OneShot
 from claudomator.config import Settings, binary_setting
 from claudomator.errors import ConfigError
 from claudomator.isolation import build_launcher
 from claudomator.isolation.base import Launcher
+from claudomator.isolation.plain import PlainLauncher
+
+if TYPE_CHECKING:
+    from claudomator.llm import LLMClient
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +53,10 @@ class AgentSpec:
     capabilities: Capabilities
     # the runner for these settings, spawning through the launcher given (a CLI runner's
     # constructor takes it), or None when the settings do not configure this agent
-    make_runner: Callable[[Settings, Launcher], Runner | None]
+    make_runner: Callable[[Settings, Launcher], Runner | None] | None = None
+    # instead, for an agent that spawns nothing but asks a model server: its runner, given the
+    # process's one model client (None when the settings do not configure it)
+    make_model_runner: Callable[[Settings, LLMClient], Runner | None] | None = None
     # the binary a CLI agent runs (None: not a CLI); see :meth:`Settings.agent_binary`
     default_binary: str | None = None
     one_shot: OneShot | None = None  # how to ask it one question for JSON, if it can
@@ -95,16 +109,41 @@ class AgentRegistry:
     def names(self) -> tuple[str, ...]:
         return tuple(self._specs)
 
-    def runners(self, settings: Settings, launcher: Launcher | None = None) -> dict[str, Runner]:
+    def runners(
+        self,
+        settings: Settings,
+        launcher: Launcher | None = None,
+        *,
+        llm: LLMClient | None = None,
+    ) -> dict[str, Runner]:
         """Every runner these settings configure, by agent name, all spawning through one
-        launcher: ``launcher``, else the one ``[isolation] launcher`` names, built here once."""
-        launcher = launcher or build_launcher(settings.isolation.launcher)
+        launcher: ``launcher``, else the one ``[isolation] launcher`` names, built here once
+        (:meth:`launcher`). A model-server agent's runner gets ``llm``; without one it has none.
+        """
+        launcher = launcher or self.launcher(settings)
         runners: dict[str, Runner] = {}
         for spec in self:
-            runner = spec.make_runner(settings, launcher)
+            runner = None
+            if spec.make_runner is not None:
+                runner = spec.make_runner(settings, launcher)
+            elif spec.make_model_runner is not None and llm is not None:
+                runner = spec.make_model_runner(settings, llm)
             if runner is not None:
                 runners[spec.name] = runner
         return runners
+
+    @staticmethod
+    def launcher(settings: Settings) -> Launcher:
+        """The launcher ``[isolation] launcher`` names, new: build it once and hand it to
+        :meth:`runners` and to the one-shot calls (:func:`~claudomator.agents.oneshot.ask_json`).
+        """
+        return build_launcher(settings.isolation.launcher)
+
+
+def _declared_paths(runner: type[CliRunner]) -> Callable[[Mapping[str, str]], tuple[Path, ...]]:
+    """The CLI's own paths as its runner declares them (:meth:`CliRunner.agent_paths`), for
+    the :class:`~claudomator.isolation.base.Access` of its one-shot calls."""
+    return lambda env: runner(runner.name, PlainLauncher()).agent_paths(env)
 
 
 def _local_unconfigured(settings: Settings) -> tuple[str, ...]:
@@ -113,13 +152,13 @@ def _local_unconfigured(settings: Settings) -> tuple[str, ...]:
     return (f"[local_model] {' and '.join(missing)} not set in the config file",) if missing else ()
 
 
-def _local_runner(settings: Settings, launcher: Launcher) -> Runner | None:
-    """The local model's runner (an HTTP request: it starts no process, so no launcher)."""
+def _local_runner(settings: Settings, llm: LLMClient) -> Runner | None:
+    """The local model's runner (an HTTP request through ``llm``: it starts no process)."""
     if not settings.local_model.endpoint:
         return None  # only when ``[local_model]`` names an endpoint
     from claudomator.agents.local import LocalRunner  # the model SDK: only when configured
 
-    return LocalRunner(settings.local_model)
+    return LocalRunner(settings.local_model, llm)
 
 
 # The local runner's class is not imported here (see the module docstring); its declared
@@ -146,7 +185,12 @@ def builtin_agents() -> list[AgentSpec]:
                 s.agent_binary("claude", "claude"), launcher
             ),
             default_binary="claude",
-            one_shot=OneShot(claude.one_shot_argv, claude.one_shot_reply, claude.ONE_SHOT_MODEL),
+            one_shot=OneShot(
+                claude.one_shot_argv,
+                claude.one_shot_reply,
+                claude.ONE_SHOT_MODEL,
+                _declared_paths(claude.ClaudeRunner),
+            ),
             install_hint=claude.ClaudeRunner.install_hint,
             credentials=claude.credentials,
             login_hint=claude.LOGIN_HINT,
@@ -159,7 +203,12 @@ def builtin_agents() -> list[AgentSpec]:
                 s.agent_binary("gemini", "gemini"), launcher
             ),
             default_binary="gemini",
-            one_shot=OneShot(gemini.one_shot_argv, gemini.one_shot_reply, gemini.ONE_SHOT_MODEL),
+            one_shot=OneShot(
+                gemini.one_shot_argv,
+                gemini.one_shot_reply,
+                gemini.ONE_SHOT_MODEL,
+                _declared_paths(gemini.GeminiRunner),
+            ),
             install_hint=gemini.GeminiRunner.install_hint,
             credentials=gemini.credentials,
             login_hint=gemini.LOGIN_HINT,
@@ -168,7 +217,7 @@ def builtin_agents() -> list[AgentSpec]:
             name="local",
             profile="a local model: text answers only (no file edits); for explanations, drafts.",
             capabilities=LOCAL_CAPABILITIES,
-            make_runner=_local_runner,
+            make_model_runner=_local_runner,
             unconfigured=_local_unconfigured,
         ),
     ]

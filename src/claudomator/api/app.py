@@ -18,6 +18,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from claudomator import __version__, tokens
+from claudomator.agents.registry import AgentRegistry
 from claudomator.api import errors
 from claudomator.api.auth import TokenCheck, TokenGuard
 from claudomator.api.datadir import DataDirChanged, DataDirGuard, DataDirMonitor
@@ -35,6 +36,8 @@ from claudomator.api.webhooks import GITHUB_WEBHOOK_PATH, github_routes
 from claudomator.config import Settings
 from claudomator.elaborate import elaborator_factory
 from claudomator.errors import ConfigError, StoreError
+from claudomator.isolation.base import Launcher
+from claudomator.llm import LLMClient
 from claudomator.service import Service
 from claudomator.web import web_routes
 
@@ -165,6 +168,8 @@ def create_app(
     allowed_hosts: Collection[str] | None = None,
     exit_when_data_dir_changes: bool = False,
     closing: threading.Event | None = None,
+    llm: LLMClient | None = None,
+    launcher: Launcher | None = None,
 ) -> FastAPI:
     """The API over ``service``; the caller owns the service's lifetime.
 
@@ -177,6 +182,12 @@ def create_app(
     key is no longer the file it was here, every request is answered 503, and with
     ``exit_when_data_dir_changes`` (``serve``) the process is sent SIGTERM to stop gracefully.
     Once ``closing`` is set (serve is stopping), the SSE streams end.
+
+    ``llm`` is the process's model client (``serve`` passes its
+    :class:`~claudomator.runtime.Runtime`'s; the caller closes it): elaborate and the CI-fix
+    plans use it, and without one they go without the local model. ``launcher`` starts
+    elaborate's agent CLIs (the Runtime's; without one, the ``[isolation] launcher`` is built
+    here, once for the app).
     """
     settings = settings or service.settings
     if not settings.api_token and not is_loopback(listen_host):
@@ -224,12 +235,17 @@ def create_app(
     app.add_middleware(HostCheck, allowed=hosts, exempt={GITHUB_WEBHOOK_PATH})
     app.add_middleware(DataDirGuard, monitor=monitor)  # outermost: a split state answers nothing
     errors.install(app)
+    elaborate = elaborator_factory(
+        settings,
+        llm=llm,
+        launcher=launcher or AgentRegistry.launcher(settings),
+    )
     app.include_router(health_routes(service))
     # signed by GitHub (X-Hub-Signature-256), not by the API token; answers within GitHub's 10 s
-    github = github_routes(service, settings, plan_timeout=github_plan_timeout)
+    github = github_routes(service, settings, plan_timeout=github_plan_timeout, llm=llm)
     app.include_router(github, responses=errors.RESPONSES)
     for router in (
-        intake_routes(service, elaborator_factory(settings)),  # before /api/tasks/{task_id}
+        intake_routes(service, elaborate),  # before /api/tasks/{task_id}
         task_routes(service),
         execution_routes(service),
         agent_routes(service),

@@ -14,7 +14,6 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from claudomator.elaborate import ElaborationFailed, ElaboratorFactory
-from claudomator.elaborate import elaborator_factory as factory_for
 from claudomator.errors import ValidationError
 from claudomator.models import check_text
 from claudomator.service import Service
@@ -72,15 +71,13 @@ class ElaborateFailure(BaseModel):
     attempts: list[AttemptOut]
 
 
-def intake_routes(
-    service: Service, elaborator_factory: ElaboratorFactory | None = None
-) -> APIRouter:
+def intake_routes(service: Service, elaborator_factory: ElaboratorFactory) -> APIRouter:
     """The intake routes over ``service``.
 
-    ``elaborator_factory`` makes one elaborator per request and cleans up after it; the default
-    builds it from ``service.settings`` with a fresh local-model client per request.
+    ``elaborator_factory`` makes one elaborator per request (with the process's model client
+    and launcher, see :func:`claudomator.elaborate.elaborator_factory`).
     """
-    factory = elaborator_factory or factory_for(service.settings)
+    factory = elaborator_factory
     router = APIRouter(prefix="/api/tasks", tags=["tasks"])
 
     @router.post(

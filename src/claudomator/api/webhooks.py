@@ -136,15 +136,22 @@ def github_routes(
     settings: Settings | None = None,
     *,
     plan_timeout: float = triage.PLAN_TIMEOUT_SECONDS,
+    llm: LLMClient | None = None,
 ) -> APIRouter:
-    """The GitHub webhook route; include it WITHOUT the API-token guard (it has its own auth)."""
+    """The GitHub webhook route; include it WITHOUT the API-token guard (it has its own auth).
+
+    ``llm`` (the process's model client; its owner closes it) writes the CI-fix task's plan,
+    through a view without retries; without one the task has the template's instructions."""
     cfg = settings or service.settings
     router = APIRouter(prefix="/api/webhooks", tags=["webhooks"])
 
     async def instructions(failure: CIFailure, project: Project) -> str:
         text = triage.instructions_for(failure)
-        async with LLMClient(cfg.local_model, max_retries=0, extra_attempts=0) as llm:
-            return await triage.enrich(text, Path(project.dir), llm, timeout=plan_timeout)
+        if llm is None:
+            return text
+        # no retries: the answer must reach GitHub within its 10 s
+        quick = llm.with_retries(max_retries=0, extra_attempts=0)
+        return await triage.enrich(text, Path(project.dir), quick, timeout=plan_timeout)
 
     @router.post(
         "/github", status_code=201, responses=_RESPONSES, summary="Receive a GitHub delivery"

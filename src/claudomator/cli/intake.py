@@ -71,10 +71,16 @@ def _project_arg(known: Sequence[Project], project: str | None) -> str | None:
 async def _elaborate(
     settings: Settings, prompt: str, project: str | None, known: Sequence[Project]
 ) -> Elaborated:
+    """The one-off command's composition root: it builds the model client (and closes it) and
+    the launcher the CLIs start through, and hands both to the elaborator."""
+    from claudomator.agents.registry import AgentRegistry
     from claudomator.elaborate import elaborator_factory
+    from claudomator.llm import LLMClient  # the local model's SDK: only here
 
-    async with elaborator_factory(settings)() as elaborator:
-        return await elaborator.elaborate(prompt, project, known)
+    async with LLMClient(settings.local_model) as llm:
+        launcher = AgentRegistry.launcher(settings)
+        async with elaborator_factory(settings, llm=llm, launcher=launcher)() as elaborator:
+            return await elaborator.elaborate(prompt, project, known)
 
 
 @app.command(rich_help_panel="Run")

@@ -30,7 +30,6 @@ import logging
 import os
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 from claudomator import tasklog
 from claudomator.agents import Runner
@@ -55,11 +54,9 @@ from claudomator.execution.stop import StopReason
 from claudomator.models import AgentStatus, Task, TaskState, utcnow
 from claudomator.notify import Notifier
 from claudomator.persist import until_stored
-from claudomator.projects import all_projects
 from claudomator.readiness import Readiness, assess, resuming_agent
 from claudomator.sandbox import Sandboxes
 from claudomator.store.base import Store
-from claudomator.webpush import WebPush
 
 __all__ = ["Pool"]
 
@@ -75,7 +72,8 @@ class _Running:
 
 
 class Pool:
-    """Runs queued tasks, at most ``max_concurrent`` at once (and per-agent limits)."""
+    """Runs queued tasks, at most ``max_concurrent`` at once (and per-agent limits). Its
+    sandboxes and notifier are given (:func:`claudomator.runtime.pool_parts` builds them)."""
 
     RECONCILE_EVERY = RECONCILE_EVERY  # seconds: also catch orchestrators that die while we run
     CLAIM_PAGE = 64  # queued tasks read at a time: a long queue is not read whole at every wake
@@ -86,14 +84,14 @@ class Pool:
         store: Store,
         runners: Mapping[str, Runner],
         *,
-        sandboxes: Sandboxes | None = None,
+        sandboxes: Sandboxes,
+        notifier: Notifier,
         only: Collection[str] | None = None,
         poll_interval: float = 1.0,
         max_concurrent: int | None = None,
         base_env: Mapping[str, str] | None = None,
         chooser: Chooser | None = None,
         summarizer: Summarizer | None = None,
-        notifier: Notifier | None = None,
         probe: Callable[[], Mapping[str, Readiness]] | None = None,
         blocking: Blocking | None = None,
         held_elsewhere: Callable[[], Collection[str]] | None = None,
@@ -101,11 +99,7 @@ class Pool:
         self.settings = settings
         self.store = store
         self.runners = dict(runners)
-        self.sandboxes = sandboxes or Sandboxes(
-            settings.sandboxes_dir,
-            data_dir=settings.data_dir,  # plain project folders must not be or hold these
-            projects=lambda: [Path(p.dir) for p, _ in all_projects(settings, store)],
-        )
+        self.sandboxes = sandboxes
         self.only = set(only) if only is not None else None  # claim only these task ids
         # the ids of tasks another orchestrator runs itself (a `run` with its own pool): left
         # to it, with their subtasks and checkers; read at every claim round
@@ -119,11 +113,10 @@ class Pool:
         # which agents this machine can run (readiness.probe); by default every runner given
         self.probe = probe or self._every_runner
         self.summarizer = summarizer
-        self.notifier = notifier or Notifier(
-            settings.webhook_url, settings.webhook_secret, push=WebPush(settings, store)
-        )
+        self.notifier = notifier
         # sandbox work and outcome writes run in these bounded executors, never in asyncio's
-        # default one (the API's webhooks and streams need that); made here if not given
+        # default one (the API's webhooks and streams need that); the Runtime gives its own,
+        # a pool built without (tests, benchmarks) makes and owns a pair
         self._owns_blocking = blocking is None
         self.blocking = blocking or Blocking.for_slots(self.max_concurrent)
         self._running: dict[str, _Running] = {}

@@ -17,14 +17,16 @@ when the key is absent (the default) or true, and last, after both CLIs, when th
 ``prefer_for_elaborate = false``. An unconfigured local model is skipped.
 
 The CLIs run in the project's directory (their read-only tools may look at the code), else in an
-empty temporary directory. The whole call has one time budget (30 s by default) shared by the
-backends: each gets what is left, a CLI is killed when it runs out, and a backend reached with
-less than :data:`MIN_TURN` seconds left is skipped. A backend that is missing, fails, or answers
-something that is no valid spec is recorded in ``attempts`` with its reason and the next one is
-asked; when none succeeds, :class:`ElaborationFailed` carries every reason.
+empty temporary directory, started through the launcher the runners get with the project read-only
+(:func:`~claudomator.agents.oneshot.ask_json`). The whole call has one time budget (30 s by
+default) shared by the backends: each gets what is left, a CLI is killed when it runs out, and a
+backend reached with less than :data:`MIN_TURN` seconds left is skipped. A backend that is missing,
+fails, or answers something that is no valid spec is recorded in ``attempts`` with its reason and
+the next one is asked; when none succeeds, :class:`ElaborationFailed` carries every reason.
 
 An answer is normalised and checked by :mod:`claudomator.elaborate.spec` before it is returned;
-nothing is stored here. :class:`Tried` records a backend that was not used, and why.
+nothing is stored here. :class:`Tried` records a backend that was not used, and why. The
+elaborator builds nothing long-lived: it is given the process's model client and launcher.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from claudomator.agents.registry import AgentRegistry, default_registry
 from claudomator.config import LocalModelSettings, Settings
 from claudomator.elaborate.spec import check_spec, normalise_spec
 from claudomator.errors import ClaudomatorError, ValidationError
+from claudomator.isolation.base import Launcher
 from claudomator.llm import LLMClient, LLMError
 from claudomator.models import Project
 
@@ -173,9 +176,6 @@ def local_first(local: LocalModelSettings) -> bool:
 # -- the elaborator ---------------------------------------------------------------------------
 
 
-# -- the elaborator ---------------------------------------------------------------------------
-
-
 class Elaborator:
     """Asks the backends in order for a task spec; see the module docstring."""
 
@@ -189,9 +189,11 @@ class Elaborator:
         claude_model: str = "sonnet",
         gemini_model: str = "gemini-2.5-flash",
         agents: AgentRegistry | None = None,
+        launcher: Launcher,
     ) -> None:
         self.settings = settings
-        self.llm = llm
+        self.llm = llm  # the process's client (its owner closes it), or None
+        self.launcher = launcher  # starts the CLIs: the one the runners get
         self.env = dict(env) if env is not None else None
         self.budget = budget
         self.agents = agents or default_registry()
@@ -260,6 +262,7 @@ class Elaborator:
                 env=self.env,
                 time_limit=left,
                 setting=spec.binary_setting,
+                launcher=self.launcher,
             )
         except OneShotFailed as exc:
             if exc.kind == "timed_out":
@@ -276,17 +279,24 @@ class Elaborator:
 
 
 ElaboratorFactory = Callable[[], AbstractAsyncContextManager[Elaborator]]
-"""Makes an :class:`Elaborator` for one request and cleans up after it (its LLM client)."""
+"""Makes an :class:`Elaborator` for one request (and cleans up after it)."""
 
 
 def elaborator_factory(
-    settings: Settings, *, env: Mapping[str, str] | None = None, budget: float = DEFAULT_BUDGET
+    settings: Settings,
+    *,
+    llm: LLMClient | None,
+    launcher: Launcher,
+    env: Mapping[str, str] | None = None,
+    budget: float = DEFAULT_BUDGET,
+    agents: AgentRegistry | None = None,
 ) -> ElaboratorFactory:
-    """A factory whose elaborators own a fresh :class:`LLMClient`, closed when done."""
+    """A factory whose elaborators use ``llm`` and ``launcher``, the process's own: nothing is
+    built per request, and nothing is closed after it (``llm``'s owner closes it)."""
+    model = llm if llm is not None and llm.available else None
 
     @contextlib.asynccontextmanager
     async def open_elaborator() -> AsyncIterator[Elaborator]:
-        async with LLMClient(settings.local_model) as llm:
-            yield Elaborator(settings, llm if llm.available else None, env=env, budget=budget)
+        yield Elaborator(settings, model, env=env, budget=budget, agents=agents, launcher=launcher)
 
     return open_elaborator

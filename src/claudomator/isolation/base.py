@@ -3,7 +3,8 @@
 A launcher gets the command a runner built, the working directory, the environment and the
 :class:`Access` the agent needs, and returns the command and environment to really start (for
 instance the same command under a sandboxing tool). :class:`~claudomator.process.AgentProcess`
-calls it just before it spawns.
+calls it just before it spawns a run's agent, and :func:`~claudomator.agents.oneshot.ask_json`
+before it runs a one-shot call (with the project read-only: ``workdir_writable=False``).
 """
 
 from __future__ import annotations
@@ -19,18 +20,29 @@ class Access:
     """What one agent process may touch, beyond the system itself.
 
     The runner declares the agent's own paths (:meth:`claudomator.agents.cli.CliRunner.
-    agent_paths`); the sandbox and the log directory come from the execution.
+    agent_paths`); the sandbox and the log directory come from the execution. A one-shot call
+    (:func:`claudomator.agents.oneshot.ask_json`) runs in the project's directory, which it may
+    only read (``workdir_writable=False``), and writes at most in its own temporary directory
+    (its ``log_dir``).
     """
 
-    workdir: Path  # the sandbox (read-write; the process's working directory)
-    log_dir: Path  # the execution's log directory (read-write: question and summary files)
+    workdir: Path  # the process's working directory: a run's sandbox, a one-shot's project
+    log_dir: Path  # the execution's log directory, or a one-shot's temporary one (read-write)
     agent_paths: tuple[Path, ...] = ()  # the CLI's own config, credentials, sessions (read-write)
     read_only: tuple[Path, ...] = ()  # context directories outside the sandbox
+    workdir_writable: bool = True  # False: ``workdir`` may be read, never written
 
     @property
     def writable(self) -> tuple[Path, ...]:
-        """Every path the agent may write, sandbox first."""
-        return (self.workdir, self.log_dir, *self.agent_paths)
+        """Every path the agent may write, the working directory first when it may."""
+        paths = (self.workdir, self.log_dir) if self.workdir_writable else (self.log_dir,)
+        return tuple(dict.fromkeys((*paths, *self.agent_paths)))
+
+    @property
+    def readable(self) -> tuple[Path, ...]:
+        """The paths the agent may only read: ``read_only``, and a read-only ``workdir``."""
+        own = () if self.workdir_writable else (self.workdir,)
+        return tuple(dict.fromkeys((*own, *self.read_only)))
 
 
 class Launcher(Protocol):

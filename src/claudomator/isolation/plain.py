@@ -9,7 +9,11 @@ from claudomator.isolation.base import Access, Launcher
 
 
 class PlainLauncher:
-    """Starts the agent's command unchanged (no isolation beyond its own process group)."""
+    """Starts the agent's command unchanged (no isolation beyond its own process group).
+
+    It enforces none of :class:`~claudomator.isolation.base.Access`: a read-only working
+    directory (a one-shot call's project) is left to the CLI's own read-only tools
+    (docs/agents.md §12 and §15)."""
 
     name = "plain"
 

@@ -1,29 +1,21 @@
-"""The only place that spawns processes.
-
-* :func:`run` runs a short command (git, a build check) to completion and captures its output.
-* :class:`AgentProcess` runs a long-lived agent CLI in its own process group, writes its raw stdout
-  and stderr to files while handing each stdout line to a callback, and kills the whole process
-  tree on timeout, cancel or shutdown (SIGTERM, then SIGKILL after a grace period). The command
-  it spawns is the one its :class:`~claudomator.isolation.base.Launcher` makes of the agent's.
-
-Commands are always argument lists; nothing here builds a shell string.
-"""
+"""A long-lived agent CLI process: :class:`AgentProcess` runs it in its own process group through
+its :class:`~claudomator.isolation.base.Launcher`, writes its raw stdout and stderr to files while
+handing each stdout line to a callback, and kills the whole tree on timeout, cancel or shutdown
+(SIGTERM, then SIGKILL after a grace period); :class:`Exit` is how it ended."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
 import signal
-import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 from claudomator.isolation.base import Access, Launcher
+from claudomator.process.group import group_alive, killpg, signal_all
+from claudomator.process.marks import MARK_VARIABLE, kill_marked, marked_pids
 
 logger = logging.getLogger(__name__)
 
@@ -31,186 +23,6 @@ _CHUNK = 64 * 1024
 _MAX_LINE = 8 * 1024 * 1024
 """The longest stdout line handed to the parser; a longer one is logged to disk but not kept in
 memory (an agent may write any amount without a newline)."""
-
-MARK_VARIABLE = "CLAUDOMATOR_EXECUTION_ID"
-"""Set in an agent's environment; every process the agent starts inherits it, even those that
-leave its process group (detached shells), so they can be found and killed afterwards."""
-
-
-@dataclass(frozen=True)
-class CommandResult:
-    """What a finished short command did."""
-
-    argv: tuple[str, ...]
-    returncode: int
-    stdout: str
-    stderr: str
-
-    @property
-    def ok(self) -> bool:
-        return self.returncode == 0
-
-    def tail(self, lines: int = 20) -> str:
-        """The last ``lines`` lines of stdout and stderr together, for error messages."""
-        text = "\n".join(part.strip() for part in (self.stdout, self.stderr) if part.strip())
-        return "\n".join(text.splitlines()[-lines:])
-
-
-def run(
-    argv: Sequence[str],
-    *,
-    cwd: Path | str | None = None,
-    env: Mapping[str, str] | None = None,
-    timeout: float | None = None,
-    input_text: str | None = None,
-) -> CommandResult:
-    """Run ``argv`` to completion in its own process group; never raises on a non-zero exit.
-
-    On timeout the whole process group is killed and the result has return code -9.
-    A missing executable gives return code 127 with the error in ``stderr``.
-    """
-    try:
-        proc = subprocess.Popen(
-            list(argv),
-            cwd=cwd,
-            env=dict(env) if env is not None else None,
-            stdin=subprocess.PIPE if input_text is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            encoding="utf-8",
-            errors="replace",
-            start_new_session=True,
-        )
-    except OSError as exc:
-        return CommandResult(tuple(argv), 127, "", f"cannot run {argv[0]}: {exc}")
-    try:
-        out, err = proc.communicate(input_text, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        err += f"\n(killed after {timeout:g}s)"
-        return CommandResult(tuple(argv), -9, out, err)
-    return CommandResult(tuple(argv), proc.returncode, out, err)
-
-
-def _killpg(pgid: int, sig: signal.Signals) -> bool:
-    """Send ``sig`` to process group ``pgid``; False if the group no longer exists."""
-    try:
-        os.killpg(pgid, sig)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        logger.warning("not allowed to signal process group %d", pgid, extra={"action": "killpg"})
-        return False
-    return True
-
-
-def _group_members(pgid: int) -> list[int] | None:
-    """Live (non-zombie) processes of group ``pgid`` from /proc; None where /proc is missing."""
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return None
-    members: list[int] = []
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text(encoding="ascii", errors="replace")
-        except OSError:
-            continue
-        # "pid (comm) state ppid pgrp ..." - comm may contain spaces and parentheses
-        fields = stat[stat.rfind(")") + 2 :].split()
-        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] != "Z":
-            members.append(int(entry.name))
-    return members
-
-
-def group_alive(pgid: int) -> bool:
-    """Whether any process of group ``pgid`` is still alive (zombies do not count)."""
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    members = _group_members(pgid)
-    return True if members is None else bool(members)
-
-
-def kill_group_sync(pgid: int, grace: float) -> None:
-    """SIGTERM the group, wait up to ``grace`` seconds, then SIGKILL what is left (blocking)."""
-    if not _killpg(pgid, signal.SIGTERM):
-        return
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and group_alive(pgid):
-        time.sleep(0.05)
-    _killpg(pgid, signal.SIGKILL)
-
-
-def marked_pids(mark: str) -> list[int]:
-    """Live processes (other than ours) whose environment holds ``MARK_VARIABLE=mark``."""
-    needle = f"{MARK_VARIABLE}={mark}".encode()
-    found: list[int] = []
-    with contextlib.suppress(OSError):
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit() or int(entry.name) == os.getpid():
-                continue
-            try:
-                environ = (entry / "environ").read_bytes()
-            except OSError:  # gone, or not ours to read
-                continue
-            if needle in environ.split(b"\0"):
-                found.append(int(entry.name))
-    return found
-
-
-async def kill_marked(mark: str, grace: float) -> int:
-    """SIGTERM every process marked with ``mark``, SIGKILL what is left after ``grace`` seconds.
-
-    Catches what the agent left behind outside its process group (the CLI's detached shell
-    commands). Returns how many processes were found.
-    """
-    found = await asyncio.to_thread(marked_pids, mark)
-    if not found:
-        return 0
-    logger.info(
-        "killing %d process(es) the agent left behind: %s",
-        len(found),
-        found,
-        extra={"action": "agent_leftovers"},
-    )
-    _signal_all(found, signal.SIGTERM)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + grace
-    while left := await asyncio.to_thread(marked_pids, mark):
-        if loop.time() >= deadline:
-            _signal_all(left, signal.SIGKILL)
-            break
-        await asyncio.sleep(0.1)
-    return len(found)
-
-
-def _signal_all(pids: list[int], sig: signal.Signals) -> None:
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, sig)
-
-
-def _kill_marked_now(mark: str) -> None:
-    """SIGKILL every marked process at once (when there is no time for a grace period)."""
-    _signal_all(marked_pids(mark), signal.SIGKILL)
-
-
-def kill_marked_sync(mark: str, grace: float) -> int:
-    """Blocking :func:`kill_marked`, for reconciliation at start-up."""
-    found = marked_pids(mark)
-    _signal_all(found, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while marked_pids(mark) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    _signal_all(marked_pids(mark), signal.SIGKILL)
-    return len(found)
 
 
 class _ExitAwareProtocol(asyncio.subprocess.SubprocessStreamProtocol):
@@ -388,7 +200,7 @@ class AgentProcess:
         except asyncio.CancelledError:
             await asyncio.shield(self.kill())
             if self.mark is not None:
-                _signal_all(marked_pids(self.mark), signal.SIGKILL)
+                signal_all(marked_pids(self.mark), signal.SIGKILL)
             raise
         finally:
             exited.cancel()
@@ -420,11 +232,11 @@ class AgentProcess:
         if proc is None:
             return
         logger.info("stopping pid %d (group)", proc.pid, extra={"action": "agent_kill"})
-        _killpg(proc.pid, signal.SIGTERM)
+        killpg(proc.pid, signal.SIGTERM)
         try:
             await asyncio.wait_for(self._exited(), self.kill_grace)
         except TimeoutError:
-            _killpg(proc.pid, signal.SIGKILL)
+            killpg(proc.pid, signal.SIGKILL)
             await self._exited()
 
     async def _reap_group(self) -> None:
@@ -432,24 +244,8 @@ class AgentProcess:
         pgid = self._proc.pid
         if not group_alive(pgid):
             return
-        _killpg(pgid, signal.SIGTERM)
+        killpg(pgid, signal.SIGTERM)
         deadline = time.monotonic() + min(self.kill_grace, 2.0)
         while time.monotonic() < deadline and group_alive(pgid):  # noqa: ASYNC110 - polling a pgid
             await asyncio.sleep(0.05)
-        _killpg(pgid, signal.SIGKILL)
-
-
-def tail_file(path: Path, max_bytes: int = 4000) -> str:
-    """The last ``max_bytes`` of a text file (empty if it does not exist)."""
-    with contextlib.suppress(OSError), path.open("rb") as fh:
-        fh.seek(0, os.SEEK_END)
-        size = fh.tell()
-        fh.seek(max(0, size - max_bytes))
-        return fh.read().decode("utf-8", errors="replace").strip()
-    return ""
-
-
-def open_append(path: Path) -> IO[bytes]:
-    """Open ``path`` for appending bytes, creating its directory."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path.open("ab")
+        killpg(pgid, signal.SIGKILL)
