@@ -179,6 +179,23 @@ class AgentConfig(BaseModel):
         return check_text(value)
 
 
+TASK_FIELDS = frozenset(
+    {
+        "name",
+        "description",
+        "agent",
+        "timeout",
+        "priority",
+        "tags",
+        "depends_on",
+        "parent_task_id",
+        "story_id",
+        "acceptance_criteria",
+    }
+)
+"""The fields a task's definition sets (a task file, a request, an edit); the rest is its state."""
+
+
 class Task(BaseModel):
     """One unit of work for an agent."""
 

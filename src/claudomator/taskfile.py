@@ -34,6 +34,7 @@ from claudomator.durations import parse_duration
 from claudomator.errors import Problem, TaskFileError
 from claudomator.models import (
     MAX_TIMEOUT_SECONDS,
+    TASK_FIELDS,
     AgentConfig,
     Priority,
     Task,
@@ -43,19 +44,7 @@ from claudomator.models import (
 )
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_TASK_KEYS = {
-    "id",
-    "name",
-    "description",
-    "agent",
-    "timeout",
-    "priority",
-    "tags",
-    "depends_on",
-    "parent_task_id",
-    "story_id",
-    "acceptance_criteria",
-}
+_TASK_KEYS = {"id", *TASK_FIELDS}
 _AGENT_KEYS = set(AgentConfig.model_fields)
 # a tag is a short label: no surrounding blanks, at most 100 characters
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^\S(.*\S)?$")]

@@ -97,26 +97,28 @@ def assert_quiet(console: str) -> None:
         assert bad not in console, console
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeAnthropic]:
-    with FakeAnthropic() as server:
-        yield server
-
-
-@pytest.mark.cli
-def test_run_beside_serve_leaves_the_tasks_to_serve_which_logs_them(
-    tmp_path: Path, make_repo: MakeRepo, fake: FakeAnthropic, claude_bin: str
-) -> None:
-    project = make_repo()
+def gated_pair(
+    tmp_path: Path,
+    project: Path,
+    fake: FakeAnthropic,
+    claude_bin: str,
+    *,
+    max_concurrent: int,
+    write: bool,
+) -> tuple[dict[str, str], Path, Path, Path]:
+    """Two tasks "one" and "two" whose agents each run :data:`GATE` (and, with ``write``, then
+    write ``<name>.txt``), a config running ``max_concurrent`` agents, and the CLI's env: (env,
+    data dir, task file, the gate's marks folder)."""
     gate, marks = tmp_path / "gate.py", tmp_path / "marks"
     gate.write_text(GATE, encoding="utf-8")
     for name in ("one", "two"):
+        wrote = [ToolUse("Write", {"file_path": f"{name}.txt", "content": f"{name}\n"})]
         fake.route(
             f"TASK-{name.upper()}",
             [
                 ToolUse("Bash", {"command": f"python3 {gate} {marks} {HOLD}", "timeout": 120000}),
-                ToolUse("Write", {"file_path": f"{name}.txt", "content": f"{name}\n"}),
-                Text(f"## Summary\nWrote {name}.txt."),
+                *(wrote if write else []),
+                Text(f"## Summary\nRan {name}."),
             ],
         )
     env = claude_env(fake.url, tmp_path / "agent-home")
@@ -125,7 +127,7 @@ def test_run_beside_serve_leaves_the_tasks_to_serve_which_logs_them(
     env["GIT_CONFIG_GLOBAL"] = os.environ["GIT_CONFIG_GLOBAL"]
     config = tmp_path / "config.toml"
     config.write_text(
-        "max_concurrent = 1\nkill_grace_seconds = 2\n"
+        f"max_concurrent = {max_concurrent}\nkill_grace_seconds = 2\n"
         f'[agents.claude]\nbinary_path = "{claude_bin}"\n'
     )
     env["CLAUDOMATOR_CONFIG"] = str(config)
@@ -138,6 +140,22 @@ tasks:
   - name: two
     agent: {{instructions: "TASK-TWO", project_dir: {project}}}
 """
+    )
+    return env, data_dir, tasks, marks
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeAnthropic]:
+    with FakeAnthropic() as server:
+        yield server
+
+
+@pytest.mark.cli
+def test_run_beside_serve_leaves_the_tasks_to_serve_which_logs_them(
+    tmp_path: Path, make_repo: MakeRepo, fake: FakeAnthropic, claude_bin: str
+) -> None:
+    env, data_dir, tasks, marks = gated_pair(
+        tmp_path, make_repo(), fake, claude_bin, max_concurrent=1, write=True
     )
     console = tmp_path / "serve.err"
     serve, port = start_serve(env, console)
@@ -273,36 +291,8 @@ def test_a_serve_started_beside_a_run_leaves_the_runs_tasks_to_it(
 ) -> None:
     """`run -j 1` runs its two tasks one after the other; a serve started meanwhile (which may
     run two agents) takes neither, so -j holds."""
-    project = make_repo()
-    gate, marks = tmp_path / "gate.py", tmp_path / "marks"
-    gate.write_text(GATE, encoding="utf-8")
-    for name in ("one", "two"):
-        fake.route(
-            f"TASK-{name.upper()}",
-            [
-                ToolUse("Bash", {"command": f"python3 {gate} {marks} {HOLD}", "timeout": 120000}),
-                Text(f"## Summary\nRan {name}."),
-            ],
-        )
-    env = claude_env(fake.url, tmp_path / "agent-home")
-    data_dir = Path(os.environ["CLAUDOMATOR_DATA_DIR"])
-    env["CLAUDOMATOR_DATA_DIR"] = str(data_dir)
-    env["GIT_CONFIG_GLOBAL"] = os.environ["GIT_CONFIG_GLOBAL"]
-    config = tmp_path / "config.toml"
-    config.write_text(
-        "max_concurrent = 2\nkill_grace_seconds = 2\n"
-        f'[agents.claude]\nbinary_path = "{claude_bin}"\n'
-    )
-    env["CLAUDOMATOR_CONFIG"] = str(config)
-    tasks = tmp_path / "tasks.yaml"
-    tasks.write_text(
-        f"""
-tasks:
-  - name: one
-    agent: {{instructions: "TASK-ONE", project_dir: {project}}}
-  - name: two
-    agent: {{instructions: "TASK-TWO", project_dir: {project}}}
-"""
+    env, data_dir, tasks, marks = gated_pair(
+        tmp_path, make_repo(), fake, claude_bin, max_concurrent=2, write=False
     )
     run = subprocess.Popen(
         [CLAUDOMATOR, "run", "-j", "1", str(tasks)],

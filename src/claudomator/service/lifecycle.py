@@ -10,26 +10,13 @@ from typing import Any
 
 from claudomator import protocol
 from claudomator.errors import InvalidTransition, NotFound, Problem, ValidationError
-from claudomator.models import RETRYABLE_STATES, Interaction, Task, TaskState
+from claudomator.models import RETRYABLE_STATES, TASK_FIELDS, Interaction, Task, TaskState
 from claudomator.service.core import refusing
 from claudomator.service.submission import Submission
 
 logger = logging.getLogger(__name__)
 
-EDITABLE_FIELDS = frozenset(
-    {
-        "name",
-        "description",
-        "agent",
-        "timeout",
-        "priority",
-        "tags",
-        "depends_on",
-        "parent_task_id",
-        "story_id",
-        "acceptance_criteria",
-    }
-)
+EDITABLE_FIELDS = TASK_FIELDS  # what an edit may change: the definition
 
 
 class Lifecycle(Submission):

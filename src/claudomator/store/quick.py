@@ -315,14 +315,7 @@ class QuickStore:
                 " FROM executions WHERE task_id IN ({}) GROUP BY task_id"
             )
             rows = self._rows(query.format(_in(chunk)), chunk)
-            for task_id, total, n_unknown, n_estimated, count, n_ended in rows:
-                costs[task_id] = TaskCost(
-                    total_usd=float(total),
-                    known=not n_unknown,
-                    estimated=bool(n_estimated),
-                    executions=int(count),
-                    ended=int(n_ended),
-                )
+            costs.update(conv.task_cost_from(row) for row in rows)
         return costs
 
     # -- questions and agent health ----------------------------------------------------------

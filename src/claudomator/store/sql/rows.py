@@ -6,7 +6,7 @@ reads rows with the standard library's ``sqlite3`` and builds records with the s
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +20,7 @@ from claudomator.models import (
     Priority,
     Project,
     Task,
+    TaskCost,
     TaskEvent,
     TaskState,
 )
@@ -134,3 +135,16 @@ def execution_from(row: Mapping[Any, Any]) -> Execution:
     if data["delivery"] is not None:
         data["delivery"] = DeliveryRecord.model_validate(data["delivery"])
     return Execution.model_validate(data)
+
+
+def task_cost_from(row: Sequence[Any]) -> tuple[str, TaskCost]:
+    """A task's cost from its grouped row: task id, sum of costs, executions of unknown cost,
+    estimated ones, all of them, ended ones."""
+    task_id, total, n_unknown, n_estimated, count, n_ended = row
+    return str(task_id), TaskCost(
+        total_usd=float(total),
+        known=not n_unknown,
+        estimated=bool(n_estimated),
+        executions=int(count),
+        ended=int(n_ended),
+    )

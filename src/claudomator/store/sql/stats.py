@@ -8,6 +8,7 @@ from collections.abc import Iterable
 import sqlalchemy as sa
 
 from claudomator.models import TaskCost, TaskState
+from claudomator.store.sql import rows as conv
 from claudomator.store.sql.base import SqlBase
 from claudomator.store.stats import ExecutionGroup, RunTime
 from claudomator.store.tables import executions, task_events
@@ -45,14 +46,7 @@ class StatsQueries(SqlBase):
             )
             with self._read() as conn:
                 rows = conn.execute(query).all()
-            for task_id, total, n_unknown, n_estimated, count, n_ended in rows:
-                costs[task_id] = TaskCost(
-                    total_usd=float(total),
-                    known=not n_unknown,
-                    estimated=bool(n_estimated),
-                    executions=int(count),
-                    ended=int(n_ended),
-                )
+            costs.update(conv.task_cost_from(row) for row in rows)
         return costs
 
     def execution_groups(self) -> list[ExecutionGroup]:
