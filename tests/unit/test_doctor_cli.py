@@ -7,6 +7,7 @@ import importlib.util
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -114,3 +115,30 @@ def test_serve_refuses_an_unusable_bubblewrap(tmp_path: Path, no_bwrap: str) -> 
     assert done.returncode == 2
     assert '[isolation] launcher = "bubblewrap"' in done.stderr
     assert "serving on" not in done.stderr
+
+
+def test_serve_says_once_that_auto_runs_unconfined(tmp_path: Path, no_bwrap: str) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[isolation]\nlauncher = "auto"\n', encoding="utf-8")
+    env = {**os.environ, "CLAUDOMATOR_CONFIG": str(config), "PATH": no_bwrap, "COLUMNS": "400"}
+    serve = subprocess.Popen(
+        [sys.executable, "-c", CLI, "serve", "--addr", "127.0.0.1:0"],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    assert serve.stderr is not None
+    seen: list[str] = []
+    try:
+        for line in serve.stderr:
+            seen.append(line)
+            if "serving on" in line:
+                break
+    finally:
+        serve.send_signal(signal.SIGINT)
+        serve.communicate(timeout=60)
+    said = "".join(seen)
+    assert "serving on" in said, said
+    assert said.count("agents run unconfined (plain launcher)") == 1
+    assert "apt-get install bubblewrap" in said
