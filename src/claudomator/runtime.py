@@ -30,7 +30,7 @@ from claudomator.blocking import Blocking
 from claudomator.chooser import AgentChooser
 from claudomator.config import Settings
 from claudomator.dispatch import Pool
-from claudomator.isolation._choice import resolve
+from claudomator.isolation._choice import resolve, with_launcher
 from claudomator.llm import LLMClient
 from claudomator.notify import Notifier
 from claudomator.orchestrators import held_by_runs
@@ -66,15 +66,6 @@ def pool_parts(settings: Settings, store: Store) -> PoolParts:
             settings.webhook_url, settings.webhook_secret, push=WebPush(settings, store)
         ),
     )
-
-
-def with_launcher(settings: Settings, name: str) -> Settings:
-    """``settings`` with ``[isolation] launcher = name`` (the launcher the choice resolved
-    ``auto`` to), for the registry to build it."""
-    if settings.isolation.launcher == name:
-        return settings
-    isolation = settings.isolation.model_copy(update={"launcher": name})
-    return settings.model_copy(update={"isolation": isolation})
 
 
 class Runtime:

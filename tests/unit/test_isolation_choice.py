@@ -9,6 +9,7 @@ import types
 
 import pytest
 
+from claudomator.agents.registry import AgentRegistry
 from claudomator.config import Settings, load_settings
 from claudomator.config.sections import IsolationSettings
 from claudomator.errors import ConfigError
@@ -134,3 +135,16 @@ def test_the_runtime_runs_auto_unconfined_with_the_plain_launcher(
     finally:
         runtime.blocking.shutdown()
         runtime.service.close()
+
+
+def test_chosen_settings_name_a_launcher_the_registry_can_build(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _bubblewrap_module(monkeypatch, WHY)
+    auto = _settings("auto")
+    assert _choice.chosen_settings(auto).isolation.launcher == "plain"
+    assert AgentRegistry.launcher(_choice.chosen_settings(auto)).name == "plain"
+    plain = _settings("plain")
+    assert _choice.chosen_settings(plain) is plain
+    with pytest.raises(ConfigError, match="bubblewrap cannot run here"):
+        _choice.chosen_settings(_settings("bubblewrap"))

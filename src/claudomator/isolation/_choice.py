@@ -132,3 +132,19 @@ def resolve(settings: Settings) -> Choice:
         extra={"action": "isolation"},
     )
     return choice
+
+
+def with_launcher(settings: Settings, name: str) -> Settings:
+    """``settings`` with ``[isolation] launcher = name`` (what the choice resolved ``auto``
+    to), for whoever builds the launcher by name
+    (:meth:`claudomator.agents.registry.AgentRegistry.launcher`)."""
+    if settings.isolation.launcher == name:
+        return settings
+    isolation = settings.isolation.model_copy(update={"launcher": name})
+    return settings.model_copy(update={"isolation": isolation})
+
+
+def chosen_settings(settings: Settings) -> Settings:
+    """``settings`` with ``[isolation] launcher`` replaced by the launcher it resolves to here
+    (:func:`resolve`); :class:`~claudomator.errors.ConfigError` when that is a refusal."""
+    return with_launcher(settings, resolve(settings).required())
