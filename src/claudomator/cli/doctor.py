@@ -56,9 +56,7 @@ def _confinement_table(choice: Choice, host: BwrapHost) -> Table:
             result = "[green]yes[/]" if ns.ok else f"[red]no[/]: {escape(ns.error)}"
             table.add_row(f"{ns.name} namespace", result)
     table.add_row(escape("[isolation] launcher"), escape(choice.configured))
-    style = "red" if choice.refused else ("yellow" if choice.warning else "green")
-    if not choice.confined and not choice.refused and not choice.warning:
-        style = "yellow"  # plain, as configured: runs, unconfined
+    style = "red" if choice.refused else ("green" if choice.confined else "yellow")
     table.add_row("resolves to", f"[{style}]{escape(choice.summary())}[/]")
     return table
 
