@@ -5,7 +5,8 @@ for everything, plus the HTTP API) use :class:`Runtime`. It is the composition r
 place that builds the process's long-lived objects and hands them down. It builds the one
 local-model client (:class:`~claudomator.llm.LLMClient`: the agent chooser, the summariser, the
 local runner, and for ``serve`` the API's elaborate and CI triage use it), the one agent
-launcher (the runners and the one-shot CLI calls start through it), the pool's sandboxes and
+launcher (the runners and the one-shot CLI calls start through it; ``[isolation] launcher``
+resolved by :func:`claudomator.isolation._choice.resolve`), the pool's sandboxes and
 notifier (:func:`pool_parts`, which tests and benchmarks use to build a pool the same way) and
 the bounded executors of blocking work (:class:`~claudomator.blocking.Blocking`); it closes the
 client and the executors on the way out.
@@ -29,6 +30,7 @@ from claudomator.blocking import Blocking
 from claudomator.chooser import AgentChooser
 from claudomator.config import Settings
 from claudomator.dispatch import Pool
+from claudomator.isolation._choice import resolve, with_launcher
 from claudomator.llm import LLMClient
 from claudomator.notify import Notifier
 from claudomator.orchestrators import held_by_runs
@@ -80,11 +82,16 @@ class Runtime:
         agents: AgentRegistry | None = None,
     ) -> None:
         self.settings = settings
+        # which launcher [isolation] launcher comes to here ("auto": bubblewrap or plain); an
+        # explicit bubblewrap that cannot run raises ConfigError before anything starts
+        self.confinement = resolve(settings)
+        chosen = self.confinement.required()
         # the one registry this orchestrator runs with: the built-ins unless one is given
         self.service = service or Service.open(settings, agents=agents)
         self.agents = agents or self.service.agents
         self.llm = LLMClient(settings.local_model)  # the process's one: closed in __aexit__
-        self.launcher = self.agents.launcher(settings)  # every agent CLI spawn goes through it
+        # every agent CLI spawn goes through it: the chosen launcher, built by the registry
+        self.launcher = self.agents.launcher(with_launcher(settings, chosen))
         env = dict(os.environ if base_env is None else base_env)
         runners = self.agents.runners(settings, self.launcher, llm=self.llm)
         usable = {name for name, r in probe(settings, env, self.agents).items() if r.usable}

@@ -26,6 +26,7 @@ COMMAND_MODULES: dict[str, str] = {
     "submit": "edit",
     "edit": "edit",
     "delete": "edit",
+    "doctor": "doctor",
     "gc": "gc",
     "elaborate": "intake",
     "answer": "manage",

@@ -75,10 +75,11 @@ async def _elaborate(
     the launcher the CLIs start through, and hands both to the elaborator."""
     from claudomator.agents.registry import AgentRegistry
     from claudomator.elaborate import elaborator_factory
+    from claudomator.isolation._choice import chosen_settings
     from claudomator.llm import LLMClient  # the local model's SDK: only here
 
     async with LLMClient(settings.local_model) as llm:
-        launcher = AgentRegistry.launcher(settings)
+        launcher = AgentRegistry.launcher(chosen_settings(settings))  # "auto" resolved
         async with elaborator_factory(settings, llm=llm, launcher=launcher)() as elaborator:
             return await elaborator.elaborate(prompt, project, known)
 

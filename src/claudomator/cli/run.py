@@ -23,6 +23,7 @@ from claudomator.cli.common import (
     plural,
     short_id,
 )
+from claudomator.cli.confinement import announce
 from claudomator.cli.orchestration import run_until_settled
 from claudomator.errors import TaskFileError
 from claudomator.models import TaskState
@@ -73,6 +74,8 @@ def run(
     serve); if it stops first, `run` runs the rest itself.
     """
     settings = load()
+    if not dry_run:  # which confinement; an unusable explicit bubblewrap exits 2, storing nothing
+        announce(settings)
     service = open_service(settings)
     try:
         ids = _store(service, file, dry_run=dry_run, again=again)

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from claudomator.durations import parse_duration
 from claudomator.isolation import launcher_names
+from claudomator.isolation._choice import CHOICES
 
 logger = logging.getLogger(__name__)
 
@@ -31,12 +32,15 @@ class IsolationSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    launcher: str = "plain"  # a module of claudomator/isolation/; "plain": no isolation
+    # a module of claudomator/isolation/ ("plain": no isolation; "bubblewrap": confined, the
+    # orchestrator refuses to start without bwrap), or "auto": bubblewrap when it can run
+    # here, else plain with a warning (claudomator.isolation._choice)
+    launcher: str = "plain"
 
     @field_validator("launcher")
     @classmethod
     def _known(cls, value: str) -> str:
-        known = launcher_names()
+        known = tuple(dict.fromkeys((*launcher_names(), *CHOICES)))
         if value not in known:
             raise ValueError(f"{value!r} is not a launcher; use one of: {', '.join(known)}")
         return value

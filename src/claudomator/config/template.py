@@ -100,7 +100,10 @@ DEFAULT_CONFIG = """\
 # every = "1h"                 # how often serve/run apply it; 0: only `claudomator gc`
 
 # How agent processes are started: "plain" runs them as they are, with your own rights (the
-# sandbox is a private git copy, but nothing stops an agent reading or writing elsewhere).
+# sandbox is a private git copy, but nothing stops an agent reading or writing elsewhere);
+# "bubblewrap" confines each agent with bwrap (apt-get install bubblewrap) and refuses to
+# start without it; "auto" is bubblewrap when it can run here, else plain with a warning.
+# `claudomator doctor` shows what this machine supports.
 # [isolation]
 # launcher = "plain"
 

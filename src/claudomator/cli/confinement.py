@@ -1,0 +1,23 @@
+"""The start-up line of ``serve`` and ``run``: which confinement the agents get
+(:func:`claudomator.isolation._choice.resolve`), or the refusal to start (exit 2)."""
+
+from __future__ import annotations
+
+import logging
+
+from claudomator.cli.common import fail, make_console
+from claudomator.config import Settings
+from claudomator.isolation._choice import Choice, resolve
+
+logger = logging.getLogger(__name__)
+
+
+def announce(settings: Settings) -> Choice:
+    """Say once, on stderr, which confinement the agents get; exit 2 (nothing started) when
+    ``[isolation] launcher`` asks for bubblewrap and it cannot run here."""
+    choice = resolve(settings)
+    if choice.refused:
+        raise fail(choice.refusal, 2)
+    style = "yellow" if choice.warning else ("green" if choice.confined else None)
+    make_console(stderr=True).print(choice.summary(), style=style, markup=False, soft_wrap=True)
+    return choice
