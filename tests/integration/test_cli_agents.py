@@ -92,14 +92,17 @@ def test_serve_says_which_agents_it_can_run_and_how_to_start(tmp_path: Path) -> 
     seen = ""
     try:
         assert server.stderr is not None
+        # raw reads of the pipe: a text readline() after select() would leave lines that came
+        # in one chunk in Python's buffer, where select() no longer sees them
+        fd = server.stderr.fileno()
         deadline = time.monotonic() + 120  # a loaded machine starts serve slowly
         while "No tasks yet" not in seen and time.monotonic() < deadline:
-            ready, _, _ = select.select([server.stderr], [], [], 0.5)
+            ready, _, _ = select.select([fd], [], [], 0.5)
             if ready:
-                line = server.stderr.readline()
-                if not line:
+                chunk = os.read(fd, 65536)
+                if not chunk:
                     break
-                seen += line
+                seen += chunk.decode("utf-8", "replace")
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(20)
