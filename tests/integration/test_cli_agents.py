@@ -132,12 +132,17 @@ def test_run_says_why_its_task_waits(tmp_path: Path) -> None:
     ) as run:
         try:
             assert run.stdout is not None
-            deadline = time.monotonic() + 60
-            line = ""
-            while time.monotonic() < deadline and "waiting:" not in line:
-                ready, _, _ = select.select([run.stdout], [], [], 1)
+            fd = run.stdout.fileno()  # raw reads after select (see the serve test above)
+            deadline = time.monotonic() + 120
+            seen = ""
+            while time.monotonic() < deadline and "waiting:" not in seen:
+                ready, _, _ = select.select([fd], [], [], 1)
                 if ready:
-                    line = run.stdout.readline()
+                    chunk = os.read(fd, 65536)
+                    if not chunk:
+                        break
+                    seen += chunk.decode("utf-8", "replace")
+            line = next((x for x in seen.splitlines() if "waiting:" in x), seen)
             assert "waiting:" in line, line
             assert "claude" in line
             assert "CLI not found" in line
