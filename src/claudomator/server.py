@@ -51,12 +51,21 @@ class _Server(uvicorn.Server):
     def capture_signals(self) -> Iterator[None]:
         yield
 
-    on_ready: Callable[[], None] | None = None  # called once the socket is bound and listening
+    # called once the socket is bound and listening, with the port it is bound to (the one
+    # asked for, or the free one the system chose for port 0)
+    on_ready: Callable[[int], None] | None = None
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)
         if self.started and self.on_ready is not None:
-            self.on_ready()
+            self.on_ready(self.bound_port())
+
+    def bound_port(self) -> int:
+        """The port of the first listening socket (the configured one if none is known)."""
+        for listening in getattr(self, "servers", []):
+            for sock in listening.sockets or ():
+                return int(sock.getsockname()[1])
+        return int(self.config.port)
 
 
 def _bound(config: uvicorn.Config, limits: ConnectionLimits) -> None:
@@ -75,7 +84,7 @@ async def serve(
     host: str,
     port: int,
     *,
-    on_ready: Callable[[], None] | None = None,
+    on_ready: Callable[[int], None] | None = None,
     limits: ConnectionLimits | None = None,
 ) -> None:
     """Run the pool and the API until SIGINT or SIGTERM.

@@ -6,12 +6,15 @@ Real ``claudomator`` processes; the CLIs are configured at paths that do not exi
 from __future__ import annotations
 
 import os
+import re
 import select
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import httpx
 
 from claudomator.config import load_settings
 from claudomator.models import AgentConfig, Task, TaskState
@@ -103,6 +106,12 @@ def test_serve_says_which_agents_it_can_run_and_how_to_start(tmp_path: Path) -> 
                 if not chunk:
                     break
                 seen += chunk.decode("utf-8", "replace")
+        # port 0 asks for any free port: the line names the one it got, and it answers there
+        bound = re.search(r"serving on http://127\.0\.0\.1:(\d+) ", seen)
+        assert bound is not None, seen
+        assert int(bound.group(1)) != 0
+        health = httpx.get(f"http://127.0.0.1:{bound.group(1)}/api/health", timeout=30)
+        assert health.status_code == 200
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(20)

@@ -110,7 +110,8 @@ def serve(
     try:
         host = host or "127.0.0.1"
 
-        def ready() -> None:
+        def ready(bound: int) -> None:
+            port = str(bound)  # port 0 asked for any free one: say which
             make_console(stderr=True).print(
                 f"Claudomator {__version__} serving on http://{host}:{port} "
                 f"(data: {settings.data_dir}); Ctrl-C to stop.",
