@@ -89,6 +89,9 @@ async def test_the_real_claude_cli_is_spawned_through_the_launcher(
         log_dir=tmp_path / "logs",
         agent_paths=(home / ".claude", home / ".claude.json"),
         read_only=(notes.resolve(),),
+        home_key=ctx.task.id,
+        home_files=tuple((home / f, f) for f in ClaudeRunner.home_files),
+        env_patterns=ClaudeRunner.env_patterns,
     )
     assert paths.writable == (sandbox, tmp_path / "logs", home / ".claude", home / ".claude.json")
 

@@ -12,7 +12,8 @@ user's home, no other project, not the data dir or the database.
 
 It also gets new pid, ipc and uts namespaces, ``--die-with-parent``, ``--new-session`` and no
 capabilities, and an environment built from an allow-list (:data:`BASE_ENV` plus the runner's
-``env_patterns``). The network stays shared (``network = "open"``).
+``env_patterns``; of ``CLAUDOMATOR_*`` only the agent protocol's). The network stays shared
+(``network = "open"``).
 """
 
 from __future__ import annotations
@@ -40,7 +41,16 @@ TMP = "/tmp"  # noqa: S108 - a tmpfs of the agent's own namespace
 SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
 HIDDEN = ("/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-")
 BASE_ENV = (
-    "CLAUDOMATOR_*",
+    # the agent protocol's (claudomator.protocol.agent_env) and the execution's mark; never the
+    # orchestrator's own (CLAUDOMATOR_CONFIG, CLAUDOMATOR_DATA_DIR)
+    "CLAUDOMATOR_API_URL",
+    "CLAUDOMATOR_API_TOKEN",
+    "CLAUDOMATOR_TASK_ID",
+    "CLAUDOMATOR_PROJECT_DIR",
+    "CLAUDOMATOR_QUESTION_FILE",
+    "CLAUDOMATOR_SUMMARY_FILE",
+    "CLAUDOMATOR_EXECUTION_ID",
+    "CLAUDOMATOR_PREVIOUS_LOG_DIR",
     "PATH",
     "LANG",
     "LANGUAGE",
