@@ -1,0 +1,131 @@
+"""The real Claude Code CLI confined by the ``bubblewrap`` launcher, run by the real pool against
+the fake model server (issue 13): it still edits its sandbox and the work is delivered, and a
+question, its answer and ``--resume`` continue the same session from the task's private home.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from agent_harness import PoolHarness, make_task
+
+from claudomator.config import Settings
+from claudomator.config.sections import IsolationSettings
+from claudomator.models import TaskState
+from claudomator.store import Store
+from conftest import MakeRepo, git, kept_branch
+from fakes.anthropic import FakeAnthropic, Text, ToolUse, claude_env
+
+pytestmark = [
+    pytest.mark.cli,
+    pytest.mark.skipif(shutil.which("bwrap") is None, reason="bwrap not installed"),
+]
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeAnthropic]:
+    with FakeAnthropic() as server:
+        yield server
+
+
+@pytest.fixture
+def user_home(tmp_path: Path) -> Path:
+    return tmp_path / "agent-home"
+
+
+@pytest.fixture
+def agent_env(fake: FakeAnthropic, user_home: Path) -> dict[str, str]:
+    env = claude_env(fake.url, user_home)
+    env["SSH_AUTH_SOCK"] = str(user_home / "ssh-agent.sock")  # never reaches the agent
+    return env
+
+
+@pytest.fixture
+def confined(settings: Settings, claude_bin: str) -> Settings:
+    return settings.model_copy(
+        update={
+            "claude_binary_path": claude_bin,
+            "kill_grace_seconds": 2,
+            "isolation": IsolationSettings(launcher="bubblewrap"),
+        }
+    )
+
+
+def ask(question: str) -> ToolUse:
+    payload = json.dumps({"text": question, "options": []})
+    return ToolUse("Bash", {"command": f"echo '{payload}' > \"$CLAUDOMATOR_QUESTION_FILE\""})
+
+
+async def test_confined_claude_edits_its_sandbox_and_the_work_is_delivered(
+    confined: Settings,
+    store: Store,
+    fake: FakeAnthropic,
+    agent_env: dict[str, str],
+    user_home: Path,
+    make_repo: MakeRepo,
+) -> None:
+    project = make_repo()
+    (user_home / ".claude.json").write_text('{"numStartups": 7}\n', encoding="utf-8")
+    fake.set_script(
+        [
+            ToolUse("Bash", {"command": "echo hello > hello.txt; env > env.txt; ls ~ > home.txt"}),
+            Text("Done.\n\n## Summary\nCreated hello.txt."),
+        ]
+    )
+    async with PoolHarness(confined, store, agent_env) as h:
+        [task] = h.submit(make_task(project, "Create hello.txt"))
+        [done] = await h.settle([task])
+
+    [run] = store.executions_of(task.id)
+    assert done.state == TaskState.COMPLETED, run.error_msg
+    branch = kept_branch(project, task.id)
+    assert git(project, "show", f"{branch}:hello.txt") == "hello"
+    seen = git(project, "show", f"{branch}:env.txt")
+    assert "HOME=/home/agent" in seen
+    assert "ANTHROPIC_BASE_URL=" in seen
+    assert "SSH_AUTH_SOCK" not in seen
+    # the private home of the task: the CLI's state file was copied in, its sessions stay there
+    home = confined.data_dir / "homes" / task.id
+    assert json.loads((home / ".claude.json").read_text(encoding="utf-8"))["numStartups"] >= 7
+    assert list((home / ".claude" / "projects").rglob(f"{run.session_id}.jsonl"))
+    assert not (user_home / ".claude" / "projects").exists()  # nothing in the user's home
+
+
+async def test_confined_answer_resumes_the_same_session(
+    confined: Settings,
+    store: Store,
+    fake: FakeAnthropic,
+    agent_env: dict[str, str],
+    make_repo: MakeRepo,
+) -> None:
+    project = make_repo()
+    fake.set_script(
+        [
+            ask("Which colour?"),
+            Text("I asked a human."),
+            ToolUse("Write", {"file_path": "colour.txt", "content": "blue\n"}),
+            Text("## Summary\nWrote colour.txt."),
+        ]
+    )
+    async with PoolHarness(confined, store, agent_env) as h:
+        [task] = h.submit(make_task(project, "Pick a colour"))
+        [blocked] = await h.settle([task])
+        assert blocked.state == TaskState.BLOCKED, store.executions_of(task.id)[0].error_msg
+        first_requests = len(fake.requests)
+        h.service.answer(task.id, "blue")
+        [done] = await h.settle([task])
+
+    runs = store.executions_of(task.id)
+    assert done.state == TaskState.COMPLETED, runs[-1].error_msg
+    assert len(runs) == 2
+    assert {r.session_id for r in runs} == {runs[0].session_id}
+    # the resumed CLI found the session in the private home: it sent the earlier conversation
+    resumed = json.dumps(fake.requests[first_requests].body["messages"])
+    assert "Pick a colour" in resumed
+    assert "Which colour?" in resumed
+    assert "blue" in resumed
+    assert git(project, "show", f"{kept_branch(project, task.id)}:colour.txt") == "blue"
