@@ -1,6 +1,7 @@
 """The real Claude Code CLI confined by the ``bubblewrap`` launcher, run by the real pool against
 the fake model server (issue 13): it still edits its sandbox and the work is delivered, and a
-question, its answer and ``--resume`` continue the same session from the task's private home.
+question, its answer and ``--resume`` continue the same session from the task's private home;
+the real Gemini CLI, confined, runs with its settings copied into its private home.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from agent_harness import PoolHarness, make_task
 
 from claudomator.config import Settings
 from claudomator.config.sections import IsolationSettings
-from claudomator.models import TaskState
+from claudomator.models import AgentConfig, Task, TaskState
 from claudomator.store import Store
 from conftest import MakeRepo, git, kept_branch
 from fakes.anthropic import FakeAnthropic, Text, ToolUse, claude_env
+from fakes.gemini import FakeGemini, FunctionCall, gemini_env
+from fakes.gemini import Text as GeminiText
 
 pytestmark = [
     pytest.mark.cli,
@@ -129,3 +132,43 @@ async def test_confined_answer_resumes_the_same_session(
     assert "Which colour?" in resumed
     assert "blue" in resumed
     assert git(project, "show", f"{kept_branch(project, task.id)}:colour.txt") == "blue"
+
+
+async def test_confined_gemini_runs_with_its_settings_copied_into_the_private_home(
+    settings: Settings, store: Store, gemini_bin: str, tmp_path: Path, make_repo: MakeRepo
+) -> None:
+    project = make_repo("gemini-project")
+    with FakeGemini() as fake:
+        fake.set_script(
+            [
+                FunctionCall("run_shell_command", {"command": "echo 'from gemini' > hello.txt"}),
+                GeminiText("Done.\n\n## Summary\nCreated hello.txt from Gemini."),
+            ]
+        )
+        user_home = tmp_path / "gemini-home"
+        env = gemini_env(fake.url, user_home)  # writes the user's ~/.gemini/settings.json
+        gemini_settings = settings.model_copy(
+            update={
+                "gemini_binary_path": gemini_bin,
+                "kill_grace_seconds": 2,
+                "isolation": IsolationSettings(launcher="bubblewrap"),
+            }
+        )
+        async with PoolHarness(gemini_settings, store, env) as h:
+            agent = AgentConfig(
+                type="gemini",
+                model="gemini-2.5-pro",
+                instructions="Create hello.txt",
+                project_dir=str(project),
+            )
+            [task] = h.submit(Task(name="gemini task", agent=agent))
+            [done] = await h.settle([task])
+
+    [run] = store.executions_of(task.id)
+    assert done.state == TaskState.COMPLETED, run.error_msg
+    assert git(project, "show", f"{kept_branch(project, task.id)}:hello.txt") == "from gemini"
+    home = gemini_settings.data_dir / "homes" / task.id / ".gemini"
+    assert (home / "settings.json").read_bytes() == (
+        user_home / ".gemini" / "settings.json"
+    ).read_bytes()
+    assert not (user_home / ".gemini" / "tmp").exists()  # its sessions stay in the private home
