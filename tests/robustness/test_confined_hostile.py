@@ -224,3 +224,42 @@ def test_the_same_agent_unconfined_reaches_all_of_it(world: World, tmp_path: Pat
     assert world.victim.wait(5) == -signal.SIGKILL
     assert _daemon_alive(world)
     assert {"SSH_AUTH_SOCK", "GEMINI_API_KEY", "CLAUDOMATOR_CONFIG"} <= _names(report)
+
+
+HANGING = r"""#!/usr/bin/python3
+import signal, subprocess, sys, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+subprocess.Popen(["/usr/bin/python3", "-c", "import time; time.sleep(120)", sys.argv[-1]],
+                 start_new_session=True, env={})
+time.sleep(120)
+"""
+
+
+def test_a_timeout_kills_the_whole_confined_tree(world: World, tmp_path: Path) -> None:
+    """``--new-session`` and the pid namespace keep our process-group kill exact: an agent that
+    ignores SIGTERM and a child in a session of its own both end at the timeout."""
+    binary = tmp_path / "bin" / "hanging-claude"
+    binary.parent.mkdir()
+    binary.write_text(HANGING, encoding="utf-8")
+    binary.chmod(0o755)
+    settings = world.settings
+    sandbox = settings.sandboxes_dir / "exec-hang"
+    sandbox.mkdir(parents=True)
+    runner = ClaudeRunner(str(binary), build_launcher("bubblewrap", settings))
+    ctx = RunContext(
+        task=Task(id="task-hang", name="hang", agent=AgentConfig(instructions=world.daemon)),
+        execution_id="exec-hang",
+        workdir=sandbox,
+        log_dir=settings.logs_dir / "task-hang" / "exec-hang",
+        env={"PATH": os.environ["PATH"], "HOME": str(world.home)},
+        session_id=str(uuid.uuid4()),
+        timeout=2.0,
+        kill_grace=1.0,
+        stop=asyncio.Event(),
+    )
+    started = time.monotonic()
+    outcome = asyncio.run(runner.run(ctx))
+
+    assert outcome.status == TaskState.TIMED_OUT
+    assert time.monotonic() - started < 20
+    assert not _daemon_alive(world)
