@@ -14,8 +14,11 @@ from pathlib import Path
 import pytest
 from agent_harness import PoolHarness, make_task
 
+from claudomator.agents.oneshot import ask_json
+from claudomator.agents.registry import default_registry
 from claudomator.config import Settings
 from claudomator.config.sections import IsolationSettings
+from claudomator.isolation import build_launcher
 from claudomator.models import AgentConfig, Task, TaskState
 from claudomator.store import Store
 from conftest import MakeRepo, git, kept_branch
@@ -172,3 +175,28 @@ async def test_confined_gemini_runs_with_its_settings_copied_into_the_private_ho
         user_home / ".gemini" / "settings.json"
     ).read_bytes()
     assert not (user_home / ".gemini" / "tmp").exists()  # its sessions stay in the private home
+
+
+async def test_a_confined_one_shot_call_answers_in_the_project_read_only(
+    claude_bin: str, tmp_path: Path, make_repo: MakeRepo
+) -> None:
+    """The chooser's and elaborate's one-shot call works confined: the project bound read-only,
+    the CLI's variables passed, a private home of its own in the call's temporary directory."""
+    project = make_repo("one-shot-project")
+    before = {p: p.read_bytes() for p in project.rglob("*") if p.is_file()}
+    spec = default_registry()["claude"]
+    assert spec.one_shot is not None
+    launcher = build_launcher("bubblewrap", Settings(data_dir=tmp_path / "data"))
+    with FakeAnthropic([Text('```json\n{"agent": "gemini"}\n```')]) as fake:
+        env = claude_env(fake.url, tmp_path / "home")
+        answer = await ask_json(
+            spec.one_shot,
+            claude_bin,
+            "pick one",
+            cwd=str(project),
+            env=env,
+            time_limit=90,
+            launcher=launcher,
+        )
+    assert answer == {"agent": "gemini"}
+    assert {p: p.read_bytes() for p in project.rglob("*") if p.is_file()} == before
