@@ -232,6 +232,9 @@ class BubblewrapLauncher:
             if os.path.lexists(secret):
                 opts += ["--ro-bind", "/dev/null", secret]
         opts += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", TMP]
+        resolver = Path(os.path.realpath("/etc/resolv.conf"))
+        if resolver.is_file() and not _under(resolver, SYSTEM):  # systemd-resolved: in /run
+            opts += ["--ro-bind", str(resolver), str(resolver)]
         for folder in install_dirs(argv[0], env):
             opts += ["--ro-bind", str(folder), str(folder)]
         objects = project_objects(env)
