@@ -6,7 +6,7 @@ TOOLS  := .tools
 CLAUDE_CODE_VERSION := 2.1.330
 GEMINI_CLI_VERSION  := 0.61.0
 
-.PHONY: run test test-all lint types unit bench install constraints tools chromium clean
+.PHONY: run test test-all lint types unit bench install constraints tools chromium bubblewrap clean
 
 # constraints.txt pins every package to the version the test suite last passed with
 # (`make constraints` rewrites it from the dev venv), so a fresh machine installs the same.
@@ -52,6 +52,15 @@ $(CHROMIUM):
 
 chromium: $(CHROMIUM)
 
+# bubblewrap, for the confined-agent tests ([isolation] launcher = "bubblewrap").
+BWRAP := /usr/bin/bwrap
+$(BWRAP):
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; \
+	else echo "bwrap missing and cannot be installed (needs root and apt-get): confinement tests will be skipped"; fi
+
+bubblewrap: $(BWRAP)
+
 ## Start the service (pool + HTTP API) on SQLite.
 run: $(VENV)/.installed-run
 	@echo "claudomator is $(CURDIR)/$(VENV)/bin/claudomator; in another shell:"
@@ -66,13 +75,13 @@ types: install
 	$(VENV)/bin/mypy
 
 ## Lint, types and the whole test suite (with the real Claude Code CLI).
-test: install tools chromium lint types
+test: install tools chromium bubblewrap lint types
 	CLAUDOMATOR_CLAUDE_BIN=$(CURDIR)/$(TOOLS)/node_modules/.bin/claude \
 	CLAUDOMATOR_GEMINI_BIN=$(CURDIR)/$(TOOLS)/node_modules/.bin/gemini \
 	$(PY) -m pytest
 
 ## Like `test`, with the robustness suites at the issue's full sizes (500 MB of agent output, ...).
-test-all: install tools chromium lint types
+test-all: install tools chromium bubblewrap lint types
 	CLAUDOMATOR_ROBUST_SCALE=full \
 	CLAUDOMATOR_CLAUDE_BIN=$(CURDIR)/$(TOOLS)/node_modules/.bin/claude \
 	CLAUDOMATOR_GEMINI_BIN=$(CURDIR)/$(TOOLS)/node_modules/.bin/gemini \

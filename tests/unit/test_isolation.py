@@ -89,6 +89,9 @@ async def test_the_real_claude_cli_is_spawned_through_the_launcher(
         log_dir=tmp_path / "logs",
         agent_paths=(home / ".claude", home / ".claude.json"),
         read_only=(notes.resolve(),),
+        home_key=ctx.task.id,
+        home_files=tuple((home / f, f) for f in ClaudeRunner.home_files),
+        env_patterns=ClaudeRunner.env_patterns,
     )
     assert paths.writable == (sandbox, tmp_path / "logs", home / ".claude", home / ".claude.json")
 
@@ -133,7 +136,7 @@ def _load(tmp_path: Path, text: str) -> Settings:
 def test_the_launcher_is_plain_unless_configured(tmp_path: Path) -> None:
     assert _load(tmp_path, "").isolation.launcher == "plain"
     assert _load(tmp_path, '[isolation]\nlauncher = "plain"\n').isolation.launcher == "plain"
-    assert isolation.launcher_names() == ("plain",)
+    assert isolation.launcher_names() == ("bubblewrap", "plain")
 
 
 def test_an_unknown_launcher_is_a_config_error_naming_the_key(tmp_path: Path) -> None:
@@ -141,7 +144,7 @@ def test_an_unknown_launcher_is_a_config_error_naming_the_key(tmp_path: Path) ->
         _load(tmp_path, '[isolation]\nlauncher = "bwrap"\n')
     message = str(caught.value)
     assert "isolation.launcher" in message
-    assert "'bwrap' is not a launcher; use one of: plain" in message
+    assert "'bwrap' is not a launcher; use one of: bubblewrap, plain" in message
     with pytest.raises(ConfigError, match=r"isolation\.colour"):
         _load(tmp_path, '[isolation]\ncolour = "red"\n')
 
@@ -154,20 +157,20 @@ def test_a_new_launcher_is_one_module(tmp_path: Path, monkeypatch: pytest.Monkey
         "    name = 'echoing'\n"
         "    def wrap(self, argv, cwd, env, paths):\n"
         "        return ['echo', *argv], dict(env)\n"
-        "def make_launcher():\n"
+        "def make_launcher(settings):\n"
         "    return Echoing()\n",
         encoding="utf-8",
     )
     monkeypatch.setattr(isolation, "__path__", [*isolation.__path__, str(tmp_path)])
     try:
-        assert isolation.launcher_names() == ("echoing", "plain")
+        assert isolation.launcher_names() == ("bubblewrap", "echoing", "plain")
         settings = _load(tmp_path, '[isolation]\nlauncher = "echoing"\n')
-        launcher = isolation.build_launcher(settings.isolation.launcher)
+        launcher = isolation.build_launcher(settings.isolation.launcher, settings)
         access = Access(workdir=tmp_path, log_dir=tmp_path)
         assert launcher.wrap(["claude"], tmp_path, {}, access)[0] == ["echo", "claude"]
         (tmp_path / "broken.py").write_text("NAME = 'broken'\n", encoding="utf-8")
         with pytest.raises(ConfigError, match=r"isolation\.broken has no make_launcher"):
-            isolation.build_launcher("broken")
+            isolation.build_launcher("broken", settings)
     finally:
         sys.modules.pop("claudomator.isolation.echoing", None)
         sys.modules.pop("claudomator.isolation.broken", None)

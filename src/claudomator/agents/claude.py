@@ -60,6 +60,8 @@ class ClaudeRunner(CliRunner):
     label = "Claude Code CLI"
     install_hint = "npm install -g @anthropic-ai/claude-code"
     home_paths = (".claude", ".claude.json")  # settings, credentials, sessions; its state file
+    home_files = (".claude.json", ".claude/settings.json", ".claude/.credentials.json")
+    env_patterns = ("ANTHROPIC_*", "CLAUDE_*", "DISABLE_*", "IS_SANDBOX", "MAX_THINKING_TOKENS")
     capabilities = Capabilities(
         resumes_in_place=False,  # the session lives outside the sandbox
         reports_cost=True,
@@ -83,6 +85,15 @@ class ClaudeRunner(CliRunner):
         if env.get("CLAUDE_CONFIG_DIR"):
             return (Path(env["CLAUDE_CONFIG_DIR"]),)
         return super().agent_paths(env)
+
+    def home_copies(self, env: Mapping[str, str]) -> tuple[tuple[Path, str], ...]:
+        """From ``$CLAUDE_CONFIG_DIR`` when set (confined, the CLI's config is the private
+        home's ``.claude``), else ``home_files``."""
+        if env.get("CLAUDE_CONFIG_DIR"):
+            config = Path(env["CLAUDE_CONFIG_DIR"])
+            names = (".claude.json", "settings.json", ".credentials.json")
+            return tuple((config / n, f".claude/{n}") for n in names)
+        return super().home_copies(env)
 
     async def run(self, ctx: RunContext) -> Outcome:
         stream = ClaudeStream()

@@ -94,6 +94,11 @@ class CliRunner:
     # what the CLI keeps under $HOME and must read and write (config, credentials, sessions);
     # with the sandbox and the log directory, all a launcher lets it touch
     home_paths: ClassVar[tuple[str, ...]] = ()
+    # of those, the files a private home needs before the first run (settings, credentials)
+    home_files: ClassVar[tuple[str, ...]] = ()
+    # the CLI's own environment variables (shell patterns), all a confining launcher passes
+    # besides the common ones (locale, proxies, PATH, CLAUDOMATOR_*)
+    env_patterns: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, binary: str, launcher: Launcher) -> None:
         self.binary = binary
@@ -104,6 +109,12 @@ class CliRunner:
         home = home_of(env)
         return tuple(home / p for p in self.home_paths)
 
+    def home_copies(self, env: Mapping[str, str]) -> tuple[tuple[Path, str], ...]:
+        """The files to copy into a private home: (in the real home, relative to the private
+        one), from ``home_files``."""
+        home = home_of(env)
+        return tuple((home / f, f) for f in self.home_files)
+
     def access(self, ctx: RunContext) -> Access:
         """What the agent of ``ctx`` may touch: the sandbox, the log directory, its own paths,
         and (to read) the directories of its context files outside the sandbox."""
@@ -113,6 +124,9 @@ class CliRunner:
             log_dir=ctx.log_dir,
             agent_paths=self.agent_paths(ctx.env),
             read_only=tuple(Path(d) for d in outside),
+            home_key=ctx.task.id,
+            home_files=self.home_copies(ctx.env),
+            env_patterns=self.env_patterns,
         )
 
     def resolve_binary(self) -> str:

@@ -133,6 +133,8 @@ class GeminiRunner(CliRunner):
     label = "Gemini CLI"
     install_hint = "npm install -g @google/gemini-cli"
     home_paths = (".gemini",)  # settings, oauth credentials, sessions (tmp/<project>/chats)
+    home_files = (".gemini/settings.json", ".gemini/oauth_creds.json", ".gemini/.env")
+    env_patterns = ("GEMINI_*", "GOOGLE_*")
     capabilities = Capabilities(
         resumes_in_place=True,  # ``--resume`` works from the same cwd only
         options=frozenset({"model", "additional_args", "context_files"}),

@@ -58,6 +58,10 @@ class OneShot:
     default_model: str
     # the CLI's own config, credentials and sessions in an environment (read-write for it)
     agent_paths: Callable[[Mapping[str, str]], tuple[Path, ...]] = lambda env: ()
+    # its settings and credentials for a private home, and its own variables (as the runner's
+    # ``home_copies`` and ``env_patterns``), for a confining launcher
+    home_files: Callable[[Mapping[str, str]], tuple[tuple[Path, str], ...]] = lambda env: ()
+    env_patterns: tuple[str, ...] = ()
 
 
 def last_json(text: str) -> object:
@@ -86,14 +90,24 @@ def error_message(value: object) -> str:
     return str(value)
 
 
-def one_shot_access(cwd: Path, scratch: Path, agent_paths: tuple[Path, ...]) -> Access:
+def one_shot_access(
+    cwd: Path,
+    scratch: Path,
+    agent_paths: tuple[Path, ...],
+    home_files: tuple[tuple[Path, str], ...] = (),
+    env_patterns: tuple[str, ...] = (),
+) -> Access:
     """What a one-shot call may touch: ``cwd`` (the project) to read only, unless it is its own
-    temporary directory ``scratch``; ``scratch`` and the CLI's own paths to write."""
+    temporary directory ``scratch``; ``scratch`` and the CLI's own paths to write (a confining
+    launcher gives it a private home in ``scratch``, with ``home_files`` and the variables
+    ``env_patterns`` allow)."""
     return Access(
         workdir=cwd,
         log_dir=scratch,
         agent_paths=agent_paths,
         workdir_writable=cwd == scratch,
+        home_files=home_files,
+        env_patterns=env_patterns,
     )
 
 
@@ -109,7 +123,13 @@ def _run(
     agent_env = dict(os.environ if env is None else env)
     with tempfile.TemporaryDirectory(prefix="claudomator-oneshot-") as scratch:
         workdir = Path(cwd) if cwd else Path(scratch)
-        access = one_shot_access(workdir, Path(scratch), how.agent_paths(agent_env))
+        access = one_shot_access(
+            workdir,
+            Path(scratch),
+            how.agent_paths(agent_env),
+            how.home_files(agent_env),
+            how.env_patterns,
+        )
         wrapped, wrapped_env = launcher.wrap(argv, workdir, agent_env, access)
         logger.debug(
             "one-shot %s in %s (launcher %s)",

@@ -137,13 +137,20 @@ class AgentRegistry:
         """The launcher ``[isolation] launcher`` names, new: build it once and hand it to
         :meth:`runners` and to the one-shot calls (:func:`~claudomator.agents.oneshot.ask_json`).
         """
-        return build_launcher(settings.isolation.launcher)
+        return build_launcher(settings.isolation.launcher, settings)
 
 
 def _declared_paths(runner: type[CliRunner]) -> Callable[[Mapping[str, str]], tuple[Path, ...]]:
     """The CLI's own paths as its runner declares them (:meth:`CliRunner.agent_paths`), for
     the :class:`~claudomator.isolation.base.Access` of its one-shot calls."""
     return lambda env: runner(runner.name, PlainLauncher()).agent_paths(env)
+
+
+def _declared_files(
+    runner: type[CliRunner],
+) -> Callable[[Mapping[str, str]], tuple[tuple[Path, str], ...]]:
+    """The files a private home needs, as the runner declares them (``home_copies``)."""
+    return lambda env: runner(runner.name, PlainLauncher()).home_copies(env)
 
 
 def _local_unconfigured(settings: Settings) -> tuple[str, ...]:
@@ -190,6 +197,8 @@ def builtin_agents() -> list[AgentSpec]:
                 claude.one_shot_reply,
                 claude.ONE_SHOT_MODEL,
                 _declared_paths(claude.ClaudeRunner),
+                _declared_files(claude.ClaudeRunner),
+                claude.ClaudeRunner.env_patterns,
             ),
             install_hint=claude.ClaudeRunner.install_hint,
             credentials=claude.credentials,
@@ -208,6 +217,8 @@ def builtin_agents() -> list[AgentSpec]:
                 gemini.one_shot_reply,
                 gemini.ONE_SHOT_MODEL,
                 _declared_paths(gemini.GeminiRunner),
+                _declared_files(gemini.GeminiRunner),
+                gemini.GeminiRunner.env_patterns,
             ),
             install_hint=gemini.GeminiRunner.install_hint,
             credentials=gemini.credentials,

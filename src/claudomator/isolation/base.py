@@ -12,7 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from claudomator.config import Settings  # the config imports this package
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,14 @@ class Access:
     agent_paths: tuple[Path, ...] = ()  # the CLI's own config, credentials, sessions (read-write)
     read_only: tuple[Path, ...] = ()  # context directories outside the sandbox
     workdir_writable: bool = True  # False: ``workdir`` may be read, never written
+    # which private home a confining launcher gives the agent ("" : one of its own, not kept);
+    # a run's is its task's id, so the CLI's session store survives from one run to the next
+    home_key: str = ""
+    # the CLI's settings and credentials to copy into a private home before its first run:
+    # (the file in the user's real home, where it goes relative to the private home)
+    home_files: tuple[tuple[Path, str], ...] = ()
+    # the CLI's own environment variables a confining launcher passes (shell patterns)
+    env_patterns: tuple[str, ...] = ()
 
     @property
     def writable(self) -> tuple[Path, ...]:
@@ -57,5 +68,5 @@ class Launcher(Protocol):
         ...
 
 
-LauncherFactory = Callable[[], Launcher]
-"""What each launcher module exposes as ``make_launcher``."""
+LauncherFactory = Callable[["Settings"], Launcher]
+"""What each launcher module exposes as ``make_launcher``: the launcher for these settings."""

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from claudomator.isolation.base import Access, Launcher
+
+if TYPE_CHECKING:
+    from claudomator.config import Settings  # the config imports this package
 
 
 class PlainLauncher:
@@ -23,5 +27,5 @@ class PlainLauncher:
         return list(argv), dict(env)
 
 
-def make_launcher() -> Launcher:
+def make_launcher(settings: Settings) -> Launcher:
     return PlainLauncher()
