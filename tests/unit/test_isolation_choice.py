@@ -144,6 +144,7 @@ def test_chosen_settings_name_a_launcher_the_registry_can_build(
     auto = _settings("auto")
     assert _choice.chosen_settings(auto).isolation.launcher == "plain"
     assert AgentRegistry.launcher(_choice.chosen_settings(auto)).name == "plain"
+    assert AgentRegistry.launcher(auto).name == "plain"  # the registry resolves "auto" itself
     plain = _settings("plain")
     assert _choice.chosen_settings(plain) is plain
     with pytest.raises(ConfigError, match="bubblewrap cannot run here"):

@@ -134,10 +134,14 @@ class AgentRegistry:
 
     @staticmethod
     def launcher(settings: Settings) -> Launcher:
-        """The launcher ``[isolation] launcher`` names, new: build it once and hand it to
-        :meth:`runners` and to the one-shot calls (:func:`~claudomator.agents.oneshot.ask_json`).
-        """
-        return build_launcher(settings.isolation.launcher, settings)
+        """The launcher ``[isolation] launcher`` names (``auto`` resolved on this machine; an
+        explicit ``bubblewrap`` that cannot run is a ConfigError), new: build it once and hand
+        it to :meth:`runners` and to the one-shot calls
+        (:func:`~claudomator.agents.oneshot.ask_json`)."""
+        from claudomator.isolation._choice import chosen_settings  # "auto" resolved here
+
+        chosen = chosen_settings(settings)
+        return build_launcher(chosen.isolation.launcher, chosen)
 
 
 def _declared_paths(runner: type[CliRunner]) -> Callable[[Mapping[str, str]], tuple[Path, ...]]:
