@@ -74,7 +74,9 @@ class QuickStore:
             path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
         )
         self._conn.row_factory = sqlite3.Row
+        # the pragmas the SQL store's SQLite engine sets on each connection (store/sqlite.py)
         self._conn.execute("PRAGMA foreign_keys=ON")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
         self._lock = threading.RLock()
         self._full: Store | None = None
         self._columns: frozenset[str] | None = None
