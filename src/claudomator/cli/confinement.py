@@ -12,12 +12,17 @@ from claudomator.isolation._choice import Choice, resolve
 logger = logging.getLogger(__name__)
 
 
-def announce(settings: Settings) -> Choice:
-    """Say once, on stderr, which confinement the agents get; exit 2 (nothing started) when
-    ``[isolation] launcher`` asks for bubblewrap and it cannot run here."""
+def confinement(settings: Settings) -> Choice:
+    """Which confinement the agents get; exit 2 (nothing started) when ``[isolation] launcher``
+    asks for bubblewrap and it cannot run here. Called before anything opens."""
     choice = resolve(settings)
     if choice.refused:
         raise fail(choice.refusal, 2)
+    return choice
+
+
+def announce(choice: Choice) -> None:
+    """Say once, on stderr, which confinement the agents get (once the database opened: a
+    data dir that cannot be opened is the one error line)."""
     style = "yellow" if choice.warning else ("green" if choice.confined else None)
     make_console(stderr=True).print(choice.summary(), style=style, markup=False, soft_wrap=True)
-    return choice

@@ -23,7 +23,7 @@ from claudomator.cli.common import (
     plural,
     short_id,
 )
-from claudomator.cli.confinement import announce
+from claudomator.cli.confinement import announce, confinement
 from claudomator.cli.orchestration import run_until_settled
 from claudomator.errors import TaskFileError
 from claudomator.models import TaskState
@@ -74,13 +74,15 @@ def run(
     serve); if it stops first, `run` runs the rest itself.
     """
     settings = load()
-    if not dry_run:  # which confinement; an unusable explicit bubblewrap exits 2, storing nothing
-        announce(settings)
+    # which confinement; an unusable explicit bubblewrap exits 2, storing nothing
+    choice = None if dry_run else confinement(settings)
     service = open_service(settings)
     try:
         ids = _store(service, file, dry_run=dry_run, again=again)
         if not ids:
             return
+        if choice is not None:  # once the tasks are stored: a refused write is the one error
+            announce(choice)
         final = asyncio.run(run_until_settled(settings, service, ids, parallel))
     finally:
         service.close()

@@ -12,7 +12,7 @@ import typer
 
 from claudomator import __version__
 from claudomator.cli.common import app, fail, load, make_console, open_service
-from claudomator.cli.confinement import announce
+from claudomator.cli.confinement import announce, confinement
 from claudomator.readiness import summary_line
 
 if TYPE_CHECKING:  # the service (SQLAlchemy) is loaded when serve opens it
@@ -105,8 +105,9 @@ def serve(
             "(0: any free port)",
             2,
         )
-    announce(settings)  # before anything opens: an unusable explicit bubblewrap exits 2
+    choice = confinement(settings)  # before anything opens: an unusable bubblewrap exits 2
     service = open_service(settings)
+    announce(choice)
     try:
         host = host or "127.0.0.1"
 
