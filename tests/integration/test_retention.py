@@ -549,3 +549,25 @@ def test_a_branch_checked_out_after_the_plan_is_not_deleted(
     assert [f.removal.target for f in applied.failed] == [branch]
     assert "checked out" in applied.failed[0].error
     assert branches(repo) == {branch}
+
+
+def test_agent_homes_of_ended_and_deleted_tasks_go_and_resumable_ones_stay(
+    settings: Settings, store: Store
+) -> None:
+    old = time.time() - 10 * 86400
+    ended, _ = add_task(store, settings, TaskState.COMPLETED, ended=timedelta(days=10))
+    blocked, _ = add_task(store, settings, TaskState.BLOCKED, ended=timedelta(days=10))
+    recent, _ = add_task(store, settings, TaskState.FAILED)
+    homes = settings.homes_dir
+    gone = homes / "a-chosen-id"  # a task id from a task file, whose task was deleted
+    for name in (ended.id, blocked.id, recent.id, gone.name):
+        (homes / name / ".claude").mkdir(parents=True)
+    os.utime(gone, (old, old))
+    planned = retention.plan(with_policy(settings, sandboxes_days=7), store)
+    assert targets(planned, Kind.HOME) == {str(homes / ended.id), str(gone)}
+    done = retention.apply(settings, planned)
+    assert "2 agent homes" in done.summary()
+    assert not (homes / ended.id).exists()
+    assert not gone.exists()
+    assert (homes / blocked.id / ".claude").is_dir()  # it resumes in its session
+    assert (homes / recent.id).is_dir()

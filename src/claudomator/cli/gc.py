@@ -55,8 +55,9 @@ def gc(
     * `logs_days` (30): the log folder of each execution, `<data_dir>/logs/<execution-id>`;
     and a deleted task's scratch repository (`<scratch dir>/<task-id>`: a stored task keeps its);
 
-    * `sandboxes_days` (7): kept sandboxes, `<data_dir>/sandboxes/<execution-id>`, and warm
-    trees unused that long (`<data_dir>/sandboxes/.warm`);
+    * `sandboxes_days` (7): kept sandboxes, `<data_dir>/sandboxes/<execution-id>`, warm
+    trees unused that long (`<data_dir>/sandboxes/.warm`), and confined agents' private homes
+    (`<data_dir>/homes/<task-id>`);
 
     * `branches_days` (14): `claudomator/*` branches in project repositories whose commits are
     all on another local branch;

@@ -104,6 +104,11 @@ class Settings(BaseModel):
         return self.data_dir / "sandboxes"
 
     @property
+    def homes_dir(self) -> Path:
+        """Confined agents' private homes, one per task (the bubblewrap launcher's)."""
+        return self.data_dir / "homes"
+
+    @property
     def scratch_dir(self) -> Path:
         return self.workspace_root or (self.data_dir / "workspace")
 

@@ -94,7 +94,7 @@ DEFAULT_CONFIG = """\
 # ever removed, nor a branch that is checked out. Task rows are kept.
 # [retention]
 # logs_days = 30               # <data_dir>/logs/<execution-id>/, deleted tasks' scratch repos
-# sandboxes_days = 7           # kept sandboxes under <data_dir>/sandboxes/, unused warm trees
+# sandboxes_days = 7           # kept sandboxes, unused warm trees, agents' private homes
 # branches_days = 14           # claudomator/* branches whose commits are on another branch
 # unmerged_branches_days = 0   # claudomator/* branches with commits nowhere else (work lost)
 # every = "1h"                 # how often serve/run apply it; 0: only `claudomator gc`

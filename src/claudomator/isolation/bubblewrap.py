@@ -180,9 +180,9 @@ class BubblewrapLauncher:
 
     name = "bubblewrap"
 
-    def __init__(self, bwrap: str, data_dir: Path, sandboxes_dir: Path) -> None:
+    def __init__(self, bwrap: str, homes: Path, sandboxes_dir: Path) -> None:
         self.bwrap = bwrap
-        self.homes = data_dir / "homes"
+        self.homes = homes  # Settings.homes_dir: retention removes the ended tasks' homes
         self.sandboxes_dir = sandboxes_dir
 
     def home_for(self, paths: Access) -> Path:
@@ -255,4 +255,4 @@ class BubblewrapLauncher:
 
 def make_launcher(settings: Settings) -> Launcher:
     found = shutil.which(BWRAP) or BWRAP
-    return BubblewrapLauncher(found, settings.data_dir, settings.sandboxes_dir)
+    return BubblewrapLauncher(found, settings.homes_dir, settings.sandboxes_dir)

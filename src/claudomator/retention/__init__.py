@@ -11,7 +11,8 @@ in the project repositories. :func:`plan` decides what goes, as a value (:class:
   stored execution or task owns it (the task was deleted), that long after it last changed.
   Leftovers in ``sandboxes/.trash`` (a crash during a clean-up) go after ``sandboxes_days``,
   and so do trees of the warm pool (``sandboxes/.warm``) no sandbox has taken for that long
-  (their project has not run a task since, or is gone).
+  (their project has not run a task since, or is gone), and the private homes of confined
+  agents (``homes/<task-id>``: a CLI's settings and session store) of ended or deleted tasks.
 * The repository of a project-less task (``<scratch_dir>/<task-id>``, the task's delivered
   work) stays as long as its task; once the task is deleted it goes ``logs_days`` after it
   last changed.
@@ -47,6 +48,7 @@ from claudomator.errors import ClaudomatorError, SandboxError
 from claudomator.models import utcnow
 from claudomator.retention.branches import branches, checked_out, delete_branch, repositories
 from claudomator.retention.folders import (
+    agent_homes,
     disk_size,
     folders,
     remove_folder,
@@ -108,6 +110,7 @@ def plan(settings: Settings, store: Store, *, now: datetime | None = None) -> Pl
         removals += folders(Kind.SANDBOX, root, policy.sandboxes_days, owners, now)
         removals += trash(root / TRASH_DIR, policy.sandboxes_days, now)
         removals += warm_trees(root / WARM_DIR, policy.sandboxes_days, now)
+        removals += agent_homes(settings.homes_dir, policy.sandboxes_days, owners, now)
     if policy.branches_days or policy.unmerged_branches_days:
         for repo, owned in repositories(settings, store).items():
             try:
@@ -130,6 +133,8 @@ def apply(settings: Settings, planned: Plan) -> Applied:
                 remove_folder(settings.logs_dir, Path(removal.target))
             elif removal.kind is Kind.SCRATCH:
                 remove_folder(settings.scratch_dir, Path(removal.target))
+            elif removal.kind is Kind.HOME:
+                remove_folder(settings.homes_dir, Path(removal.target))
             elif removal.why is Why.TRASH:
                 remove_folder(settings.sandboxes_dir / TRASH_DIR, Path(removal.target))
             elif removal.why is Why.IDLE:

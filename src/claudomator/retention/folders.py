@@ -63,6 +63,37 @@ def folders(kind: Kind, root: Path, days: int, owners: Owners, now: datetime) ->
     return found
 
 
+def agent_homes(root: Path, days: int, owners: Owners, now: datetime) -> list[Removal]:
+    """The private homes of confined agents (``<root>/<task-id>``: a CLI's settings and its
+    session store) whose task ended ``days`` ago, or whose task is gone and which have not
+    changed for that long. A task that may still resume (BLOCKED, READY, ...) keeps its home."""
+    found: list[Removal] = []
+    for entry in _entries(root):  # all ours: every folder is a task's (ids may be chosen)
+        if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
+            continue
+        task = owners.task(entry.name)
+        if task is None:
+            why, age = Why.DELETED, _changed_days(entry, now)
+        elif task.state not in TERMINAL_STATES:
+            continue
+        else:
+            why, age = Why.ENDED, days_between(now, task.updated_at)
+        if age is None or age < days:
+            continue
+        found.append(
+            Removal(
+                Kind.HOME,
+                entry.path,
+                why,
+                age,
+                task_id=task.id if task else "",
+                task_state=task.state if task else None,
+                size=disk_size(Path(entry.path)),
+            )
+        )
+    return found
+
+
 def warm_trees(warm_root: Path, days: int, now: datetime) -> list[Removal]:
     """The trees of the warm pool (``<warm_root>/<pool>/<tree>``) untouched for ``days``: a
     project no task ran in for that long (or one that is gone) needs no tree kept ready."""

@@ -23,6 +23,7 @@ class Kind(StrEnum):
     SANDBOX = "sandbox"  # a kept sandbox (or a leftover in sandboxes/.trash)
     BRANCH = "branch"  # a claudomator/* branch in a project repository
     SCRATCH = "scratch"  # the repository of a project-less task (``<scratch_dir>/<task-id>``)
+    HOME = "home"  # a confined agent's private home (``<data_dir>/homes/<task-id>``)
 
 
 class Why(StrEnum):
@@ -105,11 +106,12 @@ class Applied:
     def summary(self) -> str:
         """One line for the log."""
         counts = {k: sum(1 for r in self.removed if r.kind is k) for k in Kind}
-        scratch = counts[Kind.SCRATCH]
+        scratch, homes = counts[Kind.SCRATCH], counts[Kind.HOME]
         text = (
             f"removed {counts[Kind.LOG]} log folders, {counts[Kind.SANDBOX]} sandboxes, "
             f"{counts[Kind.BRANCH]} branches"
             + (f", {scratch} scratch repositories" if scratch else "")
+            + (f", {homes} agent homes" if homes else "")
             + f" ({human_size(self.size)} freed)"
         )
         if self.failed:
