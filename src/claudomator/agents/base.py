@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Protocol
 
+from claudomator.isolation.base import Confinement
 from claudomator.models import AgentConfig, Task, TaskState
 
 MAX_KEPT_TEXT = 256 * 1024
@@ -54,6 +55,8 @@ class RunContext:
     on_started: Callable[[int], None] | None = None  # called with the pid once spawned
     # for agents that report no cost: (model, tokens in, tokens out) -> USD, None if unpriced
     estimate_cost: Callable[[str, int, int], float | None] | None = None
+    # how the agent is confined beyond the sandbox (launcher, network, extra read-only paths)
+    confinement: Confinement = field(default_factory=Confinement)
 
     @property
     def stdout_path(self) -> Path:

@@ -115,18 +115,29 @@ class CliRunner:
         home = home_of(env)
         return tuple((home / f, f) for f in self.home_files)
 
+    def endpoints(self, env: Mapping[str, str]) -> tuple[str, ...]:
+        """The URLs (``scheme://host[:port]``) the CLI talks to its model through, in the
+        environment it runs with: all a ``network = "model-only"`` agent may reach besides the
+        Claudomator API. None by default: a runner that declares none has no network."""
+        return ()
+
     def access(self, ctx: RunContext) -> Access:
         """What the agent of ``ctx`` may touch: the sandbox, the log directory, its own paths,
-        and (to read) the directories of its context files outside the sandbox."""
+        (to read) the directories of its context files outside the sandbox and the
+        confinement's extra paths, and under ``model-only`` its model's endpoints."""
         outside = context_dirs(ctx.task.agent, ctx.workdir)
+        policy = ctx.confinement
         return Access(
             workdir=ctx.workdir,
             log_dir=ctx.log_dir,
             agent_paths=self.agent_paths(ctx.env),
-            read_only=tuple(Path(d) for d in outside),
+            read_only=(*(Path(d) for d in outside), *policy.read_only),
             home_key=ctx.task.id,
             home_files=self.home_copies(ctx.env),
             env_patterns=self.env_patterns,
+            launcher=policy.launcher,
+            network=policy.network,
+            endpoints=tuple(dict.fromkeys((*self.endpoints(ctx.env), *policy.endpoints))),
         )
 
     def resolve_binary(self) -> str:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from claudomator.durations import parse_duration
 from claudomator.isolation import launcher_names
 from claudomator.isolation._choice import CHOICES
+from claudomator.isolation.base import NETWORKS, OPEN
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +37,16 @@ class IsolationSettings(BaseModel):
     # orchestrator refuses to start without bwrap), or "auto": bubblewrap when it can run
     # here, else plain with a warning (claudomator.isolation._choice)
     launcher: str = "plain"
+    # "open": the agents use the host's network; "model-only": each gets a network namespace
+    # whose only way out is a proxy that lets through its model endpoints and the API
+    network: str = OPEN
+    # more URLs (scheme://host[:port]) a model-only agent may reach (a package registry)
+    allowed_endpoints: tuple[str, ...] = ()
+    # host paths every confined agent may read (a shared package cache); projects add theirs
+    read_only_paths: tuple[str, ...] = ()
+    # true: a task may loosen its project's confinement (isolation, network); a task may
+    # always tighten it
+    allow_task_override: bool = False
 
     @field_validator("launcher")
     @classmethod
@@ -43,6 +54,13 @@ class IsolationSettings(BaseModel):
         known = tuple(dict.fromkeys((*launcher_names(), *CHOICES)))
         if value not in known:
             raise ValueError(f"{value!r} is not a launcher; use one of: {', '.join(known)}")
+        return value
+
+    @field_validator("network")
+    @classmethod
+    def _network(cls, value: str) -> str:
+        if value not in NETWORKS:
+            raise ValueError(f"{value!r} is not a network policy; use one of: {', '.join(NETWORKS)}")
         return value
 
 

@@ -42,6 +42,15 @@ class Access:
     home_files: tuple[tuple[Path, str], ...] = ()
     # the CLI's own environment variables a confining launcher passes (shell patterns)
     env_patterns: tuple[str, ...] = ()
+    # the launcher this process needs ("": the one the orchestrator was configured with);
+    # a :class:`Confinement` of a project or task may name another (docs/agents.md §15)
+    launcher: str = ""
+    # "open": the host's network; "model-only": a network namespace of its own whose only way
+    # out is a proxy that lets through ``endpoints`` (what a launcher cannot enforce it refuses)
+    network: str = "open"
+    # the URLs (scheme://host[:port]) the agent may reach under ``network = "model-only"``:
+    # its model's endpoints, the Claudomator API, and the operator's extra ones
+    endpoints: tuple[str, ...] = ()
 
     @property
     def writable(self) -> tuple[Path, ...]:
@@ -54,6 +63,24 @@ class Access:
         """The paths the agent may only read: ``read_only``, and a read-only ``workdir``."""
         own = () if self.workdir_writable else (self.workdir,)
         return tuple(dict.fromkeys((*own, *self.read_only)))
+
+
+OPEN = "open"
+MODEL_ONLY = "model-only"
+NETWORKS = (OPEN, MODEL_ONLY)
+"""The network policies: the host's network, or only the model endpoints through a proxy."""
+
+
+@dataclass(frozen=True)
+class Confinement:
+    """How one execution's agent is confined, as its project and task settle it over the
+    operator's ``[isolation]`` table (:mod:`claudomator.isolation.policy`): what a runner adds to
+    the :class:`Access` it builds."""
+
+    launcher: str = ""  # a launcher name; "": the orchestrator's own
+    network: str = OPEN
+    read_only: tuple[Path, ...] = ()  # extra read-only paths (a shared package cache)
+    endpoints: tuple[str, ...] = ()  # extra URLs allowed under model-only (the operator's)
 
 
 class Launcher(Protocol):
