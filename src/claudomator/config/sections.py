@@ -60,7 +60,9 @@ class IsolationSettings(BaseModel):
     @classmethod
     def _network(cls, value: str) -> str:
         if value not in NETWORKS:
-            raise ValueError(f"{value!r} is not a network policy; use one of: {', '.join(NETWORKS)}")
+            raise ValueError(
+                f"{value!r} is not a network policy; use one of: {', '.join(NETWORKS)}"
+            )
         return value
 
 
