@@ -1,7 +1,11 @@
 """A long-lived agent CLI process: :class:`AgentProcess` runs it in its own process group through
 its :class:`~claudomator.isolation.base.Launcher`, writes its raw stdout and stderr to files while
 handing each stdout line to a callback, and kills the whole tree on timeout, cancel or shutdown
-(SIGTERM, then SIGKILL after a grace period); :class:`Exit` is how it ended."""
+(SIGTERM, then SIGKILL after a grace period); :class:`Exit` is how it ended.
+
+A confined agent runs in a pid namespace (and session) of its own below its launcher's wrappers:
+the SIGTERM goes to the processes inside it (:mod:`claudomator.process.namespace`), since one to
+the group would kill bwrap, and bwrap everything inside, before the agent got its grace."""
 
 from __future__ import annotations
 
@@ -14,8 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from claudomator.isolation.base import Access, Launcher
+from claudomator.isolation.plain import PlainLauncher
 from claudomator.process.group import group_alive, killpg, signal_all
 from claudomator.process.marks import MARK_VARIABLE, kill_marked, marked_pids
+from claudomator.process.namespace import find_inside, signal_in, survivors
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +29,8 @@ _CHUNK = 64 * 1024
 _MAX_LINE = 8 * 1024 * 1024
 """The longest stdout line handed to the parser; a longer one is logged to disk but not kept in
 memory (an agent may write any amount without a newline)."""
+_CLEAR_WAIT = 2.0
+"""How long, after the launcher died, a stop waits for its pid namespace to empty."""
 
 
 class _ExitAwareProtocol(asyncio.subprocess.SubprocessStreamProtocol):
@@ -86,6 +94,7 @@ class AgentProcess:
         self._proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
         self._exit_event = asyncio.Event()  # set when the process itself has exited
+        self._namespaces: frozenset[str] = frozenset()  # the pid namespaces a stop found
 
     @property
     def pid(self) -> int | None:
@@ -227,17 +236,59 @@ class AgentProcess:
                 self._reader.cancel()
 
     async def kill(self) -> None:
-        """Stop the whole process tree: SIGTERM, then SIGKILL after the grace period."""
+        """Stop the whole process tree: SIGTERM, then SIGKILL after the grace period.
+
+        The SIGTERM goes to the processes in the agent's pid namespace when it has one (a
+        confining launcher's), else to the group; the SIGKILL goes to the group (the launcher
+        dies, and its namespace with it), then to whatever is still in the namespace.
+        """
         proc = self._proc
         if proc is None:
             return
-        logger.info("stopping pid %d (group)", proc.pid, extra={"action": "agent_kill"})
-        killpg(proc.pid, signal.SIGTERM)
+        found = await asyncio.to_thread(find_inside, proc.pid) if self._confined else None
+        if found is not None and found.targets:
+            self._namespaces |= found.namespaces
+            logger.info(
+                "stopping pid %d: SIGTERM to the %d process(es) of its pid namespace",
+                proc.pid,
+                len(found.targets),
+                extra={"action": "agent_kill"},
+            )
+            signal_in(found.targets, signal.SIGTERM, found.namespaces)
+        else:
+            logger.info("stopping pid %d (group)", proc.pid, extra={"action": "agent_kill"})
+            killpg(proc.pid, signal.SIGTERM)
         try:
             await asyncio.wait_for(self._exited(), self.kill_grace)
         except TimeoutError:
             killpg(proc.pid, signal.SIGKILL)
             await self._exited()
+        await self._clear_namespaces()
+
+    @property
+    def _confined(self) -> bool:
+        """Whether the agent may have a pid namespace of the launcher's: not under ``plain``,
+        where a namespace below the agent is one it made itself, and the group is signalled."""
+        return self.launcher.name != PlainLauncher.name
+
+    async def _clear_namespaces(self) -> None:
+        """SIGKILL whatever is still in the pid namespaces the stop found (the launcher is gone:
+        normally the kernel is already taking them down) and wait until they are empty."""
+        if not self._namespaces:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _CLEAR_WAIT
+        while left := await asyncio.to_thread(survivors, self._namespaces):
+            if loop.time() >= deadline:
+                logger.warning(
+                    "%d process(es) still in the agent's pid namespace: %s",
+                    len(left),
+                    left,
+                    extra={"action": "agent_kill"},
+                )
+                return
+            signal_in(left, signal.SIGKILL, self._namespaces)
+            await asyncio.sleep(0.02)
 
     async def _reap_group(self) -> None:
         assert self._proc is not None

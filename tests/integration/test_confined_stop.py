@@ -1,0 +1,164 @@
+"""Stopping an agent confined by the real ``bubblewrap`` launcher (issue 13): the SIGTERM reaches
+the processes inside its pid namespace, so the agent gets its grace period (bwrap itself would
+die of it and SIGKILL everything inside), and afterwards nothing of the namespace is left.
+
+The agents are small scripts under ``tmp_path``, bound read-only as their install directory;
+each writes its markers into its sandbox (the working directory, bound read-write).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from agent_harness import pid_alive
+
+from claudomator.isolation.base import Access
+from claudomator.isolation.bubblewrap import BubblewrapLauncher
+from claudomator.process import AgentProcess, Exit
+
+pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bwrap not installed")
+
+GRACEFUL = """#!/bin/sh
+trap 'echo flushed > term.txt; exit 0' TERM
+echo $$ > ready.txt
+while :; do sleep 0.05; done
+"""
+
+STUBBORN = """#!/bin/sh
+trap 'echo seen >> term.txt' TERM
+echo $$ > ready.txt
+while :; do sleep 0.05; done
+"""
+
+DAEMON = """#!/usr/bin/python3
+# A grandchild that leaves the session and double-forks (a detached shell command), noting the
+# SIGTERM it gets and then ignoring it; the agent itself ignores its SIGTERM too.
+import os, signal, sys, time
+
+def note(name):
+    def handler(signum, frame):
+        with open(name, "a") as fh:
+            fh.write("seen\\n")
+    return handler
+
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        if os.fork() == 0:
+            signal.signal(signal.SIGTERM, note("grandchild-term.txt"))
+            with open("grandchild.txt", "w") as fh:
+                fh.write(str(os.getpid()))
+            while True:
+                time.sleep(0.05)
+        os._exit(0)
+    os._exit(0)
+os.wait()
+signal.signal(signal.SIGTERM, note("term.txt"))
+with open("ready.txt", "w") as fh:
+    fh.write(str(os.getpid()))
+while True:
+    time.sleep(0.05)
+"""
+
+
+def tree(pid: int) -> set[int]:
+    """``pid`` and every process below it, through the kernel's children lists."""
+    found = {pid}
+    queue = [pid]
+    while queue:
+        for task in Path(f"/proc/{queue.pop()}/task").glob("*"):
+            try:
+                children = (task / "children").read_text(encoding="ascii").split()
+            except OSError:
+                continue
+            fresh = {int(c) for c in children} - found
+            found |= fresh
+            queue += fresh
+    return found
+
+
+async def until_file(path: Path, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not (path.exists() and path.read_text(encoding="utf-8").strip()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{path} was never written")
+        await asyncio.sleep(0.02)
+
+
+class Confined:
+    """One fake agent under the bubblewrap launcher, its sandbox and its process tree."""
+
+    def __init__(self, tmp_path: Path, script: str, kill_grace: float) -> None:
+        install = tmp_path / "agent-install"
+        install.mkdir()
+        binary = install / "agent"
+        binary.write_text(script, encoding="utf-8")
+        binary.chmod(0o755)
+        self.sandbox = tmp_path / "sandboxes" / "s1"
+        self.sandbox.mkdir(parents=True)
+        logs = tmp_path / "logs"
+        launcher = BubblewrapLauncher(
+            shutil.which("bwrap") or "bwrap", tmp_path / "homes", tmp_path / "sandboxes"
+        )
+        self.proc = AgentProcess(
+            [str(binary)],
+            cwd=self.sandbox,
+            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+            stdout_path=logs / "stdout.log",
+            stderr_path=logs / "stderr.log",
+            on_line=lambda _line: None,
+            launcher=launcher,
+            access=Access(workdir=self.sandbox, log_dir=logs),
+            kill_grace=kill_grace,
+        )
+
+    async def stop_when(self, *ready: str) -> tuple[Exit, set[int]]:
+        """Start the agent, wait for its ``ready`` files, stop it; its exit and the processes
+        its tree had just before the stop."""
+        await self.proc.start()
+        for name in ready:
+            await until_file(self.sandbox / name)
+        assert self.proc.pid is not None
+        before = tree(self.proc.pid)
+        stop = asyncio.Event()
+        stop.set()
+        return await self.proc.wait(timeout=60, stop=stop), before
+
+
+async def test_a_confined_agent_gets_its_sigterm_and_its_grace(tmp_path: Path) -> None:
+    agent = Confined(tmp_path, GRACEFUL, kill_grace=30)
+    ended, before = await agent.stop_when("ready.txt")
+
+    assert ended.stopped
+    assert (agent.sandbox / "term.txt").read_text(encoding="utf-8") == "flushed\n"
+    assert len(before) >= 3  # bwrap, its init, the agent (and its sleep)
+    assert not [pid for pid in before if pid_alive(pid)]
+
+
+async def test_a_confined_agent_ignoring_sigterm_is_killed_after_the_grace(
+    tmp_path: Path,
+) -> None:
+    agent = Confined(tmp_path, STUBBORN, kill_grace=1)
+    ended, before = await agent.stop_when("ready.txt")
+
+    assert ended.stopped
+    assert (agent.sandbox / "term.txt").read_text(encoding="utf-8").startswith("seen\n")
+    assert not [pid for pid in before if pid_alive(pid)]
+
+
+async def test_a_detached_double_forked_grandchild_gets_the_sigterm_and_is_gone(
+    tmp_path: Path,
+) -> None:
+    agent = Confined(tmp_path, DAEMON, kill_grace=1)
+    ended, before = await agent.stop_when("ready.txt", "grandchild.txt")
+
+    assert ended.stopped
+    assert (agent.sandbox / "term.txt").read_text(encoding="utf-8").startswith("seen\n")
+    assert (agent.sandbox / "grandchild-term.txt").read_text(encoding="utf-8").startswith("seen")
+    assert len(before) >= 4  # bwrap, its init, the agent, the grandchild
+    assert not [pid for pid in before if pid_alive(pid)]
