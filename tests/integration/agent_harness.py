@@ -1,22 +1,30 @@
-"""Helpers for integration tests that run the real Claude Code CLI through the pool."""
+"""Helpers for integration tests that run the real Claude Code CLI through the pool, and the
+fixtures they share (a test module imports the ones it uses): the fake model server ``fake``, the
+user's home ``user_home``, the agent environment ``agent_env`` pointed at both, the settings
+``claude_settings`` (the real CLI, a 2 s kill grace) and ``confined`` (the same under the
+``bubblewrap`` launcher)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from claudomator.agents import build_registry
 from claudomator.config import Settings
+from claudomator.config.sections import IsolationSettings
 from claudomator.dispatch import Pool
 from claudomator.models import AgentConfig, Task, TaskState
 from claudomator.runtime import pool_parts
 from claudomator.service import Service
 from claudomator.store import Store
-from fakes.anthropic import Text, ToolUse
+from fakes.anthropic import FakeAnthropic, Text, ToolUse, claude_env
 
 SETTLED = {
     TaskState.COMPLETED,
@@ -27,6 +35,40 @@ SETTLED = {
     TaskState.BLOCKED,
     TaskState.READY,
 }
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeAnthropic]:
+    with FakeAnthropic() as server:
+        yield server
+
+
+@pytest.fixture
+def user_home(tmp_path: Path) -> Path:
+    return tmp_path / "agent-home"
+
+
+@pytest.fixture
+def agent_env(fake: FakeAnthropic, user_home: Path) -> dict[str, str]:
+    return claude_env(fake.url, user_home)
+
+
+@pytest.fixture
+def claude_settings(settings: Settings, claude_bin: str) -> Settings:
+    return settings.model_copy(update={"claude_binary_path": claude_bin, "kill_grace_seconds": 2})
+
+
+@pytest.fixture
+def confined(claude_settings: Settings) -> Settings:
+    return claude_settings.model_copy(
+        update={"isolation": IsolationSettings(launcher="bubblewrap")}
+    )
+
+
+def ask(question: str, options: Sequence[str] = ()) -> ToolUse:
+    """The agent asks a question through the protocol's question file."""
+    payload = json.dumps({"text": question, "options": list(options)})
+    return ToolUse("Bash", {"command": f"echo '{payload}' > \"$CLAUDOMATOR_QUESTION_FILE\""})
 
 
 def make_task(

@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the fixtures of agent_harness are imported, then used by name)
 """The real Claude Code CLI confined by the ``bubblewrap`` launcher, run by the real pool against
 the fake model server (issue 13): it still edits its sandbox and the work is delivered, and a
 question, its answer and ``--resume`` continue the same session from the task's private home;
@@ -8,11 +9,19 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from agent_harness import PoolHarness, make_task
+from agent_harness import (  # noqa: F401  (pytest fixtures)
+    PoolHarness,
+    agent_env,
+    ask,
+    claude_settings,
+    confined,
+    fake,
+    make_task,
+    user_home,
+)
 
 from claudomator.agents.oneshot import ask_json
 from claudomator.agents.registry import default_registry
@@ -33,44 +42,16 @@ pytestmark = [
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeAnthropic]:
-    with FakeAnthropic() as server:
-        yield server
-
-
-@pytest.fixture
-def user_home(tmp_path: Path) -> Path:
-    return tmp_path / "agent-home"
-
-
-@pytest.fixture
-def agent_env(fake: FakeAnthropic, user_home: Path) -> dict[str, str]:
-    env = claude_env(fake.url, user_home)
-    env["SSH_AUTH_SOCK"] = str(user_home / "ssh-agent.sock")  # never reaches the agent
-    return env
-
-
-@pytest.fixture
-def confined(settings: Settings, claude_bin: str) -> Settings:
-    return settings.model_copy(
-        update={
-            "claude_binary_path": claude_bin,
-            "kill_grace_seconds": 2,
-            "isolation": IsolationSettings(launcher="bubblewrap"),
-        }
-    )
-
-
-def ask(question: str) -> ToolUse:
-    payload = json.dumps({"text": question, "options": []})
-    return ToolUse("Bash", {"command": f"echo '{payload}' > \"$CLAUDOMATOR_QUESTION_FILE\""})
+def confined_env(agent_env: dict[str, str], user_home: Path) -> dict[str, str]:
+    """The agent environment with a variable the launcher must not pass."""
+    return {**agent_env, "SSH_AUTH_SOCK": str(user_home / "ssh-agent.sock")}
 
 
 async def test_confined_claude_edits_its_sandbox_and_the_work_is_delivered(
     confined: Settings,
     store: Store,
     fake: FakeAnthropic,
-    agent_env: dict[str, str],
+    confined_env: dict[str, str],
     user_home: Path,
     make_repo: MakeRepo,
 ) -> None:
@@ -82,7 +63,7 @@ async def test_confined_claude_edits_its_sandbox_and_the_work_is_delivered(
             Text("Done.\n\n## Summary\nCreated hello.txt."),
         ]
     )
-    async with PoolHarness(confined, store, agent_env) as h:
+    async with PoolHarness(confined, store, confined_env) as h:
         [task] = h.submit(make_task(project, "Create hello.txt"))
         [done] = await h.settle([task])
 
@@ -105,7 +86,7 @@ async def test_confined_answer_resumes_the_same_session(
     confined: Settings,
     store: Store,
     fake: FakeAnthropic,
-    agent_env: dict[str, str],
+    confined_env: dict[str, str],
     make_repo: MakeRepo,
 ) -> None:
     project = make_repo()
@@ -117,7 +98,7 @@ async def test_confined_answer_resumes_the_same_session(
             Text("## Summary\nWrote colour.txt."),
         ]
     )
-    async with PoolHarness(confined, store, agent_env) as h:
+    async with PoolHarness(confined, store, confined_env) as h:
         [task] = h.submit(make_task(project, "Pick a colour"))
         [blocked] = await h.settle([task])
         assert blocked.state == TaskState.BLOCKED, store.executions_of(task.id)[0].error_msg

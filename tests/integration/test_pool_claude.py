@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the fixtures of agent_harness are imported, then used by name)
 """The pool end to end with the real Claude Code CLI against the fake model server.
 
 Real SQLite, real git repositories (and bare remotes), real processes. Only the model is fake.
@@ -10,11 +11,20 @@ import os
 import signal
 import socket
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from agent_harness import PoolHarness, hanging_script, make_task, pid_alive, wait_for
+from agent_harness import (  # noqa: F401  (pytest fixtures)
+    PoolHarness,
+    agent_env,
+    claude_settings,
+    fake,
+    hanging_script,
+    make_task,
+    pid_alive,
+    user_home,
+    wait_for,
+)
 
 from claudomator import naming
 from claudomator.config import Settings
@@ -24,25 +34,9 @@ from claudomator.process import MARK_VARIABLE
 from claudomator.runtime import pool_parts
 from claudomator.store import Store
 from conftest import MakeRepo, git, kept_branch
-from fakes.anthropic import ApiError, FakeAnthropic, Text, ToolUse, claude_env
+from fakes.anthropic import ApiError, FakeAnthropic, Text, ToolUse
 
 pytestmark = pytest.mark.cli
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeAnthropic]:
-    with FakeAnthropic() as server:
-        yield server
-
-
-@pytest.fixture
-def agent_env(fake: FakeAnthropic, tmp_path: Path) -> dict[str, str]:
-    return claude_env(fake.url, tmp_path / "agent-home")
-
-
-@pytest.fixture
-def harness_settings(settings: Settings, claude_bin: str) -> Settings:
-    return settings.model_copy(update={"claude_binary_path": claude_bin, "kill_grace_seconds": 2})
 
 
 def create_file_script(text: str = "hello from the agent") -> list[Text | ToolUse]:
@@ -59,7 +53,7 @@ def only_execution(store: Store, task_id: str) -> Execution:
 
 
 async def test_agent_work_is_committed_and_kept_as_a_branch(
-    harness_settings: Settings,
+    claude_settings: Settings,
     store: Store,
     fake: FakeAnthropic,
     agent_env: dict[str, str],
@@ -68,7 +62,7 @@ async def test_agent_work_is_committed_and_kept_as_a_branch(
     project = make_repo()
     user_head = git(project, "rev-parse", "HEAD")
     fake.set_script(create_file_script())
-    async with PoolHarness(harness_settings, store, agent_env) as h:
+    async with PoolHarness(claude_settings, store, agent_env) as h:
         [task] = h.submit(make_task(project, "Create hello.txt"))
         [done] = await h.settle([task])
 
@@ -110,7 +104,7 @@ async def test_agent_work_is_committed_and_kept_as_a_branch(
 
 
 async def test_agent_work_is_pushed_to_a_local_bare_remote(
-    harness_settings: Settings,
+    claude_settings: Settings,
     store: Store,
     fake: FakeAnthropic,
     agent_env: dict[str, str],
@@ -123,7 +117,7 @@ async def test_agent_work_is_pushed_to_a_local_bare_remote(
     git(project, "remote", "add", "local", str(bare))
     git(project, "push", "-q", "local", "main")
     fake.set_script(create_file_script("pushed"))
-    async with PoolHarness(harness_settings, store, agent_env) as h:
+    async with PoolHarness(claude_settings, store, agent_env) as h:
         [task] = h.submit(make_task(project, "Create hello.txt"))
         [done] = await h.settle([task])
 
@@ -135,7 +129,7 @@ async def test_agent_work_is_pushed_to_a_local_bare_remote(
 
 
 async def test_model_server_failing_every_time_fails_the_task_with_the_api_error(
-    harness_settings: Settings,
+    claude_settings: Settings,
     store: Store,
     fake: FakeAnthropic,
     agent_env: dict[str, str],
@@ -143,7 +137,7 @@ async def test_model_server_failing_every_time_fails_the_task_with_the_api_error
 ) -> None:
     project = make_repo()
     fake.set_script([ApiError(500)], repeat_last=True)
-    async with PoolHarness(harness_settings, store, agent_env) as h:
+    async with PoolHarness(claude_settings, store, agent_env) as h:
         [task] = h.submit(make_task(project))
         [done] = await h.settle([task])
 
@@ -159,7 +153,7 @@ async def test_model_server_failing_every_time_fails_the_task_with_the_api_error
 
 
 async def test_hanging_agent_is_killed_with_its_children_at_the_timeout(
-    harness_settings: Settings,
+    claude_settings: Settings,
     store: Store,
     fake: FakeAnthropic,
     agent_env: dict[str, str],
@@ -169,7 +163,7 @@ async def test_hanging_agent_is_killed_with_its_children_at_the_timeout(
     project = make_repo()
     pidfile = tmp_path / "child.pid"
     fake.set_script(hanging_script(pidfile))
-    async with PoolHarness(harness_settings, store, agent_env) as h:
+    async with PoolHarness(claude_settings, store, agent_env) as h:
         [task] = h.submit(make_task(project, timeout=6))
         await wait_for(pidfile.exists, 30)
         child = int(pidfile.read_text())
@@ -185,7 +179,7 @@ async def test_hanging_agent_is_killed_with_its_children_at_the_timeout(
 
 
 async def test_cancel_stops_a_running_agent(
-    harness_settings: Settings,
+    claude_settings: Settings,
     store: Store,
     fake: FakeAnthropic,
     agent_env: dict[str, str],
@@ -195,7 +189,7 @@ async def test_cancel_stops_a_running_agent(
     project = make_repo()
     pidfile = tmp_path / "child.pid"
     fake.set_script(hanging_script(pidfile))
-    async with PoolHarness(harness_settings, store, agent_env) as h:
+    async with PoolHarness(claude_settings, store, agent_env) as h:
         [task] = h.submit(make_task(project))
         await wait_for(pidfile.exists, 30)
         child = int(pidfile.read_text())
@@ -211,7 +205,7 @@ async def test_cancel_stops_a_running_agent(
 
 
 async def test_shutdown_requeues_running_tasks(
-    harness_settings: Settings,
+    claude_settings: Settings,
     store: Store,
     fake: FakeAnthropic,
     agent_env: dict[str, str],
@@ -221,7 +215,7 @@ async def test_shutdown_requeues_running_tasks(
     project = make_repo()
     pidfile = tmp_path / "child.pid"
     fake.set_script(hanging_script(pidfile))
-    h = PoolHarness(harness_settings, store, agent_env)
+    h = PoolHarness(claude_settings, store, agent_env)
     async with h:
         [task] = h.submit(make_task(project))
         await wait_for(pidfile.exists, 30)
@@ -235,7 +229,7 @@ async def test_shutdown_requeues_running_tasks(
 
 @pytest.mark.parametrize(("policy", "final"), [("requeue", "QUEUED"), ("fail", "FAILED")])
 def test_reconcile_recovers_work_of_a_dead_orchestrator_and_kills_its_agent(
-    policy: str, final: str, harness_settings: Settings, store: Store, make_repo: MakeRepo
+    policy: str, final: str, claude_settings: Settings, store: Store, make_repo: MakeRepo
 ) -> None:
     project = make_repo()
     [task] = store.add_tasks([make_task(project)])
@@ -264,7 +258,7 @@ def test_reconcile_recovers_work_of_a_dead_orchestrator_and_kills_its_agent(
             "claimed",
             execution=Execution(task_id=live_task.id, worker_id=worker_identity()),
         )
-        restarted = harness_settings.model_copy(update={"on_restart": policy})
+        restarted = claude_settings.model_copy(update={"on_restart": policy})
         pool = Pool(restarted, store, {}, **pool_parts(restarted, store))
         assert pool.reconcile() == 1
         orphan.wait(timeout=5)

@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the fixtures of agent_harness are imported, then used by name)
 """Questions and resume, rate limits, quota failover and dependencies, with the real Claude CLI."""
 
 from __future__ import annotations
@@ -6,11 +7,19 @@ import hashlib
 import hmac
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from agent_harness import PoolHarness, make_task, wait_for
+from agent_harness import (  # noqa: F401  (pytest fixtures)
+    PoolHarness,
+    agent_env,
+    ask,
+    claude_settings,
+    fake,
+    make_task,
+    user_home,
+    wait_for,
+)
 
 from claudomator.agents.claude import ClaudeRunner
 from claudomator.config import Settings
@@ -28,30 +37,8 @@ pytestmark = pytest.mark.cli
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeAnthropic]:
-    with FakeAnthropic() as server:
-        yield server
-
-
-@pytest.fixture
-def agent_env(fake: FakeAnthropic, tmp_path: Path) -> dict[str, str]:
-    return claude_env(fake.url, tmp_path / "agent-home")
-
-
-@pytest.fixture
-def cfg(settings: Settings, claude_bin: str) -> Settings:
-    return settings.model_copy(
-        update={
-            "claude_binary_path": claude_bin,
-            "kill_grace_seconds": 2,
-            "rate_limit_backoff_seconds": 1,
-        }
-    )
-
-
-def ask(question: str, options: list[str]) -> ToolUse:
-    payload = json.dumps({"text": question, "options": options})
-    return ToolUse("Bash", {"command": f"echo '{payload}' > \"$CLAUDOMATOR_QUESTION_FILE\""})
+def cfg(claude_settings: Settings) -> Settings:
+    return claude_settings.model_copy(update={"rate_limit_backoff_seconds": 1})
 
 
 def conversation_text(body: dict[str, object]) -> str:
