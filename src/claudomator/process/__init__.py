@@ -11,6 +11,8 @@ here).
 * :mod:`~claudomator.process.marks`: :data:`MARK_VARIABLE` and finding and killing the processes
   an agent left behind outside its group.
 * :mod:`~claudomator.process.group`: process groups and signals.
+* :mod:`~claudomator.process.namespace`: the processes inside a confined agent's pid namespace,
+  which a stop SIGTERMs instead of the group (whose leader is the launcher's wrapper).
 * :mod:`~claudomator.process.files`: an agent's log files (tail, append).
 
 Commands are always argument lists; nothing here builds a shell string.
