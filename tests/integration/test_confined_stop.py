@@ -15,11 +15,16 @@ import time
 from pathlib import Path
 
 import pytest
-from agent_harness import pid_alive
+from agent_harness import PoolHarness, make_task, pid_alive, wait_for
 
+from claudomator.config import Settings
+from claudomator.config.sections import IsolationSettings
 from claudomator.isolation.base import Access
 from claudomator.isolation.bubblewrap import BubblewrapLauncher
+from claudomator.models import TaskState
 from claudomator.process import AgentProcess, Exit
+from claudomator.store import Store
+from conftest import MakeRepo
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bwrap not installed")
 
@@ -162,3 +167,42 @@ async def test_a_detached_double_forked_grandchild_gets_the_sigterm_and_is_gone(
     assert (agent.sandbox / "grandchild-term.txt").read_text(encoding="utf-8").startswith("seen")
     assert len(before) >= 4  # bwrap, its init, the agent, the grandchild
     assert not [pid for pid in before if pid_alive(pid)]
+
+
+async def test_cancelling_a_confined_task_gives_its_agent_the_sigterm_and_its_grace(
+    settings: Settings, store: Store, make_repo: MakeRepo, tmp_path: Path
+) -> None:
+    """End to end: the pool runs the fake agent as its confined ``claude``; a cancel ends the
+    task CANCELLED, the agent wrote its marker into the kept sandbox, and nothing is left."""
+    install = tmp_path / "agent-install"
+    install.mkdir()
+    binary = install / "claude"
+    binary.write_text(GRACEFUL, encoding="utf-8")
+    binary.chmod(0o755)
+    confined = settings.model_copy(
+        update={
+            "claude_binary_path": str(binary),
+            "kill_grace_seconds": 30,
+            "isolation": IsolationSettings(launcher="bubblewrap"),
+        }
+    )
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    async with PoolHarness(confined, store, env) as h:
+        [task] = h.submit(make_task(make_repo()))
+
+        def ready() -> bool:  # the agent has set its trap
+            runs = store.executions_of(task.id)
+            return bool(runs) and Path(runs[0].sandbox_dir, "ready.txt").is_file()
+
+        await wait_for(ready, 30)
+        pid = store.executions_of(task.id)[0].pid
+        assert pid is not None
+        before = tree(pid)
+        h.service.cancel(task.id[:8])
+        [done] = await h.settle([task], timeout=60)
+
+    [run] = store.executions_of(task.id)
+    assert done.state == TaskState.CANCELLED
+    assert Path(run.sandbox_dir, "term.txt").read_text(encoding="utf-8") == "flushed\n"
+    assert len(before) >= 3
+    assert not [p for p in before if pid_alive(p)]
