@@ -108,6 +108,22 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
+def process_tree(pid: int) -> set[int]:
+    """``pid`` and every process below it, through the kernel's children lists."""
+    found = {pid}
+    queue = [pid]
+    while queue:
+        for task in Path(f"/proc/{queue.pop()}/task").glob("*"):
+            try:
+                children = (task / "children").read_text(encoding="ascii").split()
+            except OSError:
+                continue
+            fresh = {int(c) for c in children} - found
+            found |= fresh
+            queue += fresh
+    return found
+
+
 class PoolHarness:
     """A pool over a real store, with the agent environment pointed at the fake server."""
 

@@ -20,7 +20,10 @@ from agent_harness import (  # noqa: F401  (pytest fixtures)
     confined,
     fake,
     make_task,
+    pid_alive,
+    process_tree,
     user_home,
+    wait_for,
 )
 
 from claudomator.agents.oneshot import ask_json
@@ -80,6 +83,42 @@ async def test_confined_claude_edits_its_sandbox_and_the_work_is_delivered(
     assert json.loads((home / ".claude.json").read_text(encoding="utf-8"))["numStartups"] >= 7
     assert list((home / ".claude" / "projects").rglob(f"{run.session_id}.jsonl"))
     assert not (user_home / ".claude" / "projects").exists()  # nothing in the user's home
+
+
+TRAPPED = "trap 'echo flushed > term.txt; exit 0' TERM; echo ready > ready.txt; " + (
+    "while :; do sleep 0.05; done"
+)
+
+
+async def test_cancelling_a_confined_claude_sigterms_its_tool_command_and_leaves_nothing(
+    confined: Settings,
+    store: Store,
+    fake: FakeAnthropic,
+    confined_env: dict[str, str],
+    make_repo: MakeRepo,
+) -> None:
+    """Cancelled mid-run, the CLI and the command it runs get their SIGTERM inside the pid
+    namespace (the command notes it in the sandbox); the task ends CANCELLED, nothing is left."""
+    fake.set_script([ToolUse("Bash", {"command": TRAPPED, "timeout": 600000})])
+    async with PoolHarness(confined, store, confined_env) as h:
+        [task] = h.submit(make_task(make_repo(), "Hang"))
+
+        def ready() -> bool:
+            runs = store.executions_of(task.id)
+            return bool(runs) and Path(runs[0].sandbox_dir, "ready.txt").is_file()
+
+        await wait_for(ready, 60)
+        pid = store.executions_of(task.id)[0].pid
+        assert pid is not None
+        before = process_tree(pid)
+        h.service.cancel(task.id[:8])
+        [done] = await h.settle([task], timeout=60)
+
+    [run] = store.executions_of(task.id)
+    assert done.state == TaskState.CANCELLED, run.error_msg
+    assert Path(run.sandbox_dir, "term.txt").read_text(encoding="utf-8") == "flushed\n"
+    assert len(before) >= 4  # bwrap, its init, the CLI, the command
+    assert not [p for p in before if pid_alive(p)]
 
 
 async def test_confined_answer_resumes_the_same_session(

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from agent_harness import PoolHarness, make_task, pid_alive, wait_for
+from agent_harness import PoolHarness, make_task, pid_alive, process_tree, wait_for
 
 from claudomator.config import Settings
 from claudomator.config.sections import IsolationSettings
@@ -71,22 +71,6 @@ while True:
 """
 
 
-def tree(pid: int) -> set[int]:
-    """``pid`` and every process below it, through the kernel's children lists."""
-    found = {pid}
-    queue = [pid]
-    while queue:
-        for task in Path(f"/proc/{queue.pop()}/task").glob("*"):
-            try:
-                children = (task / "children").read_text(encoding="ascii").split()
-            except OSError:
-                continue
-            fresh = {int(c) for c in children} - found
-            found |= fresh
-            queue += fresh
-    return found
-
-
 async def until_file(path: Path, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while not (path.exists() and path.read_text(encoding="utf-8").strip()):
@@ -129,7 +113,7 @@ class Confined:
         for name in ready:
             await until_file(self.sandbox / name)
         assert self.proc.pid is not None
-        before = tree(self.proc.pid)
+        before = process_tree(self.proc.pid)
         stop = asyncio.Event()
         stop.set()
         return await self.proc.wait(timeout=60, stop=stop), before
@@ -197,7 +181,7 @@ async def test_cancelling_a_confined_task_gives_its_agent_the_sigterm_and_its_gr
         await wait_for(ready, 30)
         pid = store.executions_of(task.id)[0].pid
         assert pid is not None
-        before = tree(pid)
+        before = process_tree(pid)
         h.service.cancel(task.id[:8])
         [done] = await h.settle([task], timeout=60)
 

@@ -4,6 +4,8 @@ choosing what to signal from a process table built here (issue 13)."""
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 from pathlib import Path
 
 from claudomator.process.namespace import (
@@ -16,6 +18,7 @@ from claudomator.process.namespace import (
     parse_nspid,
     parse_stat,
     read_entry,
+    signal_in,
 )
 
 OURS = "pid:[4026531836]"
@@ -124,3 +127,18 @@ def test_the_live_walk_reads_this_process_and_finds_nothing_below_a_plain_child(
     assert me.nspid[0] == os.getpid()
     assert read_entry(0, Path("/proc")) is None
     assert find_inside(os.getpid()).targets == ()
+
+
+def test_signal_in_signals_only_a_process_still_in_the_namespaces() -> None:
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        ours = os.readlink("/proc/self/ns/pid")
+        assert signal_in([child.pid], signal.SIGTERM, {"pid:[1]"}) == 0
+        assert child.poll() is None
+        assert signal_in([child.pid], signal.SIGTERM, {ours}) == 1
+        assert child.wait(timeout=10) == -signal.SIGTERM
+        assert signal_in([child.pid], signal.SIGTERM, {ours}) == 0  # reaped: gone
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
