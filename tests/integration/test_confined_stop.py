@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import sys
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -19,7 +21,7 @@ from agent_harness import PoolHarness, make_task, pid_alive, process_tree, wait_
 
 from claudomator.config import Settings
 from claudomator.config.sections import IsolationSettings
-from claudomator.isolation.base import Access
+from claudomator.isolation.base import Access, Launcher
 from claudomator.isolation.bubblewrap import BubblewrapLauncher
 from claudomator.models import TaskState
 from claudomator.process import AgentProcess, Exit
@@ -71,6 +73,35 @@ while True:
 """
 
 
+PROXY = """
+import signal, subprocess, sys
+child = subprocess.Popen(sys.argv[2:])
+def forward(signum, frame):
+    open(sys.argv[1], "a").write("seen\\n")
+    child.send_signal(signum)
+signal.signal(signal.SIGTERM, forward)
+sys.exit(child.wait())
+"""
+
+
+class Proxied:
+    """A wrapper of ours around the launcher's command, outside the namespace (as the network
+    policy's outer proxy is): it forwards a SIGTERM to bwrap, noting it in ``noted``."""
+
+    name = "proxied-bubblewrap"
+
+    def __init__(self, inner: Launcher, script: Path, noted: Path) -> None:
+        self.inner = inner
+        self.script = script
+        self.noted = noted
+
+    def wrap(
+        self, argv: Sequence[str], cwd: Path, env: Mapping[str, str], paths: Access
+    ) -> tuple[list[str], dict[str, str]]:
+        wrapped, clean = self.inner.wrap(argv, cwd, env, paths)
+        return [sys.executable, str(self.script), str(self.noted), *wrapped], clean
+
+
 async def until_file(path: Path, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while not (path.exists() and path.read_text(encoding="utf-8").strip()):
@@ -82,7 +113,9 @@ async def until_file(path: Path, timeout: float = 20.0) -> None:
 class Confined:
     """One fake agent under the bubblewrap launcher, its sandbox and its process tree."""
 
-    def __init__(self, tmp_path: Path, script: str, kill_grace: float) -> None:
+    def __init__(
+        self, tmp_path: Path, script: str, kill_grace: float, *, proxied: bool = False
+    ) -> None:
         install = tmp_path / "agent-install"
         install.mkdir()
         binary = install / "agent"
@@ -91,9 +124,14 @@ class Confined:
         self.sandbox = tmp_path / "sandboxes" / "s1"
         self.sandbox.mkdir(parents=True)
         logs = tmp_path / "logs"
-        launcher = BubblewrapLauncher(
+        launcher: Launcher = BubblewrapLauncher(
             shutil.which("bwrap") or "bwrap", tmp_path / "homes", tmp_path / "sandboxes"
         )
+        self.proxy_noted = tmp_path / "proxy-term.txt"
+        if proxied:
+            proxy = tmp_path / "proxy.py"
+            proxy.write_text(PROXY, encoding="utf-8")
+            launcher = Proxied(launcher, proxy, self.proxy_noted)
         self.proc = AgentProcess(
             [str(binary)],
             cwd=self.sandbox,
@@ -126,6 +164,19 @@ async def test_a_confined_agent_gets_its_sigterm_and_its_grace(tmp_path: Path) -
     assert ended.stopped
     assert (agent.sandbox / "term.txt").read_text(encoding="utf-8") == "flushed\n"
     assert len(before) >= 3  # bwrap, its init, the agent (and its sleep)
+    assert not [pid for pid in before if pid_alive(pid)]
+
+
+async def test_behind_an_outer_wrapper_of_ours_the_agent_gets_its_sigterm_and_the_wrapper_not(
+    tmp_path: Path,
+) -> None:
+    agent = Confined(tmp_path, GRACEFUL, kill_grace=30, proxied=True)
+    ended, before = await agent.stop_when("ready.txt")
+
+    assert ended.stopped
+    assert (agent.sandbox / "term.txt").read_text(encoding="utf-8") == "flushed\n"
+    assert not agent.proxy_noted.exists()  # its SIGTERM would have killed bwrap
+    assert len(before) >= 4  # the wrapper, bwrap, its init, the agent
     assert not [pid for pid in before if pid_alive(pid)]
 
 
