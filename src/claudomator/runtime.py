@@ -31,6 +31,7 @@ from claudomator.chooser import AgentChooser
 from claudomator.config import Settings
 from claudomator.dispatch import Pool
 from claudomator.isolation._choice import resolve, with_launcher
+from claudomator.isolation.base import Launcher
 from claudomator.llm import LLMClient
 from claudomator.notify import Notifier
 from claudomator.orchestrators import held_by_runs
@@ -51,12 +52,15 @@ class PoolParts(TypedDict):
 
     sandboxes: Sandboxes
     notifier: Notifier
+    launcher: Launcher
 
 
-def pool_parts(settings: Settings, store: Store) -> PoolParts:
-    """The sandboxes and the notifier (webhook and Web Push) of a pool over ``store``, built
-    the way the :class:`Runtime` builds its own (it calls this)."""
+def pool_parts(settings: Settings, store: Store, launcher: Launcher | None = None) -> PoolParts:
+    """The sandboxes, the notifier (webhook and Web Push) and the agents' launcher (the build
+    checks start through it; ``launcher``, else the one ``[isolation] launcher`` comes to) of a
+    pool over ``store``, built the way the :class:`Runtime` builds its own (it calls this)."""
     return PoolParts(
+        launcher=launcher or AgentRegistry.launcher(settings),
         sandboxes=Sandboxes(
             settings.sandboxes_dir,
             data_dir=settings.data_dir,  # plain project folders must not be or hold these
@@ -100,7 +104,7 @@ class Runtime:
             settings,
             self.service.store,
             runners,
-            **pool_parts(settings, self.service.store),
+            **pool_parts(settings, self.service.store, self.launcher),
             only=only,
             max_concurrent=max_concurrent,
             base_env=env,

@@ -51,6 +51,7 @@ from claudomator.dispatch.select import (
 from claudomator.errors import ClaudomatorError, InvalidTransition, NotFound
 from claudomator.execution.attempt import Attempt, Summarizer
 from claudomator.execution.stop import StopReason
+from claudomator.isolation.base import Launcher
 from claudomator.models import AgentStatus, Task, TaskState, utcnow
 from claudomator.notify import Notifier
 from claudomator.persist import until_stored
@@ -95,6 +96,7 @@ class Pool:
         probe: Callable[[], Mapping[str, Readiness]] | None = None,
         blocking: Blocking | None = None,
         held_elsewhere: Callable[[], Collection[str]] | None = None,
+        launcher: Launcher | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -114,6 +116,8 @@ class Pool:
         self.probe = probe or self._every_runner
         self.summarizer = summarizer
         self.notifier = notifier
+        # the agents' launcher: each task's build check starts through it (None: as it is)
+        self.launcher = launcher
         # sandbox work and outcome writes run in these bounded executors, never in asyncio's
         # default one (the API's webhooks and streams need that); the Runtime gives its own,
         # a pool built without (tests, benchmarks) makes and owns a pair
@@ -314,6 +318,7 @@ class Pool:
             notifier=self.notifier,
             blocking=self.blocking,
             summarizer=self.summarizer,
+            launcher=self.launcher,
         )
         running = _Running(claimed, choice.agent, attempt)
         running.job = asyncio.create_task(self._run(running), name=f"task-{task.id}")

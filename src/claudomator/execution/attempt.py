@@ -36,6 +36,7 @@ from claudomator.execution.plan import Plan
 from claudomator.execution.price import Priced, price
 from claudomator.execution.stop import StopReason
 from claudomator.execution.workspace import open_workspace
+from claudomator.isolation.base import Access, Confinement, Launcher
 from claudomator.models import Execution, Interaction, Task, TaskState, utcnow
 from claudomator.notify import Notifier
 from claudomator.process import tail_file
@@ -67,6 +68,7 @@ class Attempt:
         notifier: Notifier,
         blocking: Blocking,
         summarizer: Summarizer | None = None,
+        launcher: Launcher | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -81,6 +83,9 @@ class Attempt:
         self.blocking = blocking  # the bounded executors for sandbox work and store calls
         self.access = StoreAccess(store, blocking, task.id)
         self.summarizer = summarizer
+        # what started the agent: the build check starts through it too (None: as it is)
+        self.launcher = launcher
+        self.confinement = Confinement()  # the agent's, settled before it starts
         self.log_dir = Path(execution.stdout_path).parent
         self.delivered_to = ""
         # a review round resumed in the sandbox of the last: the head it already delivered
@@ -163,6 +168,22 @@ class Attempt:
             task=self.task,
             log_dir=self.log_dir,
             since=self.since,
+            build_access=self._build_access(),
+            launcher=self.launcher,
+        )
+
+    def _build_access(self) -> Access:
+        """What the build check may touch: what the agent could, without its CLI's own paths,
+        files and variables (its credentials), in the agent's private home."""
+        policy = self.confinement
+        return Access(
+            workdir=self._project_dir(),  # replaced by each command's folder in the sandbox
+            log_dir=self.log_dir,
+            read_only=policy.read_only,
+            home_key=self.task.id,
+            launcher=policy.launcher,
+            network=policy.network,
+            endpoints=policy.endpoints,
         )
 
     # -- before the agent --------------------------------------------------------------------

@@ -8,8 +8,9 @@ the finish decision reads (kept for review, or why the delivery failed).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ParamSpec, TypeVar
@@ -21,8 +22,10 @@ from claudomator.delivered import where
 from claudomator.errors import DeliveryConflict, SandboxError, StoreError
 from claudomator.execution.access import StoreAccess
 from claudomator.execution.finish import Handover
+from claudomator.isolation.base import Access, Launcher
 from claudomator.models import Commit, DeliveryRecord, Execution, Task
 from claudomator.sandbox import Delivered, DeliveryKind, Sandbox, Sandboxes
+from claudomator.sandbox.build import Wrap
 from claudomator.store.intents import DeliveryIntent
 
 logger = logging.getLogger(__name__)
@@ -47,6 +50,22 @@ def release(sandboxes: Sandboxes, task: Task, sandbox: Sandbox) -> None:
         sandboxes.release(sandbox)
     else:
         sandboxes.with_pool(0).release(sandbox)
+
+
+def build_wrap(launcher: Launcher, access: Access, project_dir: Path) -> Wrap:
+    """How the build check of an execution starts its commands: through the launcher that
+    started its agent, with ``access`` (the agent's confinement, with none of its CLI's paths,
+    files or variables) for the folder each command runs in. The build runs what the agent
+    wrote, so it gets no more than the agent had. ``project_dir`` is the sandbox's project,
+    whose git objects a shared clone borrows."""
+
+    def wrap(
+        argv: Sequence[str], cwd: Path, env: Mapping[str, str]
+    ) -> tuple[list[str], dict[str, str]]:
+        named = {**env, "CLAUDOMATOR_PROJECT_DIR": str(project_dir)}
+        return launcher.wrap(argv, cwd, named, dataclasses.replace(access, workdir=cwd))
+
+    return wrap
 
 
 def record_of(sandbox: Sandbox, delivered: Delivered) -> DeliveryRecord:
@@ -74,8 +93,13 @@ class Delivery:
         task: Task,
         log_dir: Path,
         since: str,
+        build_access: Access | None = None,
+        launcher: Launcher | None = None,
     ) -> None:
         self.settings = settings
+        # the build check starts through the agent's launcher with this access (None: as is)
+        self.build_access = build_access
+        self.launcher = launcher
         self.sandboxes = sandboxes
         self.blocking = blocking
         self.access = access
@@ -107,6 +131,7 @@ class Delivery:
                 build_dir=build_dir,
                 since=self.since,
                 message=message,
+                wrap=self._build_wrap(sandbox),
             )
             execution = execution.model_copy(
                 update={"commits": collected.commits, "changestats": collected.changestats}
@@ -156,6 +181,11 @@ class Delivery:
                 kept = record_of(sandbox, Delivered(DeliveryKind.BRANCH, branch=exc.branch))
                 execution = execution.model_copy(update={"delivery": kept})
             return Handed(execution, Handover(error=str(exc)), delivered_to)
+
+    def _build_wrap(self, sandbox: Sandbox) -> Wrap | None:
+        if self.launcher is None or self.build_access is None:
+            return None
+        return build_wrap(self.launcher, self.build_access, sandbox.project_dir)
 
     def _intent(
         self, sandbox: Sandbox, execution: Execution, commits: Sequence[Commit]

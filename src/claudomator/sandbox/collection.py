@@ -16,7 +16,7 @@ from claudomator.errors import SandboxError
 from claudomator.models import ChangeStats, Commit
 from claudomator.sandbox import git
 from claudomator.sandbox import tree as trees
-from claudomator.sandbox.build import build_check
+from claudomator.sandbox.build import Wrap, build_check
 from claudomator.sandbox.tree import Sandbox
 
 logger = logging.getLogger(__name__)
@@ -41,15 +41,16 @@ def collect(
     build_dir: str | None = None,
     since: str = "",
     message: str = AUTOCOMMIT_MESSAGE,
+    wrap: Wrap | None = None,
 ) -> Collected:
-    """Autocommit leftover changes (after the build check passes); list commits and stats
-    (see :meth:`claudomator.sandbox.Sandboxes.collect`)."""
+    """Autocommit leftover changes (after the build check passes, started through ``wrap``);
+    list commits and stats (see :meth:`claudomator.sandbox.Sandboxes.collect`)."""
     tree = sandbox.dir
     status = git.tree_git(tree, "status", "--porcelain", "--untracked-files=normal")
     if status.stdout.strip():
         subdir = sandbox.subdir if build_dir is None else build_dir
         trees.inner_dir(tree, subdir)  # never a build in a folder the agent linked elsewhere
-        build_check(tree, build_command, subdir)
+        build_check(tree, build_command, subdir, wrap)
         git.tree_git(tree, "add", "-A")
         if not git.tree_git(tree, "diff", "--cached", "--quiet", check=False).ok:
             commit = ["commit", "-q", "--no-verify", "--cleanup=whitespace", "-F", "-"]

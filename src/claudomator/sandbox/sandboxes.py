@@ -19,6 +19,7 @@ from pathlib import Path
 from claudomator.models import Commit, Delivery
 from claudomator.sandbox import collection, creation, recycling, reopening
 from claudomator.sandbox import delivery as delivering
+from claudomator.sandbox.build import Wrap
 from claudomator.sandbox.collection import AUTOCOMMIT_MESSAGE, MAX_DIFF_BYTES, Collected
 from claudomator.sandbox.project import (
     Guard,
@@ -138,6 +139,7 @@ class Sandboxes:
         build_dir: str | None = None,
         since: str = "",
         message: str = AUTOCOMMIT_MESSAGE,
+        wrap: Wrap | None = None,
     ) -> Collected:
         """Autocommit leftover changes (after the build check passes); list commits and stats.
 
@@ -150,7 +152,8 @@ class Sandboxes:
         ``--no-verify`` (no pre-commit or commit-msg hook runs) and uses the fallback identity
         only where git has none configured. ``message`` is its message (see
         :func:`claudomator.naming.commit_message`), given to git on its standard input, never
-        through a shell.
+        through a shell. The build check's commands start through ``wrap`` (the execution's
+        confinement; :data:`claudomator.sandbox.build.Wrap`).
         """
         self._take_back(sandbox)
         return collection.collect(
@@ -159,6 +162,7 @@ class Sandboxes:
             build_dir=build_dir,
             since=since,
             message=message,
+            wrap=wrap,
         )
 
     def write_diff(
