@@ -11,6 +11,7 @@ from claudomator.durations import parse_duration
 from claudomator.isolation import launcher_names
 from claudomator.isolation._choice import CHOICES
 from claudomator.isolation.base import NETWORKS, OPEN
+from claudomator.isolation.policy import origin
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,25 @@ class IsolationSettings(BaseModel):
         known = tuple(dict.fromkeys((*launcher_names(), *CHOICES)))
         if value not in known:
             raise ValueError(f"{value!r} is not a launcher; use one of: {', '.join(known)}")
+        return value
+
+    @field_validator("allowed_endpoints")
+    @classmethod
+    def _endpoints(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for url in value:
+            if not origin(url) or origin(url) != url.rstrip("/"):
+                raise ValueError(
+                    f"{url!r} is not an endpoint; write scheme://host[:port] "
+                    "(e.g. https://registry.npmjs.org)"
+                )
+        return tuple(url.rstrip("/") for url in value)
+
+    @field_validator("read_only_paths")
+    @classmethod
+    def _absolute(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for path in value:
+            if not path.startswith("/"):
+                raise ValueError(f"{path!r} is not an absolute path")
         return value
 
     @field_validator("network")

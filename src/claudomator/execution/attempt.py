@@ -37,6 +37,7 @@ from claudomator.execution.price import Priced, price
 from claudomator.execution.stop import StopReason
 from claudomator.execution.workspace import open_workspace
 from claudomator.isolation.base import Access, Confinement, Launcher
+from claudomator.isolation.policy import confinement_for
 from claudomator.models import Execution, Interaction, Task, TaskState, utcnow
 from claudomator.notify import Notifier
 from claudomator.process import tail_file
@@ -98,6 +99,7 @@ class Attempt:
 
     async def run(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.confinement = confinement_for(self.settings)
         runs = await self.access.once(self.store.executions_of, self.task.id)
         asked = await self.access.once(self.store.interactions_of, self.task.id)
         start = plan.plan_for(
@@ -219,6 +221,7 @@ class Attempt:
             timeout=self.task.timeout or self.settings.default_timeout,
             kill_grace=self.settings.kill_grace_seconds,
             stop=self.stop,
+            confinement=self.confinement,
             resume=start.resume,
             on_started=self._record_pid,
             estimate_cost=lambda model, tokens_in, tokens_out: estimate_cost(

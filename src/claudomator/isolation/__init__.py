@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-_NOT_LAUNCHERS = frozenset({"base"})
+_NOT_LAUNCHERS = frozenset({"base", "policy"})
 
 
 def launcher_names() -> tuple[str, ...]:

@@ -1,0 +1,50 @@
+"""The confinement the operator's [isolation] table gives every agent (isolation.policy)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from claudomator.config import Settings
+from claudomator.config.sections import IsolationSettings
+from claudomator.isolation.base import MODEL_ONLY, OPEN
+from claudomator.isolation.policy import confinement_for, origin
+
+
+def test_origin_keeps_scheme_host_and_port_only() -> None:
+    assert origin("https://api.anthropic.com/v1/messages?x=1") == "https://api.anthropic.com"
+    assert origin("http://user:pw@127.0.0.1:8484/api") == "http://127.0.0.1:8484"
+    assert origin("not a url") == ""
+
+
+def test_open_network_has_no_endpoints_but_keeps_read_only_paths(tmp_path: Path) -> None:
+    settings = Settings(
+        data_dir=tmp_path, isolation=IsolationSettings(read_only_paths=("/opt/cache",))
+    )
+    confinement = confinement_for(settings)
+    assert confinement.network == OPEN
+    assert confinement.endpoints == ()
+    assert confinement.read_only == (Path("/opt/cache"),)
+
+
+def test_model_only_lets_through_the_extra_endpoints_and_the_api(tmp_path: Path) -> None:
+    isolation = IsolationSettings(
+        network=MODEL_ONLY, allowed_endpoints=("https://registry.npmjs.org/",)
+    )
+    settings = Settings(data_dir=tmp_path, isolation=isolation)
+    confinement = confinement_for(settings)
+    assert confinement.network == MODEL_ONLY
+    assert confinement.endpoints == ("https://registry.npmjs.org", origin(settings.api_url))
+
+
+@pytest.mark.parametrize("bad", ["registry.npmjs.org", "https://host/path", "ftp:/x"])
+def test_an_endpoint_must_be_an_origin(bad: str) -> None:
+    with pytest.raises(ValidationError, match="is not an endpoint"):
+        IsolationSettings(allowed_endpoints=(bad,))
+
+
+def test_read_only_paths_must_be_absolute() -> None:
+    with pytest.raises(ValidationError, match="is not an absolute path"):
+        IsolationSettings(read_only_paths=("cache",))
