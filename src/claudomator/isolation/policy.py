@@ -1,5 +1,5 @@
-"""How one execution's agent is confined: :func:`confinement_for` turns the operator's ``[isolation]``
-table (and, as it grows, the project's and the task's overrides) into the
+"""How one execution's agent is confined: :func:`confinement_for` turns the operator's
+``[isolation]`` table (and, as it grows, the project's and the task's overrides) into the
 :class:`~claudomator.isolation.base.Confinement` the runner adds to the agent's
 :class:`~claudomator.isolation.base.Access` and the build check uses too.
 
