@@ -223,8 +223,14 @@ def cli_env(tmp_path: Path, config: str = "") -> dict[str, str]:
     env["ROBUST_STATE_DIR"] = str(state)
     agent = write_agent(tmp_path / "bin")
     path = tmp_path / "config.toml"
-    # the agent's table last: keys after a table header would belong to it
-    path.write_text(f'kill_grace_seconds = 1\n{config}\n[agents.claude]\nbinary_path = "{agent}"\n')
+    # the agent's table last: keys after a table header would belong to it. The fake agent
+    # reports to the test through ROBUST_STATE_DIR, outside its sandbox, which confinement
+    # (rightly) hides: these tests run it unconfined; confinement has its own tests
+    # (test_confined_*)
+    isolation = "" if "[isolation]" in config else '[isolation]\nlauncher = "plain"\n'
+    path.write_text(
+        f'kill_grace_seconds = 1\n{config}\n{isolation}[agents.claude]\nbinary_path = "{agent}"\n'
+    )
     env["CLAUDOMATOR_CONFIG"] = str(path)
     return env
 

@@ -419,7 +419,8 @@ def test_the_token_an_agent_was_given_dies_with_its_run(
     agent.write_text(FAKE_AGENT.format(python=sys.executable))
     agent.chmod(0o755)
     config = tmp_path / "config.toml"
-    config.write_text(f'claude_binary_path = "{agent}"\n')
+    # unconfined: the fake agent hands its token to the test through a file outside its sandbox
+    config.write_text(f'claude_binary_path = "{agent}"\n[isolation]\nlauncher = "plain"\n')
     taskfile = tmp_path / "task.yaml"
     taskfile.write_text(
         f"name: t\nagent: {{type: claude, instructions: i, project_dir: {project}}}\n"

@@ -53,7 +53,10 @@ def test_kill_9_during_the_push_finishes_the_record_without_running_the_agent_ag
     agent = gated_agent(tmp_path / "bin", state)
     (state / "all.go").touch()
     config = tmp_path / "config.toml"
-    config.write_text(f'claude_binary_path = "{agent}"\nkill_grace_seconds = 1\n')
+    # unconfined: the fake agent reports to the test through a file outside its sandbox
+    config.write_text(
+        f'claude_binary_path = "{agent}"\nkill_grace_seconds = 1\n[isolation]\nlauncher = "plain"\n'
+    )
     env = {**os.environ, "CLAUDOMATOR_CONFIG": str(config)}
     db = Path(env["CLAUDOMATOR_DATA_DIR"]) / "claudomator.db"
     queue = Store.open(db)

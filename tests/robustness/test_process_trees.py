@@ -12,6 +12,7 @@ from robust import marked_alive, pid_alive, pids_of, reap, write_agent
 
 from claudomator.agents import build_registry
 from claudomator.config import Settings
+from claudomator.config.sections import IsolationSettings
 from claudomator.dispatch import Pool
 from claudomator.models import AgentConfig, Task, TaskState
 from claudomator.runtime import pool_parts
@@ -41,6 +42,9 @@ async def test_stubborn_agent_tree_is_gone_after_cancel_or_timeout(
         update={
             "claude_binary_path": str(write_agent(tmp_path / "bin")),
             "kill_grace_seconds": GRACE,
+            # the plain launcher's tree kill (the mark sweep), with the agent's pids reported
+            # through a state dir outside its sandbox; test_confined_stop has the confined one
+            "isolation": IsolationSettings(launcher="plain"),
         }
     )
     service = Service(settings, store)

@@ -20,6 +20,7 @@ from claudomator.agents.registry import default_registry
 from claudomator.config import Settings, load_settings
 from claudomator.errors import ConfigError
 from claudomator.isolation.base import Access
+from claudomator.config.sections import IsolationSettings
 from claudomator.isolation.plain import PlainLauncher
 from claudomator.models import AgentConfig, Task, TaskState
 from fakes.anthropic import FakeAnthropic, Text, claude_env
@@ -108,7 +109,8 @@ def test_gemini_declares_its_folder(tmp_path: Path) -> None:
 
 
 def test_the_registry_builds_the_configured_launcher_once_for_every_runner(tmp_path: Path) -> None:
-    runners = default_registry().runners(Settings(data_dir=tmp_path))
+    plain = Settings(data_dir=tmp_path, isolation=IsolationSettings(launcher="plain"))
+    runners = default_registry().runners(plain)
     claude, gemini = runners["claude"], runners["gemini"]
     assert isinstance(claude, ClaudeRunner)
     assert isinstance(gemini, GeminiRunner)
@@ -133,8 +135,8 @@ def _load(tmp_path: Path, text: str) -> Settings:
     return load_settings({"CLAUDOMATOR_CONFIG": str(config), "CLAUDOMATOR_DATA_DIR": str(tmp_path)})
 
 
-def test_the_launcher_is_plain_unless_configured(tmp_path: Path) -> None:
-    assert _load(tmp_path, "").isolation.launcher == "plain"
+def test_the_launcher_is_auto_unless_configured(tmp_path: Path) -> None:
+    assert _load(tmp_path, "").isolation.launcher == "auto"
     assert _load(tmp_path, '[isolation]\nlauncher = "plain"\n').isolation.launcher == "plain"
     assert isolation.launcher_names() == ("bubblewrap", "plain")
 

@@ -74,7 +74,7 @@ def _settings(launcher: str) -> Settings:
 def test_the_config_accepts_auto_and_bubblewrap_and_nothing_else() -> None:
     for name in ("plain", "auto", "bubblewrap"):
         assert IsolationSettings(launcher=name).launcher == name
-    assert IsolationSettings().launcher == "plain"  # confinement is opt-in in this release
+    assert IsolationSettings().launcher == "auto"  # confined wherever bubblewrap can run
     with pytest.raises(ValueError, match="auto"):
         IsolationSettings(launcher="chroot")
 

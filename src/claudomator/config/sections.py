@@ -35,9 +35,9 @@ class IsolationSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     # a module of claudomator/isolation/ ("plain": no isolation; "bubblewrap": confined, the
-    # orchestrator refuses to start without bwrap), or "auto": bubblewrap when it can run
-    # here, else plain with a warning (claudomator.isolation._choice)
-    launcher: str = "plain"
+    # orchestrator refuses to start without bwrap), or "auto" (the default): bubblewrap when
+    # it can run here, else plain with a warning (claudomator.isolation._choice)
+    launcher: str = "auto"
     # "open": the agents use the host's network; "model-only": each gets a network namespace
     # whose only way out is a proxy that lets through its model endpoints and the API
     network: str = OPEN
