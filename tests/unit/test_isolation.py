@@ -18,9 +18,9 @@ from claudomator.agents.claude import ClaudeRunner
 from claudomator.agents.gemini import GeminiRunner
 from claudomator.agents.registry import default_registry
 from claudomator.config import Settings, load_settings
+from claudomator.config.sections import IsolationSettings
 from claudomator.errors import ConfigError
 from claudomator.isolation.base import Access
-from claudomator.config.sections import IsolationSettings
 from claudomator.isolation.plain import PlainLauncher
 from claudomator.models import AgentConfig, Task, TaskState
 from fakes.anthropic import FakeAnthropic, Text, claude_env
