@@ -157,17 +157,45 @@ class PoolHarness:
         return [self.store.get_task(i) for i in ids]
 
 
-HANG = """
-import os, sys, time
-with open(sys.argv[1], "w") as fh:
-    fh.write(str(os.getpid()))
-time.sleep(300)
-"""
+HANG = "import time; time.sleep(300)"
+"""A command that hangs: run as ``python3 -c HANG MARKER``, found by :func:`marked_pid`."""
 
 
-def hanging_script(pidfile: Path) -> list[ToolUse | Text]:
-    """The agent runs a command whose child process writes its pid and then hangs."""
-    hang = pidfile.parent / "hang.py"
-    hang.write_text(HANG, encoding="utf-8")
-    command = f"python3 {hang} {pidfile}"
-    return [ToolUse("Bash", {"command": command, "timeout": 600000})]
+def hanging_command(marker: str) -> str:
+    """A shell command whose python3 child hangs, with ``marker`` as its last argument. It
+    needs nothing outside the sandbox, so it hangs the same confined or not."""
+    return f"python3 -c '{HANG}' {marker}"
+
+
+def hanging_script(marker: str) -> list[ToolUse | Text]:
+    """The agent runs :func:`hanging_command` (find its host pid with :func:`marked_pid`)."""
+    return [ToolUse("Bash", {"command": hanging_command(marker), "timeout": 600000})]
+
+
+def marked_pids(marker: str) -> list[int]:
+    """The host pids of the live ``python3 -c HANG marker`` processes (in any pid namespace:
+    /proc here shows a confined agent's processes under their host pids)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        words = [a.decode("utf-8", "replace") for a in argv if a]
+        ours = len(words) >= 3 and words[-2:] == [HANG, marker] and "python" in words[0]
+        if ours and pid_alive(int(entry.name)):
+            found.append(int(entry.name))
+    return found
+
+
+def marked_pid(marker: str, timeout: float = 30.0) -> int:
+    """The host pid of the hanging process ``marker`` names, once it runs."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pids = marked_pids(marker)
+        if pids:
+            return pids[0]
+        time.sleep(0.1)
+    raise AssertionError(f"no hanging process {marker} started within {timeout}s")

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from agent_harness import hanging_script, pid_alive
+from agent_harness import hanging_script, marked_pid, pid_alive
 
 from claudomator.config import load_settings
 from claudomator.models import AgentConfig, Execution, Task, TaskState, utcnow
@@ -304,8 +304,8 @@ def test_stopping_a_running_task_from_outside(
     agent_env: dict[str, str],
 ) -> None:
     project = make_repo()
-    pidfile = tmp_path / "child.pid"
-    fake.set_script(hanging_script(pidfile))
+    marker = f"hang-{tmp_path.name}"
+    fake.set_script(hanging_script(marker))
     tasks = write(
         tmp_path / "tasks.yaml",
         f"""
@@ -326,10 +326,7 @@ tasks:
     )
     try:
         task_id = wait_for_state("forever", "RUNNING", agent_env)
-        deadline = time.monotonic() + 30
-        while not pidfile.exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        child = int(pidfile.read_text())
+        child = marked_pid(marker)
         if how == "cancel":
             done = cli("cancel", task_id, env=agent_env)
             assert done.returncode == 0, done.stderr

@@ -6,6 +6,7 @@ Real SQLite, real git repositories (and bare remotes), real processes. Only the 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -21,6 +22,7 @@ from agent_harness import (  # noqa: F401  (pytest fixtures)
     fake,
     hanging_script,
     make_task,
+    marked_pid,
     pid_alive,
     user_home,
     wait_for,
@@ -161,12 +163,11 @@ async def test_hanging_agent_is_killed_with_its_children_at_the_timeout(
     tmp_path: Path,
 ) -> None:
     project = make_repo()
-    pidfile = tmp_path / "child.pid"
-    fake.set_script(hanging_script(pidfile))
+    marker = f"hang-{tmp_path.name}"
+    fake.set_script(hanging_script(marker))
     async with PoolHarness(claude_settings, store, agent_env) as h:
         [task] = h.submit(make_task(project, timeout=6))
-        await wait_for(pidfile.exists, 30)
-        child = int(pidfile.read_text())
+        child = await asyncio.to_thread(marked_pid, marker)
         assert pid_alive(child)
         [done] = await h.settle([task])
 
@@ -187,12 +188,11 @@ async def test_cancel_stops_a_running_agent(
     tmp_path: Path,
 ) -> None:
     project = make_repo()
-    pidfile = tmp_path / "child.pid"
-    fake.set_script(hanging_script(pidfile))
+    marker = f"hang-{tmp_path.name}"
+    fake.set_script(hanging_script(marker))
     async with PoolHarness(claude_settings, store, agent_env) as h:
         [task] = h.submit(make_task(project))
-        await wait_for(pidfile.exists, 30)
-        child = int(pidfile.read_text())
+        child = await asyncio.to_thread(marked_pid, marker)
         h.service.cancel(task.id[:8])
         [done] = await h.settle([task], timeout=20)
 
@@ -213,13 +213,12 @@ async def test_shutdown_requeues_running_tasks(
     tmp_path: Path,
 ) -> None:
     project = make_repo()
-    pidfile = tmp_path / "child.pid"
-    fake.set_script(hanging_script(pidfile))
+    marker = f"hang-{tmp_path.name}"
+    fake.set_script(hanging_script(marker))
     h = PoolHarness(claude_settings, store, agent_env)
     async with h:
         [task] = h.submit(make_task(project))
-        await wait_for(pidfile.exists, 30)
-        child = int(pidfile.read_text())
+        child = await asyncio.to_thread(marked_pid, marker)
     # leaving the block shut the pool down
     stopped = store.get_task(task.id)
     assert stopped.state == TaskState.QUEUED

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from agent_harness import HANG, pid_alive
+from agent_harness import hanging_command, marked_pid, pid_alive
 
 from conftest import MakeRepo, git, kept_branch
 from fakes.anthropic import FakeAnthropic, Text, ToolUse, claude_env
@@ -57,17 +57,19 @@ def wait_state(env: dict[str, str], name: str, state: str, timeout: float = 60) 
     raise AssertionError(f"{name} did not reach {state} (is {task_row(env, name)[1]})")
 
 
+@pytest.mark.parametrize("launcher", ["plain", "bubblewrap"])
 def test_kill_9_then_restart_requeues_kills_orphans_and_keeps_questions(
-    tmp_path: Path, make_repo: MakeRepo, fake: FakeAnthropic, claude_bin: str
+    launcher: str, tmp_path: Path, make_repo: MakeRepo, fake: FakeAnthropic, claude_bin: str
 ) -> None:
+    """Unconfined, the agent's tree outlives its orchestrator's kill -9 and the next one kills
+    it; confined (bwrap --die-with-parent), it dies with its orchestrator. Either way the next
+    one re-queues the lost run and keeps the asked question."""
     project = make_repo()
-    pidfile = tmp_path / "child.pid"
-    hang = tmp_path / "hang.py"
-    hang.write_text(HANG, encoding="utf-8")
+    marker = f"hang-{launcher}-{tmp_path.name}"
     fake.route(
         "TASK-HANG",
         [
-            ToolUse("Bash", {"command": f"python3 {hang} {pidfile}", "timeout": 600000}),
+            ToolUse("Bash", {"command": hanging_command(marker), "timeout": 600000}),
             ToolUse("Bash", {"command": "echo second > second.txt"}),
             Text("## Summary\nRan again after the restart."),
         ],
@@ -86,7 +88,10 @@ def test_kill_9_then_restart_requeues_kills_orphans_and_keeps_questions(
     env["CLAUDOMATOR_DATA_DIR"] = os.environ["CLAUDOMATOR_DATA_DIR"]
     env["GIT_CONFIG_GLOBAL"] = os.environ["GIT_CONFIG_GLOBAL"]
     config = tmp_path / "config.toml"
-    config.write_text(f'claude_binary_path = "{claude_bin}"\nkill_grace_seconds = 2\n')
+    config.write_text(
+        f'claude_binary_path = "{claude_bin}"\nkill_grace_seconds = 2\n'
+        f'[isolation]\nlauncher = "{launcher}"\n'
+    )
     env["CLAUDOMATOR_CONFIG"] = str(config)
     tasks = tmp_path / "tasks.yaml"
     tasks.write_text(
@@ -108,14 +113,17 @@ tasks:
     try:
         ask_id = wait_state(env, "ask", "BLOCKED")
         hang_id = wait_state(env, "hang", "RUNNING")
-        deadline = time.monotonic() + 30
-        while not pidfile.exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        child = int(pidfile.read_text())
+        child = marked_pid(marker)
         first.send_signal(signal.SIGKILL)
         first.wait(10)
         time.sleep(0.5)
-        assert pid_alive(child), "the agent's tree outlives a kill -9 of its orchestrator"
+        if launcher == "plain":
+            assert pid_alive(child), "the agent's tree outlives a kill -9 of its orchestrator"
+        else:
+            deadline = time.monotonic() + 5
+            while pid_alive(child) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert not pid_alive(child), "a confined agent dies with its orchestrator"
         assert task_row(env, "hang")[1] == "RUNNING"
 
         port = free_port()

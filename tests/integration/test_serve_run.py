@@ -126,9 +126,11 @@ def gated_pair(
     env["CLAUDOMATOR_DATA_DIR"] = str(data_dir)
     env["GIT_CONFIG_GLOBAL"] = os.environ["GIT_CONFIG_GLOBAL"]
     config = tmp_path / "config.toml"
+    # unconfined: the agents count each other through the gate's marks folder, outside
+    # their sandboxes (confinement hides it; it has its own tests, test_confined_*)
     config.write_text(
         f"max_concurrent = {max_concurrent}\nkill_grace_seconds = 2\n"
-        f'[agents.claude]\nbinary_path = "{claude_bin}"\n'
+        f'[isolation]\nlauncher = "plain"\n[agents.claude]\nbinary_path = "{claude_bin}"\n'
     )
     env["CLAUDOMATOR_CONFIG"] = str(config)
     tasks = tmp_path / "tasks.yaml"

@@ -28,12 +28,18 @@ import uvicorn
 
 from claudomator.api import create_app
 from claudomator.config import Settings
+from claudomator.config.sections import IsolationSettings
 from claudomator.process import MARK_VARIABLE
 from claudomator.service import Service
 from claudomator.store import Store
 
 CLAUDOMATOR = str(Path(sys.executable).parent / "claudomator")
 FULL = os.environ.get("CLAUDOMATOR_ROBUST_SCALE", "") == "full"
+# The fake agents here report to their tests through state dirs outside their sandboxes, which
+# confinement (rightly) hides: these tests run them unconfined (the default is "auto");
+# confinement has its own tests (test_confined_*, test_bubblewrap)
+UNCONFINED = IsolationSettings(launcher="plain")
+UNCONFINED_TOML = '[isolation]\nlauncher = "plain"\n'
 
 
 def size(ci: int, full: int) -> int:
@@ -227,7 +233,7 @@ def cli_env(tmp_path: Path, config: str = "") -> dict[str, str]:
     # reports to the test through ROBUST_STATE_DIR, outside its sandbox, which confinement
     # (rightly) hides: these tests run it unconfined; confinement has its own tests
     # (test_confined_*)
-    isolation = "" if "[isolation]" in config else '[isolation]\nlauncher = "plain"\n'
+    isolation = "" if "[isolation]" in config else UNCONFINED_TOML
     path.write_text(
         f'kill_grace_seconds = 1\n{config}\n{isolation}[agents.claude]\nbinary_path = "{agent}"\n'
     )

@@ -15,7 +15,16 @@ import time
 import urllib.request
 from pathlib import Path
 
-from robust import CLAUDOMATOR, cli_env, db_rows, free_port, size, wait_until
+from robust import (
+    CLAUDOMATOR,
+    UNCONFINED,
+    UNCONFINED_TOML,
+    cli_env,
+    db_rows,
+    free_port,
+    size,
+    wait_until,
+)
 from server_harness import DatabaseLock, gated_agent, get, get_json, runs_of, serving
 
 from claudomator.config import Settings
@@ -52,6 +61,7 @@ async def test_outcome_refused_by_a_locked_database_is_stored_once_the_lock_is_g
         update={
             "claude_binary_path": str(gated_agent(tmp_path / "bin", state)),
             "projects": (Project(name="project", dir=str(project), build_command=gate),),
+            "isolation": UNCONFINED,
         }
     )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -173,6 +183,7 @@ def test_webhook_and_health_answer_while_every_slot_runs_a_build_check(
     config.write_text(
         f'claude_binary_path = "{agent}"\nkill_grace_seconds = 1\nmax_concurrent = {slots}\n'
         f'webhook_secret = "{SECRET}"\n'
+        f"{UNCONFINED_TOML}"
         f'[[projects]]\nname = "webapp"\ndir = "{project}"\nbuild_command = {build}\n'
     )
     env = {**os.environ, "CLAUDOMATOR_CONFIG": str(config)}
