@@ -1,9 +1,12 @@
 """Human-readable lines from an agent's raw stream-json log (for ``logs`` and live progress).
 
-Both stream shapes are read: Claude Code's (``system``/``assistant``/``user``/``result``, which
-the local runner writes too) and the Gemini CLI's (``init``/``message``/``tool_use``/
-``tool_result``/``error``/``result``); see ``docs/agents.md`` §6-7. :func:`describe` reads one
-line; :class:`Transcript` reads a whole log and joins the Gemini CLI's streamed text pieces.
+Every agent's stream shape is read: Claude Code's (``system``/``assistant``/``user``/``result``,
+which Qwen Code and the local runner write too), the Gemini CLI's (``init``/``message``/
+``tool_use``/``tool_result``/``error``/``result``), Codex's (``thread.started``, ``item.*``,
+``turn.completed``/``turn.failed``, ``error``) and OpenCode's (``step_start``, ``text``,
+``tool_use`` with a ``part``, ``step_finish``, ``error``); see ``docs/agents.md``.
+:func:`describe` reads one line; :class:`Transcript` reads a whole log and joins the Gemini
+CLI's streamed text pieces.
 """
 
 from __future__ import annotations
@@ -44,7 +47,90 @@ def describe(line: str) -> str | None:
         return _tool_results(event)
     if kind == "result":
         return _result(event)
+    if isinstance(kind, str) and kind.startswith(("thread.", "turn.", "item.")):
+        return _codex(event)
+    if isinstance(event.get("part"), dict) or kind in ("step_start", "step_finish"):
+        return _opencode(event)
+    if kind == "error" and isinstance(event.get("error"), dict):
+        return _opencode(event)
     return _gemini(event)
+
+
+def _dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _codex(event: dict[str, Any]) -> str | None:
+    """A Codex CLI event (``codex exec --json``); None for the turn's start and unknown ones."""
+    kind = event.get("type")
+    if kind == "thread.started":
+        return f"session {event.get('thread_id', '?')}"
+    if kind == "turn.completed":
+        usage = _dict(event.get("usage"))
+        tokens = f"{usage.get('input_tokens', 0)} in / {usage.get('output_tokens', 0)} out"
+        return f"[done {tokens}]"
+    if kind == "turn.failed":
+        error = event.get("error")
+        text = error.get("message") if isinstance(error, dict) else error
+        return f"[error] {_short(str(text or ''))}"
+    item = event.get("item")
+    if not isinstance(item, dict):
+        return None
+    return _codex_item(str(kind), item)
+
+
+def _codex_item(kind: str, item: dict[str, Any]) -> str | None:
+    """One ``item.started``/``item.completed``: a message, a command, a file change, an error."""
+    what = item.get("type")
+    if what == "agent_message" and kind == "item.completed":
+        return _short(str(item.get("text") or "")) or None
+    if what == "reasoning" and kind == "item.completed":
+        return f"(thinking) {_short(str(item.get('text') or ''), 120)}"
+    if what == "command_execution":
+        if kind == "item.started":
+            return f"→ shell: {_short(str(item.get('command') or ''), 120)}"
+        failed = item.get("exit_code") not in (0, None) or item.get("status") == "failed"
+        output = str(item.get("aggregated_output") or "")
+        return f"  {'✗' if failed else '←'} {_short(output, 120)}".rstrip()
+    if what == "file_change" and kind == "item.completed":
+        changes = item.get("changes")
+        changes = changes if isinstance(changes, list) else []
+        paths = [
+            f"{c.get('kind', 'change')} {c.get('path', '?')}"
+            for c in changes
+            if isinstance(c, dict)
+        ]
+        return f"→ files: {_short(', '.join(paths), 120)}"
+    if what == "error":
+        return f"[warning] {_short(str(item.get('message') or ''))}"
+    return None
+
+
+def _opencode(event: dict[str, Any]) -> str | None:
+    """An OpenCode event (``opencode run --format json``); None for a step's start."""
+    kind = event.get("type")
+    part = _dict(event.get("part"))
+    if kind == "text":
+        return _short(str(part.get("text") or "")) or None
+    if kind == "tool_use":
+        state = _dict(part.get("state"))
+        call = f"→ {part.get('tool')}: {_short(_tool_input(state.get('input')), 120)}"
+        failed = state.get("status") == "error"
+        result = state.get("error") if failed else state.get("output")
+        return f"{call}\n  {'✗' if failed else '←'} {_short(str(result or ''), 120)}".rstrip()
+    if kind == "step_finish":
+        tokens = _dict(part.get("tokens"))
+        cost = part.get("cost")
+        money = f" ${cost:.4f}" if isinstance(cost, int | float) else ""
+        used = f" {tokens.get('input', 0)} in / {tokens.get('output', 0)} out"
+        return f"[step {part.get('reason', '?')}{money}{used}]"
+    if kind == "error":
+        error = _dict(event.get("error"))
+        data = _dict(error.get("data"))
+        text = data.get("message") or error.get("name") or json.dumps(error)
+        status = f" (HTTP {data['statusCode']})" if data.get("statusCode") else ""
+        return f"[error] {_short(str(text))}{status}"
+    return None
 
 
 def _result(event: dict[str, Any]) -> str:
