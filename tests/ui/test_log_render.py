@@ -104,3 +104,61 @@ def test_gemini_stream_deltas_join_and_tools_show(page: Any) -> None:
 def test_gemini_api_error_is_an_error(page: Any) -> None:
     rendered = render(page, SAMPLES / "gemini" / "gemini_err_500.jsonl")
     assert rendered["errors"], rendered["labels"]
+
+
+CODEX_RUN = [
+    '{"type":"thread.started","thread_id":"01a23343-0749-7a01-bb55-2925dc499d8a"}',
+    '{"type":"item.completed","item":{"id":"item_0","type":"error","message":"Model metadata'
+    ' for `fake-model` not found."}}',
+    '{"type":"turn.started"}',
+    '{"type":"item.completed","item":{"id":"item_1","type":"agent_message","text":"I\'ll'
+    ' create the file."}}',
+    '{"type":"item.started","item":{"id":"item_2","type":"command_execution","command":'
+    '"/bin/bash -lc \\"echo hi > hello.txt\\"","aggregated_output":"","exit_code":null,'
+    '"status":"in_progress"}}',
+    '{"type":"item.completed","item":{"id":"item_2","type":"command_execution","command":'
+    '"/bin/bash -lc \\"false\\"","aggregated_output":"boom\\n","exit_code":1,'
+    '"status":"failed"}}',
+    '{"type":"turn.completed","usage":{"input_tokens":200,"output_tokens":40}}',
+]
+
+OPENCODE_RUN = [
+    '{"type":"step_start","sessionID":"ses_1","part":{"type":"step-start"}}',
+    '{"type":"text","sessionID":"ses_1","part":{"type":"text","text":"I\'ll create the file."}}',
+    '{"type":"tool_use","sessionID":"ses_1","part":{"type":"tool","tool":"bash","state":'
+    '{"status":"completed","input":{"command":"echo hi > hello.txt","description":"Create"},'
+    '"output":"done\\n"}}}',
+    '{"type":"step_finish","sessionID":"ses_1","part":{"reason":"stop","tokens":'
+    '{"input":100,"output":20},"cost":0.0012}}',
+    '{"type":"error","sessionID":"ses_1","error":{"name":"APIError","data":'
+    '{"message":"Internal server error (fake)","statusCode":500}}}',
+]
+
+
+def test_a_codex_run_renders_its_thread_messages_commands_and_failures(page: Any) -> None:
+    rendered: dict[str, Any] = page.evaluate(RENDER, CODEX_RUN)
+    assert rendered["labels"] == [
+        "Session",
+        "Warning",
+        "Assistant",
+        "Tool call: shell",
+        "Tool error: shell",
+        "Turn finished",
+    ]
+    assert "200 tokens in, 40 out" in rendered["text"]
+    assert any("boom" in e for e in rendered["errors"])
+    assert '{"type"' not in rendered["text"]
+
+
+def test_an_opencode_run_renders_text_tool_calls_steps_and_api_errors(page: Any) -> None:
+    rendered: dict[str, Any] = page.evaluate(RENDER, OPENCODE_RUN)
+    assert rendered["labels"] == [
+        "Assistant",
+        "Tool call: bash",
+        "Tool result: bash",
+        "Step finished (stop)",
+        "Error",
+    ]
+    assert "echo hi > hello.txt" in rendered["text"]
+    assert any("Internal server error (fake) (HTTP 500)" in e for e in rendered["errors"])
+    assert '"sessionID"' not in rendered["text"]

@@ -1,5 +1,6 @@
-// An agent's stream-json log, rendered for people. Claude Code (and the local agent, which
-// writes Claude-style lines) and the Gemini CLI are understood; see docs/agents.md §6-7 and
+// An agent's stream-json log, rendered for people. Claude Code (and Qwen Code and the local
+// agent, which write Claude-style lines), the Gemini CLI, Codex (`codex exec --json`) and
+// OpenCode (`opencode run --format json`) are understood; see docs/agents.md and
 // claudomator/logview.py, which does the same for the terminal.
 
 import { h, money } from "./dom.js";
@@ -86,6 +87,11 @@ export class LogRenderer {
   render(event) {
     const type = event.type;
     if (type !== "message" || event.role !== "assistant") this.geminiText = null;
+    if (typeof type === "string" && /^(thread|turn|item)\./.test(type)) return this.codex(event);
+    const part = event.part && typeof event.part === "object" ? event.part : null;
+    if (part || type === "step_start" || type === "step_finish" || (type === "error" && event.error && typeof event.error === "object")) {
+      return this.opencode(event, part || {});
+    }
     switch (type) {
       case "system":
         return [this.system(event)];
@@ -165,6 +171,69 @@ export class LogRenderer {
       ? `${firstLine(text)}${lines > 1 ? ` (${lines} lines)` : ""}`
       : "(no output)";
     return entry(isError ? "error" : "result", label, folded(summary, text || "(no output)", { cls: "result-body" }));
+  }
+
+  codex(event) {
+    const type = event.type;
+    if (type === "thread.started") return [entry("system", "Session", `started · thread ${event.thread_id || "?"}`)];
+    if (type === "turn.completed") {
+      const usage = event.usage || {};
+      return [entry("done", "Turn finished", h("span", { class: "muted" }, `${usage.input_tokens || 0} tokens in, ${usage.output_tokens || 0} out`))];
+    }
+    if (type === "turn.failed") {
+      const error = event.error;
+      return [entry("error", "Finished with an error", pre(error && typeof error === "object" ? error.message || JSON.stringify(error) : String(error || "")))];
+    }
+    const item = event.item;
+    if (!item || typeof item !== "object") return [];
+    const done = type === "item.completed";
+    switch (item.type) {
+      case "agent_message":
+        return done ? [entry("assistant", "Assistant", pre(item.text || "", "prose"))] : [];
+      case "reasoning":
+        return done && item.text ? [entry("thinking", "Thinking", folded("Show thinking", item.text))] : [];
+      case "command_execution":
+        if (!done) return [entry("tool", "Tool call: shell", h("code", { class: "tool-main" }, item.command || ""))];
+        return [this.toolResult("shell", (item.exit_code !== null && item.exit_code !== undefined && item.exit_code !== 0) || item.status === "failed", item.aggregated_output || "")];
+      case "file_change": {
+        if (!done) return [];
+        const changes = (Array.isArray(item.changes) ? item.changes : []).filter((c) => c && typeof c === "object");
+        return [entry("tool", "Files changed", pre(changes.map((c) => `${c.kind || "change"} ${c.path || "?"}`).join("\n")))];
+      }
+      case "error":
+        return [entry("warning", "Warning", pre(item.message || ""))];
+      default:
+        return [];
+    }
+  }
+
+  opencode(event, part) {
+    switch (event.type) {
+      case "text":
+        return part.text ? [entry("assistant", "Assistant", pre(part.text, "prose"))] : [];
+      case "tool_use": {
+        const state = part.state && typeof part.state === "object" ? part.state : {};
+        const failed = state.status === "error";
+        return [
+          entry("tool", `Tool call: ${part.tool || "?"}`, ...toolInput(part.tool, state.input)),
+          this.toolResult(part.tool, failed, textOf(failed ? state.error : state.output)),
+        ];
+      }
+      case "step_finish": {
+        const tokens = part.tokens || {};
+        const bits = [`${tokens.input || 0} tokens in, ${tokens.output || 0} out`];
+        if (typeof part.cost === "number") bits.unshift(money(part.cost));
+        return [entry("done", `Step finished (${part.reason || "?"})`, h("span", { class: "muted" }, bits.join(" · ")))];
+      }
+      case "error": {
+        const error = event.error || {};
+        const data = error.data && typeof error.data === "object" ? error.data : {};
+        const status = data.statusCode ? ` (HTTP ${data.statusCode})` : "";
+        return [entry("error", "Error", pre(`${data.message || error.name || JSON.stringify(error)}${status}`))];
+      }
+      default:
+        return [];
+    }
   }
 
   geminiMessage(event) {
