@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
-from claudomator import protocol, ratelimit, tokens
+from claudomator import projects, protocol, ratelimit, tokens
 from claudomator.agents import Outcome, RunContext, Runner
 from claudomator.agents.base import unapplied_options
 from claudomator.blocking import Blocking
@@ -36,8 +36,9 @@ from claudomator.execution.plan import Plan
 from claudomator.execution.price import Priced, price
 from claudomator.execution.stop import StopReason
 from claudomator.execution.workspace import open_workspace
+from claudomator.isolation import policy
+from claudomator.isolation._select import Settled, as_selecting
 from claudomator.isolation.base import Access, Confinement, Launcher
-from claudomator.isolation.policy import confinement_for
 from claudomator.models import Execution, Interaction, Task, TaskState, utcnow
 from claudomator.notify import Notifier
 from claudomator.process import tail_file
@@ -99,7 +100,10 @@ class Attempt:
 
     async def run(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.confinement = confinement_for(self.settings)
+        refusal = await self._confine()
+        if refusal:
+            await self._finish(Priced(Outcome(TaskState.FAILED, error_msg=refusal)), Handover())
+            return
         runs = await self.access.once(self.store.executions_of, self.task.id)
         asked = await self.access.once(self.store.interactions_of, self.task.id)
         start = plan.plan_for(
@@ -156,6 +160,30 @@ class Attempt:
         if not summary and self.summarizer is not None and outcome.text:
             summary = await self.summarizer(outcome.text)
         await self._finish(priced, handover, summary)
+
+    async def _confine(self) -> str:
+        """Settle the agent's confinement (the operator's, its project's, its own), record it
+        on the execution, and say in the log when ``auto`` fell back to plain; the refusal
+        ("": none) of a launcher that cannot run here, which fails the task."""
+        known = await self.access.once(projects.all_projects, self.settings, self.store)
+        project = policy.governing_project([p for p, _ in known], self.task.agent.project_dir)
+        wanted = policy.confinement_for(self.settings, project, self.task.isolation)
+        selecting = as_selecting(self.launcher)
+        if selecting is not None:
+            origin = policy.launcher_origin(self.settings, project, self.task.isolation)
+            settled = await self._off_loop(selecting.settle, wanted, origin=origin)
+        else:  # a pool built around one launcher (tests): only that one, or none given
+            settled = _unselected(wanted, self.launcher)
+        if settled.warning:
+            logger.warning(
+                "task %s: %s", self.task.id, settled.warning, extra={"action": "isolation"}
+            )
+        self.confinement = settled.confinement
+        recorded = self.execution.model_copy(update={"confinement": settled.record})
+        self.execution = await self.access.kept(
+            "its confinement", self.store.save_execution, recorded
+        )
+        return settled.refusal
 
     async def _off_loop(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Blocking sandbox work (git, build checks) in the sandbox executor, off the loop."""
@@ -432,3 +460,17 @@ class Attempt:
     def _save_execution(self, outcome: Outcome, decided: Finish, summary: str) -> None:
         ended = decided.row(self.execution, outcome, summary, utcnow())
         self.execution = self.store.save_execution(ended)
+
+
+def _unselected(wanted: Confinement, launcher: Launcher | None) -> Settled:
+    """``wanted`` where the attempt was given no selecting launcher: it may only keep the one
+    it has (``launcher``, else whatever started the runner's agents)."""
+    have = launcher.name if launcher is not None else ""
+    if not wanted.launcher or wanted.launcher == have:
+        kept = dataclasses.replace(wanted, launcher="")
+        return Settled(kept, policy.describe(have or "the runner's launcher", kept))
+    refusal = (
+        f"this orchestrator starts agents through one launcher only ({have or 'its own'}); "
+        f"the task's confinement asks for {wanted.launcher!r}"
+    )
+    return Settled(wanted, f"refused: {refusal}", refusal=refusal)
