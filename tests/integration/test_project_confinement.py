@@ -169,3 +169,34 @@ async def test_auto_that_cannot_confine_runs_plain_with_a_warning(
         and 'project "webapp" launcher = "auto"' in m
         for m in said
     ), said
+
+
+async def test_the_orchestrator_s_own_auto_fallback_is_on_every_execution(
+    claude_settings: Settings,
+    store: Store,
+    fake: FakeAnthropic,
+    agent_env: dict[str, str],
+    make_repo: MakeRepo,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    repo = make_repo()
+    fake.set_script([ToolUse("Bash", {"command": "echo x > work.txt"}), Text("Done.")])
+    isolation = claude_settings.isolation.model_copy(update={"launcher": "auto"})
+    settings = claude_settings.model_copy(update={"isolation": isolation})
+    _without_bwrap(tmp_path, monkeypatch)  # before the orchestrator settles its own launcher
+    with caplog.at_level(logging.WARNING, logger="claudomator.execution.attempt"):
+        async with PoolHarness(settings, store, agent_env) as h:
+            [task] = h.submit(make_task(repo, "Write a file"))
+            [done] = await h.settle([task])
+
+    [run] = store.executions_of(task.id)
+    assert done.state == TaskState.COMPLETED, run.error_msg
+    assert run.confinement.startswith(
+        "plain, network open (auto: bubblewrap unavailable: bwrap is not on PATH"
+    )
+    said = [r.getMessage() for r in caplog.records if r.name == "claudomator.execution.attempt"]
+    assert any(
+        m.startswith(f"task {task.id}: agents run unconfined (plain launcher)") for m in said
+    ), said
