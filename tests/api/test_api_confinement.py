@@ -11,7 +11,7 @@ from test_api_tasks import Served
 
 from claudomator.config import Settings
 from claudomator.config.sections import IsolationSettings
-from claudomator.models import Execution
+from claudomator.models import Execution, TaskState
 from claudomator.store import Store
 from conftest import MakeRepo
 
@@ -99,3 +99,34 @@ def test_the_operator_may_let_tasks_loosen(
         assert execution["confinement"] == line
         detail = client.get(f"/api/tasks/{task['id']}").json()
         assert detail["executions"][0]["confinement"] == line
+
+
+def test_an_agent_s_subtask_is_confined_at_least_as_its_parent(
+    settings: Settings, store: Store, make_repo: MakeRepo
+) -> None:
+    from claudomator import tokens
+
+    repo = make_repo("webapp")
+    # even where the operator lets tasks loosen: an agent never loosens its own confinement
+    isolation = IsolationSettings(allow_task_override=True)
+    guarded = settings.model_copy(update={"api_token": "master", "isolation": isolation})
+    key = tokens.token_key(settings.data_dir)
+    with Served(guarded, store) as served, httpx.Client(base_url=served.url) as client:
+        master = {"Authorization": "Bearer master"}
+        body = _task(repo, launcher="bubblewrap", network="model-only")
+        [parent] = client.post("/api/tasks", json=body, headers=master).json()["tasks"]
+        store.transition(parent["id"], TaskState.RUNNING, "claimed")
+        execution = store.add_execution(Execution(task_id=parent["id"]))
+        agent = {"Authorization": f"Bearer {tokens.mint(key, parent['id'], execution.id)}"}
+        sub = {"name": "sub", "agent": {"instructions": "y"}}
+        created = client.post("/api/tasks", json=sub, headers=agent)
+        assert created.status_code == 201, created.text
+        [made] = created.json()["tasks"]
+        assert made["isolation"] == {"launcher": "bubblewrap", "network": "model-only"}
+        for field, value in (("launcher", "plain"), ("network", "open")):
+            looser = {**sub, "name": f"loose-{field}", "isolation": {field: value}}
+            refused = client.post("/api/tasks", json=looser, headers=agent)
+            assert refused.status_code == 403, refused.text
+            assert f"isolation.{field}" in refused.text
+            assert "parent task" in refused.text
+        assert len(store.list_tasks()) == 2  # the parent and the one confined subtask

@@ -249,3 +249,39 @@ def describe(launcher: str, confinement: Confinement, note: str = "") -> str:
         parts.append(f"{count} extra read-only path{'s' if count != 1 else ''}")
     text = ", ".join(parts)
     return f"{text} ({note})" if note else text
+
+
+def for_subtask(
+    settings: Settings,
+    parent_project: ProjectLayer | None,
+    parent: TaskLayer,
+    project: ProjectLayer | None,
+    task: TaskLayer,
+) -> tuple[str, str, list[tuple[str, str]]]:
+    """The launcher and network of a subtask an agent creates, never looser than its parent's
+    (whatever ``[isolation] allow_task_override`` says: an agent never loosens its own
+    confinement): a field it leaves empty gets its parent's value when its own project would
+    give less; a field it sets looser is a ``(field, message)`` problem."""
+    fields: list[str] = []
+    problems: list[tuple[str, str]] = []
+    for name, rank, below in (
+        ("launcher", launcher_rank, project_launcher),
+        ("network", network_rank, project_network),
+    ):
+        above: str = getattr(parent, name) or below(settings, parent_project)[0]
+        own: str = getattr(task, name)
+        mine = own or below(settings, project)[0]
+        if rank(mine) >= rank(above):
+            fields.append(own)
+        elif own:
+            problems.append(
+                (
+                    f"isolation.{name}",
+                    f'"{own}" is looser than its parent task\'s {name} "{above}": a subtask '
+                    "is confined at least as its parent",
+                )
+            )
+            fields.append(own)
+        else:
+            fields.append(above)
+    return fields[0], fields[1], problems
