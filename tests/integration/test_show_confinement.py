@@ -36,3 +36,31 @@ def test_show_says_how_each_execution_was_confined() -> None:
     text = " ".join(done.stdout.split())
     assert "isolation launcher bubblewrap, network model-only" in text
     assert f"confined {fell_back}" in text
+
+
+def test_run_refuses_a_task_file_that_loosens_the_confinement(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[isolation]\nnetwork = "model-only"\n', encoding="utf-8")
+    tasks = tmp_path / "tasks.yaml"
+    tasks.write_text(
+        "name: loose\nisolation:\n  network: open\nagent:\n  instructions: hi\n", encoding="utf-8"
+    )
+    env = {**os.environ, "CLAUDOMATOR_CONFIG": str(config)}
+    done = subprocess.run(
+        [CLAUDOMATOR, "run", "--dry-run", str(tasks)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert f'{tasks}:loose:isolation.network: "open" is looser than [isolation] network' in (
+        done.stderr
+    )
+    assert "nothing was stored" in done.stderr
+    store = Store.open(load_settings(env).db_path)
+    try:
+        assert store.list_tasks() == []
+    finally:
+        store.close()
