@@ -109,3 +109,34 @@ def test_the_projects_page_sets_and_keeps_a_project_s_confinement(
         page.get_by_text("is not an absolute path").wait_for()
         shot(page, "project-confinement")
     browser.problems[:] = [p for p in browser.problems if "422 (Unprocessable" not in p]
+
+
+def test_the_task_form_sets_the_isolation_and_marks_a_loosening_at_its_field(
+    browser: Browser, make_repo: MakeRepo
+) -> None:
+    repo = make_repo("webapp")
+    with serving(dict(os.environ)) as url, httpx.Client(base_url=url, timeout=30) as api:
+        project = {"name": "webapp", "dir": str(repo), "launcher": "bubblewrap"}
+        assert api.post("/api/projects", json=project).is_success
+        body = {"name": "draft", "agent": {"instructions": "x", "project_dir": str(repo)}}
+        [task] = api.post("/api/tasks?submit=false", json=body).json()["tasks"]
+        page = browser.page()
+        page.goto(f"{url}/tasks/{task['id']}/edit")
+        page.locator("summary", has_text="More options").click()
+        page.get_by_label("Launcher").select_option("plain")
+        page.get_by_role("button", name="Save changes").click()
+        problem = page.locator('[data-field="isolation.launcher"] .problem')
+        problem.wait_for()
+        assert 'is looser than project "webapp" launcher = "bubblewrap"' in problem.inner_text()
+        assert api.get(f"/api/tasks/{task['id']}").json()["task"]["isolation"]["launcher"] == ""
+        page.get_by_label("Launcher").select_option("")
+        page.get_by_label("Network").select_option("model-only")
+        page.get_by_role("button", name="Save changes").click()
+        page.wait_for_url(f"{url}/tasks/{task['id']}")
+        saved = api.get(f"/api/tasks/{task['id']}").json()["task"]
+        assert saved["isolation"] == {"launcher": "", "network": "model-only"}
+        page.locator("dl.facts", has_text="network model-only").wait_for()
+        # and the edit form shows it again, "More options" open
+        page.goto(f"{url}/tasks/{task['id']}/edit")
+        assert page.get_by_label("Network").input_value() == "model-only"
+    browser.problems[:] = [p for p in browser.problems if "422 (Unprocessable" not in p]
