@@ -142,7 +142,7 @@ def _never() -> str:
 
 def test_the_orchestrator_s_own_launcher_is_recorded_with_its_fallback() -> None:
     fell_back = choose("auto", "bwrap is not on PATH")
-    got = settle(Confinement(), fell_back, _never)
+    got = settle(Confinement(), fell_back, lambda: "bwrap is not on PATH")
     assert got.confinement.launcher == "plain"
     assert got.record == "plain, network open (auto: bubblewrap unavailable: bwrap is not on PATH)"
     assert got.warning
@@ -174,3 +174,21 @@ def test_auto_falls_back_to_plain_with_a_warning_or_confines() -> None:
     ok = settle(wanted, choose("plain", ""), lambda: "")
     assert ok.confinement.launcher == "bubblewrap"
     assert (ok.record, ok.warning) == ("bubblewrap, network open, 1 extra read-only path", "")
+
+
+def test_a_pool_around_one_launcher_keeps_it_or_refuses_another(tmp_path: Path) -> None:
+    from claudomator.execution import confine
+    from claudomator.isolation.plain import PlainLauncher
+    from claudomator.models import AgentConfig, Task
+
+    settings = _settings(tmp_path)
+    repo = Project(name="webapp", dir=str(tmp_path), launcher="bubblewrap")
+    task = Task(name="t", agent=AgentConfig(instructions="x", project_dir=str(tmp_path)))
+    asked = confine.wanted(settings, [repo], task)
+    refused = confine.settle(asked, PlainLauncher())
+    assert refused.refusal == (
+        "this orchestrator starts agents through one launcher only (plain); "
+        'project "webapp" launcher = "bubblewrap" cannot be honoured'
+    )
+    kept = confine.settle(confine.wanted(settings, [], task), PlainLauncher())
+    assert (kept.refusal, kept.record) == ("", "plain, network open")

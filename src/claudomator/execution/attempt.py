@@ -28,7 +28,7 @@ from claudomator.checker import checker_task, verdict_from
 from claudomator.config import Settings, estimate_cost
 from claudomator.delivered import where
 from claudomator.errors import ClaudomatorError, InvalidTransition, SandboxError
-from claudomator.execution import finish, health, plan
+from claudomator.execution import confine, finish, health, plan
 from claudomator.execution.access import StoreAccess
 from claudomator.execution.delivery import Delivery, release
 from claudomator.execution.finish import Finish, Handover, History
@@ -36,8 +36,6 @@ from claudomator.execution.plan import Plan
 from claudomator.execution.price import Priced, price
 from claudomator.execution.stop import StopReason
 from claudomator.execution.workspace import open_workspace
-from claudomator.isolation import policy
-from claudomator.isolation._select import Settled, as_selecting
 from claudomator.isolation.base import Access, Confinement, Launcher
 from claudomator.models import Execution, Interaction, Task, TaskState, utcnow
 from claudomator.notify import Notifier
@@ -166,14 +164,8 @@ class Attempt:
         on the execution, and say in the log when ``auto`` fell back to plain; the refusal
         ("": none) of a launcher that cannot run here, which fails the task."""
         known = await self.access.once(projects.all_projects, self.settings, self.store)
-        project = policy.governing_project([p for p, _ in known], self.task.agent.project_dir)
-        wanted = policy.confinement_for(self.settings, project, self.task.isolation)
-        selecting = as_selecting(self.launcher)
-        if selecting is not None:
-            origin = policy.launcher_origin(self.settings, project, self.task.isolation)
-            settled = await self._off_loop(selecting.settle, wanted, origin=origin)
-        else:  # a pool built around one launcher (tests): only that one, or none given
-            settled = _unselected(wanted, self.launcher)
+        asked = confine.wanted(self.settings, (p for p, _ in known), self.task)
+        settled = await self._off_loop(confine.settle, asked, self.launcher)
         if settled.warning:
             logger.warning(
                 "task %s: %s", self.task.id, settled.warning, extra={"action": "isolation"}
@@ -460,17 +452,3 @@ class Attempt:
     def _save_execution(self, outcome: Outcome, decided: Finish, summary: str) -> None:
         ended = decided.row(self.execution, outcome, summary, utcnow())
         self.execution = self.store.save_execution(ended)
-
-
-def _unselected(wanted: Confinement, launcher: Launcher | None) -> Settled:
-    """``wanted`` where the attempt was given no selecting launcher: it may only keep the one
-    it has (``launcher``, else whatever started the runner's agents)."""
-    have = launcher.name if launcher is not None else ""
-    if not wanted.launcher or wanted.launcher == have:
-        kept = dataclasses.replace(wanted, launcher="")
-        return Settled(kept, policy.describe(have or "the runner's launcher", kept))
-    refusal = (
-        f"this orchestrator starts agents through one launcher only ({have or 'its own'}); "
-        f"the task's confinement asks for {wanted.launcher!r}"
-    )
-    return Settled(wanted, f"refused: {refusal}", refusal=refusal)

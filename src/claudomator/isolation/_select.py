@@ -68,8 +68,8 @@ def settle(
     if not requested:  # the orchestrator's own, settled when it started
         own = dataclasses.replace(confinement, launcher=choice.launcher)
         note = ""
-        if choice.warning:
-            note = f"{AUTO}: {_reason(choice.warning)}"
+        if choice.warning:  # "auto" fell back to plain when the orchestrator started
+            note = f"{AUTO}: bubblewrap unavailable: {unavailable()}"
         return Settled(own, describe(choice.launcher, own, note), warning=choice.warning)
     who = origin or "the task's confinement"
     if requested not in (BUBBLEWRAP, AUTO):
@@ -94,16 +94,6 @@ def settle(
     return Settled(
         plain, describe(PLAIN, plain, f"{AUTO}: bubblewrap unavailable: {reason}"), warning
     )
-
-
-def _reason(warning: str) -> str:
-    """The reason in the orchestrator's fallback warning (:func:`claudomator.isolation._choice.
-    choose`), for the short record."""
-    marker = "bubblewrap cannot run here: "
-    if marker in warning:
-        reason = warning.split(marker, 1)[1].split("; to confine", 1)[0]
-        return f"bubblewrap unavailable: {reason}"
-    return warning
 
 
 class SelectingLauncher:
