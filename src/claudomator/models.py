@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from claudomator.errors import InvalidTransition
+from claudomator.isolation import policy
 
 
 def utcnow() -> datetime:
@@ -191,9 +192,32 @@ TASK_FIELDS = frozenset(
         "parent_task_id",
         "story_id",
         "acceptance_criteria",
+        "isolation",
     }
 )
 """The fields a task's definition sets (a task file, a request, an edit); the rest is its state."""
+
+
+class TaskIsolation(BaseModel):
+    """How a task's agent is confined, over its project's and the operator's settings
+    (:func:`claudomator.isolation.policy.confinement_for`): "" leaves a field to them. A task
+    may always tighten (plain -> auto -> bubblewrap, open -> model-only); it may loosen only
+    when ``[isolation] allow_task_override = true`` (checked at submit)."""
+
+    model_config = _WRITTEN
+
+    launcher: str = ""  # plain | bubblewrap | auto; "": the project's
+    network: str = ""  # open | model-only; "": the project's
+
+    @field_validator("launcher")
+    @classmethod
+    def _launcher(cls, value: str) -> str:
+        return policy.check_launcher(value, inherit=True)
+
+    @field_validator("network")
+    @classmethod
+    def _network(cls, value: str) -> str:
+        return policy.check_network(value, inherit=True)
 
 
 class Task(BaseModel):
@@ -217,6 +241,7 @@ class Task(BaseModel):
     question: str = ""  # the agent's question while BLOCKED (JSON text)
     cancel_requested: bool = False  # set by `cancel`; the pool running the task acts on it
     acceptance_criteria: str = ""  # if set, a checker task inspects the work once it completes
+    isolation: TaskIsolation = Field(default_factory=TaskIsolation)
     checker_for_task_id: str | None = None  # this task checks that task's delivered work
     check_verdict: str = ""  # "pass" or "fail", written by the checker task
     check_report: str = ""
@@ -292,6 +317,10 @@ class Execution(BaseModel):
     summary: str = ""
     worker_id: str = ""  # "<host>:<pid>" of the orchestrator process running it
     pid: int | None = None  # the agent's process (and process group) id
+    # the confinement the agent really got, as isolation.policy.describe says it
+    # ("bubblewrap, network model-only", "plain, network open (auto: ...)"); "" before it
+    # started (and for older rows)
+    confinement: str = ""
 
 
 class TaskCost(BaseModel):
@@ -345,6 +374,13 @@ class Project(BaseModel):
     build_command: tuple[str, ...] = ()  # argv; empty: detect (Makefile, gradlew, go.mod)
     delivery: Delivery = Delivery.AUTO
     review: bool = False  # work kept as a branch waits READY for accept / reject-with-feedback
+    # how its agents are confined, over the operator's [isolation] (docs/confinement.md):
+    # a launcher (plain | bubblewrap | auto) and a network (open | model-only), "" for the
+    # operator's; read-only paths and endpoints are added to the operator's
+    launcher: str = ""
+    network: str = ""
+    read_only_paths: tuple[str, ...] = ()  # absolute host paths (a shared package cache)
+    allowed_endpoints: tuple[str, ...] = ()  # scheme://host[:port], under network model-only
 
     @field_validator("*")
     @classmethod
@@ -360,6 +396,26 @@ class Project(BaseModel):
                 "(starting with a letter or digit), optionally as owner/name"
             )
         return value
+
+    @field_validator("launcher")
+    @classmethod
+    def _launcher(cls, value: str) -> str:
+        return policy.check_launcher(value, inherit=True)
+
+    @field_validator("network")
+    @classmethod
+    def _network(cls, value: str) -> str:
+        return policy.check_network(value, inherit=True)
+
+    @field_validator("read_only_paths")
+    @classmethod
+    def _paths(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return policy.check_paths(value)
+
+    @field_validator("allowed_endpoints")
+    @classmethod
+    def _endpoints(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return policy.check_endpoints(value)
 
 
 class Interaction(BaseModel):

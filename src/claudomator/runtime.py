@@ -30,7 +30,7 @@ from claudomator.blocking import Blocking
 from claudomator.chooser import AgentChooser
 from claudomator.config import Settings
 from claudomator.dispatch import Pool
-from claudomator.isolation._choice import resolve, with_launcher
+from claudomator.isolation._choice import resolve
 from claudomator.isolation.base import Launcher
 from claudomator.llm import LLMClient
 from claudomator.notify import Notifier
@@ -89,13 +89,14 @@ class Runtime:
         # which launcher [isolation] launcher comes to here ("auto": bubblewrap or plain); an
         # explicit bubblewrap that cannot run raises ConfigError before anything starts
         self.confinement = resolve(settings)
-        chosen = self.confinement.required()
+        self.confinement.required()
         # the one registry this orchestrator runs with: the built-ins unless one is given
         self.service = service or Service.open(settings, agents=agents)
         self.agents = agents or self.service.agents
         self.llm = LLMClient(settings.local_model)  # the process's one: closed in __aexit__
-        # every agent CLI spawn goes through it: the chosen launcher, built by the registry
-        self.launcher = self.agents.launcher(with_launcher(settings, chosen))
+        # every agent CLI spawn goes through it: the chosen launcher, built by the registry,
+        # which starts an agent whose project or task names another launcher through that one
+        self.launcher = self.agents.launcher(settings, self.confinement)
         env = dict(os.environ if base_env is None else base_env)
         runners = self.agents.runners(settings, self.launcher, llm=self.llm)
         usable = {name for name, r in probe(settings, env, self.agents).items() if r.usable}

@@ -38,6 +38,7 @@ from claudomator.models import (
     AgentConfig,
     Priority,
     Task,
+    TaskIsolation,
     check_text,
     is_text,
     new_id,
@@ -46,6 +47,7 @@ from claudomator.models import (
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _TASK_KEYS = {"id", *TASK_FIELDS}
 _AGENT_KEYS = set(AgentConfig.model_fields)
+_ISOLATION_KEYS = set(TaskIsolation.model_fields)
 # a tag is a short label: no surrounding blanks, at most 100 characters
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^\S(.*\S)?$")]
 
@@ -66,6 +68,9 @@ class _TaskSpec(BaseModel):
     parent_task_id: str | None = None
     story_id: str | None = None
     acceptance_criteria: str = ""
+    # launcher / network over the project's: tighter always, looser only if the operator lets
+    # tasks (checked at submit: claudomator.isolation.policy.override_problems)
+    isolation: TaskIsolation = Field(default_factory=TaskIsolation)
 
     @field_validator("timeout", mode="before")
     @classmethod
@@ -90,7 +95,8 @@ def _message(error: Mapping[str, Any]) -> str:
     loc = error["loc"]
     if kind == "extra_forbidden":
         key = str(loc[-1])
-        known = _AGENT_KEYS if len(loc) > 1 and loc[0] == "agent" else _TASK_KEYS
+        nested = {"agent": _AGENT_KEYS, "isolation": _ISOLATION_KEYS}
+        known = nested.get(str(loc[0]), _TASK_KEYS) if len(loc) > 1 else _TASK_KEYS
         hint = ""
         if len(loc) == 1 and key in _AGENT_KEYS:
             hint = f" (did you mean agent.{key}?)"
@@ -300,6 +306,7 @@ def _resolve(
                 parent_task_id=spec.parent_task_id,
                 story_id=spec.story_id,
                 acceptance_criteria=spec.acceptance_criteria,
+                isolation=spec.isolation,
             )
         )
     problems.extend(_cycles(tasks, source))

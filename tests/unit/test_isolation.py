@@ -20,6 +20,7 @@ from claudomator.agents.registry import default_registry
 from claudomator.config import Settings, load_settings
 from claudomator.config.sections import IsolationSettings
 from claudomator.errors import ConfigError
+from claudomator.isolation._select import SelectingLauncher
 from claudomator.isolation.base import Access
 from claudomator.isolation.plain import PlainLauncher
 from claudomator.models import AgentConfig, Task, TaskState
@@ -114,7 +115,9 @@ def test_the_registry_builds_the_configured_launcher_once_for_every_runner(tmp_p
     claude, gemini = runners["claude"], runners["gemini"]
     assert isinstance(claude, ClaudeRunner)
     assert isinstance(gemini, GeminiRunner)
-    assert isinstance(claude.launcher, PlainLauncher)
+    # the configured one, inside the launcher that picks a project's or task's own
+    assert isinstance(claude.launcher, SelectingLauncher)
+    assert isinstance(claude.launcher.own, PlainLauncher)
     assert claude.launcher is gemini.launcher
 
 

@@ -192,9 +192,13 @@ def test_an_up_to_date_database_opens_without_loading_alembic(tmp_path: Path) ->
         conn.execute("UPDATE alembic_version SET version_num = '0008_delivery_intents'")
         conn.execute("ALTER TABLE executions DROP COLUMN delivery")
         conn.execute("ALTER TABLE executions DROP COLUMN cost_known")
+        conn.execute("ALTER TABLE executions DROP COLUMN confinement")  # and 0010's
+        conn.execute("ALTER TABLE tasks DROP COLUMN isolation")
+        for column in ("launcher", "network", "read_only_paths", "allowed_endpoints"):
+            conn.execute(f"ALTER TABLE projects DROP COLUMN {column}")
     Store.open(db).close()
     with sqlite3.connect(db) as conn:
         [version] = conn.execute("SELECT version_num FROM alembic_version").fetchone()
         columns = {r[1] for r in conn.execute("PRAGMA table_info(executions)")}
     assert version == store_module.newest_revision()
-    assert {"delivery", "cost_known"} <= columns
+    assert {"delivery", "cost_known", "confinement"} <= columns

@@ -37,6 +37,8 @@ from claudomator.isolation.base import Launcher
 from claudomator.isolation.plain import PlainLauncher
 
 if TYPE_CHECKING:
+    from claudomator.isolation._choice import Choice
+    from claudomator.isolation._select import SelectingLauncher
     from claudomator.llm import LLMClient
 
 logger = logging.getLogger(__name__)
@@ -133,15 +135,21 @@ class AgentRegistry:
         return runners
 
     @staticmethod
-    def launcher(settings: Settings) -> Launcher:
-        """The launcher ``[isolation] launcher`` names (``auto`` resolved on this machine; an
-        explicit ``bubblewrap`` that cannot run is a ConfigError), new: build it once and hand
-        it to :meth:`runners` and to the one-shot calls
-        (:func:`~claudomator.agents.oneshot.ask_json`)."""
-        from claudomator.isolation._choice import chosen_settings  # "auto" resolved here
+    def launcher(settings: Settings, choice: Choice | None = None) -> SelectingLauncher:
+        """The launcher ``[isolation] launcher`` names (``auto`` resolved on this machine, or
+        ``choice``, what it already came to; an explicit ``bubblewrap`` that cannot run is a
+        ConfigError), new: build it once and hand it to :meth:`runners` and to the one-shot
+        calls (:func:`~claudomator.agents.oneshot.ask_json`). It starts a process whose
+        :class:`~claudomator.isolation.base.Access` names another launcher (a project's or a
+        task's) through that one, built when first needed
+        (:class:`~claudomator.isolation._select.SelectingLauncher`)."""
+        from claudomator.isolation._choice import resolve, with_launcher  # "auto" resolved here
+        from claudomator.isolation._select import SelectingLauncher
 
-        chosen = chosen_settings(settings)
-        return build_launcher(chosen.isolation.launcher, chosen)
+        choice = choice or resolve(settings)
+        chosen = with_launcher(settings, choice.required())
+        own = build_launcher(chosen.isolation.launcher, chosen)
+        return SelectingLauncher(settings, choice, own)
 
 
 def _declared_paths(runner: type[CliRunner]) -> Callable[[Mapping[str, str]], tuple[Path, ...]]:

@@ -12,12 +12,14 @@ from pydantic import BaseModel, Field, field_validator
 
 from claudomator.checker import CheckStatus
 from claudomator.errors import NotFound, Problem
+from claudomator.isolation import policy
 from claudomator.logs import MAX_READ, LogFile
 from claudomator.models import (
     Execution,
     Interaction,
     Task,
     TaskEvent,
+    TaskIsolation,
     TaskState,
     check_text,
     is_text,
@@ -133,6 +135,27 @@ def _relative_projects(document: object) -> list[Problem]:
     return problems
 
 
+def _confined_as_parent(service: Service, parent_id: str, tasks: list[Task]) -> list[Task]:
+    """An agent's subtasks, each confined at least as its parent (an empty isolation field
+    takes the parent's when the subtask's project would give less); 403 naming the field for
+    one that asks for less."""
+    parent = service.get(parent_id)
+    known = [p for p, _ in service.projects()]
+    above = policy.governing_project(known, parent.agent.project_dir)
+    confined = []
+    for task in tasks:
+        project = policy.governing_project(known, task.agent.project_dir)
+        launcher, network, problems = policy.for_subtask(
+            service.settings, above, parent.isolation, project, task.isolation
+        )
+        if problems:
+            field, message = problems[0]
+            raise HTTPException(status_code=403, detail=f"{field}: task {task.name!r}: {message}")
+        isolation = TaskIsolation(launcher=launcher, network=network)
+        confined.append(task.model_copy(update={"isolation": isolation}))
+    return confined
+
+
 def task_routes(service: Service) -> APIRouter:
     router = APIRouter(prefix="/api/tasks", tags=["tasks"])
 
@@ -160,7 +183,7 @@ def task_routes(service: Service) -> APIRouter:
             made = service.as_subtasks(agent_task, tasks)
             if isinstance(made, SubtaskRefusal):
                 raise HTTPException(status_code=403, detail=f"{made.field}: {made.message}")
-            tasks = made
+            tasks = _confined_as_parent(service, agent_task, made)
         return TaskList(tasks=_views(service, service.submit(tasks, queue=submit)))
 
     @router.get("", response_model=TaskList)

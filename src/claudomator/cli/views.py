@@ -251,6 +251,7 @@ def _print_task(
         ("created", task.created_at.isoformat(timespec="seconds")),
         ("budget", f"${task.agent.max_budget_usd:g}" if task.agent.max_budget_usd else ""),
         ("cost", _total_cost(task, cost)),
+        ("isolation", _isolation_text(task)),
     ]
     for key, value in rows:
         if value:
@@ -283,6 +284,7 @@ def _print_task(
             ("cost", execution_cost_text(execution)),
             ("tokens", f"{execution.tokens_in} in / {execution.tokens_out} out"),
             ("sandbox", _sandbox_text(execution.sandbox_dir)),
+            ("confined", execution.confinement),  # as the agent really ran
             ("stdout", execution.stdout_path),
         ]
         for key, value in details:
@@ -307,6 +309,12 @@ def _print_task(
             done = execution.status == TaskState.COMPLETED
             console.print(f"  [dim]{'note' if done else 'error':>10}[/] ", end="")
             console.print(execution.error_msg, markup=False, style="yellow" if done else "red")
+
+
+def _isolation_text(task: Task) -> str:
+    """The task's own confinement settings ("" when it leaves them to its project)."""
+    fields = (("launcher", task.isolation.launcher), ("network", task.isolation.network))
+    return ", ".join(f"{key} {value}" for key, value in fields if value)
 
 
 def _sandbox_text(sandbox_dir: str) -> str:

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
-from claudomator import protocol, ratelimit, tokens
+from claudomator import projects, protocol, ratelimit, tokens
 from claudomator.agents import Outcome, RunContext, Runner
 from claudomator.agents.base import unapplied_options
 from claudomator.blocking import Blocking
@@ -28,7 +28,7 @@ from claudomator.checker import checker_task, verdict_from
 from claudomator.config import Settings, estimate_cost
 from claudomator.delivered import where
 from claudomator.errors import ClaudomatorError, InvalidTransition, SandboxError
-from claudomator.execution import finish, health, plan
+from claudomator.execution import confine, finish, health, plan
 from claudomator.execution.access import StoreAccess
 from claudomator.execution.delivery import Delivery, release
 from claudomator.execution.finish import Finish, Handover, History
@@ -37,7 +37,6 @@ from claudomator.execution.price import Priced, price
 from claudomator.execution.stop import StopReason
 from claudomator.execution.workspace import open_workspace
 from claudomator.isolation.base import Access, Confinement, Launcher
-from claudomator.isolation.policy import confinement_for
 from claudomator.models import Execution, Interaction, Task, TaskState, utcnow
 from claudomator.notify import Notifier
 from claudomator.process import tail_file
@@ -99,7 +98,10 @@ class Attempt:
 
     async def run(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.confinement = confinement_for(self.settings)
+        refusal = await self._confine()
+        if refusal:
+            await self._finish(Priced(Outcome(TaskState.FAILED, error_msg=refusal)), Handover())
+            return
         runs = await self.access.once(self.store.executions_of, self.task.id)
         asked = await self.access.once(self.store.interactions_of, self.task.id)
         start = plan.plan_for(
@@ -156,6 +158,24 @@ class Attempt:
         if not summary and self.summarizer is not None and outcome.text:
             summary = await self.summarizer(outcome.text)
         await self._finish(priced, handover, summary)
+
+    async def _confine(self) -> str:
+        """Settle the agent's confinement (the operator's, its project's, its own), record it
+        on the execution, and say in the log when ``auto`` fell back to plain; the refusal
+        ("": none) of a launcher that cannot run here, which fails the task."""
+        known = await self.access.once(projects.all_projects, self.settings, self.store)
+        asked = confine.wanted(self.settings, (p for p, _ in known), self.task)
+        settled = await self._off_loop(confine.settle, asked, self.launcher)
+        if settled.warning:
+            logger.warning(
+                "task %s: %s", self.task.id, settled.warning, extra={"action": "isolation"}
+            )
+        self.confinement = settled.confinement
+        recorded = self.execution.model_copy(update={"confinement": settled.record})
+        self.execution = await self.access.kept(
+            "its confinement", self.store.save_execution, recorded
+        )
+        return settled.refusal
 
     async def _off_loop(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Blocking sandbox work (git, build checks) in the sandbox executor, off the loop."""

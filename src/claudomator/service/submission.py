@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from claudomator.errors import NotFound, Problem, TaskFileError, ValidationError
+from claudomator.isolation import policy
 from claudomator.models import Task, TaskState
+from claudomator.projects import all_projects
 from claudomator.service.core import refusing, same_dir
 from claudomator.service.queries import Queries
 
@@ -82,7 +84,8 @@ class Submission(Queries):
     ) -> tuple[list[Task], list[Problem]]:
         """What the settings and the store say about ``tasks``, before storing them.
 
-        A project_dir must lie in ``workspace_root`` (when set); ids must be new; a
+        A project_dir must lie in ``workspace_root`` (when set); ``isolation`` must not loosen
+        the project's confinement unless ``[isolation] allow_task_override``; ids must be new; a
         ``depends_on`` or ``parent_task_id`` outside the batch must name a stored task (its id,
         a unique id prefix or a unique name: see :meth:`resolve_id`), and is replaced by its
         full id; a story must exist. Returns the tasks so resolved and every problem found.
@@ -90,6 +93,10 @@ class Submission(Queries):
         batch = {t.id for t in tasks}
         existing = self.store.states_of(batch)
         root = self.settings.workspace_root
+        # the projects, read once, when a task sets its own confinement (to check it loosens
+        # nothing its project gives unless the operator lets tasks)
+        overriding = any(t.isolation.launcher or t.isolation.network for t in tasks)
+        known = [p for p, _ in all_projects(self.settings, self.store)] if overriding else []
         problems: list[Problem] = []
         checked: list[Task] = []
         for task in tasks:
@@ -102,6 +109,12 @@ class Submission(Queries):
                 problem("agent.project_dir", f"{where} is outside workspace_root {root}")
             if task.id in existing:
                 problem("id", f"a task with id {task.id!r} already exists")
+            if overriding:
+                project = policy.governing_project(known, task.agent.project_dir)
+                for field, message in policy.override_problems(
+                    self.settings, project, task.isolation
+                ):
+                    problem(field, message)
             depends: list[str] = []
             for dep in task.depends_on:
                 target, why = (dep, "") if dep in batch else self._reference(dep)

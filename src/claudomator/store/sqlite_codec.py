@@ -18,6 +18,7 @@ COLUMNS: dict[str, dict[str, Kind]] = {
         "agent": "json",
         "tags": "json",
         "depends_on": "json",
+        "isolation": "json",
         "created_at": "time",
         "updated_at": "time",
     },

@@ -59,6 +59,8 @@ tasks = sa.Table(
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     # ``agent.project_dir`` copied out of the JSON, for an indexed filter ("" without a project)
     sa.Column("project_dir", sa.Text, nullable=False, server_default="", index=True),
+    # models.TaskIsolation (launcher, network; "" each: the project's)
+    sa.Column("isolation", sa.JSON, nullable=False, server_default="{}"),
 )
 
 # One row per tag of a task, for an indexed filter (``tasks.tags`` keeps the order).
@@ -96,6 +98,8 @@ executions = sa.Table(
     sa.Column("summary", sa.Text, nullable=False),
     sa.Column("worker_id", sa.String(255), nullable=False),
     sa.Column("pid", sa.Integer, nullable=True),
+    # what confinement the agent really got (isolation.policy.describe); "" before it started
+    sa.Column("confinement", sa.Text, nullable=False, server_default=""),
 )
 
 task_events = sa.Table(
@@ -154,6 +158,11 @@ projects = sa.Table(
     sa.Column("delivery", sa.String(16), nullable=False),
     sa.Column("review", sa.Boolean, nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
+    # how its agents are confined ("" each: the operator's [isolation]); lists as JSON
+    sa.Column("launcher", sa.String(32), nullable=False, server_default=""),
+    sa.Column("network", sa.String(32), nullable=False, server_default=""),
+    sa.Column("read_only_paths", sa.JSON, nullable=False, server_default="[]"),
+    sa.Column("allowed_endpoints", sa.JSON, nullable=False, server_default="[]"),
 )
 
 stories = sa.Table(

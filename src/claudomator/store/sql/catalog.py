@@ -27,12 +27,7 @@ class CatalogQueries(SqlBase):
 
     def save_project(self, project: Project, *, create: bool) -> Project:
         """Insert (``create``) or replace a project; NotFound / StoreError on a clash."""
-        row = {
-            "dir": project.dir,
-            "build_command": list(project.build_command),
-            "delivery": project.delivery.value,
-            "review": project.review,
-        }
+        row = conv.project_row(project)
         if create:
             try:
                 with self._tx() as conn:

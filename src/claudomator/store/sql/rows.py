@@ -22,6 +22,7 @@ from claudomator.models import (
     Task,
     TaskCost,
     TaskEvent,
+    TaskIsolation,
     TaskState,
 )
 
@@ -50,6 +51,7 @@ def task_row(task: Task) -> dict[str, Any]:
         "created_at": task.created_at,
         "updated_at": task.updated_at,
         "project_dir": task.agent.project_dir,
+        "isolation": task.isolation.model_dump(mode="json"),
     }
 
 
@@ -91,7 +93,22 @@ def task_from(row: Mapping[Any, Any]) -> Task:
         check_report=row["check_report"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        isolation=TaskIsolation.model_validate(row.get("isolation") or {}),
     )
+
+
+def project_row(project: Project) -> dict[str, Any]:
+    """A project's row, but for its name and creation time."""
+    return {
+        "dir": project.dir,
+        "build_command": list(project.build_command),
+        "delivery": project.delivery.value,
+        "review": project.review,
+        "launcher": project.launcher,
+        "network": project.network,
+        "read_only_paths": list(project.read_only_paths),
+        "allowed_endpoints": list(project.allowed_endpoints),
+    }
 
 
 def project_from(row: Mapping[Any, Any]) -> Project:
@@ -101,6 +118,10 @@ def project_from(row: Mapping[Any, Any]) -> Project:
         build_command=tuple(row["build_command"]),
         delivery=Delivery(row["delivery"]),
         review=bool(row["review"]),
+        launcher=row.get("launcher") or "",
+        network=row.get("network") or "",
+        read_only_paths=tuple(row.get("read_only_paths") or ()),
+        allowed_endpoints=tuple(row.get("allowed_endpoints") or ()),
     )
 
 

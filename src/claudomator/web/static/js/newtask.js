@@ -88,6 +88,18 @@ export function taskForm({ projects, stories, errors, buttons, elaborate: withEl
     skip: h("input", { name: "agent.skip_planning", type: "checkbox" }),
     temperature: input("agent.temperature", { type: "number", min: "0", max: "2", step: "0.1", inputmode: "decimal" }),
     max_tokens: input("agent.max_tokens", { type: "number", min: "1", step: "1", inputmode: "numeric" }),
+    // over the project's confinement: tighter always, looser only if the operator lets tasks
+    launcher: select("isolation.launcher", [
+      ["", "The project's"],
+      ["bubblewrap", "bubblewrap — confined"],
+      ["auto", "auto — bubblewrap where it can run"],
+      ["plain", "plain — unconfined"],
+    ]),
+    network: select("isolation.network", [
+      ["", "The project's"],
+      ["model-only", "model-only — the model's endpoints and the API only"],
+      ["open", "open — the host's network"],
+    ]),
   };
   const otherDir = field("Project directory", f.project_dir, "An absolute path on the server.");
   const syncProject = () => {
@@ -144,6 +156,7 @@ export function taskForm({ projects, stories, errors, buttons, elaborate: withEl
         field("Append to the system prompt", f.append),
         h("div", { class: "grid2" }, field("Additional CLI arguments", f.args), field("Context files", f.context, "Comma-separated, relative to the project.")),
         h("div", { class: "grid2" }, field("Temperature", f.temperature), field("Max tokens", f.max_tokens)),
+        h("div", { class: "grid2" }, field("Launcher", f.launcher, "A task may tighten its project's; loosening needs [isolation] allow_task_override."), field("Network", f.network)),
         h("div", { class: "field check" }, h("label", {}, f.skip, " Skip the planning preamble (the agent is not told about Claudomator's environment)")),
       ),
     ),
@@ -183,6 +196,10 @@ export function taskForm({ projects, stories, errors, buttons, elaborate: withEl
     set(task, "depends_on", list(f.depends_on.value));
     set(task, "parent_task_id", f.parent.value.trim());
     set(task, "acceptance_criteria", f.acceptance.value);
+    const isolation = {};
+    set(isolation, "launcher", f.launcher.value);
+    set(isolation, "network", f.network.value);
+    if (Object.keys(isolation).length) task.isolation = isolation;
     return task;
   }
 
@@ -241,10 +258,12 @@ export function taskForm({ projects, stories, errors, buttons, elaborate: withEl
     f.story.value = task.story_id || "";
     f.depends_on.value = joined(task.depends_on);
     f.parent.value = task.parent_task_id || "";
+    f.launcher.value = task.isolation?.launcher || "";
+    f.network.value = task.isolation?.network || "";
     f.project.value = agent.project_dir ? f.project.value : SCRATCH;
     syncProject();
     // something set that only "More options" shows: open it, so the edit shows it
-    const more = [f.depends_on, f.parent, f.budget, f.allowed, f.disallowed, f.append, f.args, f.context, f.temperature, f.max_tokens];
+    const more = [f.depends_on, f.parent, f.budget, f.allowed, f.disallowed, f.append, f.args, f.context, f.temperature, f.max_tokens, f.launcher, f.network];
     if (more.some((input) => input.value) || f.skip.checked || f.permission.value !== "bypassPermissions") {
       form.querySelector("details.advanced").open = true;
     }
@@ -263,6 +282,7 @@ export function taskForm({ projects, stories, errors, buttons, elaborate: withEl
       depends_on: list(f.depends_on.value),
       parent_task_id: f.parent.value.trim() || null,
       acceptance_criteria: f.acceptance.value,
+      isolation: { launcher: f.launcher.value, network: f.network.value },
       agent: {
         instructions: f.instructions.value,
         type: f.type.value,

@@ -7,6 +7,17 @@ function words(text) {
   return text.trim() ? text.trim().split(/\s+/) : [];
 }
 
+// A project's confinement settings, for its card.
+function confinementText(p) {
+  const parts = [
+    `launcher ${p.launcher || "as configured"}`,
+    `network ${p.network || "as configured"}`,
+    p.read_only_paths?.length ? `read-only ${p.read_only_paths.join(", ")}` : "",
+    p.allowed_endpoints?.length ? `endpoints ${p.allowed_endpoints.join(", ")}` : "",
+  ];
+  return parts.filter(Boolean).join("; ");
+}
+
 export async function render(main, { signal }) {
   setTitle("Projects");
   const listing = h("div");
@@ -22,6 +33,24 @@ export async function render(main, { signal }) {
     h("option", { value: "branch" }, "branch — claudomator/<short id>-<name> in the repository"),
   );
   const review = h("input", { name: "review", type: "checkbox" });
+  // how its agents are confined, over the operator's [isolation] ("" : the operator's)
+  const launcher = h(
+    "select",
+    { name: "launcher" },
+    h("option", { value: "" }, "the operator's ([isolation] launcher)"),
+    h("option", { value: "bubblewrap" }, "bubblewrap — confined (fails where bwrap cannot run)"),
+    h("option", { value: "auto" }, "auto — bubblewrap where it can run, else plain with a warning"),
+    h("option", { value: "plain" }, "plain — unconfined"),
+  );
+  const network = h(
+    "select",
+    { name: "network" },
+    h("option", { value: "" }, "the operator's ([isolation] network)"),
+    h("option", { value: "open" }, "open — the host's network"),
+    h("option", { value: "model-only" }, "model-only — only the model's endpoints, the API and those below"),
+  );
+  const readOnly = h("input", { name: "read_only_paths", type: "text", placeholder: "/srv/cache/npm", autocomplete: "off" });
+  const endpoints = h("input", { name: "allowed_endpoints", type: "text", placeholder: "https://registry.npmjs.org", autocomplete: "off" });
   const save = h("button", { type: "submit" }, "Add project");
   const cancelEdit = h("button", { type: "button", class: "secondary", hidden: true }, "Cancel editing");
   let editing = null;
@@ -34,6 +63,10 @@ export async function render(main, { signal }) {
     field("Build command", build, "Arguments separated by spaces; empty: detect (make build, ./gradlew build, go build)."),
     field("Delivery", delivery),
     h("div", { class: "field check" }, h("label", {}, review, " Review work before it counts (tasks wait in READY for accept or reject)")),
+    field("Launcher", launcher, "How its agents (and their build checks) are started."),
+    field("Network", network),
+    field("Read-only paths", readOnly, "Absolute paths separated by spaces, added to the operator's (a shared package cache)."),
+    field("Allowed endpoints", endpoints, "scheme://host[:port] separated by spaces, reachable under model-only."),
     errors,
     h("div", { class: "row" }, save, cancelEdit),
   );
@@ -84,6 +117,10 @@ export async function render(main, { signal }) {
                         build.value = p.build_command.join(" ");
                         delivery.value = p.delivery;
                         review.checked = p.review;
+                        launcher.value = p.launcher || "";
+                        network.value = p.network || "";
+                        readOnly.value = (p.read_only_paths || []).join(" ");
+                        endpoints.value = (p.allowed_endpoints || []).join(" ");
                         save.textContent = "Save project";
                         form.querySelector("h2").textContent = `Edit ${p.name}`;
                         cancelEdit.hidden = false;
@@ -125,6 +162,8 @@ export async function render(main, { signal }) {
               h("dd", {}, p.review ? "yes: work waits in READY" : "no"),
               h("dt", {}, "Build"),
               h("dd", {}, p.build_command.length ? h("code", {}, p.build_command.join(" ")) : "detected"),
+              h("dt", {}, "Confinement"),
+              h("dd", { class: "confinement" }, confinementText(p)),
             ),
             h("div", { class: "row" }, link(`/?project=${encodeURIComponent(p.name)}`, "Tasks"), link(`/new?project=${encodeURIComponent(p.name)}`, "New task"), buttons),
             rowErrors,
@@ -142,6 +181,10 @@ export async function render(main, { signal }) {
       build_command: words(build.value),
       delivery: delivery.value,
       review: review.checked,
+      launcher: launcher.value,
+      network: network.value,
+      read_only_paths: words(readOnly.value),
+      allowed_endpoints: words(endpoints.value),
     };
     await busy(save, errors, async () => {
       if (editing) await api("PUT", `/api/projects/${encodeURIComponent(editing)}`, project);

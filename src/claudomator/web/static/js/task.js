@@ -102,6 +102,18 @@ export function deliveryWhere(record) {
   return { text: "no new commits; nothing delivered", command: "" };
 }
 
+// A task's own confinement settings ("" when it leaves them to its project).
+export function isolationText(isolation) {
+  if (!isolation) return "";
+  return [isolation.launcher && `launcher ${isolation.launcher}`, isolation.network && `network ${isolation.network}`].filter(Boolean).join(", ");
+}
+
+// Whether an execution's recorded confinement is one to warn about: auto fell back to plain,
+// or the launcher asked for could not run here.
+export function unconfinedWarning(confinement) {
+  return Boolean(confinement) && (confinement.includes("(auto:") || confinement.startsWith("refused:"));
+}
+
 function latestDelivery(executions) {
   const records = executions.map((e) => e.delivery).filter(Boolean);
   return records.filter((r) => r.how !== "nothing").at(-1) || records.at(-1) || null;
@@ -374,6 +386,8 @@ export async function render(main, { params, signal, navigate }) {
         ["Agent", agentText],
         ["Why this agent", choice ? `${choice.agent}: ${choice.reason}` : task.agent.type ? "set on the task" : ""],
         ["Project", task.agent.project_dir || "a scratch repository"],
+        ["Isolation", isolationText(task.isolation)],
+        ["Confinement", latest?.confinement || ""],
         ["Delivered", deliveredNode(latestDelivery(executions))],
         ["Priority", task.priority],
         ["Timeout", task.timeout ? seconds(task.timeout) : "default"],
@@ -430,6 +444,7 @@ export async function render(main, { params, signal, navigate }) {
         h("td", e.end_time ? {} : { dataset: { tickSince: e.start_time } }, e.end_time ? duration(e.start_time, e.end_time) : `running ${duration(e.start_time)}`),
         h("td", {}, executionCost(e)),
         h("td", {}, `${e.tokens_in} / ${e.tokens_out}`),
+        h("td", { class: "confinement" }, e.confinement || "—"),
         h(
           "td",
           {},
@@ -465,7 +480,7 @@ export async function render(main, { params, signal, navigate }) {
         h(
           "table",
           {},
-          h("thead", {}, h("tr", {}, ["#", "Status", "Agent", "Started", "Took", "Cost", "Tokens in / out", "Commits", ""].map((c) => h("th", { scope: "col" }, c)))),
+          h("thead", {}, h("tr", {}, ["#", "Status", "Agent", "Started", "Took", "Cost", "Tokens in / out", "Confined", "Commits", ""].map((c) => h("th", { scope: "col" }, c)))),
           h("tbody", {}, rows),
         ),
       ),
@@ -474,6 +489,10 @@ export async function render(main, { params, signal, navigate }) {
     // an execution that started without the checkout's uncommitted changes says so
     executions.forEach((e, index) => {
       if (notes[e.id]) runs.append(h("p", { class: "note checkout-note" }, h("strong", {}, `Note on #${index + 1}: `), notes[e.id]));
+    });
+    // an agent that ran unconfined because "auto" found no bubblewrap (or could not start)
+    executions.forEach((e, index) => {
+      if (unconfinedWarning(e.confinement)) runs.append(h("p", { class: "note confinement-note", role: "note" }, h("strong", {}, `Confinement of #${index + 1}: `), e.confinement));
     });
   }
 
