@@ -11,6 +11,7 @@ import pytest
 from agent_harness import PoolHarness, make_task, pid_alive, process_tree, wait_for
 
 from claudomator.config import Settings
+from claudomator.config.sections import IsolationSettings
 from claudomator.models import Project, TaskState
 from claudomator.store import Store
 from conftest import MakeRepo
@@ -35,7 +36,12 @@ async def _cancel_confined(
     repo = make_repo()
     project = Project(name="webapp", dir=str(repo), launcher="bubblewrap")
     plain = settings.model_copy(
-        update={"claude_binary_path": str(binary), "kill_grace_seconds": 30, "projects": (project,)}
+        update={
+            "claude_binary_path": str(binary),
+            "kill_grace_seconds": 30,
+            "projects": (project,),
+            "isolation": IsolationSettings(launcher="plain"),
+        }
     )
     assert plain.isolation.launcher == "plain"
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
@@ -66,12 +72,6 @@ async def test_cancelling_a_project_confined_agent_leaves_nothing(
     assert not [p for p in before if pid_alive(p)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="process/agent.py AgentProcess._confined looks at the launcher's name only (here "
-    "the plain orchestrator's), not at Access.launcher: the SIGTERM goes to bwrap's group, "
-    "bwrap dies and SIGKILLs the agent without its grace",
-)
 async def test_cancelling_a_project_confined_agent_gives_it_its_sigterm(
     settings: Settings, store: Store, make_repo: MakeRepo, tmp_path: Path
 ) -> None:

@@ -25,10 +25,13 @@ from agent_harness import (  # noqa: F401  (pytest fixtures)
 )
 
 from claudomator.config import Settings
+from claudomator.config.sections import IsolationSettings
 from claudomator.models import Project, TaskIsolation, TaskState
 from claudomator.store import Store
 from conftest import MakeRepo, git, kept_branch
 from fakes.anthropic import FakeAnthropic, Text, ToolUse
+
+PLAIN = IsolationSettings(launcher="plain")  # the orchestrator's own: unconfined
 
 pytestmark = [
     pytest.mark.cli,
@@ -72,7 +75,7 @@ async def test_a_project_or_task_confines_its_agent_under_a_plain_orchestrator(
     fake.set_script(_script(secret))
     launcher = "bubblewrap" if who == "project" else ""
     project = Project(name="webapp", dir=str(repo), launcher=launcher)
-    settings = claude_settings.model_copy(update={"projects": (project,)})
+    settings = claude_settings.model_copy(update={"projects": (project,), "isolation": PLAIN})
     assert settings.isolation.launcher == "plain"
     isolation = TaskIsolation(launcher="bubblewrap" if who == "task" else "")
     async with PoolHarness(settings, store, agent_env) as h:
@@ -119,7 +122,7 @@ async def test_an_explicit_bubblewrap_that_cannot_run_fails_the_task(
     repo = make_repo()
     fake.set_script([ToolUse("Bash", {"command": "touch ran.txt"}), Text("Done.")])
     project = Project(name="webapp", dir=str(repo), launcher="bubblewrap")
-    settings = claude_settings.model_copy(update={"projects": (project,)})
+    settings = claude_settings.model_copy(update={"projects": (project,), "isolation": PLAIN})
     async with PoolHarness(settings, store, agent_env) as h:
         _without_bwrap(tmp_path, monkeypatch)
         [task] = h.submit(make_task(repo, "Touch a file"))
@@ -150,7 +153,7 @@ async def test_auto_that_cannot_confine_runs_plain_with_a_warning(
     repo = make_repo()
     fake.set_script(_script(secret))
     project = Project(name="webapp", dir=str(repo), launcher="auto")
-    settings = claude_settings.model_copy(update={"projects": (project,)})
+    settings = claude_settings.model_copy(update={"projects": (project,), "isolation": PLAIN})
     async with PoolHarness(settings, store, agent_env) as h:
         _without_bwrap(tmp_path, monkeypatch)
         with caplog.at_level(logging.WARNING, logger="claudomator.execution.attempt"):

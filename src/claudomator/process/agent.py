@@ -127,7 +127,7 @@ class AgentProcess:
             self.argv[0],
             self._proc.pid,
             self.cwd,
-            self.launcher.name,
+            self.access.launcher or self.launcher.name,
             extra={"action": "agent_start"},
         )
         self._reader = asyncio.create_task(self._pump_stdout())
@@ -268,8 +268,10 @@ class AgentProcess:
     @property
     def _confined(self) -> bool:
         """Whether the agent may have a pid namespace of the launcher's: not under ``plain``,
-        where a namespace below the agent is one it made itself, and the group is signalled."""
-        return self.launcher.name != PlainLauncher.name
+        where a namespace below the agent is one it made itself, and the group is signalled.
+        The process's own launcher counts (``Access.launcher``: a project's or task's), else
+        the orchestrator's."""
+        return (self.access.launcher or self.launcher.name) != PlainLauncher.name
 
     async def _clear_namespaces(self) -> None:
         """SIGKILL whatever is still in the pid namespaces the stop found (the launcher is gone:
