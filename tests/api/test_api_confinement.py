@@ -24,11 +24,19 @@ def _task(project: Path, **isolation: str) -> dict[str, object]:
     }
 
 
+TOKEN = "operator-token"
+
+
 def test_a_project_sets_its_confinement_and_bad_values_name_the_field(
     settings: Settings, store: Store, make_repo: MakeRepo
 ) -> None:
     repo = make_repo("webapp")
-    with Served(settings, store) as served, httpx.Client(base_url=served.url) as client:
+    guarded = settings.model_copy(update={"api_token": TOKEN})
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    with (
+        Served(guarded, store) as served,
+        httpx.Client(base_url=served.url, headers=auth) as client,
+    ):
         body = {
             "name": "webapp",
             "dir": str(repo),
@@ -55,6 +63,37 @@ def test_a_project_sets_its_confinement_and_bad_values_name_the_field(
             assert field in bad.text
             assert said in bad.text
         assert client.get("/api/projects/webapp").json()["launcher"] == "bubblewrap"
+
+
+def test_an_open_api_never_loosens_a_project_s_confinement(
+    settings: Settings, store: Store, make_repo: MakeRepo
+) -> None:
+    """Without api_token any local process can use the API, a confined agent too: it may set a
+    project as tight as the operator's [isolation] or tighter, never looser, nor widen what its
+    agents may read or reach."""
+    repo = make_repo("webapp")
+    operator = settings.model_copy(
+        update={"isolation": IsolationSettings(launcher="bubblewrap", network="model-only")}
+    )
+    with Served(operator, store) as served, httpx.Client(base_url=served.url) as client:
+        base = {"name": "webapp", "dir": str(repo)}
+        for field, value in [
+            ("launcher", "plain"),
+            ("launcher", "auto"),
+            ("network", "open"),
+            ("read_only_paths", ["/root"]),
+            ("allowed_endpoints", ["https://evil.example"]),
+        ]:
+            refused = client.post("/api/projects", json={**base, field: value})
+            assert refused.status_code == 422, refused.text
+            assert refused.json()["error"].startswith(f"{field}: ")
+            assert "set api_token" in refused.text
+            assert client.get("/api/projects/webapp").status_code == 404  # nothing stored
+        same = client.post("/api/projects", json={**base, "launcher": "bubblewrap"})
+        assert same.status_code == 201, same.text
+        looser = client.put("/api/projects/webapp", json={**base, "network": "open"})
+        assert looser.status_code == 422, looser.text
+        assert client.get("/api/projects/webapp").json()["network"] == ""
 
 
 def test_a_task_may_tighten_but_not_loosen_its_project_s_confinement(

@@ -72,11 +72,22 @@ def test_the_task_page_shows_each_execution_s_confinement(browser: Browser) -> N
 
 
 def test_the_projects_page_sets_and_keeps_a_project_s_confinement(
-    browser: Browser, make_repo: MakeRepo
+    browser: Browser, make_repo: MakeRepo, tmp_path: Path
 ) -> None:
+    """With api_token (an open API may not widen a project's confinement: an agent could use
+    it), the page sets, keeps and checks a project's confinement."""
     repo = make_repo("webapp")
-    with serving(dict(os.environ)) as url, httpx.Client(base_url=url, timeout=30) as api:
+    config = tmp_path / "config.toml"
+    config.write_text('api_token = "tok"\n', encoding="utf-8")
+    env = {**os.environ, "CLAUDOMATOR_CONFIG": str(config)}
+    auth = {"Authorization": "Bearer tok"}
+    with (
+        serving(env) as url,
+        httpx.Client(base_url=url, timeout=30, headers=auth) as api,
+    ):
         page = browser.page()
+        page.goto(f"{url}/")
+        page.evaluate("sessionStorage.setItem('claudomator.token', 'tok')")
         page.goto(f"{url}/projects")
         page.get_by_label("Name").fill("webapp")
         page.get_by_label("Directory").fill(str(repo))

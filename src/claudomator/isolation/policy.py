@@ -240,6 +240,37 @@ def override_problems(
     return problems
 
 
+def project_loosening(settings: Settings, project: ProjectLayer) -> list[tuple[str, str]]:
+    """``(field, message)`` for each confinement field of a project saved through an API with
+    no ``api_token`` that is looser than the operator's ``[isolation]``: any local process (a
+    confined agent too) can use such an API, so only ``config.toml`` or a token-holder may
+    loosen a project's confinement."""
+    isolation = settings.isolation
+    hint = "set api_token to change it through the API, or define the project in config.toml"
+    problems: list[tuple[str, str]] = []
+    if project.launcher and launcher_rank(project.launcher) < launcher_rank(isolation.launcher):
+        problems.append(
+            (
+                "launcher",
+                f'"{project.launcher}" is looser than [isolation] launcher = '
+                f'"{isolation.launcher}"; {hint}',
+            )
+        )
+    if project.network and network_rank(project.network) < network_rank(isolation.network):
+        problems.append(
+            (
+                "network",
+                f'"{project.network}" is looser than [isolation] network = '
+                f'"{isolation.network}"; {hint}',
+            )
+        )
+    if project.read_only_paths:  # more of the host to read: ~/.ssh is a path too
+        problems.append(("read_only_paths", f"extra read-only paths loosen confinement; {hint}"))
+    if project.allowed_endpoints:
+        problems.append(("allowed_endpoints", f"extra endpoints loosen model-only; {hint}"))
+    return problems
+
+
 def describe(launcher: str, confinement: Confinement, note: str = "") -> str:
     """What an execution records of its confinement: ``"bubblewrap, network model-only"``,
     with the extra read-only paths counted and ``note`` (an ``auto`` fallback) in brackets."""

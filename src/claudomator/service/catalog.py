@@ -7,6 +7,7 @@ from pathlib import Path
 
 from claudomator import projects
 from claudomator.errors import NotFound, ProjectExists, ValidationError
+from claudomator.isolation.policy import project_loosening
 from claudomator.models import Project, Story
 from claudomator.service.core import ServiceCore
 
@@ -52,6 +53,9 @@ class Catalog(ServiceCore):
         if self.settings.outside_workspace(project.dir):
             root = self.settings.workspace_root
             raise ValidationError(f"dir: {project.dir} is outside workspace_root {root}")
+        if not self.settings.api_token:  # an open API: any local process, an agent too
+            for field, problem in project_loosening(self.settings, project):
+                raise ValidationError(f"{field}: {problem}")
         return self.store.save_project(project, create=create)
 
     def delete_project(self, name: str) -> None:
