@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -21,12 +22,49 @@ def binary_setting(agent: str) -> str:
     return f"[agents.{agent}] binary_path"
 
 
+_VARIABLE = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
 class AgentSettings(BaseModel):
-    """One agent's ``[agents.<name>]`` table."""
+    """One agent's ``[agents.<name>]`` table: the same shape for every agent. From it the
+    runner writes the CLI's own provider configuration per task, in the task's private home
+    (docs/agents.md §3b for Codex's ``config.toml``)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     binary_path: str = ""  # the CLI to run (on PATH unless absolute); empty: the default
+    model: str = ""  # the default model of its tasks (a task's own ``model`` wins); "": the CLI's
+    base_url: str = ""  # the provider endpoint (http[s]://host[:port][/path]); "": the CLI's
+    # the name of the environment variable that holds the API key (never the key itself)
+    api_key_env: str = ""
+    args: tuple[str, ...] = ()  # extra arguments for every run, before the task's own
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        if value and (not value.startswith(("http://", "https://")) or not origin(value)):
+            raise ValueError(
+                f"{value!r} is not an endpoint URL; write http[s]://host[:port][/path] "
+                "(e.g. https://api.openai.com/v1)"
+            )
+        return value.rstrip("/")
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _variable(cls, value: str) -> str:
+        if value and not _VARIABLE.match(value):
+            raise ValueError(
+                f"{value!r} is not an environment variable name (letters, digits and _); "
+                "name the variable that holds the key, never the key itself"
+            )
+        return value
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, value: str) -> str:
+        if value != value.strip() or any(c.isspace() for c in value):
+            raise ValueError(f"{value!r} is not a model name (no spaces)")
+        return value
 
 
 class IsolationSettings(BaseModel):
