@@ -275,7 +275,8 @@ def test_config_toml_names_the_provider_and_the_key_variable() -> None:
         base_url="http://127.0.0.1:9/v1",
         api_key_env="MY_KEY",
     )
-    parsed = tomllib.loads(config_toml(config, sandbox_mode=WORKSPACE_WRITE, task_id="t1"))
+    toml = config_toml(config, sandbox_mode=WORKSPACE_WRITE, task_id="t1", writable=(Path("/l"),))
+    parsed = tomllib.loads(toml)
     assert parsed["approval_policy"] == "never"
     assert parsed["sandbox_mode"] == WORKSPACE_WRITE
     assert parsed["model"] == "gpt-5-mini"
@@ -287,6 +288,7 @@ def test_config_toml_names_the_provider_and_the_key_variable() -> None:
         "env_key": "MY_KEY",
     }
     assert parsed["analytics"] == {"enabled": False}
+    assert parsed["sandbox_workspace_write"] == {"writable_roots": ["/l"], "network_access": True}
 
 
 def test_config_toml_without_a_provider_leaves_codex_its_own() -> None:
@@ -297,6 +299,7 @@ def test_config_toml_without_a_provider_leaves_codex_its_own() -> None:
     assert "model_provider" not in parsed
     assert "model_providers" not in parsed
     assert "model" not in parsed
+    assert "sandbox_workspace_write" not in parsed  # bubblewrap confines; Codex does not
 
 
 def test_config_toml_escapes_what_it_is_given() -> None:

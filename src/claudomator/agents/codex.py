@@ -106,8 +106,13 @@ def _toml(value: str) -> str:
     return json.dumps(value)
 
 
-def config_toml(config: CodexSettings, *, sandbox_mode: str, task_id: str) -> str:
-    """The ``config.toml`` Claudomator writes into a task's ``CODEX_HOME``."""
+def config_toml(
+    config: CodexSettings, *, sandbox_mode: str, task_id: str, writable: tuple[Path, ...] = ()
+) -> str:
+    """The ``config.toml`` Claudomator writes into a task's ``CODEX_HOME``. Under
+    ``workspace-write`` the commands may also write ``writable`` (the execution's log
+    directory: the question and summary files) and use the network, as under the other
+    agents (Codex's sandbox blocks it by default)."""
     lines = [
         f"# Written by Claudomator for task {task_id} before each run: edit [agents.codex] in",
         "# Claudomator's config instead.",
@@ -120,6 +125,10 @@ def config_toml(config: CodexSettings, *, sandbox_mode: str, task_id: str) -> st
     if custom:
         lines.append(f"model_provider = {_toml(PROVIDER)}")
     lines += ["", "[analytics]", "enabled = false", "", "[feedback]", "enabled = false"]
+    if sandbox_mode == WORKSPACE_WRITE:
+        roots = ", ".join(_toml(str(p)) for p in writable)
+        lines += ["", "[sandbox_workspace_write]", f"writable_roots = [{roots}]"]
+        lines.append("network_access = true")
     if custom:
         url = config.base_url or OPENAI_URL
         lines += [
@@ -224,7 +233,9 @@ class CodexRunner(CliRunner):
         codex_home = home / ".codex"
         codex_home.mkdir(parents=True, exist_ok=True, mode=0o700)
         mode = FULL_ACCESS if confined else WORKSPACE_WRITE
-        text = config_toml(self.config, sandbox_mode=mode, task_id=ctx.task.id)
+        text = config_toml(
+            self.config, sandbox_mode=mode, task_id=ctx.task.id, writable=(ctx.log_dir,)
+        )
         (codex_home / "config.toml").write_text(text, encoding="utf-8")
         for source, relative in self.home_copies(ctx.env):
             target = home / relative
