@@ -181,7 +181,8 @@ class CodexRunner(CliRunner):
     env_patterns = ("CODEX_*", "OPENAI_*")
     capabilities = Capabilities(
         resumes_in_place=False,  # the session lives in CODEX_HOME; resume works from any cwd
-        options=frozenset({"model", "additional_args", "context_files"}),
+        # max_budget_usd: a live estimate stops the run (Codex itself takes no budget)
+        options=frozenset({"model", "max_budget_usd", "additional_args", "context_files"}),
     )
 
     def __init__(self, binary: str, launcher: Launcher, config: CodexSettings) -> None:
@@ -258,7 +259,7 @@ class CodexRunner(CliRunner):
     # -- the run -----------------------------------------------------------------------------
 
     async def run(self, ctx: RunContext) -> Outcome:
-        ctx, codex_home, mode = self.prepare(ctx)
+        ctx, codex_home, _mode = self.prepare(ctx)
         before, start = (0, 0), 0
         if ctx.resume:
             earlier = find_rollout(codex_home, ctx.session_id)
@@ -270,9 +271,8 @@ class CodexRunner(CliRunner):
         proc = await self.spawn(ctx, argv, guard.feed, mark=ctx.execution_id)
         ended = await self.wait(proc, ctx, guard.halt)
         rollout = find_rollout(codex_home, stream.session_id or ctx.session_id)
-        check = SandboxCheck()
-        if mode == WORKSPACE_WRITE:
-            check = sandbox_failures(rollout, start)
+        # whatever the mode written (``args`` may override it): did Codex's sandbox run them?
+        check = sandbox_failures(rollout, start)
         outcome = self._outcome(stream, ended, ctx, before=before, check=check)
         if not outcome.model:
             outcome = dataclasses.replace(outcome, model=session_model(rollout))
