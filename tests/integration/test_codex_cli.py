@@ -205,6 +205,42 @@ async def test_resume_continues_the_thread_and_counts_only_its_own_tokens(
     assert (second.tokens_in, second.tokens_out) == (100, 20)
 
 
+async def test_resume_of_an_unknown_thread_fails_with_the_cli_reason(
+    runs: Runs, responses: FakeOpenAI
+) -> None:
+    ctx = runs.context("continue", session_id="01a237d9-7762-7110-acae-000000000000", resume=True)
+    outcome = await runs.run(ctx)
+    assert outcome.status == TaskState.FAILED
+    assert outcome.exit_code == 1
+    assert "no rollout found for thread id 01a237d9-7762-7110-acae-000000000000" in (
+        outcome.error_msg
+    )
+    assert "Reading additional input" not in outcome.error_msg
+    assert ctx.stdout_path.read_text(encoding="utf-8") == ""
+    assert responses.requests == []
+
+
+async def test_resume_of_a_name_that_is_no_thread_is_not_taken_for_a_resume(
+    runs: Runs, responses: FakeOpenAI
+) -> None:
+    """Codex looks a non-UUID up as a thread name and, not finding it, starts a new thread
+    (exit 0): that is no resume of the conversation, so the run fails."""
+    responses.set_script([Reply("## Summary\nfresh start")])
+    outcome = await runs.run(runs.context("continue", session_id="no-such-name", resume=True))
+    assert outcome.status == TaskState.FAILED
+    assert outcome.exit_code == 0
+    assert "instead of resuming 'no-such-name'" in outcome.error_msg
+    assert outcome.session_id != "no-such-name"
+
+
+async def test_a_missing_key_variable_fails_saying_which(runs: Runs, responses: FakeOpenAI) -> None:
+    del runs.env["FAKE_KEY"]
+    outcome = await runs.run(runs.context("say hi"))
+    assert outcome.status == TaskState.FAILED
+    assert outcome.error_msg == "Missing environment variable: `FAKE_KEY`."
+    assert responses.requests == []
+
+
 async def test_server_error_500_fails_in_codex_words_with_the_status(
     runs: Runs, responses: FakeOpenAI
 ) -> None:

@@ -315,6 +315,13 @@ class CodexRunner(CliRunner):
         early = ended_early(ended, ctx)
         if early is not None:
             status, error_msg = early
+        elif ctx.resume and stream.session_id and stream.session_id != ctx.session_id:
+            # an id Codex does not parse as a UUID is looked up as a thread *name*: not found,
+            # it starts a new thread and exits 0, without the conversation
+            error_msg = (
+                f"Codex started a new thread {stream.session_id} instead of resuming "
+                f"{ctx.session_id!r}; the earlier conversation was not continued"
+            )
         elif ended.returncode == 0 and stream.completed and not check.failed:
             status = TaskState.COMPLETED
             if _HELPER_REFUSED in stderr:
