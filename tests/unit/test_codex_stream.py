@@ -4,6 +4,7 @@ samples of Codex 0.169.0 (tests/samples/codex-0.169.0)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import tomllib
 from dataclasses import dataclass
@@ -30,7 +31,15 @@ from claudomator.agents.codex_session import (
     size_of,
 )
 from claudomator.agents.codex_stream import CodexStream, names_quota, status_in
-from claudomator.config import DEFAULT_PRICES, AgentSettings, Settings, estimate_cost
+from claudomator.config import (
+    DEFAULT_PRICES,
+    AgentSettings,
+    Settings,
+    estimate_cost,
+    load_settings,
+)
+from claudomator.errors import ConfigError
+from claudomator.isolation.bubblewrap import BubblewrapLauncher
 from claudomator.isolation.plain import PlainLauncher
 from claudomator.models import AgentConfig, Task
 from conftest import SAMPLES
@@ -342,14 +351,32 @@ def test_the_runner_takes_the_agents_table(tmp_path: Path) -> None:
     [
         ("base_url", "ftp://x", "is not an endpoint URL"),
         ("base_url", "127.0.0.1:8080", "is not an endpoint URL"),
-        ("api_key_env", "sk-abc123", "is not an environment variable name"),
-        ("api_key_env", "MY KEY", "is not an environment variable name"),
+        ("api_key_env", "sk-abc123", "not an environment variable name"),
+        ("api_key_env", "MY KEY", "not an environment variable name"),
         ("model", "gpt 5", "is not a model name"),
     ],
 )
 def test_the_agents_table_is_validated(field: str, value: str, says: str) -> None:
     with pytest.raises(ValueError, match=says):
         AgentSettings.model_validate({field: value})
+
+
+def test_a_key_put_in_api_key_env_by_mistake_is_not_repeated(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[agents.codex]\napi_key_env = "sk-secret-123"\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_settings({"CLAUDOMATOR_CONFIG": str(config), "CLAUDOMATOR_DATA_DIR": str(tmp_path)})
+    assert "agents.codex.api_key_env" in str(info.value)
+    assert str(config) in str(info.value)
+    assert "sk-secret-123" not in str(info.value)
+
+
+def test_binary_is_another_name_of_binary_path(tmp_path: Path) -> None:
+    assert AgentSettings.model_validate({"binary": "/opt/codex"}).binary_path == "/opt/codex"
+    with pytest.raises(ValueError, match="not both"):
+        AgentSettings.model_validate({"binary": "a", "binary_path": "b"})
+    settings = Settings(data_dir=tmp_path, agents={"codex": {"binary": "/opt/codex"}})
+    assert settings.agent_binary("codex", "codex") == "/opt/codex"
 
 
 def test_credentials_from_a_variable_or_a_login(tmp_path: Path) -> None:
@@ -366,3 +393,47 @@ def test_openai_models_have_prices_for_the_estimate() -> None:
     assert estimate_cost(DEFAULT_PRICES, "gpt-5-codex-2025", 1_000_000, 0) == pytest.approx(1.25)
     assert estimate_cost(DEFAULT_PRICES, "gpt-5-pro", 0, 1_000_000) == pytest.approx(120.0)
     assert estimate_cost(DEFAULT_PRICES, "fake-model", 1, 1) is None
+
+
+def test_prepare_writes_the_task_config_and_copies_the_login_once(tmp_path: Path) -> None:
+    user = tmp_path / "user"
+    (user / ".codex").mkdir(parents=True)
+    (user / ".codex" / "auth.json").write_text('{"token": 1}', encoding="utf-8")
+    runner = CodexRunner("codex", PlainLauncher(), CodexSettings(tmp_path / "homes"))
+    ctx = dataclasses.replace(
+        _ctx(tmp_path), env={"HOME": str(user), "TMPDIR": str(tmp_path / "t")}
+    )
+    prepared, codex_home, mode = runner.prepare(ctx)
+
+    assert codex_home == tmp_path / "homes" / ctx.task.id / ".codex"
+    assert mode == WORKSPACE_WRITE
+    assert prepared.env["CODEX_HOME"] == str(codex_home)
+    assert prepared.env["TMPDIR"] == str(tmp_path / "t")  # not above the home: left alone
+    assert (codex_home / "auth.json").read_text(encoding="utf-8") == '{"token": 1}'
+    assert (codex_home / "auth.json").stat().st_mode & 0o777 == 0o600
+    config = tomllib.loads((codex_home / "config.toml").read_text(encoding="utf-8"))
+    assert config["sandbox_workspace_write"]["writable_roots"] == [str(ctx.log_dir)]
+    # a later run keeps the task's own login (Codex may have refreshed it)
+    (codex_home / "auth.json").write_text('{"token": 2}', encoding="utf-8")
+    runner.prepare(ctx)
+    assert (codex_home / "auth.json").read_text(encoding="utf-8") == '{"token": 2}'
+    assert runner.access(prepared).home_files == ()
+
+
+def test_prepare_gives_a_home_under_the_temp_dir_a_temp_dir_of_its_own(tmp_path: Path) -> None:
+    runner = CodexRunner("codex", PlainLauncher(), CodexSettings(tmp_path / "homes"))
+    ctx = dataclasses.replace(_ctx(tmp_path), env={"TMPDIR": str(tmp_path)})
+    prepared, codex_home, _ = runner.prepare(ctx)
+    assert prepared.env["TMPDIR"] == str(codex_home.parent / "tmp")
+    assert (codex_home.parent / "tmp").is_dir()
+
+
+def test_prepare_under_bubblewrap_points_codex_home_into_the_namespace(tmp_path: Path) -> None:
+    launcher = BubblewrapLauncher("bwrap", tmp_path / "homes", tmp_path / "sandboxes")
+    runner = CodexRunner("codex", launcher, CodexSettings(tmp_path / "homes"))
+    ctx = dataclasses.replace(_ctx(tmp_path), env={"TMPDIR": str(tmp_path)})
+    prepared, codex_home, mode = runner.prepare(ctx)
+    assert mode == FULL_ACCESS
+    assert prepared.env["CODEX_HOME"] == "/home/agent/.codex"
+    assert prepared.env["TMPDIR"] == str(tmp_path)  # the launcher gives it /tmp of its own
+    assert launcher.home_for(runner.access(prepared)) == codex_home.parent

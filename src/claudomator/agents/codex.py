@@ -218,8 +218,10 @@ class CodexRunner(CliRunner):
         return ("https://api.openai.com", "https://chatgpt.com", "https://auth.openai.com")
 
     def access(self, ctx: RunContext) -> Access:
-        """As for every CLI, with the variable that holds the key passed too."""
-        access = super().access(ctx)
+        """As for every CLI, with the variable that holds the key passed too, and no files for
+        the launcher to copy: :meth:`prepare` has copied them (``ctx.env`` here is the run's,
+        whose ``CODEX_HOME`` may be the confined path)."""
+        access = dataclasses.replace(super().access(ctx), home_files=())
         if self.config.api_key_env:
             patterns = (*access.env_patterns, self.config.api_key_env)
             access = dataclasses.replace(access, env_patterns=patterns)

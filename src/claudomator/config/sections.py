@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import re
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from claudomator.durations import parse_duration
 from claudomator.isolation import launcher_names
@@ -32,12 +32,23 @@ class AgentSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    binary_path: str = ""  # the CLI to run (on PATH unless absolute); empty: the default
+    # the CLI to run (on PATH unless absolute); empty: the default. Also read as ``binary``
+    binary_path: str = ""
     model: str = ""  # the default model of its tasks (a task's own ``model`` wins); "": the CLI's
     base_url: str = ""  # the provider endpoint (http[s]://host[:port][/path]); "": the CLI's
     # the name of the environment variable that holds the API key (never the key itself)
     api_key_env: str = ""
     args: tuple[str, ...] = ()  # extra arguments for every run, before the task's own
+
+    @model_validator(mode="before")
+    @classmethod
+    def _binary(cls, data: object) -> object:
+        """``binary`` is another name of ``binary_path`` (not both)."""
+        if isinstance(data, dict) and "binary" in data:
+            if "binary_path" in data:
+                raise ValueError("set binary or binary_path, not both (they are the same)")
+            data = {("binary_path" if k == "binary" else k): v for k, v in data.items()}
+        return data
 
     @field_validator("base_url")
     @classmethod
@@ -53,9 +64,10 @@ class AgentSettings(BaseModel):
     @classmethod
     def _variable(cls, value: str) -> str:
         if value and not _VARIABLE.match(value):
+            # the value is not repeated: it may be the key itself, put here by mistake
             raise ValueError(
-                f"{value!r} is not an environment variable name (letters, digits and _); "
-                "name the variable that holds the key, never the key itself"
+                "not an environment variable name (letters, digits and _): name the variable "
+                "that holds the key, never the key itself"
             )
         return value
 
