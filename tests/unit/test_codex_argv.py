@@ -112,7 +112,7 @@ def test_config_toml_without_a_provider_leaves_codex_its_own() -> None:
 
 
 def test_config_toml_escapes_what_it_is_given() -> None:
-    model = 'we"ird\\model'
+    model = 'we"ird\\model\x7f\x00\n\U0001f600é'
     parsed = tomllib.loads(
         config_toml(CodexSettings(Path("/x"), model=model), sandbox_mode=FULL_ACCESS, task_id="t")
     )

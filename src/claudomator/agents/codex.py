@@ -102,8 +102,10 @@ class CodexSettings:
 
 
 def _toml(value: str) -> str:
-    """A TOML basic string (JSON's escapes are TOML's)."""
-    return json.dumps(value)
+    """A TOML basic string: JSON's escapes are TOML's, for the control characters JSON escapes
+    (and DEL, which it does not); anything else goes as UTF-8 (a JSON surrogate pair would not
+    be valid TOML)."""
+    return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
 def config_toml(
@@ -307,7 +309,7 @@ class CodexRunner(CliRunner):
             "tools": stream.tools,
             "commands": stream.commands_run,
             "retries": stream.retries,
-            "warnings": stream.warnings[-5:],
+            "warnings": [w[:500] for w in stream.warnings[-5:]],
             "bad_lines": stream.bad_lines,
             "session_tokens": [total_in, total_out],
             "leftover_processes": ended.leftovers,
