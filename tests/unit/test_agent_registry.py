@@ -221,8 +221,8 @@ def test_a_table_wins_over_the_flat_key(tmp_path: Path) -> None:
 
 
 def test_an_unknown_key_in_an_agents_table_is_named(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"agents\.claude\.binary: Extra inputs"):
-        _load(tmp_path, '[agents.claude]\nbinary = "/opt/claude"\n')
+    with pytest.raises(ConfigError, match=r"agents\.claude\.binary_paht: Extra inputs"):
+        _load(tmp_path, '[agents.claude]\nbinary_paht = "/opt/claude"\n')
 
 
 # -- the one-shot call, against the real CLIs ---------------------------------------------------
