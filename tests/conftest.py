@@ -22,6 +22,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = Path(__file__).parent / "samples"
 DEFAULT_CLAUDE = REPO_ROOT / ".tools" / "node_modules" / ".bin" / "claude"
 DEFAULT_GEMINI = REPO_ROOT / ".tools" / "node_modules" / ".bin" / "gemini"
+DEFAULT_CODEX = REPO_ROOT / ".tools" / "node_modules" / ".bin" / "codex"
 
 
 @pytest.fixture(autouse=True)
@@ -120,6 +121,19 @@ def gemini_bin() -> str:
     path = os.environ.get("CLAUDOMATOR_GEMINI_BIN", str(DEFAULT_GEMINI))
     if not (os.path.isfile(path) and os.access(path, os.X_OK)):
         reason = f"real Gemini CLI not found at {path} (run `make test`, which installs it)"
+        if shutil.which("npm") is None:
+            reason += "; npm is missing"
+        print(f"SKIP: {reason}")
+        pytest.skip(reason)
+    return path
+
+
+@pytest.fixture
+def codex_bin() -> str:
+    """Path of the real Codex CLI installed by `make test`; skip (saying why) if absent."""
+    path = os.environ.get("CLAUDOMATOR_CODEX_BIN", str(DEFAULT_CODEX))
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        reason = f"real Codex CLI not found at {path} (run `make test`, which installs it)"
         if shutil.which("npm") is None:
             reason += "; npm is missing"
         print(f"SKIP: {reason}")

@@ -6,10 +6,15 @@ thread. It serves:
 - ``POST /v1/chat/completions``: Server-Sent Events (``data: {chunk}`` … ``data: [DONE]``,
   with a last usage chunk when ``stream_options.include_usage`` is set) when the body has
   ``stream: true``, one JSON ``chat.completion`` otherwise;
+- ``POST /v1/responses``: the Responses API (what the Codex CLI speaks; :mod:`fakes.responses`),
+  always streamed: ``response.created``, ``response.output_item.added``/``done``,
+  ``response.output_text.delta``, ``response.completed`` with usage; a `ToolCall` entry
+  answers with a ``function_call`` item, a `StreamFailure` with ``response.failed``;
 - ``GET /v1/models``: the model list;
 - anything else: 404 with an OpenAI-style JSON error.
 
-Each chat request consumes the next script entry: `Reply`, `JsonReply`, `ApiError` or `Hang`.
+Each chat or responses request consumes the next script entry: `Reply`, `JsonReply`, `ApiError`,
+`Hang`, and for the Responses API also `ToolCall` and `StreamFailure`.
 Once the script is exhausted the last entry repeats if ``repeat_last`` is set; otherwise the
 reply is `DONE_TEXT` ("ok"). A retry by the client is just another request, so it consumes the
 next entry. Streamed text is split with `deltas` (one word and its trailing space per chunk).
@@ -31,6 +36,14 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+from fakes.responses import (
+    RESPONSES_PATH,
+    ResponsesRequest,
+    StreamFailure,
+    ToolCall,
+    failed_events,
+    reply_events,
+)
 from fakes.serving import ServedFake, TrackedHandler
 
 __all__ = [
@@ -42,6 +55,8 @@ __all__ = [
     "RecordedRequest",
     "Reply",
     "Scripted",
+    "StreamFailure",
+    "ToolCall",
     "deltas",
 ]
 
@@ -90,8 +105,8 @@ class Hang:
     seconds: float
 
 
-Scripted = Reply | JsonReply | ApiError | Hang
-"""One scripted answer of the fake server."""
+Scripted = Reply | JsonReply | ApiError | Hang | ToolCall | StreamFailure
+"""One scripted answer of the fake server (`ToolCall` and `StreamFailure`: Responses API only)."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +126,11 @@ class RecordedRequest:
     def messages(self) -> list[dict[str, Any]]:
         value = self.body.get("messages")
         return list(value) if isinstance(value, list) else []
+
+    @property
+    def responses(self) -> ResponsesRequest:
+        """The body as a Responses API request (its ``input`` items)."""
+        return ResponsesRequest(self.body)
 
 
 def deltas(text: str) -> list[str]:
@@ -155,13 +175,14 @@ class _Handler(TrackedHandler):
             self._send_error(ApiError(400, "Body is not a JSON object (fake)", error_type="bad"))
             return
         recorded = self._record(body)
-        if urlsplit(self.path).path != "/v1/chat/completions":
+        path = urlsplit(self.path).path
+        if path not in ("/v1/chat/completions", RESPONSES_PATH):
             self._send_error(
                 ApiError(404, f"Not found (fake): {self.path}", error_type="not_found")
             )
             return
         try:
-            self._answer(recorded)
+            self._answer(recorded, responses=path == RESPONSES_PATH)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
 
@@ -175,7 +196,7 @@ class _Handler(TrackedHandler):
         self.owner._record(recorded)
         return recorded
 
-    def _answer(self, request: RecordedRequest) -> None:
+    def _answer(self, request: RecordedRequest, *, responses: bool = False) -> None:
         owner = self.owner
         reply = owner._next_reply()
         while isinstance(reply, Hang):
@@ -185,6 +206,14 @@ class _Handler(TrackedHandler):
             reply = owner._next_reply()
         if isinstance(reply, ApiError):
             self._send_error(reply)
+            return
+        if responses:
+            self._send_responses(reply, str(request.body.get("model") or DEFAULT_MODEL))
+            return
+        if isinstance(reply, ToolCall | StreamFailure):
+            self._send_error(
+                ApiError(400, "tool calls are Responses API only (fake)", error_type="bad")
+            )
             return
         text = reply.text if isinstance(reply, Reply) else json.dumps(reply.obj)
         delay = reply.delay if isinstance(reply, Reply) else 0.0
@@ -251,6 +280,34 @@ class _Handler(TrackedHandler):
             final = chunk({}, None) | {"choices": [], "usage": self._usage()}
             self._send_event(final)
         self._write_chunk(b"data: [DONE]\n\n")
+        self._write_chunk(b"")
+
+    def _send_responses(
+        self, reply: Reply | JsonReply | ToolCall | StreamFailure, model: str
+    ) -> None:
+        """One streamed Responses API reply (:mod:`fakes.responses`)."""
+        owner = self.owner
+        if isinstance(reply, StreamFailure):
+            events = failed_events(reply, model)
+        else:
+            answer = (
+                reply
+                if isinstance(reply, ToolCall)
+                else (reply.text if isinstance(reply, Reply) else json.dumps(reply.obj))
+            )
+            tokens = (owner.prompt_tokens, owner.completion_tokens) if owner.send_usage else None
+            events = reply_events(answer, model, tokens, deltas)
+        delay = reply.delay if isinstance(reply, Reply) else 0.0
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        for name, data in events:
+            if delay and name == "response.output_text.delta" and owner._stopping.wait(delay):
+                self.close_connection = True
+                return
+            self._write_chunk(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode())
         self._write_chunk(b"")
 
     def _send_event(self, payload: Mapping[str, Any]) -> None:
@@ -321,6 +378,12 @@ class FakeOpenAI(ServedFake):
         """The base URL for the SDK, ``http://127.0.0.1:PORT/v1``; only once started."""
         host, port = self.address
         return f"http://{host!s}:{port}/v1"
+
+    @property
+    def responses_requests(self) -> list[RecordedRequest]:
+        """The ``POST /v1/responses`` requests, in arrival order."""
+        with self._lock:
+            return [r for r in self.requests if urlsplit(r.path).path == RESPONSES_PATH]
 
     @property
     def chat_requests(self) -> list[RecordedRequest]:

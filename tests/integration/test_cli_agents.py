@@ -27,7 +27,8 @@ def missing_clis(tmp_path: Path) -> dict[str, str]:
     config = tmp_path / "config.toml"
     config.write_text(
         f'claude_binary_path = "{tmp_path / "no-claude"}"\n'
-        f'gemini_binary_path = "{tmp_path / "no-gemini"}"\n',
+        f'gemini_binary_path = "{tmp_path / "no-gemini"}"\n'
+        f'[agents.codex]\nbinary_path = "{tmp_path / "no-codex"}"\n',
         encoding="utf-8",
     )
     env = dict(os.environ)
@@ -57,11 +58,12 @@ def test_agents_says_no_agent_can_run_and_why(tmp_path: Path) -> None:
     done = cli(missing_clis(tmp_path), "agents")
     assert done.returncode == 0, done.stderr
     rows = {line.split("│")[1].strip(): line for line in done.stdout.splitlines() if "│" in line}
-    for agent in ("claude", "gemini", "local"):
+    for agent in ("claude", "gemini", "codex", "local"):
         assert agent in rows, done.stdout
         assert rows[agent].split("│")[2].strip() == "cannot run"
     assert "claude CLI not found" in done.stdout
     assert "gemini CLI not found" in done.stdout
+    assert "codex CLI not found" in done.stdout
     assert "[local_model] endpoint and model not set" in done.stdout
     assert "available" not in done.stdout
 
@@ -74,7 +76,10 @@ def test_list_and_show_say_why_a_queued_task_waits(tmp_path: Path) -> None:
     assert listed.returncode == 0, listed.stderr
     text = " ".join(listed.stdout.split())  # rich wraps long lines
     assert "Waiting for an agent" in text
-    assert "no agent can run here (claude: CLI not found; gemini: CLI not found; local: not" in text
+    assert (
+        "no agent can run here (claude: CLI not found; gemini: CLI not found; "
+        "codex: CLI not found; local: not"
+    ) in text
     assert f"{free.id[:8]} free-task" in text
     assert "gemini cannot run here: CLI not found" in text
     assert f"{pinned.id[:8]} pinned-task" in text

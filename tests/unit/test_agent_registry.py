@@ -93,10 +93,10 @@ def _registry_with_echo() -> AgentRegistry:
 
 def test_an_extra_agent_registers_like_the_built_ins(tmp_path: Path) -> None:
     registry = _registry_with_echo()
-    assert registry.names() == ("claude", "gemini", "local", "echo")
+    assert registry.names() == ("claude", "gemini", "codex", "local", "echo")
     settings = Settings(data_dir=tmp_path, agents={"echo": {"binary_path": "/bin/echo"}})
     runners = build_registry(settings, registry)
-    assert sorted(runners) == ["claude", "echo", "gemini"]  # local: no endpoint configured
+    assert sorted(runners) == ["claude", "codex", "echo", "gemini"]  # local: no endpoint
     assert isinstance(runners["echo"], EchoRunner)
     assert runners["echo"].binary == "/bin/echo"
     # the rest of the code learns about it from the registry alone
@@ -221,8 +221,8 @@ def test_a_table_wins_over_the_flat_key(tmp_path: Path) -> None:
 
 
 def test_an_unknown_key_in_an_agents_table_is_named(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"agents\.claude\.binary: Extra inputs"):
-        _load(tmp_path, '[agents.claude]\nbinary = "/opt/claude"\n')
+    with pytest.raises(ConfigError, match=r"agents\.claude\.binary_paht: Extra inputs"):
+        _load(tmp_path, '[agents.claude]\nbinary_paht = "/opt/claude"\n')
 
 
 # -- the one-shot call, against the real CLIs ---------------------------------------------------

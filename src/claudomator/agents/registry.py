@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from claudomator.agents import claude, gemini
+from claudomator.agents import claude, codex, gemini
 from claudomator.agents.base import Capabilities, Runner
 from claudomator.agents.cli import CliRunner
 from claudomator.agents.oneshot import OneShot
@@ -235,6 +235,21 @@ def builtin_agents() -> list[AgentSpec]:
             install_hint=gemini.GeminiRunner.install_hint,
             credentials=gemini.credentials,
             login_hint=gemini.LOGIN_HINT,
+        ),
+        AgentSpec(
+            name="codex",
+            profile=(
+                "Codex CLI (OpenAI): multi-file code changes and shell work, on any provider "
+                "that speaks the Responses API."
+            ),
+            capabilities=codex.CodexRunner.capabilities,
+            make_runner=lambda s, launcher: codex.CodexRunner(
+                s.agent_binary("codex", "codex"), launcher, codex.CodexSettings.of(s)
+            ),
+            default_binary="codex",
+            install_hint=codex.CodexRunner.install_hint,
+            credentials=codex.credentials,
+            login_hint=codex.LOGIN_HINT,
         ),
         AgentSpec(
             name="local",

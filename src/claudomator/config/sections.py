@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 import logging
+import re
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from claudomator.durations import parse_duration
 from claudomator.isolation import launcher_names
@@ -21,12 +22,61 @@ def binary_setting(agent: str) -> str:
     return f"[agents.{agent}] binary_path"
 
 
+_VARIABLE = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
 class AgentSettings(BaseModel):
-    """One agent's ``[agents.<name>]`` table."""
+    """One agent's ``[agents.<name>]`` table: the same shape for every agent. From it the
+    runner writes the CLI's own provider configuration per task, in the task's private home
+    (docs/agents.md §3b for Codex's ``config.toml``)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    binary_path: str = ""  # the CLI to run (on PATH unless absolute); empty: the default
+    # the CLI to run (on PATH unless absolute); empty: the default. Also read as ``binary``
+    binary_path: str = ""
+    model: str = ""  # the default model of its tasks (a task's own ``model`` wins); "": the CLI's
+    base_url: str = ""  # the provider endpoint (http[s]://host[:port][/path]); "": the CLI's
+    # the name of the environment variable that holds the API key (never the key itself)
+    api_key_env: str = ""
+    args: tuple[str, ...] = ()  # extra arguments for every run, before the task's own
+
+    @model_validator(mode="before")
+    @classmethod
+    def _binary(cls, data: object) -> object:
+        """``binary`` is another name of ``binary_path`` (not both)."""
+        if isinstance(data, dict) and "binary" in data:
+            if "binary_path" in data:
+                raise ValueError("set binary or binary_path, not both (they are the same)")
+            data = {("binary_path" if k == "binary" else k): v for k, v in data.items()}
+        return data
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        if value and (not value.startswith(("http://", "https://")) or not origin(value)):
+            raise ValueError(
+                f"{value!r} is not an endpoint URL; write http[s]://host[:port][/path] "
+                "(e.g. https://api.openai.com/v1)"
+            )
+        return value.rstrip("/")
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _variable(cls, value: str) -> str:
+        if value and not _VARIABLE.match(value):
+            # the value is not repeated: it may be the key itself, put here by mistake
+            raise ValueError(
+                "not an environment variable name (letters, digits and _): name the variable "
+                "that holds the key, never the key itself"
+            )
+        return value
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, value: str) -> str:
+        if value != value.strip() or any(c.isspace() for c in value):
+            raise ValueError(f"{value!r} is not a model name (no spaces)")
+        return value
 
 
 class IsolationSettings(BaseModel):
