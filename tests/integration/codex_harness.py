@@ -17,6 +17,7 @@ from agent_harness import pid_alive
 
 from claudomator.agents.codex import PROVIDER
 from claudomator.config import AgentSettings, Settings
+from claudomator.config.sections import IsolationSettings
 from fakes.openai_server import FakeOpenAI
 from fakes.responses import ToolCall, exec_command
 
@@ -65,9 +66,14 @@ def codex_env(codex_user_home: Path) -> dict[str, str]:
 
 @pytest.fixture
 def codex_settings(settings: Settings, codex_bin: str, responses: FakeOpenAI) -> Settings:
+    """Codex unconfined, in its own workspace-write sandbox (the tests that run it under
+    bubblewrap, with danger-full-access, set that launcher themselves)."""
     table = codex_table(codex_bin, responses.url)
     agents = {**settings.agents, "codex": table}
-    return settings.model_copy(update={"agents": agents, "kill_grace_seconds": 2})
+    plain = IsolationSettings(launcher="plain")
+    return settings.model_copy(
+        update={"agents": agents, "kill_grace_seconds": 2, "isolation": plain}
+    )
 
 
 def ask(question: str, options: tuple[str, ...] = ()) -> ToolCall:

@@ -1,6 +1,6 @@
 """The log renderer of the web UI (static/js/log.js) in a real Chromium, over every recorded
-Claude Code and Gemini CLI stream in tests/samples: people see text, tool calls and marked
-errors, never raw JSON. The page's files are served straight from the package folder."""
+agent stream in tests/samples (Claude Code, Gemini CLI, Codex, ...): people see text, tool
+calls and marked errors, never raw JSON. The page's files are served straight from the package folder."""
 
 from __future__ import annotations
 
@@ -62,9 +62,8 @@ def render(page: Any, path: Path) -> dict[str, Any]:
     return result
 
 
-SAMPLE_FILES = sorted((SAMPLES / "claude").glob("*.jsonl")) + sorted(
-    (SAMPLES / "gemini").glob("*.jsonl")
-)
+# every agent's recorded stdout streams (not Codex's session files, its "rollout" excerpts)
+SAMPLE_FILES = [p for p in sorted(SAMPLES.glob("*/*.jsonl")) if "rollout" not in p.name]
 
 
 @pytest.mark.parametrize("sample", SAMPLE_FILES, ids=[p.name for p in SAMPLE_FILES])
