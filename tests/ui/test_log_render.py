@@ -1,6 +1,7 @@
 """The log renderer of the web UI (static/js/log.js) in a real Chromium, over every recorded
 agent stream in tests/samples (Claude Code, Gemini CLI, Codex, ...): people see text, tool
-calls and marked errors, never raw JSON. The page's files are served straight from the package folder."""
+calls and marked errors, never raw JSON. The page's files are served straight from the
+package folder."""
 
 from __future__ import annotations
 
