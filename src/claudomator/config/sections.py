@@ -27,6 +27,10 @@ class AgentSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     binary_path: str = ""  # the CLI to run (on PATH unless absolute); empty: the default
+    model: str = ""
+    base_url: str = ""
+    api_key_env: str = ""
+    args: tuple[str, ...] = ()
 
 
 class IsolationSettings(BaseModel):
