@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the fixtures of qwen_harness are imported, then used by name)
 """The real Qwen Code CLI through :class:`QwenRunner`, against the fake Chat Completions server.
 
 Real git repositories, real processes, real CLI; only the model is fake (`fakes.openai_tools`).
@@ -17,68 +18,31 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import os
-import shutil
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from agent_harness import hanging_command, marked_pid, marked_pids, pid_alive, wait_for
+from qwen_harness import (  # noqa: F401  (pytest fixtures)
+    MODEL,
+    create_file,
+    fake,
+    qwen_bin,
+    qwen_env,
+    qwen_table,
+)
 
 from claudomator.agents.base import Outcome, RunContext
 from claudomator.agents.qwen import QwenRunner
-from claudomator.config import AgentSettings, ModelPrice, estimate_cost
+from claudomator.config import ModelPrice, estimate_cost
 from claudomator.isolation.plain import PlainLauncher
 from claudomator.models import AgentConfig, Task, TaskState
 from claudomator.ratelimit import Limit, classify
-from conftest import REPO_ROOT, MakeRepo
+from conftest import MakeRepo
 from fakes.openai_tools import ApiError, FakeChatTools, Hang, Reply, ToolCall
 
 pytestmark = pytest.mark.cli
-
-MODEL = "fake-model"
-KEY_VARIABLE = "FAKE_QWEN_KEY"
-DEFAULT_QWEN = REPO_ROOT / ".tools" / "node_modules" / ".bin" / "qwen"
-
-
-@pytest.fixture
-def qwen_bin() -> str:
-    """Path of the real Qwen Code CLI (``$CLAUDOMATOR_QWEN_BIN``); skip, saying why, if absent."""
-    path = os.environ.get("CLAUDOMATOR_QWEN_BIN", str(DEFAULT_QWEN))
-    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-        reason = f"real Qwen Code CLI not found at {path} (set CLAUDOMATOR_QWEN_BIN)"
-        if shutil.which("npm") is None:
-            reason += "; npm is missing"
-        print(f"SKIP: {reason}")
-        pytest.skip(reason)
-    return path
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeChatTools]:
-    with FakeChatTools() as server:
-        yield server
-        assert server.errors == []
-
-
-def qwen_env(home: Path) -> dict[str, str]:
-    """The orchestrator's environment for Qwen tests: ``os.environ`` without inherited
-    ``OPENAI_*`` / ``QWEN_*`` variables, the key in :data:`KEY_VARIABLE`, ``HOME=home``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "QWEN_"))}
-    home.mkdir(parents=True, exist_ok=True)
-    no_proxy = ",".join(p for p in (env.get("NO_PROXY", ""), "127.0.0.1,localhost") if p)
-    env.update({KEY_VARIABLE: "fake-key", "HOME": str(home), "NO_PROXY": no_proxy})
-    env["no_proxy"] = no_proxy
-    return env
-
-
-def qwen_table(binary: str, fake: FakeChatTools) -> AgentSettings:
-    """``[agents.qwen]`` for the fake: the provider comes from here, not from the environment."""
-    return AgentSettings(
-        binary_path=binary, model=MODEL, base_url=fake.url, api_key_env=KEY_VARIABLE
-    )
 
 
 @pytest.fixture
@@ -143,19 +107,6 @@ def stdout_events(ctx: RunContext) -> list[dict[str, object]]:
     events = [json.loads(line) for line in ctx.stdout_path.read_text("utf-8").splitlines()]
     assert all(isinstance(e, dict) for e in events)
     return events
-
-
-def create_file(repo: Path, text: str = "hello from qwen") -> ToolCall:
-    """The model asks for ``run_shell_command {command, directory, description}``."""
-    return ToolCall(
-        "run_shell_command",
-        {
-            "command": f"echo '{text}' > hello.txt",
-            "directory": str(repo),
-            "description": "Create hello.txt",
-        },
-        text="I'll create the file.",
-    )
 
 
 # -- the runner with the real CLI ------------------------------------------------------------
