@@ -232,13 +232,16 @@ class _Handler(TrackedHandler):
         else:
             self._send_completion(reply, model)
 
-    def _usage(self) -> dict[str, int]:
+    def _usage(self) -> dict[str, Any]:
         prompt, completion = self.owner.prompt_tokens, self.owner.completion_tokens
-        return {
+        usage: dict[str, Any] = {
             "prompt_tokens": prompt,
             "completion_tokens": completion,
             "total_tokens": prompt + completion,
         }
+        if self.owner.cached_tokens:
+            usage["prompt_tokens_details"] = {"cached_tokens": self.owner.cached_tokens}
+        return usage
 
     @staticmethod
     def _call_id() -> str:
@@ -350,10 +353,12 @@ class FakeChatTools(ServedFake):
         repeat_last: bool = False,
         prompt_tokens: int = 100,
         completion_tokens: int = 20,
+        cached_tokens: int = 0,
     ) -> None:
         super().__init__()
         self.prompt_tokens = prompt_tokens
         self.completion_tokens = completion_tokens
+        self.cached_tokens = cached_tokens  # of the prompt tokens (prompt_tokens_details)
         self.requests: list[RecordedRequest] = []
         self._script: list[Scripted] = list(script)
         self._repeat_last = repeat_last
