@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import os
 import time
 import uuid
 from pathlib import Path
@@ -238,6 +239,8 @@ async def test_timeout_kills_the_cli_and_its_shell_command(
     job = asyncio.create_task(runs.run(ctx))
     child = await asyncio.to_thread(marked_pid, marker)
     assert pid_alive(child)
+    # the CLI starts shell commands detached, outside the agent's process group
+    assert os.getpgid(child) != runs.pids[0]
     outcome = await job
 
     assert outcome.status == TaskState.TIMED_OUT
