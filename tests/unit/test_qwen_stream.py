@@ -283,6 +283,7 @@ def test_prepare_writes_the_settings_in_the_tasks_private_home(tmp_path: Path) -
     )
     access = runner.access(prepared)
     assert "QWEN_HOME" not in access.env_patterns  # a host path: confined, HOME/.qwen is it
+    assert access.endpoints == ("http://h",)  # what a model-only network lets through
     # the task's model wins over the table's
     with_model = context(tmp_path, model="task-model")
     with_model = dataclasses.replace(with_model, env={**with_model.env, "K": "secret"})

@@ -47,6 +47,7 @@ from claudomator.agents.qwen_stream import QwenStream
 from claudomator.config import AgentSettings, Settings
 from claudomator.errors import AgentError
 from claudomator.isolation.base import Launcher
+from claudomator.isolation.policy import origin
 from claudomator.models import TaskState
 from claudomator.process import Exit, tail_file
 
@@ -213,6 +214,12 @@ class QwenRunner(CliRunner):
         if env.get("QWEN_HOME"):
             return ((Path(env["QWEN_HOME"]) / SETTINGS_FILE, f"{HOME_DIR}/{SETTINGS_FILE}"),)
         return ()
+
+    def endpoints(self, env: Mapping[str, str]) -> tuple[str, ...]:
+        """The model endpoint: the origin of ``OPENAI_BASE_URL`` (set per run from
+        ``[agents.qwen] base_url``)."""
+        found = origin(env.get("OPENAI_BASE_URL", ""))
+        return (found,) if found else ()
 
     def qwen_home(self, ctx: RunContext) -> Path:
         """The task's Qwen folder: ``<homes>/<task>/.qwen`` (without ``homes``, one in the
