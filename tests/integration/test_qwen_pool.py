@@ -58,7 +58,8 @@ class QwenPool:
 
     def __init__(self, settings: Settings, store: Store, home: Path) -> None:
         registry = default_registry()
-        registry.register(qwen_spec())  # the one registration
+        if "qwen" not in registry:  # built in once the registry lists it
+            registry.register(qwen_spec())  # the one registration
         self.store = store
         self.service = Service(settings, store, agents=registry)
         launcher = registry.launcher(settings)

@@ -272,6 +272,10 @@ def test_prepare_writes_the_settings_in_the_tasks_private_home(tmp_path: Path) -
     assert prepared.env["QWEN_HOME"] == str(qwen_home)  # never the user's
     assert prepared.env["OPENAI_API_KEY"] == "secret"
     assert prepared.env["OPENAI_MODEL"] == "cfg-model"
+    assert (qwen_home.parent.stat().st_mode & 0o777, qwen_home.stat().st_mode & 0o777) == (
+        0o700,
+        0o700,
+    )
     written = json.loads((qwen_home / "settings.json").read_text(encoding="utf-8"))
     assert written == qwen_settings()
     assert written["model"]["generationConfig"]["maxRetries"] == 0

@@ -240,7 +240,8 @@ class QwenRunner(CliRunner):
         if not model:
             raise AgentError(f"no model for Qwen Code: {LOGIN_HINT}")
         home = self.qwen_home(ctx)
-        home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        home.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # the task's private home
+        home.mkdir(exist_ok=True, mode=0o700)
         settings = home / SETTINGS_FILE
         text = json.dumps(qwen_settings(self.max_retries), indent=2) + "\n"
         scratch = settings.with_suffix(".tmp")
