@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from claudomator.agents import claude, codex, gemini
+from claudomator.agents import claude, codex, gemini, qwen
 from claudomator.agents.base import Capabilities, Runner
 from claudomator.agents.cli import CliRunner
 from claudomator.agents.oneshot import OneShot
@@ -251,6 +251,7 @@ def builtin_agents() -> list[AgentSpec]:
             credentials=codex.credentials,
             login_hint=codex.LOGIN_HINT,
         ),
+        qwen.qwen_spec(),
         AgentSpec(
             name="local",
             profile="a local model: text answers only (no file edits); for explanations, drafts.",
