@@ -1,0 +1,150 @@
+"""The inner gate of ``network = "model-only"`` (docs/agents.md §15): the first process inside
+the agent's network namespace (``bwrap --unshare-net``: only loopback exists there).
+
+Run by its path (``python -I -S .../_netgate.py``; this file alone is bound into the namespace,
+so it imports nothing of Claudomator). It listens on ``127.0.0.1:<port>`` (``--proxy``, what
+``HTTP(S)_PROXY`` names) and relays each connection as it is to the outer proxy's unix socket
+(``--socket``); and for each ``--forward host:port`` (an allowed endpoint on the host's
+loopback: a fake model server, the Claudomator API) it listens on that same address and
+tunnels each connection there through the outer proxy (``CONNECT``), so a client that ignores
+the proxy variables for loopback still arrives. Only once every listener is up does it start
+the agent (the argv after ``--``); it then waits for it and exits with its status, or dies of
+the signal that killed it. A SIGTERM, SIGINT or SIGHUP to the gate itself is noted and
+ignored: a stop signals every process of the namespace, and the agent may still need the
+network to finish; the gate ends when the agent does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Sequence
+
+_CHUNK = 64 * 1024
+
+
+def _pump(source: socket.socket, target: socket.socket) -> None:
+    try:
+        while chunk := source.recv(_CHUNK):
+            target.sendall(chunk)
+    except OSError:
+        pass
+    with contextlib.suppress(OSError):
+        target.shutdown(socket.SHUT_WR)
+
+
+def relay(a: socket.socket, b: socket.socket) -> None:
+    back = threading.Thread(target=_pump, args=(b, a), daemon=True)
+    back.start()
+    _pump(a, b)
+    back.join()
+
+
+def _outer(path: str) -> socket.socket:
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.connect(path)
+    return conn
+
+
+def _proxied(client: socket.socket, path: str) -> None:
+    with client, contextlib.suppress(OSError), _outer(path) as outer:
+        relay(client, outer)
+
+
+def _tunneled(client: socket.socket, path: str, address: str) -> None:
+    with client, contextlib.suppress(OSError), _outer(path) as outer:
+        outer.sendall(f"CONNECT {address} HTTP/1.1\r\nHost: {address}\r\n\r\n".encode())
+        reply = b""
+        while b"\r\n\r\n" not in reply:
+            chunk = outer.recv(_CHUNK)
+            if not chunk or len(reply) > 65536:
+                return
+            reply += chunk
+        head, _, rest = reply.partition(b"\r\n\r\n")
+        if head.split(b" ", 2)[1:2] != [b"200"]:
+            return
+        if rest:
+            client.sendall(rest)
+        relay(client, outer)
+
+
+def _serve(listener: socket.socket, handle: Callable[..., None], *args: str) -> None:
+    while True:
+        try:
+            client, _ = listener.accept()
+        except OSError:
+            return
+        threading.Thread(target=handle, args=(client, *args), daemon=True).start()
+
+
+def _split(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def _listen(host: str, port: int) -> list[socket.socket]:
+    """Listeners on ``host:port``: ``localhost`` is both 127.0.0.1 and ::1 (the second only
+    where the namespace has IPv6)."""
+    hosts = ["127.0.0.1", "::1"] if host == "localhost" else [host]
+    made = []
+    for index, name in enumerate(hosts):
+        family = socket.AF_INET6 if ":" in name else socket.AF_INET
+        listener = socket.socket(family, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            listener.bind((name, port))
+        except OSError:
+            listener.close()
+            if index == 0:
+                raise
+            continue
+        listener.listen(64)
+        made.append(listener)
+    return made
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="claudomator-netgate")
+    parser.add_argument("--socket", required=True)
+    parser.add_argument("--proxy", required=True, type=int)
+    parser.add_argument("--forward", action="append", default=[])
+    parser.add_argument("command", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        parser.error("no command after --")
+    try:
+        for listener in _listen("127.0.0.1", args.proxy):
+            proxied = (listener, _proxied, args.socket)
+            threading.Thread(target=_serve, args=proxied, daemon=True).start()
+        for address in args.forward:
+            host, port = _split(address)
+            for listener in _listen(host, port):
+                serve_args = (listener, _tunneled, args.socket, address)
+                threading.Thread(target=_serve, args=serve_args, daemon=True).start()
+    except (OSError, ValueError) as exc:
+        sys.stderr.write(f"claudomator network gate: cannot listen: {exc}\n")
+        return 125
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, lambda signum, frame: None)  # a handler, not SIG_IGN: exec resets it
+    try:
+        child = subprocess.Popen(command)
+    except OSError as exc:
+        sys.stderr.write(f"claudomator network gate: cannot start {command[0]}: {exc}\n")
+        return 127
+    code = child.wait()
+    sys.stderr.flush()
+    if code < 0:
+        signal.signal(-code, signal.SIG_DFL)
+        os.kill(os.getpid(), -code)
+    os._exit(128 - code if code < 0 else code)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,256 @@
+"""The outer proxy of ``network = "model-only"`` (docs/agents.md §15): a process of ours, on the
+host's network, that listens on a unix socket the agent's namespace can reach and lets through
+only the allowed endpoints (:class:`~claudomator.isolation._network.AllowList`).
+
+It is the process the launcher's argv starts (``python -I -S``, the standard library only, see
+:func:`command`): it makes its socket directory (``<log_dir>/.net``, mode 0700; the socket is
+bound by a relative name, so a long log path does not matter), binds ``proxy.sock``, starts
+the command after ``--`` (bwrap), relays while it runs, then removes the socket and exits
+with the command's status (or dies of its signal). SIGTERM, SIGINT and SIGHUP are passed on to
+the command. So it lives exactly as long as the agent, in the agent's process group: a kill of
+the group ends it, and a SIGKILL leaves at most a dead socket in the log directory.
+
+Per connection it reads one request head: ``CONNECT host:port`` opens a tunnel, an
+absolute-URI ``http://`` request is forwarded (``Connection: close``); anything else, or a host
+not allowed, gets ``403`` and one line on stderr (the execution's ``stderr.log``) naming the
+host, counted in the summary line it writes at exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from claudomator.isolation._network import AllowList, Decision
+
+logger = logging.getLogger(__name__)
+
+SOCKET_NAME = "proxy.sock"
+HEAD_LIMIT = 64 * 1024
+CONNECT_SECONDS = 10.0
+_CHUNK = 64 * 1024
+_HOP = (b"proxy-connection", b"proxy-authorization", b"connection", b"keep-alive")
+BOOT = (
+    "import sys; sys.path.insert(0, sys.argv.pop(1)); "
+    "from claudomator.isolation._netproxy import main; sys.exit(main(sys.argv[1:]))"
+)
+"""The ``python -c`` of :func:`command`: the package from the given directory, nothing else."""
+
+
+def command(python: str, package_root: str, socket_dir: Path, allowed: Sequence[str]) -> list[str]:
+    """The argv that runs the proxy for ``allowed`` (origins), in ``socket_dir``, before the
+    command the caller appends after ``--``."""
+    argv = [python, "-I", "-S", "-c", BOOT, package_root, "--dir", str(socket_dir)]
+    for url in allowed:
+        argv += ["--allow", url]
+    return [*argv, "--"]
+
+
+class Proxy:
+    """The listening socket and its connections (one thread per direction of each)."""
+
+    def __init__(self, listener: socket.socket, allowed: AllowList) -> None:
+        self.listener = listener
+        self.allowed = allowed
+        self.refused = 0
+        self._lock = threading.Lock()
+
+    def say(self, text: str) -> None:
+        """One line on stderr (the execution's stderr.log)."""
+        with self._lock, contextlib.suppress(OSError):
+            os.write(2, f"claudomator network: {text}\n".encode("utf-8", "replace"))
+
+    def serve(self) -> None:
+        """Accept until the listener is closed."""
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.handle, args=(client,), daemon=True).start()
+
+    def handle(self, client: socket.socket) -> None:
+        with client:
+            try:
+                head, rest = read_head(client)
+            except (OSError, ValueError):
+                return
+            line, _, headers = head.partition(b"\r\n")
+            words = line.decode("latin-1").split()
+            if len(words) != 3:
+                self.refuse(client, Decision(False, line.decode("latin-1")[:200], 0, "bad request"))
+                return
+            method, target, _version = words
+            if method.upper() == "CONNECT":
+                decision = self.allowed.connect(target)
+                if decision.allowed:
+                    self.tunnel(client, decision, rest)
+                    return
+            else:
+                decision = self.allowed.forward(target)
+                if decision.allowed:
+                    self.forward(client, decision, method, target, headers, rest)
+                    return
+            self.refuse(client, decision, method.upper())
+
+    def refuse(self, client: socket.socket, decision: Decision, method: str = "") -> None:
+        with self._lock:
+            self.refused += 1
+        what = decision.address if decision.port else decision.host
+        self.say(f"refused {method or 'request'} {what}: {decision.reason} (model-only)")
+        body = f"claudomator: {what} is not an allowed endpoint (network = model-only)\n"
+        reply = (
+            "HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nConnection: close\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n{body}"
+        )
+        with contextlib.suppress(OSError):
+            client.sendall(reply.encode())
+
+    def upstream(self, client: socket.socket, decision: Decision) -> socket.socket | None:
+        try:
+            return socket.create_connection((decision.host, decision.port), CONNECT_SECONDS)
+        except OSError as exc:
+            self.say(f"cannot reach {decision.address}: {exc}")
+            with contextlib.suppress(OSError):
+                client.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+            return None
+
+    def tunnel(self, client: socket.socket, decision: Decision, rest: bytes) -> None:
+        server = self.upstream(client, decision)
+        if server is None:
+            return
+        with server:
+            server.settimeout(None)
+            client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            if rest:
+                server.sendall(rest)
+            relay(client, server)
+
+    def forward(
+        self,
+        client: socket.socket,
+        decision: Decision,
+        method: str,
+        target: str,
+        headers: bytes,
+        rest: bytes,
+    ) -> None:
+        server = self.upstream(client, decision)
+        if server is None:
+            return
+        path = "/" + target.split("://", 1)[1].partition("/")[2]
+        kept = [h for h in headers.split(b"\r\n") if h and h.split(b":")[0].lower() not in _HOP]
+        head = b"\r\n".join(
+            [f"{method} {path} HTTP/1.1".encode("latin-1"), *kept, b"Connection: close"]
+        )
+        with server:
+            server.settimeout(None)
+            server.sendall(head + b"\r\n\r\n" + rest)
+            relay(client, server)
+
+
+def read_head(conn: socket.socket) -> tuple[bytes, bytes]:
+    """A request head (up to the blank line) and what came after it; ``ValueError`` when there
+    is none within :data:`HEAD_LIMIT`."""
+    conn.settimeout(30)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(_CHUNK)
+        if not chunk or len(data) > HEAD_LIMIT:
+            raise ValueError("no request head")
+        data += chunk
+    conn.settimeout(None)
+    head, _, rest = data.partition(b"\r\n\r\n")
+    return head, rest
+
+
+def _pump(source: socket.socket, target: socket.socket) -> None:
+    try:
+        while chunk := source.recv(_CHUNK):
+            target.sendall(chunk)
+    except OSError:
+        pass
+    with contextlib.suppress(OSError):
+        target.shutdown(socket.SHUT_WR)
+
+
+def relay(a: socket.socket, b: socket.socket) -> None:
+    """Copy both ways until both sides are done."""
+    back = threading.Thread(target=_pump, args=(b, a), daemon=True)
+    back.start()
+    _pump(a, b)
+    back.join()
+
+
+def _listen(socket_dir: Path) -> socket.socket:
+    socket_dir.mkdir(mode=0o700)  # fails if it is there: never someone else's
+    here = os.getcwd()
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        os.chdir(socket_dir)
+        listener.bind(SOCKET_NAME)  # relative: a long log path is no limit
+        listener.listen(64)
+    finally:
+        os.chdir(here)
+    return listener
+
+
+def _remove(socket_dir: Path) -> None:
+    with contextlib.suppress(OSError):
+        (socket_dir / SOCKET_NAME).unlink()
+    with contextlib.suppress(OSError):
+        socket_dir.rmdir()
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="claudomator-netproxy")
+    parser.add_argument("--dir", required=True, type=Path)
+    parser.add_argument("--allow", action="append", default=[])
+    parser.add_argument("command", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    child_argv = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not child_argv:
+        parser.error("no command after --")
+    try:
+        allowed = AllowList.from_urls(args.allow)
+        listener = _listen(args.dir)
+    except (OSError, ValueError) as exc:
+        sys.stderr.write(f"claudomator network: cannot start the proxy: {exc}\n")
+        return 125
+    proxy = Proxy(listener, allowed)
+    threading.Thread(target=proxy.serve, daemon=True).start()
+    try:
+        child = subprocess.Popen(child_argv)
+    except OSError as exc:
+        _remove(args.dir)
+        sys.stderr.write(f"claudomator network: cannot start {child_argv[0]}: {exc}\n")
+        return 127
+
+    def pass_on(signum: int, frame: object) -> None:
+        with contextlib.suppress(OSError):
+            child.send_signal(signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, pass_on)
+    code = child.wait()
+    with contextlib.suppress(OSError):
+        listener.shutdown(socket.SHUT_RDWR)  # wakes the accept
+    with contextlib.suppress(OSError):
+        listener.close()
+    _remove(args.dir)
+    if proxy.refused:
+        proxy.say(f"{proxy.refused} connection(s) refused")
+    sys.stderr.flush()
+    if code < 0:
+        signal.signal(-code, signal.SIG_DFL)
+        os.kill(os.getpid(), -code)
+    os._exit(128 - code if code < 0 else code)
