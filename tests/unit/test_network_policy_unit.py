@@ -100,6 +100,7 @@ def test_model_only_runs_the_proxy_then_bwrap_without_a_network_then_the_gate(
 ) -> None:
     access = _model_only(tmp_path, "http://127.0.0.1:4567", "https://api.anthropic.com")
     env = {"PATH": "/usr/bin", "HTTPS_PROXY": "http://corp:8080", "NO_PROXY": "127.0.0.1"}
+    env["CLAUDOMATOR_EXECUTION_ID"] = "exec-1"  # the mark: the agent's, not the proxy's
     argv, clean = _launcher(tmp_path).wrap(["/usr/bin/true", "-x"], access.workdir, env, access)
 
     assert "claudomator.isolation._netproxy" in argv[4]  # python -I -S -c BOOT
@@ -121,6 +122,9 @@ def test_model_only_runs_the_proxy_then_bwrap_without_a_network_then_the_gate(
     # the host's proxy variables give way to the gate's, with no exception for loopback
     assert clean["HTTPS_PROXY"] == clean["HTTP_PROXY"] == "http://127.0.0.1:3128"
     assert clean["NO_PROXY"] == clean["no_proxy"] == ""
+    setenv = argv.index("--setenv")
+    assert argv[setenv + 1 : setenv + 3] == ["CLAUDOMATOR_EXECUTION_ID", "exec-1"]
+    assert "CLAUDOMATOR_EXECUTION_ID" not in clean
 
 
 def test_open_network_is_unchanged_and_a_bad_endpoint_is_a_confinement_error(

@@ -3,12 +3,14 @@ host's network, that listens on a unix socket the agent's namespace can reach an
 only the allowed endpoints (:class:`~claudomator.isolation._network.AllowList`).
 
 It is the process the launcher's argv starts (``python -I -S``, the standard library only, see
-:func:`command`): it makes its socket directory (``<log_dir>/.net``, mode 0700; the socket is
-bound by a relative name, so a long log path does not matter), binds ``proxy.sock``, starts
-the command after ``--`` (bwrap), relays while it runs, then removes the socket and exits
-with the command's status (or dies of its signal). SIGTERM, SIGINT and SIGHUP are passed on to
-the command. So it lives exactly as long as the agent, in the agent's process group: a kill of
-the group ends it, and a SIGKILL leaves at most a dead socket in the log directory.
+:func:`command`): it makes its socket directory (``<log_dir>/.net-<random>``, mode 0700, never
+one that exists; the socket is bound by a relative name, so a long log path does not matter)
+and binds ``proxy.sock``; then it forks. The parent execs the command after ``--``
+(bwrap), so the process the orchestrator started is bwrap itself, with bwrap's pid, status and
+signals, exactly as under ``network = "open"`` (bwrap ignores a child it did not start). The
+child, in a session of its own (a kill of the agent's process group does not reach it),
+relays until a pidfd of that process says it ended (however it ended: SIGKILL included), then
+removes the socket directory and exits.
 
 Per connection it reads one request head: ``CONNECT host:port`` opens a tunnel, an
 absolute-URI ``http://`` request is forwarded (``Connection: close``); anything else, or a host
@@ -22,13 +24,14 @@ import argparse
 import contextlib
 import logging
 import os
+import select
 import signal
 import socket
-import subprocess
 import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from claudomator.isolation._network import AllowList, Decision
 
@@ -211,46 +214,60 @@ def _remove(socket_dir: Path) -> None:
         socket_dir.rmdir()
 
 
+def _serve_until(watch: int, proxy: Proxy, socket_dir: Path) -> NoReturn:
+    """The proxy side of the fork: relay until ``watch`` (a pidfd of the process that became
+    the command) says it exited, or a SIGTERM comes (the execution's mark sweep); then remove
+    the socket and say how many connections were refused."""
+    os.setsid()  # out of the agent's process group: a kill of the group ends the command only
+    for fd, mode in ((0, os.O_RDONLY), (1, os.O_WRONLY)):  # never hold the agent's stdout open
+        null = os.open(os.devnull, mode)
+        os.dup2(null, fd)
+        os.close(null)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=proxy.serve, daemon=True).start()
+    while not stop.is_set():
+        if select.select([watch], [], [], 0.5)[0]:
+            break
+    with contextlib.suppress(OSError):
+        proxy.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept
+    with contextlib.suppress(OSError):
+        proxy.listener.close()
+    if proxy.refused:  # before the directory goes: whoever waits for that sees the line
+        proxy.say(f"{proxy.refused} connection(s) refused")
+    _remove(socket_dir)
+    os._exit(0)
+
+
 def main(argv: Sequence[str]) -> int:
+    """Listen, fork: the child is the proxy (:func:`_serve_until`), this process becomes the
+    command (``exec``), so its pid, status and signals are the command's own."""
     parser = argparse.ArgumentParser(prog="claudomator-netproxy")
     parser.add_argument("--dir", required=True, type=Path)
     parser.add_argument("--allow", action="append", default=[])
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
-    child_argv = args.command[1:] if args.command[:1] == ["--"] else args.command
-    if not child_argv:
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
         parser.error("no command after --")
     try:
         allowed = AllowList.from_urls(args.allow)
         listener = _listen(args.dir)
+        watch = os.pidfd_open(os.getpid())  # close-on-exec here, kept by the child
     except (OSError, ValueError) as exc:
         sys.stderr.write(f"claudomator network: cannot start the proxy: {exc}\n")
         return 125
-    proxy = Proxy(listener, allowed)
-    threading.Thread(target=proxy.serve, daemon=True).start()
-    try:
-        child = subprocess.Popen(child_argv)
-    except OSError as exc:
-        _remove(args.dir)
-        sys.stderr.write(f"claudomator network: cannot start {child_argv[0]}: {exc}\n")
-        return 127
-
-    def pass_on(signum: int, frame: object) -> None:
-        with contextlib.suppress(OSError):
-            child.send_signal(signum)
-
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, pass_on)
-    code = child.wait()
-    with contextlib.suppress(OSError):
-        listener.shutdown(socket.SHUT_RDWR)  # wakes the accept
-    with contextlib.suppress(OSError):
-        listener.close()
-    _remove(args.dir)
-    if proxy.refused:
-        proxy.say(f"{proxy.refused} connection(s) refused")
     sys.stderr.flush()
-    if code < 0:
-        signal.signal(-code, signal.SIG_DFL)
-        os.kill(os.getpid(), -code)
-    os._exit(128 - code if code < 0 else code)
+    if os.fork() == 0:
+        try:
+            _serve_until(watch, Proxy(listener, allowed), args.dir)
+        finally:
+            os._exit(1)
+    listener.close()
+    try:
+        os.execvp(command[0], command)  # noqa: S606 - the launcher's own bwrap argv
+    except OSError as exc:
+        sys.stderr.write(f"claudomator network: cannot start {command[0]}: {exc}\n")
+    return 127

@@ -86,6 +86,7 @@ HOME_VARIABLES = ("CLAUDE_CONFIG_DIR", "GEMINI_CLI_HOME")
 """Variables naming a CLI's config folder on the host: the private home takes their place."""
 
 _PROBE = ("--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent")
+MARK = "CLAUDOMATOR_EXECUTION_ID"  # claudomator.process.marks.MARK_VARIABLE
 NET_DIR = "/run/claudomator-net"
 """Where the outer proxy's socket directory is inside the namespace (a short unix path)."""
 
@@ -268,6 +269,8 @@ class BubblewrapLauncher:
             raise ConfinementError(f"network = {paths.network!r} is not a network policy")
         outer, extra, gate, proxy_vars = model_only(paths)
         clean = {k: v for k, v in clean.items() if k not in PROXY_VARIABLES} | proxy_vars
+        if MARK in clean:  # the agent's mark, not the proxy's: it outlives bwrap by a moment
+            extra += ["--setenv", MARK, clean.pop(MARK)]
         return [*outer, self.bwrap, *opts, *extra, "--", *gate, *argv], clean
 
 
