@@ -1,0 +1,241 @@
+# ruff: noqa: F811  (the fixtures of agent_harness are imported, then used by name)
+"""The real agent CLIs confined with ``[isolation] network = "model-only"``, run by the real
+pool against the fake model servers (issue 13): each still completes and edits its sandbox,
+its HTTP client reaching the fake server through the gate and the outer proxy, while a command
+it runs cannot reach another local HTTP server (the refusal is in the execution's
+stderr.log)."""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import shutil
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from agent_harness import (  # noqa: F401  (pytest fixtures)
+    PoolHarness,
+    agent_env,
+    claude_settings,
+    fake,
+    make_task,
+    user_home,
+)
+
+from claudomator.config import Settings
+from claudomator.config.sections import IsolationSettings
+from claudomator.models import AgentConfig, Task, TaskState
+from claudomator.store import Store
+from conftest import MakeRepo, git, kept_branch
+from fakes.anthropic import FakeAnthropic, Text, ToolUse
+from fakes.gemini import FakeGemini, FunctionCall, gemini_env
+from fakes.gemini import Text as GeminiText
+
+pytestmark = [
+    pytest.mark.cli,
+    pytest.mark.skipif(shutil.which("bwrap") is None, reason="bwrap not installed"),
+]
+
+MODEL_ONLY = IsolationSettings(launcher="bubblewrap", network="model-only")
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.server.paths.append(self.path)  # type: ignore[attr-defined]
+        self.send_response(200)
+        self.send_header("Content-Length", "7")
+        self.end_headers()
+        self.wfile.write(b"secret\n")
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def other() -> Iterator[http.server.ThreadingHTTPServer]:
+    """A local HTTP server that is not the model endpoint."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    server.paths = []  # type: ignore[attr-defined]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _host_address() -> str:
+    """An address of this machine that is not loopback ("" when there is none)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("198.51.100.1", 9))  # UDP: no packet is sent, a route is picked
+        except OSError:
+            return ""
+        address = str(probe.getsockname()[0])
+    return "" if address.startswith("127.") else address
+
+
+def _pump(source: socket.socket, target: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        while chunk := source.recv(65536):
+            target.sendall(chunk)
+    with contextlib.suppress(OSError):
+        target.shutdown(socket.SHUT_WR)
+
+
+def _pair(client: socket.socket, port: int) -> None:
+    with client, socket.create_connection(("127.0.0.1", port)) as upstream:
+        back = threading.Thread(target=_pump, args=(upstream, client), daemon=True)
+        back.start()
+        _pump(client, upstream)
+        back.join()
+
+
+@contextlib.contextmanager
+def relay_to(url: str, address: str) -> Iterator[str]:
+    """A TCP relay on ``address`` to the server at ``url`` (http://127.0.0.1:PORT): the same
+    fake model server at a non-loopback address, which the agent's namespace cannot reach
+    except through the proxy (no forwarder listens there). Yields its URL."""
+    port = int(url.rsplit(":", 1)[1])
+    listener = socket.create_server((address, 0))
+
+    def serve() -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=_pair, args=(client, port), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield f"http://{address}:{listener.getsockname()[1]}"
+    finally:
+        listener.close()
+
+
+def _fetch(port: int) -> str:
+    """A shell command that tries ``port`` by proxy and directly, and notes what it got."""
+    url = f"http://127.0.0.1:{port}/leak"
+    return (
+        f"(curl -s -m 5 {url} || echo proxy-failed) > proxy.txt; "
+        f"(curl -s -m 5 --noproxy '*' {url} || echo direct-failed) > direct.txt"
+    )
+
+
+async def test_model_only_claude_completes_and_reaches_nothing_else(
+    claude_settings: Settings,
+    store: Store,
+    fake: FakeAnthropic,
+    agent_env: dict[str, str],
+    make_repo: MakeRepo,
+    other: http.server.ThreadingHTTPServer,
+) -> None:
+    project = make_repo()
+    fake.set_script(
+        [
+            ToolUse("Bash", {"command": f"echo hello > hello.txt; {_fetch(other.server_port)}"}),
+            Text("Done.\n\n## Summary\nCreated hello.txt."),
+        ]
+    )
+    settings = claude_settings.model_copy(update={"isolation": MODEL_ONLY})
+    async with PoolHarness(settings, store, agent_env) as h:
+        [task] = h.submit(make_task(project, "Create hello.txt"))
+        [done] = await h.settle([task])
+
+    [run] = store.executions_of(task.id)
+    assert done.state == TaskState.COMPLETED, run.error_msg
+    branch = kept_branch(project, task.id)
+    assert git(project, "show", f"{branch}:hello.txt") == "hello"
+    assert "403" in git(project, "show", f"{branch}:proxy.txt") or "not an allowed" in git(
+        project, "show", f"{branch}:proxy.txt"
+    )
+    assert git(project, "show", f"{branch}:direct.txt") == "direct-failed"
+    assert other.paths == []  # type: ignore[attr-defined]
+    assert len(fake.requests) >= 2  # the CLI's own calls went through the proxy
+    log = Path(run.stderr_path).read_text(encoding="utf-8")
+    assert f"refused GET 127.0.0.1:{other.server_port}" in log
+
+
+async def test_model_only_gemini_completes(
+    settings: Settings, store: Store, gemini_bin: str, tmp_path: Path, make_repo: MakeRepo
+) -> None:
+    project = make_repo("gemini-project")
+    with FakeGemini() as fake_gemini:
+        fake_gemini.set_script(
+            [
+                FunctionCall("run_shell_command", {"command": "echo 'from gemini' > hello.txt"}),
+                GeminiText("Done.\n\n## Summary\nCreated hello.txt from Gemini."),
+            ]
+        )
+        env = gemini_env(fake_gemini.url, tmp_path / "gemini-home")
+        gemini_settings = settings.model_copy(
+            update={
+                "gemini_binary_path": gemini_bin,
+                "kill_grace_seconds": 2,
+                "isolation": MODEL_ONLY,
+            }
+        )
+        async with PoolHarness(gemini_settings, store, env) as h:
+            agent = AgentConfig(
+                type="gemini",
+                model="gemini-2.5-pro",
+                instructions="Create hello.txt",
+                project_dir=str(project),
+            )
+            [task] = h.submit(Task(name="gemini task", agent=agent))
+            [done] = await h.settle([task])
+
+    [run] = store.executions_of(task.id)
+    assert done.state == TaskState.COMPLETED, run.error_msg
+    assert git(project, "show", f"{kept_branch(project, task.id)}:hello.txt") == "from gemini"
+
+
+async def test_the_claude_cli_honours_the_proxy_variables(
+    claude_settings: Settings,
+    store: Store,
+    fake: FakeAnthropic,
+    agent_env: dict[str, str],
+    make_repo: MakeRepo,
+) -> None:
+    """The fake model server at a non-loopback address: no forwarder in the namespace, no
+    route out of it; the CLI gets there only by ``HTTPS_PROXY``/``HTTP_PROXY`` (``NO_PROXY``
+    empty), which it honours."""
+    address = _host_address()
+    if not address:
+        pytest.skip("this machine has no non-loopback address")
+    fake.set_script([Text("## Summary\nNothing to do.")])
+    settings = claude_settings.model_copy(update={"isolation": MODEL_ONLY})
+    with relay_to(fake.url, address) as url:
+        env = {**agent_env, "ANTHROPIC_BASE_URL": url}
+        async with PoolHarness(settings, store, env) as h:
+            [task] = h.submit(make_task(make_repo(), "Say nothing"))
+            [done] = await h.settle([task])
+    [run] = store.executions_of(task.id)
+    assert done.state == TaskState.COMPLETED, run.error_msg
+    assert fake.requests
+
+
+async def test_the_gemini_cli_honours_the_proxy_variables(
+    settings: Settings, store: Store, gemini_bin: str, tmp_path: Path, make_repo: MakeRepo
+) -> None:
+    address = _host_address()
+    if not address:
+        pytest.skip("this machine has no non-loopback address")
+    with FakeGemini() as fake_gemini:
+        fake_gemini.set_script([GeminiText("## Summary\nNothing to do.")])
+        with relay_to(fake_gemini.url, address) as url:
+            env = gemini_env(url, tmp_path / "gemini-home")
+            gemini_settings = settings.model_copy(
+                update={"gemini_binary_path": gemini_bin, "isolation": MODEL_ONLY}
+            )
+            async with PoolHarness(gemini_settings, store, env) as h:
+                agent = AgentConfig(type="gemini", instructions="Say nothing")
+                [task] = h.submit(Task(name="gemini proxy", agent=agent))
+                [done] = await h.settle([task])
+        assert fake_gemini.requests
+    [run] = store.executions_of(task.id)
+    assert done.state == TaskState.COMPLETED, run.error_msg
