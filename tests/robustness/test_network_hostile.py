@@ -146,7 +146,8 @@ def _run(
         timeout=3.0 if hang else 60.0,
         kill_grace=1.0,
         stop=asyncio.Event(),
-        confinement=Confinement(network=network),
+        # an extra endpoint on a port below 1024: no forwarder can bind it, the agent still runs
+        confinement=Confinement(network=network, endpoints=("http://localhost:80",)),
     )
     return asyncio.run(runner.run(ctx)), ctx
 
@@ -189,6 +190,7 @@ def test_model_only_reaches_the_model_endpoint_and_nothing_else(
     other = servers.other.server_port
     assert f"refused GET 127.0.0.1:{other}: not an allowed endpoint" in log
     assert "refused CONNECT example.com:443" in log
+    assert "no forwarder on localhost:80" in log
     deadline = time.monotonic() + 5  # the proxy's last words come as bwrap has exited
     while list(ctx.log_dir.glob(".net-*")) and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -7,26 +7,30 @@ so it imports nothing of Claudomator). It listens on ``127.0.0.1:<port>`` (``--p
 (``--socket``); and for each ``--forward host:port`` (an allowed endpoint on the host's
 loopback: a fake model server, the Claudomator API) it listens on that same address and
 tunnels each connection there through the outer proxy (``CONNECT``), so a client that ignores
-the proxy variables for loopback still arrives. Only once every listener is up does it start
-the agent (the argv after ``--``); it then waits for it and exits with its status, or dies of
-the signal that killed it. A SIGTERM, SIGINT or SIGHUP to the gate itself is noted and
+the proxy variables for loopback still arrives (not on a port below 1024, which the agent's
+namespace has no capability to bind: that endpoint is reached through the proxy only). Only
+once every listener is up does it start the agent (the argv after ``--``, with
+``posix_spawnp``); it then waits for it and exits with its status, or dies of the signal that
+killed it. A SIGTERM, SIGINT or SIGHUP to the gate itself is noted and
 ignored: a stop signals every process of the namespace, and the agent may still need the
 network to finish; the gate ends when the agent does.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import signal
 import socket
-import subprocess
 import sys
 import threading
-from collections.abc import Callable, Sequence
+
+TYPE_CHECKING = False  # not typing's: neither it, argparse nor subprocess is imported, for speed
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
 
 _CHUNK = 64 * 1024
+USAGE = "usage: --socket PATH --proxy PORT [--forward HOST:PORT]... -- COMMAND"
 
 
 def _pump(source: socket.socket, target: socket.socket) -> None:
@@ -109,36 +113,60 @@ def _listen(host: str, port: int) -> list[socket.socket]:
     return made
 
 
+def parse_args(argv: Sequence[str]) -> tuple[str, int, list[str], list[str]]:
+    """``--socket PATH --proxy PORT [--forward HOST:PORT]... -- COMMAND...``: (socket, proxy
+    port, forwards, command); ``ValueError`` for anything else."""
+    values: dict[str, list[str]] = {"--socket": [], "--proxy": [], "--forward": []}
+    rest = list(argv)
+    while rest and rest[0] != "--":
+        flag = rest.pop(0)
+        if flag not in values or not rest:
+            raise ValueError(
+                f"usage: --socket PATH --proxy PORT [--forward H:P]... -- COMMAND ({flag!r})"
+            )
+        values[flag].append(rest.pop(0))
+    command = rest[1:]
+    if len(values["--socket"]) != 1 or len(values["--proxy"]) != 1 or not command:
+        raise ValueError(USAGE)
+    return values["--socket"][0], int(values["--proxy"][0]), values["--forward"], command
+
+
 def main(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(prog="claudomator-netgate")
-    parser.add_argument("--socket", required=True)
-    parser.add_argument("--proxy", required=True, type=int)
-    parser.add_argument("--forward", action="append", default=[])
-    parser.add_argument("command", nargs=argparse.REMAINDER)
-    args = parser.parse_args(argv)
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    if not command:
-        parser.error("no command after --")
     try:
-        for listener in _listen("127.0.0.1", args.proxy):
-            proxied = (listener, _proxied, args.socket)
+        outer, proxy_port, forwards, command = parse_args(argv)
+        for listener in _listen("127.0.0.1", proxy_port):
+            proxied = (listener, _proxied, outer)
             threading.Thread(target=_serve, args=proxied, daemon=True).start()
-        for address in args.forward:
-            host, port = _split(address)
-            for listener in _listen(host, port):
-                serve_args = (listener, _tunneled, args.socket, address)
-                threading.Thread(target=_serve, args=serve_args, daemon=True).start()
     except (OSError, ValueError) as exc:
         sys.stderr.write(f"claudomator network gate: cannot listen: {exc}\n")
         return 125
+    for address in forwards:
+        host, port = _split(address)
+        try:
+            listeners = _listen(host, port)
+        except OSError as exc:  # a port below 1024: no capability to bind it; the proxy stays
+            sys.stderr.write(f"claudomator network gate: no forwarder on {address}: {exc}\n")
+            continue
+        for listener in listeners:
+            serve_args = (listener, _tunneled, outer, address)
+            threading.Thread(target=_serve, args=serve_args, daemon=True).start()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda signum, frame: None)  # a handler, not SIG_IGN: exec resets it
+    # the agent starts with the default action for every signal (Python ignores SIGPIPE and
+    # SIGXFSZ, and an ignored signal stays ignored across exec)
+    defaults = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE, signal.SIGXFSZ)
     try:
-        child = subprocess.Popen(command)
+        pid = os.posix_spawnp(command[0], command, os.environ, setsigdef=defaults)
     except OSError as exc:
         sys.stderr.write(f"claudomator network gate: cannot start {command[0]}: {exc}\n")
         return 127
-    code = child.wait()
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+            break
+        except InterruptedError:
+            continue
+    code = os.waitstatus_to_exitcode(status)
     sys.stderr.flush()
     if code < 0:
         signal.signal(-code, signal.SIG_DFL)

@@ -20,22 +20,22 @@ host, counted in the summary line it writes at exit.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import logging
 import os
 import select
 import signal
 import socket
 import sys
 import threading
-from collections.abc import Sequence
-from pathlib import Path
-from typing import NoReturn
 
 from claudomator.isolation._network import AllowList, Decision
 
-logger = logging.getLogger(__name__)
+TYPE_CHECKING = False  # not typing's: importing typing (and re) would slow the start-up
+if TYPE_CHECKING:  # not imported at run time: pathlib, argparse, logging or dataclasses
+    # would take longer to import than the rest of the proxy
+    from collections.abc import Sequence
+    from pathlib import Path
+    from typing import NoReturn
 
 SOCKET_NAME = "proxy.sock"
 HEAD_LIMIT = 64 * 1024
@@ -43,10 +43,18 @@ CONNECT_SECONDS = 10.0
 _CHUNK = 64 * 1024
 _HOP = (b"proxy-connection", b"proxy-authorization", b"connection", b"keep-alive")
 BOOT = (
-    "import sys; sys.path.insert(0, sys.argv.pop(1)); "
-    "from claudomator.isolation._netproxy import main; sys.exit(main(sys.argv[1:]))"
+    "import sys, types\n"
+    "root = sys.argv.pop(1)\n"
+    "for name in ('claudomator', 'claudomator.isolation'):\n"
+    "    package = types.ModuleType(name)\n"
+    "    package.__path__ = [root + '/' + name.replace('.', '/')]\n"
+    "    sys.modules[name] = package\n"
+    "from claudomator.isolation._netproxy import main\n"
+    "sys.exit(main(sys.argv[1:]))\n"
 )
-"""The ``python -c`` of :func:`command`: the package from the given directory, nothing else."""
+"""The ``python -c`` of :func:`command`: this module and :mod:`~claudomator.isolation._network`
+from the given directory, without running the packages' ``__init__`` (their imports would
+triple the proxy's start-up), and nothing else."""
 
 
 def command(python: str, package_root: str, socket_dir: Path, allowed: Sequence[str]) -> list[str]:
@@ -194,8 +202,8 @@ def relay(a: socket.socket, b: socket.socket) -> None:
     back.join()
 
 
-def _listen(socket_dir: Path) -> socket.socket:
-    socket_dir.mkdir(mode=0o700)  # fails if it is there: never someone else's
+def _listen(socket_dir: str) -> socket.socket:
+    os.mkdir(socket_dir, 0o700)  # fails if it is there: never someone else's
     here = os.getcwd()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -207,14 +215,14 @@ def _listen(socket_dir: Path) -> socket.socket:
     return listener
 
 
-def _remove(socket_dir: Path) -> None:
+def _remove(socket_dir: str) -> None:
     with contextlib.suppress(OSError):
-        (socket_dir / SOCKET_NAME).unlink()
+        os.unlink(os.path.join(socket_dir, SOCKET_NAME))
     with contextlib.suppress(OSError):
-        socket_dir.rmdir()
+        os.rmdir(socket_dir)
 
 
-def _serve_until(watch: int, proxy: Proxy, socket_dir: Path) -> NoReturn:
+def _serve_until(watch: int, proxy: Proxy, socket_dir: str) -> NoReturn:
     """The proxy side of the fork: relay until ``watch`` (a pidfd of the process that became
     the command) says it exited, or a SIGTERM comes (the execution's mark sweep); then remove
     the socket and say how many connections were refused."""
@@ -241,20 +249,36 @@ def _serve_until(watch: int, proxy: Proxy, socket_dir: Path) -> NoReturn:
     os._exit(0)
 
 
+def parse_args(argv: Sequence[str]) -> tuple[str, list[str], list[str]]:
+    """``--dir DIR [--allow URL]... -- COMMAND...``: (dir, allowed URLs, command);
+    ``ValueError`` for anything else."""
+    socket_dir, allow, rest = "", [], list(argv)
+    while rest and rest[0] != "--":
+        flag = rest.pop(0)
+        if flag not in ("--dir", "--allow") or not rest:
+            raise ValueError(f"usage: --dir DIR [--allow URL]... -- COMMAND (not {flag!r})")
+        value = rest.pop(0)
+        if flag == "--dir":
+            socket_dir = value
+        else:
+            allow.append(value)
+    command = rest[1:]
+    if not socket_dir or not command:
+        raise ValueError("usage: --dir DIR [--allow URL]... -- COMMAND")
+    return socket_dir, allow, command
+
+
 def main(argv: Sequence[str]) -> int:
     """Listen, fork: the child is the proxy (:func:`_serve_until`), this process becomes the
     command (``exec``), so its pid, status and signals are the command's own."""
-    parser = argparse.ArgumentParser(prog="claudomator-netproxy")
-    parser.add_argument("--dir", required=True, type=Path)
-    parser.add_argument("--allow", action="append", default=[])
-    parser.add_argument("command", nargs=argparse.REMAINDER)
-    args = parser.parse_args(argv)
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    if not command:
-        parser.error("no command after --")
     try:
-        allowed = AllowList.from_urls(args.allow)
-        listener = _listen(args.dir)
+        socket_dir, allow, command = parse_args(argv)
+    except ValueError as exc:
+        sys.stderr.write(f"claudomator network: {exc}\n")
+        return 2
+    try:
+        allowed = AllowList.from_urls(allow)
+        listener = _listen(socket_dir)
         watch = os.pidfd_open(os.getpid())  # close-on-exec here, kept by the child
     except (OSError, ValueError) as exc:
         sys.stderr.write(f"claudomator network: cannot start the proxy: {exc}\n")
@@ -262,10 +286,12 @@ def main(argv: Sequence[str]) -> int:
     sys.stderr.flush()
     if os.fork() == 0:
         try:
-            _serve_until(watch, Proxy(listener, allowed), args.dir)
+            _serve_until(watch, Proxy(listener, allowed), socket_dir)
         finally:
             os._exit(1)
     listener.close()
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ):  # Python ignores them; exec would keep that
+        signal.signal(sig, signal.SIG_DFL)
     try:
         os.execvp(command[0], command)  # noqa: S606 - the launcher's own bwrap argv
     except OSError as exc:

@@ -8,30 +8,48 @@ alike: the inner gate's loopback forwarders tunnel plain http too); an absolute-
 (``GET http://host:port/path``) when an ``http`` endpoint has them. Hosts compare without case
 and without a trailing dot; nothing is resolved here (the proxy connects to the name it
 allowed). Not a launcher: the ``_`` keeps it out of :func:`claudomator.isolation.launcher_names`.
+It has no logger: the proxy reports on stderr.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import logging
-from collections.abc import Iterable
-from dataclasses import dataclass
-from urllib.parse import urlsplit
 
-logger = logging.getLogger(__name__)
+TYPE_CHECKING = False  # not typing's: the proxy's start-up imports neither typing nor re
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 GATE_PORT = 3128
 """Where the inner gate listens for the agent's proxy requests (``http://127.0.0.1:3128``)."""
 
 
-@dataclass(frozen=True, order=True)
 class Endpoint:
-    """One allowed origin."""
+    """One allowed origin: ``scheme`` ("http" or "https"), ``host`` (lower case, no brackets,
+    no trailing dot), ``port``. (A plain class: ``dataclasses`` costs the proxy's start-up
+    more than all the rest of its imports.)"""
 
-    scheme: str  # "http" or "https"
-    host: str  # lower case, no brackets, no trailing dot
-    port: int
+    __slots__ = ("host", "port", "scheme")
+
+    def __init__(self, scheme: str, host: str, port: int) -> None:
+        self.scheme = scheme
+        self.host = host
+        self.port = port
+
+    def _key(self) -> tuple[str, str, int]:
+        return (self.scheme, self.host, self.port)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Endpoint) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __lt__(self, other: Endpoint) -> bool:
+        return self._key() < other._key()
+
+    def __repr__(self) -> str:
+        return f"Endpoint({self.scheme!r}, {self.host!r}, {self.port})"
 
     @property
     def address(self) -> str:
@@ -54,15 +72,17 @@ class Endpoint:
         return f"{self.scheme}://{self.address}"
 
 
-@dataclass(frozen=True)
 class Decision:
     """What the proxy does with one request: ``allowed``, and the ``host``/``port`` it named
     (``reason``: why it was refused)."""
 
-    allowed: bool
-    host: str
-    port: int
-    reason: str = ""
+    __slots__ = ("allowed", "host", "port", "reason")
+
+    def __init__(self, allowed: bool, host: str, port: int, reason: str = "") -> None:
+        self.allowed = allowed
+        self.host = host
+        self.port = port
+        self.reason = reason
 
     @property
     def address(self) -> str:
@@ -78,20 +98,25 @@ def normal_host(host: str) -> str:
 
 
 def parse_endpoint(url: str) -> Endpoint:
-    """The :class:`Endpoint` of ``url`` (its origin; a path is ignored). ``ValueError`` naming
-    the URL when it has no http(s) scheme or no host, or a bad port."""
-    parts = urlsplit(url.strip())
-    scheme = parts.scheme.lower()
-    if scheme not in DEFAULT_PORTS:
+    """The :class:`Endpoint` of ``url`` (its origin; a path, query or user is ignored).
+    ``ValueError`` naming the URL when it has no http(s) scheme or no host, or a bad port.
+    (Parsed here: ``urllib.parse`` would double the proxy's import time.)"""
+    scheme, sep, rest = url.strip().partition("://")
+    scheme = scheme.lower()
+    if not sep or scheme not in DEFAULT_PORTS:
         raise ValueError(f"{url!r} is not an http(s) endpoint")
-    try:
-        port = parts.port
-    except ValueError as exc:
-        raise ValueError(f"{url!r} has a bad port") from exc
-    host = normal_host(parts.hostname or "")
+    netloc = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0].rpartition("@")[2]
+    if netloc.startswith("["):
+        host, _, after = netloc[1:].partition("]")
+        port_text = after[1:] if after.startswith(":") else ("" if not after else "x")
+    else:
+        host, _, port_text = netloc.partition(":")
+    if port_text and not (port_text.isdigit() and 0 < int(port_text) < 65536):
+        raise ValueError(f"{url!r} has a bad port")
+    host = normal_host(host)
     if not host:
         raise ValueError(f"{url!r} has no host")
-    return Endpoint(scheme, host, port or DEFAULT_PORTS[scheme])
+    return Endpoint(scheme, host, int(port_text) if port_text else DEFAULT_PORTS[scheme])
 
 
 def split_address(text: str) -> tuple[str, int]:
