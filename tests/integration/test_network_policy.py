@@ -8,6 +8,7 @@ stderr.log)."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import http.server
 import shutil
 import socket
@@ -25,12 +26,18 @@ from agent_harness import (  # noqa: F401  (pytest fixtures)
     user_home,
 )
 
+from claudomator.agents import claude
+from claudomator.agents.oneshot import OneShotFailed, ask_json
+from claudomator.agents.registry import default_registry
 from claudomator.config import Settings
 from claudomator.config.sections import IsolationSettings
+from claudomator.isolation import build_launcher
+from claudomator.isolation.base import Confinement
+from claudomator.isolation.plain import PlainLauncher
 from claudomator.models import AgentConfig, Task, TaskState
 from claudomator.store import Store
 from conftest import MakeRepo, git, kept_branch
-from fakes.anthropic import FakeAnthropic, Text, ToolUse
+from fakes.anthropic import FakeAnthropic, Text, ToolUse, claude_env
 from fakes.gemini import FakeGemini, FunctionCall, gemini_env
 from fakes.gemini import Text as GeminiText
 
@@ -239,3 +246,50 @@ async def test_the_gemini_cli_honours_the_proxy_variables(
         assert fake_gemini.requests
     [run] = store.executions_of(task.id)
     assert done.state == TaskState.COMPLETED, run.error_msg
+
+
+async def test_a_model_only_one_shot_call_answers_and_plain_refuses_it(
+    claude_bin: str, tmp_path: Path, make_repo: MakeRepo
+) -> None:
+    """A one-shot call (the chooser's, elaborate's) given the runs' confinement: under
+    bubblewrap it answers through the proxy; under plain it is refused, never run open."""
+    spec = default_registry()["claude"]
+    assert spec.one_shot is not None
+    how = dataclasses.replace(spec.one_shot, endpoints=claude.model_endpoints)
+    policy = Confinement(network="model-only")
+    project = make_repo("one-shot-project")
+    with FakeAnthropic([Text('```json\n{"agent": "gemini"}\n```')]) as fake_model:
+        env = claude_env(fake_model.url, tmp_path / "home")
+        launcher = build_launcher("bubblewrap", Settings(data_dir=tmp_path / "data"))
+        answer = await ask_json(
+            how,
+            claude_bin,
+            "pick one",
+            cwd=str(project),
+            env=env,
+            time_limit=90,
+            launcher=launcher,
+            confinement=policy,
+        )
+        assert answer == {"agent": "gemini"}
+        with pytest.raises(OneShotFailed, match="cannot be enforced by the plain launcher"):
+            await ask_json(
+                how,
+                claude_bin,
+                "pick one",
+                env=env,
+                time_limit=90,
+                launcher=PlainLauncher(),
+                confinement=policy,
+            )
+        with pytest.raises(OneShotFailed):  # model-only without its model endpoint: no way out
+            await ask_json(
+                spec.one_shot,
+                claude_bin,
+                "pick one",
+                env=env,
+                time_limit=60,
+                launcher=launcher,
+                confinement=policy,
+            )
+    assert len(fake_model.requests) == 1

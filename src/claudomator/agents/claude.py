@@ -55,6 +55,14 @@ def build_argv(binary: str, ctx: RunContext) -> list[str]:
     return argv
 
 
+def model_endpoints(env: Mapping[str, str]) -> tuple[str, ...]:
+    """The model API the CLI talks to in ``env``: ``$ANTHROPIC_BASE_URL``'s origin when set,
+    else the Anthropic API (Bedrock, Vertex or an OAuth refresh host are the operator's
+    ``allowed_endpoints``). The runner's ``endpoints``, and a one-shot call's."""
+    base = origin(env.get("ANTHROPIC_BASE_URL", ""))
+    return (base or ANTHROPIC_API,)
+
+
 class ClaudeRunner(CliRunner):
     """Runs one execution of the Claude Code CLI and maps its result to an :class:`Outcome`."""
 
@@ -98,10 +106,7 @@ class ClaudeRunner(CliRunner):
         return super().home_copies(env)
 
     def endpoints(self, env: Mapping[str, str]) -> tuple[str, ...]:
-        """The model API: ``$ANTHROPIC_BASE_URL``'s origin when set, else the Anthropic API
-        (Bedrock, Vertex or an OAuth refresh host are the operator's ``allowed_endpoints``)."""
-        base = origin(env.get("ANTHROPIC_BASE_URL", ""))
-        return (base or ANTHROPIC_API,)
+        return model_endpoints(env)
 
     async def run(self, ctx: RunContext) -> Outcome:
         stream = ClaudeStream()

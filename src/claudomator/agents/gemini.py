@@ -129,6 +129,18 @@ class _BudgetGuard:
             self.halt.set()
 
 
+def model_endpoints(env: Mapping[str, str]) -> tuple[str, ...]:
+    """The model API the CLI talks to in ``env``: ``$GOOGLE_GEMINI_BASE_URL``'s origin when
+    set, else the Gemini API, and without an API key also the hosts of a Google login (Code
+    Assist, its OAuth). The runner's ``endpoints``, and a one-shot call's."""
+    base = origin(env.get("GOOGLE_GEMINI_BASE_URL", ""))
+    if base:
+        return (base,)
+    if any(env.get(k) for k in ("GEMINI_API_KEY", "GOOGLE_API_KEY")):
+        return (GEMINI_API,)
+    return (GEMINI_API, *GOOGLE_LOGIN)
+
+
 class GeminiRunner(CliRunner):
     """Runs one execution of the Gemini CLI and maps its result to an :class:`Outcome`."""
 
@@ -144,14 +156,7 @@ class GeminiRunner(CliRunner):
     )
 
     def endpoints(self, env: Mapping[str, str]) -> tuple[str, ...]:
-        """The model API: ``$GOOGLE_GEMINI_BASE_URL``'s origin when set, else the Gemini API,
-        and without an API key also the hosts of a Google login (Code Assist, its OAuth)."""
-        base = origin(env.get("GOOGLE_GEMINI_BASE_URL", ""))
-        if base:
-            return (base,)
-        if any(env.get(k) for k in ("GEMINI_API_KEY", "GOOGLE_API_KEY")):
-            return (GEMINI_API,)
-        return (GEMINI_API, *GOOGLE_LOGIN)
+        return model_endpoints(env)
 
     async def run(self, ctx: RunContext) -> Outcome:
         stream = GeminiStream()
