@@ -12,10 +12,14 @@ import dataclasses
 import http.server
 import shutil
 import socket
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from agent_harness import (  # noqa: F401  (pytest fixtures)
     PoolHarness,
@@ -46,6 +50,7 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("bwrap") is None, reason="bwrap not installed"),
 ]
 
+CLI = "import sys; from claudomator.cli import main; sys.argv[0] = 'claudomator'; main()"
 MODEL_ONLY = IsolationSettings(launcher="bubblewrap", network="model-only")
 
 
@@ -293,3 +298,89 @@ async def test_a_model_only_one_shot_call_answers_and_plain_refuses_it(
                 confinement=policy,
             )
     assert len(fake_model.requests) == 1
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.contextmanager
+def _serve_model_only(tmp_path: Path, model_url: str, claude_bin: str) -> Iterator[httpx.Client]:
+    """A real `claudomator serve` (token "tok") with ``[isolation] network = "model-only"``
+    under bubblewrap, whose Claude CLI talks to ``model_url``."""
+    env = claude_env(model_url, tmp_path / "agent-home")
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'claude_binary_path = "{claude_bin}"\napi_token = "tok"\nkill_grace_seconds = 2\n'
+        '[isolation]\nlauncher = "bubblewrap"\nnetwork = "model-only"\n',
+        encoding="utf-8",
+    )
+    env["CLAUDOMATOR_CONFIG"] = str(config)
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-c", CLI, "serve", "--addr", f"127.0.0.1:{port}"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        auth = {"Authorization": "Bearer tok"}
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=auth) as client:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    client.get("/api/health")
+                    break
+                except httpx.TransportError:
+                    assert server.poll() is None, "serve exited"
+                    assert time.monotonic() < deadline, "serve never answered"
+                    time.sleep(0.2)
+            yield client
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+def test_a_model_only_agent_files_a_subtask_through_the_claudomator_api(
+    tmp_path: Path, make_repo: MakeRepo, claude_bin: str
+) -> None:
+    """`serve` starts with model-only; the confined agent reaches the Claudomator API (its
+    origin is an allowed endpoint) with curl through the proxy, and its subtask runs too."""
+    project = make_repo()
+    create = (
+        'curl -sf -X POST "$CLAUDOMATOR_API_URL/api/tasks" '
+        '-H "Authorization: Bearer $CLAUDOMATOR_API_TOKEN" -H "Content-Type: application/json" '
+        '-d "{\\"name\\": \\"child\\", \\"agent\\": {\\"instructions\\": \\"TASK-CHILD\\", '
+        '\\"project_dir\\": \\"$CLAUDOMATOR_PROJECT_DIR\\"}}"'
+    )
+    with FakeAnthropic() as fake_model:
+        noted = f"{create} && env | grep -i _proxy | sort > proxy-env.txt"
+        fake_model.route(
+            "TASK-PARENT", [ToolUse("Bash", {"command": noted}), Text("## Summary\nsplit")]
+        )
+        fake_model.route(
+            "TASK-CHILD",
+            [ToolUse("Bash", {"command": "echo child > child.txt"}), Text("## Summary\nchild")],
+        )
+        with _serve_model_only(tmp_path, fake_model.url, claude_bin) as client:
+            body = {"name": "parent", "agent": {"instructions": "TASK-PARENT"}}
+            body["agent"]["project_dir"] = str(project)  # type: ignore[index]
+            assert client.post("/api/tasks", json=body).status_code == 201
+            deadline = time.monotonic() + 120
+            tasks: list[dict[str, object]] = []
+            while time.monotonic() < deadline:
+                tasks = client.get("/api/tasks").json()["tasks"]
+                if len(tasks) == 2 and all(t["state"] == "COMPLETED" for t in tasks):
+                    break
+                time.sleep(0.3)
+    by_name = {t["name"]: t for t in tasks}
+    assert set(by_name) == {"parent", "child"}, tasks
+    assert all(t["state"] == "COMPLETED" for t in tasks), tasks
+    child_id = str(by_name["child"]["id"])
+    assert git(project, "show", f"{kept_branch(project, child_id)}:child.txt") == "child"
+    parent_id = str(by_name["parent"]["id"])
+    seen = git(project, "show", f"{kept_branch(project, parent_id)}:proxy-env.txt")
+    assert "HTTPS_PROXY=http://127.0.0.1:3128" in seen.splitlines()
+    assert "NO_PROXY=" in seen.splitlines()
