@@ -27,7 +27,10 @@ from agent_harness import (  # noqa: F401  (pytest fixtures)
     claude_settings,
     fake,
     make_task,
+    pid_alive,
+    process_tree,
     user_home,
+    wait_for,
 )
 
 from claudomator.agents import claude
@@ -384,3 +387,82 @@ def test_a_model_only_agent_files_a_subtask_through_the_claudomator_api(
     seen = git(project, "show", f"{kept_branch(project, parent_id)}:proxy-env.txt")
     assert "HTTPS_PROXY=http://127.0.0.1:3128" in seen.splitlines()
     assert "NO_PROXY=" in seen.splitlines()
+
+
+async def test_the_build_check_of_a_model_only_agent_has_no_network_either(
+    claude_settings: Settings,
+    store: Store,
+    fake: FakeAnthropic,
+    agent_env: dict[str, str],
+    make_repo: MakeRepo,
+    other: http.server.ThreadingHTTPServer,
+) -> None:
+    """The build check runs the agent's Makefile through the agent's launcher and network:
+    its ``build`` rule reaches the other local server neither directly nor by proxy."""
+    url = f"http://127.0.0.1:{other.server_port}/from-build"
+    makefile = (
+        (
+            "build:\n"
+            f"\t-(curl -s -m 5 {url} || echo proxy-failed) > build-proxy.txt\n"
+            f"\t-(curl -s -m 5 --noproxy 127.0.0.1 {url} || echo direct-failed) > b-direct.txt\n"
+        )
+        .replace("\t", "\\t")
+        .replace("\n", "\\n")
+    )
+    project = make_repo()
+    fake.set_script(
+        [
+            ToolUse("Bash", {"command": f"printf '{makefile}' > Makefile; echo x > work.txt"}),
+            Text("Done.\n\n## Summary\nAdded a Makefile."),
+        ]
+    )
+    settings = claude_settings.model_copy(update={"isolation": MODEL_ONLY})
+    async with PoolHarness(settings, store, agent_env) as h:
+        [task] = h.submit(make_task(project, "Add a Makefile"))
+        [done] = await h.settle([task])
+
+    [run] = store.executions_of(task.id)
+    assert done.state == TaskState.COMPLETED, run.error_msg
+    branch = kept_branch(project, task.id)
+    assert "not an allowed endpoint" in git(project, "show", f"{branch}:build-proxy.txt")
+    assert git(project, "show", f"{branch}:b-direct.txt") == "direct-failed"
+    assert other.paths == []  # type: ignore[attr-defined]
+
+
+TRAPPED = "trap 'echo flushed > term.txt; exit 0' TERM; echo ready > ready.txt; " + (
+    "while :; do sleep 0.05; done"
+)
+
+
+async def test_cancelling_a_model_only_claude_leaves_no_process_and_no_socket(
+    claude_settings: Settings,
+    store: Store,
+    fake: FakeAnthropic,
+    agent_env: dict[str, str],
+    make_repo: MakeRepo,
+) -> None:
+    """Cancelled mid-run, the CLI's tool command still gets its SIGTERM inside the namespace
+    (the gate does not stand in the way); then nothing of the run is left: not bwrap, not the
+    gate, not the proxy (outside the agent's process group), not its socket directory."""
+    fake.set_script([ToolUse("Bash", {"command": TRAPPED, "timeout": 600000})])
+    settings = claude_settings.model_copy(update={"isolation": MODEL_ONLY})
+    async with PoolHarness(settings, store, agent_env) as h:
+        [task] = h.submit(make_task(make_repo(), "Hang"))
+
+        def ready() -> bool:
+            runs = store.executions_of(task.id)
+            return bool(runs) and Path(runs[0].sandbox_dir, "ready.txt").is_file()
+
+        await wait_for(ready, 60)
+        pid = store.executions_of(task.id)[0].pid
+        assert pid is not None
+        before = process_tree(pid)
+        h.service.cancel(task.id[:8])
+        [done] = await h.settle([task], timeout=60)
+
+    [run] = store.executions_of(task.id)
+    assert done.state == TaskState.CANCELLED, run.error_msg
+    assert Path(run.sandbox_dir, "term.txt").read_text(encoding="utf-8") == "flushed\n"
+    assert len(before) >= 6  # bwrap, the proxy, bwrap's init, the gate, the CLI, the command
+    assert not [p for p in before if pid_alive(p)]
+    assert not list(Path(run.stderr_path).parent.glob(".net-*"))
