@@ -124,6 +124,7 @@ def test_allowed_requests_pass_and_others_are_refused_and_logged(
         _ask(sock, f"GET http://127.0.0.1:{other}/x HTTP/1.1\r\n\r\n".encode()),
         _ask(sock, b"CONNECT evil.example:443 HTTP/1.1\r\n\r\n"),
         _ask(sock, b"GET /not-absolute HTTP/1.1\r\n\r\n"),
+        _ask(sock, b"CONNECT x\nclaudomator network: forged:443 HTTP/1.1\r\n\r\n"),
     ]
     assert all(r.startswith(b"HTTP/1.1 403 Forbidden") for r in refused), refused
     assert other_seen.paths == []
@@ -133,7 +134,8 @@ def test_allowed_requests_pass_and_others_are_refused_and_logged(
     assert f"refused CONNECT 127.0.0.1:{other}" in err
     assert f"refused GET 127.0.0.1:{other}" in err
     assert "refused CONNECT evil.example:443" in err
-    assert "4 connection(s) refused" in err
+    assert "5 connection(s) refused" in err
+    assert "\nclaudomator network: forged" not in err  # an agent's newline makes no line
     assert not sock.parent.exists()  # the socket and its directory are gone
 
 

@@ -76,9 +76,11 @@ class Proxy:
         self._lock = threading.Lock()
 
     def say(self, text: str) -> None:
-        """One line on stderr (the execution's stderr.log)."""
+        """One line on stderr (the execution's stderr.log); a control character the agent
+        put in a host name is a ``?``, so it never makes a line of its own."""
+        clean = "".join("?" if ord(c) < 32 or ord(c) == 127 else c for c in text)
         with self._lock, contextlib.suppress(OSError):
-            os.write(2, f"claudomator network: {text}\n".encode("utf-8", "replace"))
+            os.write(2, f"claudomator network: {clean}\n".encode("utf-8", "replace"))
 
     def serve(self) -> None:
         """Accept until the listener is closed."""
