@@ -18,14 +18,13 @@ network to finish; the gate ends when the agent does.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import socket
 import sys
 import threading
 
-TYPE_CHECKING = False  # not typing's: neither it, argparse nor subprocess is imported, for speed
+TYPE_CHECKING = False  # not typing's: neither it, argparse, subprocess nor contextlib is imported
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
@@ -39,8 +38,10 @@ def _pump(source: socket.socket, target: socket.socket) -> None:
             target.sendall(chunk)
     except OSError:
         pass
-    with contextlib.suppress(OSError):
+    try:  # noqa: SIM105 - contextlib is not imported: start-up time
         target.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
 
 
 def relay(a: socket.socket, b: socket.socket) -> None:
@@ -52,30 +53,47 @@ def relay(a: socket.socket, b: socket.socket) -> None:
 
 def _outer(path: str) -> socket.socket:
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    conn.connect(path)
+    try:
+        conn.connect(path)
+    except OSError:
+        conn.close()
+        raise
     return conn
 
 
 def _proxied(client: socket.socket, path: str) -> None:
-    with client, contextlib.suppress(OSError), _outer(path) as outer:
-        relay(client, outer)
+    with client:
+        try:
+            with _outer(path) as outer:
+                relay(client, outer)
+        except OSError:
+            pass
 
 
 def _tunneled(client: socket.socket, path: str, address: str) -> None:
-    with client, contextlib.suppress(OSError), _outer(path) as outer:
-        outer.sendall(f"CONNECT {address} HTTP/1.1\r\nHost: {address}\r\n\r\n".encode())
-        reply = b""
-        while b"\r\n\r\n" not in reply:
-            chunk = outer.recv(_CHUNK)
-            if not chunk or len(reply) > 65536:
-                return
-            reply += chunk
-        head, _, rest = reply.partition(b"\r\n\r\n")
-        if head.split(b" ", 2)[1:2] != [b"200"]:
+    with client:
+        try:
+            with _outer(path) as outer:
+                _tunnel(client, outer, address)
+        except OSError:
+            pass
+
+
+def _tunnel(client: socket.socket, outer: socket.socket, address: str) -> None:
+    """``CONNECT address`` through ``outer``; on ``200``, relay ``client`` through it."""
+    outer.sendall(f"CONNECT {address} HTTP/1.1\r\nHost: {address}\r\n\r\n".encode())
+    reply = b""
+    while b"\r\n\r\n" not in reply:
+        chunk = outer.recv(_CHUNK)
+        if not chunk or len(reply) > 65536:
             return
-        if rest:
-            client.sendall(rest)
-        relay(client, outer)
+        reply += chunk
+    head, _, rest = reply.partition(b"\r\n\r\n")
+    if head.split(b" ", 2)[1:2] != [b"200"]:
+        return
+    if rest:
+        client.sendall(rest)
+    relay(client, outer)
 
 
 def _serve(listener: socket.socket, handle: Callable[..., None], *args: str) -> None:
@@ -132,24 +150,21 @@ def parse_args(argv: Sequence[str]) -> tuple[str, int, list[str], list[str]]:
 
 
 def main(argv: Sequence[str]) -> int:
+    # every socket is listening (the kernel queues what comes) before the agent starts; the
+    # threads that accept start after it, off the agent's start-up path
+    servers: list[tuple[socket.socket, Callable[..., None], tuple[str, ...]]] = []
     try:
         outer, proxy_port, forwards, command = parse_args(argv)
-        for listener in _listen("127.0.0.1", proxy_port):
-            proxied = (listener, _proxied, outer)
-            threading.Thread(target=_serve, args=proxied, daemon=True).start()
+        servers += [(s, _proxied, (outer,)) for s in _listen("127.0.0.1", proxy_port)]
     except (OSError, ValueError) as exc:
         sys.stderr.write(f"claudomator network gate: cannot listen: {exc}\n")
         return 125
     for address in forwards:
         host, port = _split(address)
         try:
-            listeners = _listen(host, port)
+            servers += [(s, _tunneled, (outer, address)) for s in _listen(host, port)]
         except OSError as exc:  # a port below 1024: no capability to bind it; the proxy stays
             sys.stderr.write(f"claudomator network gate: no forwarder on {address}: {exc}\n")
-            continue
-        for listener in listeners:
-            serve_args = (listener, _tunneled, outer, address)
-            threading.Thread(target=_serve, args=serve_args, daemon=True).start()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda signum, frame: None)  # a handler, not SIG_IGN: exec resets it
     # the agent starts with the default action for every signal (Python ignores SIGPIPE and
@@ -160,6 +175,8 @@ def main(argv: Sequence[str]) -> int:
     except OSError as exc:
         sys.stderr.write(f"claudomator network gate: cannot start {command[0]}: {exc}\n")
         return 127
+    for listener, handle, extra in servers:
+        threading.Thread(target=_serve, args=(listener, handle, *extra), daemon=True).start()
     while True:
         try:
             _, status = os.waitpid(pid, 0)
