@@ -212,6 +212,10 @@ def test_the_same_agent_with_the_open_network_reaches_the_other_server(
     assert "refused" not in ctx.stderr_path.read_text(encoding="utf-8")
 
 
+def _sockets(log_dir: Path) -> list[Path]:
+    return list(log_dir.glob(".net-*"))
+
+
 def _proxies_of(log_dir: Path) -> list[int]:
     """The processes whose command line names a socket directory in ``log_dir``."""
     found = []
@@ -236,9 +240,7 @@ def test_a_killed_model_only_agent_leaves_no_proxy_and_no_socket(
     assert outcome.status == TaskState.TIMED_OUT
     assert time.monotonic() - started < 30
     deadline = time.monotonic() + 5
-    while (_proxies_of(ctx.log_dir) or list(ctx.log_dir.glob(".net-*"))) and (
-        time.monotonic() < deadline
-    ):
+    while (_proxies_of(ctx.log_dir) or _sockets(ctx.log_dir)) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _proxies_of(ctx.log_dir) == []
     assert not list(ctx.log_dir.glob(".net-*"))
