@@ -5,6 +5,7 @@ launcher's refusal, and :func:`claudomator.isolation._host.network_problem`."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -174,3 +175,13 @@ def test_network_problem_names_what_cannot_enforce_model_only() -> None:
     assert "network namespace here: EPERM" in network_problem(MODEL_ONLY, "bubblewrap", no_net)
     ok = BwrapHost("/usr/bin/bwrap", "bubblewrap 0.8", (NamespaceProbe("net", True),))
     assert network_problem(MODEL_ONLY, "bubblewrap", ok) == ""
+
+
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="bwrap is not installed here")
+def test_network_problem_probes_bwrap_for_a_network_namespace(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Without a probe given, it runs ``bwrap --unshare-net`` here (as serve and run do)."""
+    assert network_problem(MODEL_ONLY, "bubblewrap") == ""
+    monkeypatch.setenv("PATH", str(tmp_path))  # no bwrap on it
+    assert "bwrap is not on PATH" in network_problem(MODEL_ONLY, "bubblewrap")
