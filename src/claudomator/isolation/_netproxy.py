@@ -13,14 +13,16 @@ relays until a pidfd of that process says it ended (however it ended: SIGKILL in
 removes the socket directory and exits.
 
 What the child serves is :mod:`claudomator.isolation._netserve`, imported after the fork: the
-parent, on the agent's start-up path, imports only ``os``, ``signal``, ``socket`` and ``sys``.
+parent, on the agent's start-up path, imports only ``os``, ``sys`` and the C halves of
+``socket`` and ``signal`` (``_socket``, ``_signal``: the full modules import ``enum`` and more,
+which was most of the proxy's start-up).
 """
 
 from __future__ import annotations
 
+import _signal  # type: ignore[import-not-found]  # (no stub: signal's own C half)
+import _socket
 import os
-import signal
-import socket
 import sys
 
 TYPE_CHECKING = False  # not typing's: importing typing (and re) would slow the start-up
@@ -31,10 +33,10 @@ if TYPE_CHECKING:  # not imported at run time: pathlib, argparse, logging or dat
 
 SOCKET_NAME = "proxy.sock"
 BOOT = (
-    "import sys, types\n"
+    "import sys\n"
     "root = sys.argv.pop(1)\n"
     "for name in ('claudomator', 'claudomator.isolation'):\n"
-    "    package = types.ModuleType(name)\n"
+    "    package = type(sys)(name)\n"
     "    package.__path__ = [root + '/' + name.replace('.', '/')]\n"
     "    sys.modules[name] = package\n"
     "from claudomator.isolation._netproxy import main\n"
@@ -54,10 +56,10 @@ def command(python: str, package_root: str, socket_dir: Path, allowed: Sequence[
     return [*argv, "--"]
 
 
-def _listen(socket_dir: str) -> socket.socket:
+def _listen(socket_dir: str) -> _socket.socket:
     os.mkdir(socket_dir, 0o700)  # fails if it is there: never someone else's
     here = os.getcwd()
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         os.chdir(socket_dir)
         listener.bind(SOCKET_NAME)  # relative: a long log path is no limit
@@ -109,8 +111,8 @@ def main(argv: Sequence[str]) -> int:
         finally:
             os._exit(1)
     listener.close()
-    for sig in (signal.SIGPIPE, signal.SIGXFSZ):  # Python ignores them; exec would keep that
-        signal.signal(sig, signal.SIG_DFL)
+    for sig in (_signal.SIGPIPE, _signal.SIGXFSZ):  # Python ignores them; exec would keep that
+        _signal.signal(sig, _signal.SIG_DFL)
     try:
         os.execvp(command[0], command)  # noqa: S606 - the launcher's own bwrap argv
     except OSError as exc:

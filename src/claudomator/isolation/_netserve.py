@@ -11,6 +11,7 @@ writes at the end. Standard library only, no logger (it reports on stderr).
 
 from __future__ import annotations
 
+import _socket
 import contextlib
 import os
 import select
@@ -178,12 +179,13 @@ def _remove(socket_dir: str) -> None:
 
 
 def serve_until(
-    watch: int, listener: socket.socket, allowed: Sequence[str], socket_dir: str
+    watch: int, raw: _socket.socket, allowed: Sequence[str], socket_dir: str
 ) -> NoReturn:
-    """The proxy side of :func:`claudomator.isolation._netproxy.main`'s fork: relay through
-    ``listener`` what ``allowed`` lets through until ``watch`` (a pidfd of the process that
-    became the command) says it exited, or a SIGTERM comes (the execution's mark sweep); then remove
-    the socket and say how many connections were refused."""
+    """The proxy side of :func:`claudomator.isolation._netproxy.main`'s fork: relay through the
+    listening socket ``raw`` what ``allowed`` lets through until ``watch`` (a pidfd of the
+    process that became the command) says it exited, or a SIGTERM comes; then say how many
+    connections were refused and remove the socket."""
+    listener = socket.socket(fileno=raw.detach())
     os.setsid()  # out of the agent's process group: a kill of the group ends the command only
     for fd, mode in ((0, os.O_RDONLY), (1, os.O_WRONLY)):  # never hold the agent's stdout open
         null = os.open(os.devnull, mode)
