@@ -104,8 +104,16 @@ DEFAULT_CONFIG = """\
 # "bubblewrap" confines each agent with bwrap (apt-get install bubblewrap) and refuses to
 # start without it; "auto" is bubblewrap when it can run here, else plain with a warning.
 # `claudomator doctor` shows what this machine supports.
+# network: "open" (the agents use this machine's network) or "model-only" (bubblewrap only:
+# each agent gets a network namespace of its own whose only way out is a proxy that lets
+# through its model's API, the Claudomator API and allowed_endpoints; every refusal is a line
+# in the execution's stderr.log; serve and run refuse to start if it cannot be enforced).
+# read_only_paths: host paths every confined agent may read (a shared package cache).
 # [isolation]
 # launcher = "plain"
+# network = "open"
+# allowed_endpoints = []       # more scheme://host[:port], e.g. ["https://registry.npmjs.org"]
+# read_only_paths = []         # absolute paths, e.g. ["/var/cache/npm"]
 
 # One table per agent CLI: the binary to run (looked up on PATH unless absolute).
 # [agents.claude]
