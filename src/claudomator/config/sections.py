@@ -12,7 +12,7 @@ from claudomator.durations import parse_duration
 from claudomator.isolation import launcher_names
 from claudomator.isolation._choice import CHOICES
 from claudomator.isolation.base import NETWORKS, OPEN
-from claudomator.isolation.policy import origin
+from claudomator.isolation.policy import check_env_patterns, origin
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +98,14 @@ class IsolationSettings(BaseModel):
     # true: a task may loosen its project's confinement (isolation, network); a task may
     # always tighten it
     allow_task_override: bool = False
+    # more environment variables (names or shell patterns) every confined agent and its build
+    # check get, beyond their allow-list: e.g. ["NPM_TOKEN", "GOPRIVATE"]
+    pass_env: tuple[str, ...] = ()
+
+    @field_validator("pass_env")
+    @classmethod
+    def _pass_env(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return check_env_patterns(value)
 
     @field_validator("launcher")
     @classmethod

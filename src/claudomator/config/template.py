@@ -121,6 +121,7 @@ DEFAULT_CONFIG = """\
 # read_only_paths = []         # absolute paths, e.g. ["/var/cache/npm"]
 # allow_task_override = false  # true: a task's `isolation:` may loosen its project's
 #                              # (a task may always tighten: plain -> auto -> bubblewrap)
+# pass_env = []                # more variables confined agents and builds get, e.g. ["NPM_TOKEN"]
 
 # One table per agent CLI: the binary to run (looked up on PATH unless absolute), and for
 # CLIs that take a provider: model (the default), base_url (the provider endpoint),
