@@ -133,7 +133,8 @@ class AgentRegistry:
             runner = None
             if spec.make_runner is not None:
                 runner = spec.make_runner(settings, launcher)
-            elif spec.make_model_runner is not None and llm is not None:
+            # (an agent may have both: the local model drives a CLI, else it chats)
+            if runner is None and spec.make_model_runner is not None and llm is not None:
                 runner = spec.make_model_runner(settings, llm)
             if runner is not None:
                 runners[spec.name] = runner
@@ -174,6 +175,13 @@ def _local_unconfigured(settings: Settings) -> tuple[str, ...]:
     local = settings.local_model
     missing = [n for n, v in (("endpoint", local.endpoint), ("model", local.model)) if not v]
     return (f"[local_model] {' and '.join(missing)} not set in the config file",) if missing else ()
+
+
+def _local_harness(settings: Settings, launcher: Launcher) -> Runner | None:
+    """The local model driving an agent CLI (``[local_model] harness``), if it does."""
+    from claudomator.agents.local_harness import make_harness_runner
+
+    return make_harness_runner(settings, launcher)
 
 
 def _local_runner(settings: Settings, llm: LLMClient) -> Runner | None:
@@ -263,6 +271,7 @@ def builtin_agents() -> list[AgentSpec]:
             name="local",
             profile="a local model: text answers only (no file edits); for explanations, drafts.",
             capabilities=LOCAL_CAPABILITIES,
+            make_runner=_local_harness,
             make_model_runner=_local_runner,
             unconfigured=_local_unconfigured,
         ),

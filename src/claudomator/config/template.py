@@ -151,6 +151,8 @@ DEFAULT_CONFIG = """\
 # timeout_seconds = 120
 # default_temperature = 0.2
 # prefer_for_elaborate = false
+# harness = ""                 # what `type: local` runs: "chat" (text only) or "qwen" (the model
+#                              # drives Qwen Code, which edits the sandbox); "": qwen if installed
 """
 
 
