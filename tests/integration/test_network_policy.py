@@ -33,7 +33,6 @@ from agent_harness import (  # noqa: F401  (pytest fixtures)
     wait_for,
 )
 
-from claudomator.agents import claude
 from claudomator.agents.oneshot import OneShotFailed, ask_json
 from claudomator.agents.registry import default_registry
 from claudomator.config import Settings
@@ -261,7 +260,11 @@ async def test_a_model_only_one_shot_call_answers_and_plain_refuses_it(
     bubblewrap it answers through the proxy; under plain it is refused, never run open."""
     spec = default_registry()["claude"]
     assert spec.one_shot is not None
-    how = dataclasses.replace(spec.one_shot, endpoints=claude.model_endpoints)
+    how = spec.one_shot  # the registry declares its model endpoints
+    assert how.endpoints(claude_env("http://127.0.0.1:9", tmp_path / "h")) == (
+        "http://127.0.0.1:9",
+    )
+    blind = dataclasses.replace(how, endpoints=lambda env: ())
     policy = Confinement(network="model-only")
     project = make_repo("one-shot-project")
     with FakeAnthropic([Text('```json\n{"agent": "gemini"}\n```')]) as fake_model:
@@ -290,7 +293,7 @@ async def test_a_model_only_one_shot_call_answers_and_plain_refuses_it(
             )
         with pytest.raises(OneShotFailed):  # model-only without its model endpoint: no way out
             await ask_json(
-                spec.one_shot,
+                blind,
                 claude_bin,
                 "pick one",
                 env=env,
