@@ -238,13 +238,19 @@ async def test_review_reject_reworks_in_the_same_session(
     assert {r.session_id for r in runs} == {runs[0].session_id}
 
 
+@pytest.mark.parametrize("launcher", ["plain", pytest.param("bubblewrap", marks=needs_bwrap)])
 async def test_a_hanging_command_is_killed_with_opencode_at_the_timeout(
-    cfg: Settings, store: Store, fake: FakeChatTools, make_repo: MakeRepo, tmp_path: Path
+    launcher: str,
+    cfg: Settings,
+    store: Store,
+    fake: FakeChatTools,
+    make_repo: MakeRepo,
+    tmp_path: Path,
 ) -> None:
     project = make_repo()
     marker = f"hang-{tmp_path.name}"
     fake.set_script([bash(hanging_command(marker))])
-    async with OpenCodePool(pinned(cfg, "plain"), store, tmp_path / "user-home") as h:
+    async with OpenCodePool(pinned(cfg, launcher), store, tmp_path / "user-home") as h:
         [task] = h.submit(opencode_task(project, timeout=8))
         child = await asyncio.to_thread(marked_pid, marker)
         [done] = await h.settle([task])

@@ -246,3 +246,16 @@ def test_failure_message_without_anything(tmp_path: Path) -> None:
     assert failure_message(OpenCodeStream(), ctx, 2) == (
         "the agent exited without finishing its turn (exit code 2)"
     )
+
+
+def test_an_unpriced_model_leaves_the_cost_to_the_pool(tmp_path: Path) -> None:
+    runner = OpenCodeRunner("opencode", PlainLauncher(), _config(tmp_path, prices={}))
+    ctx = _ctx(tmp_path)
+    stream = OpenCodeStream()
+    stream.feed(json.dumps({**STOP, "part": {"reason": "stop", "cost": 0, "tokens": TOKENS}}))
+    outcome = runner.outcome(
+        stream, Exit(returncode=0), ctx, model="m1", guard=BudgetGuard(stream, ctx, "m1")
+    )
+    assert outcome.status == TaskState.COMPLETED
+    assert (outcome.cost_usd, outcome.cost_reported) == (0.0, False)
+    assert (outcome.tokens_in, outcome.tokens_out) == (15, 3)
