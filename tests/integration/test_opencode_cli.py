@@ -9,7 +9,10 @@ The CLI comes from ``$CLAUDOMATOR_OPENCODE_BIN``; the tests skip, saying why, wh
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import json
+import sqlite3
 import time
 import uuid
 from pathlib import Path
@@ -95,6 +98,21 @@ async def test_the_prompt_follows_the_double_dash_and_opencode_quotes_it(
     fake.set_script([Reply("## Summary\nok")])
     await runs.run(runs.context("one-word-prompt"))
     assert fake.chat_requests[-1].texts("user")[-1] == "one-word-prompt"
+
+
+async def test_the_task_name_is_the_sessions_title_even_with_a_leading_dash(
+    runs: Runs, fake: FakeChatTools
+) -> None:
+    fake.set_script([Reply("## Summary\nok")])
+    ctx = runs.context("say hi")
+    ctx = dataclasses.replace(ctx, task=ctx.task.model_copy(update={"name": "--help -x"}))
+    outcome = await runs.run(ctx)
+    assert outcome.status == TaskState.COMPLETED, outcome.error_msg
+    database = runs.homes / ctx.task.id / ".local/share/opencode/opencode.db"
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        rows = db.execute("select id, title from session").fetchall()
+    assert rows == [(outcome.session_id, "--help -x")]
+    assert len(fake.chat_requests) == 1  # no title side call
 
 
 async def test_continuing_an_unknown_session_fails_with_opencodes_reason(

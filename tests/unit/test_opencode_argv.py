@@ -63,7 +63,7 @@ def test_run_argv_exactly(tmp_path: Path) -> None:
     config = _config(tmp_path, args=("--agent", "build"))
     ctx = _ctx(tmp_path, additional_args=["--thinking"])
     assert build_argv("opencode", ctx, config, "m1") == [
-        "opencode", "run", "--format", "json", "--title", "the task", "-m", "claudomator/m1",
+        "opencode", "run", "--format", "json", "--title=the task", "-m", "claudomator/m1",
         "--agent", "build", "--thinking", "--", "Do it now.",
     ]  # fmt: skip
 

@@ -157,7 +157,8 @@ def build_argv(binary: str, ctx: RunContext, config: OpenCodeSettings, model: st
     """``opencode run --format json`` for ``ctx``: ``-s`` to continue the session, the prompt
     last, after ``--``."""
     agent = ctx.task.agent
-    argv = [binary, "run", "--format", "json", "--title", ctx.task.name or ctx.task.id]
+    title = ctx.task.name or ctx.task.id  # one argument (``=``): a name may start with "-"
+    argv = [binary, "run", "--format", "json", f"--title={title}"]
     ref = model_ref(config, model)
     if ref:
         argv += ["-m", ref]
