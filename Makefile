@@ -6,6 +6,7 @@ TOOLS  := .tools
 CLAUDE_CODE_VERSION := 2.1.330
 GEMINI_CLI_VERSION  := 0.61.0
 CODEX_VERSION       := 0.169.0
+QWEN_CODE_VERSION   := 0.24.4
 
 .PHONY: run test test-all lint types unit bench install constraints tools chromium bubblewrap clean
 
@@ -34,13 +35,14 @@ constraints: install
 	$(PY) -m pip freeze --exclude-editable > $(CONSTRAINTS)
 
 # The real agent CLIs, pinned, in a git-ignored folder (used by the integration tests).
-TOOLS_STAMP := $(TOOLS)/.installed-claude-$(CLAUDE_CODE_VERSION)-gemini-$(GEMINI_CLI_VERSION)-codex-$(CODEX_VERSION)
+TOOLS_STAMP := $(TOOLS)/.installed-claude-$(CLAUDE_CODE_VERSION)-gemini-$(GEMINI_CLI_VERSION)-codex-$(CODEX_VERSION)-qwen-$(QWEN_CODE_VERSION)
 $(TOOLS_STAMP):
 	@if command -v npm >/dev/null 2>&1; then \
 	  npm install --silent --no-audit --no-fund --prefix $(TOOLS) \
 	    @anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION) \
 	    @google/gemini-cli@$(GEMINI_CLI_VERSION) \
-	    @openai/codex@$(CODEX_VERSION) && touch $@; \
+	    @openai/codex@$(CODEX_VERSION) \
+	    @qwen-code/qwen-code@$(QWEN_CODE_VERSION) && touch $@; \
 	else echo "npm not found: tests that need the real agent CLIs will be skipped"; fi
 
 tools: $(TOOLS_STAMP)
@@ -81,6 +83,7 @@ test: install tools chromium bubblewrap lint types
 	CLAUDOMATOR_CLAUDE_BIN=$(CURDIR)/$(TOOLS)/node_modules/.bin/claude \
 	CLAUDOMATOR_GEMINI_BIN=$(CURDIR)/$(TOOLS)/node_modules/.bin/gemini \
 	CLAUDOMATOR_CODEX_BIN=$(CURDIR)/$(TOOLS)/node_modules/.bin/codex \
+	CLAUDOMATOR_QWEN_BIN=$(CURDIR)/$(TOOLS)/node_modules/.bin/qwen \
 	$(PY) -m pytest
 
 ## Like `test`, with the robustness suites at the issue's full sizes (500 MB of agent output, ...).
@@ -89,6 +92,7 @@ test-all: install tools chromium bubblewrap lint types
 	CLAUDOMATOR_CLAUDE_BIN=$(CURDIR)/$(TOOLS)/node_modules/.bin/claude \
 	CLAUDOMATOR_GEMINI_BIN=$(CURDIR)/$(TOOLS)/node_modules/.bin/gemini \
 	CLAUDOMATOR_CODEX_BIN=$(CURDIR)/$(TOOLS)/node_modules/.bin/codex \
+	CLAUDOMATOR_QWEN_BIN=$(CURDIR)/$(TOOLS)/node_modules/.bin/qwen \
 	$(PY) -m pytest
 
 ## Benchmarks of issue 6 (all, or one: `make bench ONLY=dispatch`); the table goes to BENCHMARKS.md.

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from claudomator.agents.oneshot import OneShotFailed, ask_json
 from claudomator.agents.registry import AgentRegistry, default_registry
+from claudomator.isolation.base import Confinement
 from claudomator.models import Task
 
 if TYPE_CHECKING:
@@ -100,9 +101,12 @@ class AgentChooser:
         timeout: float = 60.0,
         registry: AgentRegistry | None = None,
         launcher: Launcher,
+        confinement: Confinement | None = None,
     ) -> None:
         self.llm = llm
         self.launcher = launcher  # starts the Gemini CLI: the one the runners got
+        # its network policy: the runs' (None: the open network)
+        self.confinement = confinement
         self.gemini_binary = gemini_binary
         self.gemini_model = gemini_model
         self.env = dict(env) if env is not None else None
@@ -160,6 +164,7 @@ class AgentChooser:
                 time_limit=self.timeout,
                 setting=spec.binary_setting,
                 launcher=self.launcher,
+                confinement=self.confinement,
             )
         except OneShotFailed as exc:
             if exc.kind in ("failed", "timed_out"):

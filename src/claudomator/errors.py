@@ -4,6 +4,7 @@
 
     ClaudomatorError
      ├── ConfigError            the configuration file or environment is unusable
+ ├── ConfinementError       a launcher cannot confine an agent as its Access asks
      ├── TaskFileError          a YAML task file is invalid (carries every problem found)
      ├── ValidationError        a task or request is invalid outside a task file
      ├── InvalidTransition      a task state change the state machine does not allow
@@ -32,6 +33,11 @@ class ClaudomatorError(Exception):
 
 class ConfigError(ClaudomatorError):
     """The configuration file or environment is unusable."""
+
+
+class ConfinementError(ClaudomatorError):
+    """A launcher cannot confine an agent as its :class:`~claudomator.isolation.base.Access`
+    asks (``plain`` and ``network = "model-only"``); the agent is not started."""
 
 
 @dataclass(frozen=True)

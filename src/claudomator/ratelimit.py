@@ -26,7 +26,9 @@ class Limit(StrEnum):
 
 _QUOTA = re.compile(
     r"usage limit reached|exhausted your daily quota|TerminalQuotaError|free[- ]tier quota"
-    r"|quota exceeded for .*per ?day|PerDay",
+    r"|quota exceeded for .*per ?day|PerDay"
+    # an OpenAI-compatible provider's (what Qwen Code and OpenCode pass on)
+    r"|insufficient_quota|exceeded your current quota",
     re.IGNORECASE,
 )
 _RATE = re.compile(

@@ -71,8 +71,20 @@ def _described(ready: Readiness) -> Readiness:
     return ready.model_copy(update={"state": state, "details": tuple(details), "last_error": error})
 
 
-def _cli(spec: AgentSpec, configured: str, env: Mapping[str, str]) -> Readiness:
+def _credentials(
+    spec: AgentSpec, settings: Settings, env: Mapping[str, str]
+) -> tuple[bool | None, str]:
+    """Whether the agent finds its key: the variable ``[agents.<name>] api_key_env`` names
+    when it names one (set or not: that is where the run will look), else as its spec says."""
+    table = settings.agents.get(spec.name)
+    if table is not None and table.api_key_env:
+        return bool(env.get(table.api_key_env)), table.api_key_env
+    return spec.credentials(env) if spec.credentials is not None else (None, "")
+
+
+def _cli(spec: AgentSpec, settings: Settings, env: Mapping[str, str]) -> Readiness:
     agent = spec.name
+    configured = spec.binary(settings)
     binary = shutil.which(configured, path=env.get("PATH")) if configured else None
     status = AgentStatus(agent=agent)
     if binary is None:
@@ -84,10 +96,14 @@ def _cli(spec: AgentSpec, configured: str, env: Mapping[str, str]) -> Readiness:
         return Readiness(
             agent=agent, usable=False, reasons=(why,), short="CLI not found", status=status
         )
-    found, where = spec.credentials(env) if spec.credentials is not None else (None, "")
+    found, where = _credentials(spec, settings, env)
     warnings: tuple[str, ...] = ()
     if found is False:
         how = spec.login_hint
+        table = settings.agents.get(agent)
+        if table is not None and table.api_key_env:
+            how = f"set {table.api_key_env}, which [agents.{agent}] api_key_env names"
+            where = ""
         warnings = (f"no {agent} credentials found ({how}); its tasks will fail until there are",)
     return Readiness(
         agent=agent,
@@ -111,7 +127,7 @@ def probe(
     probed: dict[str, Readiness] = {}
     for spec in registry or default_registry():
         if spec.default_binary is not None:
-            probed[spec.name] = _cli(spec, spec.binary(settings), env)
+            probed[spec.name] = _cli(spec, settings, env)
             continue
         reasons = spec.unconfigured(settings) if spec.unconfigured is not None else ()
         probed[spec.name] = Readiness(

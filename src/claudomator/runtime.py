@@ -32,6 +32,7 @@ from claudomator.config import Settings
 from claudomator.dispatch import Pool
 from claudomator.isolation._choice import resolve
 from claudomator.isolation.base import Launcher
+from claudomator.isolation.policy import confinement_for
 from claudomator.llm import LLMClient
 from claudomator.notify import Notifier
 from claudomator.orchestrators import held_by_runs
@@ -115,6 +116,7 @@ class Runtime:
                 env=env,
                 registry=self.agents,
                 launcher=self.launcher,
+                confinement=confinement_for(settings),
             ),
             summarizer=ModelSummarizer(self.llm) if self.llm.available else None,
             probe=functools.partial(

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from fakes.serving import ServedFake, TrackedHandler
+from fakes.serving import ScriptedFake, TrackedHandler
 
 __all__ = [
     "DONE_TEXT",
@@ -402,7 +402,7 @@ class _Handler(TrackedHandler):
         self.wfile.flush()
 
 
-class FakeAnthropic(ServedFake):
+class FakeAnthropic(ScriptedFake[Reply]):
     """A scripted fake Anthropic Messages API server on 127.0.0.1 (see the module docstring).
 
     Use it as a context manager, or call `start` and `stop`. ``requests`` lists every
@@ -421,14 +421,11 @@ class FakeAnthropic(ServedFake):
         input_tokens: int = 100,
         output_tokens: int = 20,
     ) -> None:
-        super().__init__()
+        super().__init__(script, repeat_last=repeat_last)
         self.input_tokens = input_tokens
         self.output_tokens = output_tokens
         self.requests: list[RecordedRequest] = []
         self.side_requests: list[RecordedRequest] = []
-        self._script: list[Reply] = list(script)
-        self._repeat_last = repeat_last
-        self._position = 0
         self._routes: list[_Route] = []
 
     @property
@@ -436,13 +433,6 @@ class FakeAnthropic(ServedFake):
         """The base URL, ``http://127.0.0.1:PORT``; only once started."""
         host, port = self.address
         return f"http://{host!s}:{port}"
-
-    def set_script(self, script: Sequence[Reply], *, repeat_last: bool = False) -> None:
-        """Replace the script; the next agent-loop request gets its first entry."""
-        with self._lock:
-            self._script = list(script)
-            self._repeat_last = repeat_last
-            self._position = 0
 
     def route(self, marker: str, script: Sequence[Reply], *, repeat_last: bool = False) -> None:
         """Answer requests whose conversation mentions ``marker`` from their own script.
@@ -455,17 +445,7 @@ class FakeAnthropic(ServedFake):
 
     # --- used by the handler threads ------------------------------------------------------
 
-    def _next_reply(self) -> Reply:
-        with self._lock:
-            return self._next_reply_locked()
-
-    def _next_reply_locked(self) -> Reply:
-        if self._position < len(self._script):
-            reply = self._script[self._position]
-            self._position += 1
-            return reply
-        if self._repeat_last and self._script:
-            return self._script[-1]
+    def default_reply(self) -> Reply:
         return Text(DONE_TEXT)
 
     def _take_reply(self, request: RecordedRequest) -> Reply:

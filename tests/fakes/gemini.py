@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import unquote, urlsplit
 
-from fakes.serving import ServedFake, TrackedHandler
+from fakes.serving import ScriptedFake, TrackedHandler
 
 __all__ = [
     "CHUNK_CHARS",
@@ -419,7 +419,7 @@ class _Handler(TrackedHandler):
         self.wfile.flush()
 
 
-class FakeGemini(ServedFake):
+class FakeGemini(ScriptedFake[Reply]):
     """A scripted fake Gemini API server on 127.0.0.1 (see the module docstring).
 
     Use it as a context manager, or call `start` and `stop`. ``requests`` lists every
@@ -439,15 +439,12 @@ class FakeGemini(ServedFake):
         output_tokens: int = 20,
         complexity_score: int = 10,
     ) -> None:
-        super().__init__()
+        super().__init__(script, repeat_last=repeat_last)
         self.input_tokens = input_tokens
         self.output_tokens = output_tokens
         self.complexity_score = complexity_score
         self.requests: list[RecordedRequest] = []
         self.side_requests: list[RecordedRequest] = []
-        self._script: list[Reply] = list(script)
-        self._repeat_last = repeat_last
-        self._position = 0
 
     @property
     def url(self) -> str:
@@ -455,26 +452,9 @@ class FakeGemini(ServedFake):
         host, port = self.address
         return f"http://{host!s}:{port}"
 
-    def set_script(self, script: Sequence[Reply], *, repeat_last: bool = False) -> None:
-        """Replace the script; the next agent-loop request gets its first entry."""
-        with self._lock:
-            self._script = list(script)
-            self._repeat_last = repeat_last
-            self._position = 0
-
     # --- used by the handler threads ------------------------------------------------------
 
-    def _next_reply(self) -> Reply:
-        with self._lock:
-            return self._next_reply_locked()
-
-    def _next_reply_locked(self) -> Reply:
-        if self._position < len(self._script):
-            reply = self._script[self._position]
-            self._position += 1
-            return reply
-        if self._repeat_last and self._script:
-            return self._script[-1]
+    def default_reply(self) -> Reply:
         return Text(DONE_TEXT)
 
     def _take_reply(self, request: RecordedRequest) -> Reply:

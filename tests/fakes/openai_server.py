@@ -44,7 +44,7 @@ from fakes.responses import (
     failed_events,
     reply_events,
 )
-from fakes.serving import ServedFake, TrackedHandler
+from fakes.serving import ScriptedFake, TrackedHandler
 
 __all__ = [
     "DONE_TEXT",
@@ -343,7 +343,7 @@ class _Handler(TrackedHandler):
         self.wfile.flush()
 
 
-class FakeOpenAI(ServedFake):
+class FakeOpenAI(ScriptedFake[Scripted]):
     """A scripted fake OpenAI-compatible server on 127.0.0.1 (see the module docstring).
 
     Use it as a context manager, or call `start` and `stop`. ``requests`` lists every request
@@ -363,15 +363,12 @@ class FakeOpenAI(ServedFake):
         completion_tokens: int = 20,
         send_usage: bool = True,
     ) -> None:
-        super().__init__()
+        super().__init__(script, repeat_last=repeat_last)
         self.models = tuple(models)
         self.prompt_tokens = prompt_tokens
         self.completion_tokens = completion_tokens
         self.send_usage = send_usage
         self.requests: list[RecordedRequest] = []
-        self._script: list[Scripted] = list(script)
-        self._repeat_last = repeat_last
-        self._position = 0
 
     @property
     def url(self) -> str:
@@ -391,24 +388,10 @@ class FakeOpenAI(ServedFake):
         with self._lock:
             return [r for r in self.requests if r.path.endswith("/chat/completions")]
 
-    def set_script(self, script: Sequence[Scripted], *, repeat_last: bool = False) -> None:
-        """Replace the script; the next chat request gets its first entry."""
-        with self._lock:
-            self._script = list(script)
-            self._repeat_last = repeat_last
-            self._position = 0
-
     # --- used by the handler threads ------------------------------------------------------
 
-    def _next_reply(self) -> Scripted:
-        with self._lock:
-            if self._position < len(self._script):
-                reply = self._script[self._position]
-                self._position += 1
-                return reply
-            if self._repeat_last and self._script:
-                return self._script[-1]
-            return Reply(DONE_TEXT)
+    def default_reply(self) -> Scripted:
+        return Reply(DONE_TEXT)
 
     def _record(self, request: RecordedRequest) -> None:
         with self._lock:

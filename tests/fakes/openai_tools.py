@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from fakes.serving import ServedFake, TrackedHandler
+from fakes.serving import ScriptedFake, TrackedHandler
 
 __all__ = [
     "DONE_TEXT",
@@ -340,7 +340,7 @@ class _Handler(TrackedHandler):
         self.wfile.flush()
 
 
-class FakeChatTools(ServedFake):
+class FakeChatTools(ScriptedFake[Scripted]):
     """The scripted fake (see the module docstring); ``requests`` lists every request in
     arrival order, ``errors`` the tracebacks of crashes inside the fake itself."""
 
@@ -355,14 +355,11 @@ class FakeChatTools(ServedFake):
         completion_tokens: int = 20,
         cached_tokens: int = 0,
     ) -> None:
-        super().__init__()
+        super().__init__(script, repeat_last=repeat_last)
         self.prompt_tokens = prompt_tokens
         self.completion_tokens = completion_tokens
         self.cached_tokens = cached_tokens  # of the prompt tokens (prompt_tokens_details)
         self.requests: list[RecordedRequest] = []
-        self._script: list[Scripted] = list(script)
-        self._repeat_last = repeat_last
-        self._position = 0
 
     @property
     def url(self) -> str:
@@ -375,22 +372,8 @@ class FakeChatTools(ServedFake):
         with self._lock:
             return [r for r in self.requests if r.path.endswith("/chat/completions")]
 
-    def set_script(self, script: Sequence[Scripted], *, repeat_last: bool = False) -> None:
-        """Replace the script; the next chat request gets its first entry."""
-        with self._lock:
-            self._script = list(script)
-            self._repeat_last = repeat_last
-            self._position = 0
-
-    def _next_reply(self) -> Scripted:
-        with self._lock:
-            if self._position < len(self._script):
-                reply = self._script[self._position]
-                self._position += 1
-                return reply
-            if self._repeat_last and self._script:
-                return self._script[-1]
-            return Reply(DONE_TEXT)
+    def default_reply(self) -> Scripted:
+        return Reply(DONE_TEXT)
 
     def _record(self, request: RecordedRequest) -> None:
         with self._lock:

@@ -7,9 +7,12 @@ import contextlib
 import socket
 import threading
 import traceback
+from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Generic, Self, TypeVar
+
+Entry = TypeVar("Entry")
 
 
 class FakeHTTPServer(ThreadingHTTPServer):
@@ -128,3 +131,40 @@ class ServedFake:
     def _unregister(self, connection: socket.socket) -> None:
         with self._lock:
             self._connections.discard(connection)
+
+
+class ScriptedFake(ServedFake, Generic[Entry]):
+    """A fake that answers from a script: each request the fake counts takes the next entry;
+    once the script is used up the last one repeats if ``repeat_last``, else the fake's
+    :meth:`default_reply`. The script is read and changed under the fake's lock."""
+
+    def __init__(self, script: Sequence[Entry] = (), *, repeat_last: bool = False) -> None:
+        super().__init__()
+        self._script: list[Entry] = list(script)
+        self._repeat_last = repeat_last
+        self._position = 0
+
+    def set_script(self, script: Sequence[Entry], *, repeat_last: bool = False) -> None:
+        """Replace the script; the next scripted request gets its first entry."""
+        with self._lock:
+            self._script = list(script)
+            self._repeat_last = repeat_last
+            self._position = 0
+
+    def default_reply(self) -> Entry:
+        """What a request gets once the script is used up (and does not repeat)."""
+        raise NotImplementedError
+
+    def _next_reply(self) -> Entry:
+        with self._lock:
+            return self._next_reply_locked()
+
+    def _next_reply_locked(self) -> Entry:
+        """The next entry; the caller holds the lock."""
+        if self._position < len(self._script):
+            reply = self._script[self._position]
+            self._position += 1
+            return reply
+        if self._repeat_last and self._script:
+            return self._script[-1]
+        return self.default_reply()

@@ -59,6 +59,9 @@ async def test_the_build_check_of_a_confined_agent_is_confined_too(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("ORCHESTRATOR_SECRET", "never-in-a-build")  # the orchestrator's own
+    # one the operator passes on ([isolation] pass_env): a private registry's, for the build
+    monkeypatch.setenv("NPM_TOKEN", "registry-token")
+    agent_env = {**agent_env, "NPM_TOKEN": "registry-token"}
     secret = tmp_path / "user" / ".ssh" / "id_ed25519"
     secret.parent.mkdir(parents=True)
     secret.write_text(SECRET, encoding="utf-8")
@@ -66,12 +69,15 @@ async def test_the_build_check_of_a_confined_agent_is_confined_too(
     makefile = _makefile(secret, project).replace("\t", "\\t").replace("\n", "\\n")
     fake.set_script(
         [
-            ToolUse("Bash", {"command": f"printf '{makefile}' > Makefile; echo x > work.txt"}),
+            ToolUse(
+                "Bash",
+                {"command": f"printf '{makefile}' > Makefile; env > agent-env.txt; echo x > w"},
+            ),
             Text("Done.\n\n## Summary\nAdded a Makefile."),
         ]
     )
     settings = claude_settings.model_copy(
-        update={"isolation": IsolationSettings(launcher=launcher)}
+        update={"isolation": IsolationSettings(launcher=launcher, pass_env=("NPM_*",))}
     )
     async with PoolHarness(settings, store, agent_env) as h:
         [task] = h.submit(make_task(project, "Add a Makefile"))
@@ -95,3 +101,6 @@ async def test_the_build_check_of_a_confined_agent_is_confined_too(
         assert "ORCHESTRATOR_SECRET" not in build_env
         assert "ANTHROPIC_API_KEY" not in build_env  # nor the agent's own credentials
         assert "HOME=/home/agent" in build_env
+    # the variables the operator passes on reach the agent and its build check either way
+    assert "NPM_TOKEN=registry-token" in build_env
+    assert "NPM_TOKEN=registry-token" in git(project, "show", f"{branch}:agent-env.txt")

@@ -24,7 +24,9 @@ def server(tmp_path: Path) -> Iterator[str]:
     config = tmp_path / "config.toml"
     config.write_text(
         f'claude_binary_path = "{tmp_path / "no-claude"}"\n'
-        f'gemini_binary_path = "{tmp_path / "no-gemini"}"\n',
+        f'gemini_binary_path = "{tmp_path / "no-gemini"}"\n'
+        f'[agents.codex]\nbinary_path = "{tmp_path / "no-codex"}"\n'
+        f'[agents.qwen]\nbinary_path = "{tmp_path / "no-qwen"}"\n',
         encoding="utf-8",
     )
     env = dict(os.environ)
@@ -74,7 +76,8 @@ def test_empty_board_guides_then_a_queued_card_says_why_it_waits(
     page.goto(server + "/agents")
     rows = page.locator("tbody tr")
     rows.first.wait_for()
-    assert rows.count() == 3
+    shown = [rows.nth(i).get_attribute("data-agent") for i in range(rows.count())]
+    assert shown == ["claude", "gemini", "codex", "qwen", "local"]
     assert (
         page.locator('tr[data-agent="claude"][data-usable="false"]').inner_text().count("not found")
     )

@@ -183,6 +183,16 @@ def test_create_through_the_form_run_to_completed_then_log_and_diff(
     # the new-task form, filled by "Elaborate" from a rough prompt
     page.get_by_role("link", name="New task").first.click()
     page.get_by_label("Project", exact=True).select_option("webapp")
+    # the agent picker offers every agent the server knows, saying which cannot run here
+    picker = page.locator('select[name="agent.type"] option')
+    picker.first.wait_for(state="attached")
+    offered = picker.evaluate_all("(os) => os.map((o) => [o.value, o.textContent])")
+    known = [a["agent"] for a in server.api.get("/api/agents").json()]
+    assert [value for value, _ in offered] == ["", *known]
+    assert {"claude", "gemini", "codex", "qwen", "local"} <= set(known)
+    labels = dict(offered)
+    assert labels["codex"].startswith("Codex CLI")
+    assert labels["local"].startswith("Local model (")  # not configured here: it says why
     page.get_by_label("What do you want done?").fill("ELAB-MARK greet people in a file")
     page.get_by_role("button", name="Elaborate").click()
     page.get_by_text("Drafted by claude").wait_for(timeout=60_000)

@@ -19,8 +19,10 @@ from claudomator.agents.local import LocalRunner
 from claudomator.api import create_app
 from claudomator.chooser import AgentChooser, Choice
 from claudomator.config import LocalModelSettings, Settings
+from claudomator.config.sections import IsolationSettings
 from claudomator.elaborate import Elaborator
 from claudomator.isolation.base import Access
+from claudomator.isolation.policy import confinement_for, origin
 from claudomator.llm import LLMClient
 from claudomator.models import AgentConfig, Project, Task, TaskState
 from claudomator.runtime import Runtime
@@ -163,6 +165,32 @@ async def test_elaborates_one_shot_call_reads_the_project_through_the_launcher(
     assert project.resolve() not in access.writable
     assert access.log_dir != project.resolve()  # its own temporary directory
     assert access.writable == (access.log_dir, home / ".gemini")  # and the CLI's own paths
+
+
+async def test_the_one_shot_calls_get_the_runs_network_policy(tmp_path: Path) -> None:
+    """Under ``network = "model-only"`` the chooser's and elaborate's one-shot calls are held
+    to it too: their Access names the policy, the CLI's model endpoint and the API."""
+    isolation = IsolationSettings(launcher="plain", network="model-only")
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        isolation=isolation,
+        claude_binary_path=str(tmp_path / "no-claude"),
+        gemini_binary_path=answering_cli(tmp_path / "gemini", SPEC),
+    )
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path / "home")}
+    recorder = RecordingLauncher()
+    done = await Elaborator(settings, None, env=env, launcher=recorder).elaborate("add CSV", "")
+    assert done.backend == "gemini"
+    [(_, _, _, access)] = recorder.calls
+    assert access.network == "model-only"
+    assert "https://generativelanguage.googleapis.com" in access.endpoints
+    assert origin(settings.api_url) in access.endpoints
+    confined = IsolationSettings(launcher="bubblewrap", network="model-only")
+    async with Runtime(settings.model_copy(update={"isolation": confined})) as rt:
+        assert isinstance(rt.pool.chooser, AgentChooser)
+        assert rt.pool.chooser.confinement == confinement_for(rt.settings)
+        assert rt.pool.chooser.confinement.network == "model-only"
+        rt.service.close()
 
 
 def test_a_read_only_workdir_is_no_writable_path(tmp_path: Path) -> None:

@@ -94,6 +94,7 @@ async def test_the_real_claude_cli_is_spawned_through_the_launcher(
         home_key=ctx.task.id,
         home_files=tuple((home / f, f) for f in ClaudeRunner.home_files),
         env_patterns=ClaudeRunner.env_patterns,
+        endpoints=(fake_claude.url,),  # its model endpoint (what model-only would allow)
     )
     assert paths.writable == (sandbox, tmp_path / "logs", home / ".claude", home / ".claude.json")
 

@@ -48,3 +48,27 @@ def test_an_endpoint_must_be_an_origin(bad: str) -> None:
 def test_read_only_paths_must_be_absolute() -> None:
     with pytest.raises(ValidationError, match="is not an absolute path"):
         IsolationSettings(read_only_paths=("cache",))
+
+
+def test_pass_env_reaches_the_confinement(tmp_path: Path) -> None:
+    settings = Settings(
+        data_dir=tmp_path, isolation=IsolationSettings(pass_env=("NPM_TOKEN", "GO*"))
+    )
+    assert confinement_for(settings).env_patterns == ("NPM_TOKEN", "GO*")
+
+
+@pytest.mark.parametrize(
+    ("bad", "said"),
+    [
+        ("*", "would pass the orchestrator's own variables"),
+        ("CLAUDOMATOR_*", "would pass the orchestrator's own variables"),
+        ("SSH_*", "would pass the orchestrator's own variables"),
+        ("NPM TOKEN", "is not a variable name"),
+        ("", "is not a variable name"),
+    ],
+)
+def test_pass_env_refuses_what_would_let_the_orchestrator_s_secrets_through(
+    bad: str, said: str
+) -> None:
+    with pytest.raises(ValidationError, match=said):
+        IsolationSettings(pass_env=(bad,))

@@ -133,6 +133,9 @@ def test_gemini_500_is_no_limit() -> None:
         "free tier quota exhausted",
         "Quota exceeded for quota metric 'Requests' per day",
         "quotaId: GenerateRequestsPerDayPerProjectPerModel-FreeTier",
+        # an OpenAI-compatible provider's 429, as Qwen Code passes it on
+        "429 You exceeded your current quota, please check your plan and billing details.",
+        '{"error": {"code": "insufficient_quota", "type": "insufficient_quota"}}',
     ],
 )
 def test_quota_patterns(text: str) -> None:

@@ -6,7 +6,7 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
-from claudomator.config import Settings
+from claudomator.config import AgentSettings, Settings
 from claudomator.models import AgentConfig, AgentStatus, Task, TaskState, utcnow
 from claudomator.readiness import (
     assess,
@@ -119,3 +119,17 @@ def test_every_view_gets_one_state_details_and_last_error(tmp_path: Path) -> Non
     # not configured and limited: it cannot run whatever the limit says
     assert ready["local"].state == "cannot run"
     assert ready["local"].details[0].startswith("[local_model] endpoint and model not set")
+
+
+def test_a_key_named_by_api_key_env_is_where_readiness_looks(tmp_path: Path) -> None:
+    codex = executable(tmp_path / "codex")
+    table = AgentSettings(binary_path=str(codex), api_key_env="MY_OPENAI_KEY")
+    settings = Settings(data_dir=tmp_path / "data", agents={"codex": table})
+    env = {"HOME": str(tmp_path), "PATH": "/nonexistent", "OPENAI_API_KEY": "not-this-one"}
+    missing = probe(settings, env)["codex"]
+    assert missing.usable  # it still runs; its own error ends the task
+    assert missing.credentials is False
+    assert "set MY_OPENAI_KEY, which [agents.codex] api_key_env names" in missing.warnings[0]
+    found = probe(settings, {**env, "MY_OPENAI_KEY": "sk-x"})["codex"]
+    assert (found.credentials, found.credentials_from) == (True, "MY_OPENAI_KEY")
+    assert "sk-x" not in found.model_dump_json()  # the key itself is never shown

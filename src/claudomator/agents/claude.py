@@ -19,6 +19,7 @@ from claudomator.agents.cli import (
     read_json,
 )
 from claudomator.agents.oneshot import FailureKind, OneShotFailed, last_json
+from claudomator.isolation.policy import origin
 from claudomator.models import TaskState
 from claudomator.process import CommandResult, tail_file
 
@@ -28,6 +29,7 @@ _BUDGET_SUBTYPE = "error_max_budget_usd"
 _KEYS = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN")
 _CLOUDS = ("CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX", "CLAUDE_CODE_USE_FOUNDRY")
 LOGIN_HINT = "set ANTHROPIC_API_KEY or log in once with `claude`"
+ANTHROPIC_API = "https://api.anthropic.com"
 
 
 def build_argv(binary: str, ctx: RunContext) -> list[str]:
@@ -51,6 +53,14 @@ def build_argv(binary: str, ctx: RunContext) -> list[str]:
     argv += list(agent.additional_args)
     argv += ["--", instructions_with_context(agent)]
     return argv
+
+
+def model_endpoints(env: Mapping[str, str]) -> tuple[str, ...]:
+    """The model API the CLI talks to in ``env``: ``$ANTHROPIC_BASE_URL``'s origin when set,
+    else the Anthropic API (Bedrock, Vertex or an OAuth refresh host are the operator's
+    ``allowed_endpoints``). The runner's ``endpoints``, and a one-shot call's."""
+    base = origin(env.get("ANTHROPIC_BASE_URL", ""))
+    return (base or ANTHROPIC_API,)
 
 
 class ClaudeRunner(CliRunner):
@@ -94,6 +104,9 @@ class ClaudeRunner(CliRunner):
             names = (".claude.json", "settings.json", ".credentials.json")
             return tuple((config / n, f".claude/{n}") for n in names)
         return super().home_copies(env)
+
+    def endpoints(self, env: Mapping[str, str]) -> tuple[str, ...]:
+        return model_endpoints(env)
 
     async def run(self, ctx: RunContext) -> Outcome:
         stream = ClaudeStream()

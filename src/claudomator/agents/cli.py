@@ -134,7 +134,7 @@ class CliRunner:
             read_only=(*(Path(d) for d in outside), *policy.read_only),
             home_key=ctx.task.id,
             home_files=self.home_copies(ctx.env),
-            env_patterns=self.env_patterns,
+            env_patterns=(*self.env_patterns, *policy.env_patterns),
             launcher=policy.launcher,
             network=policy.network,
             endpoints=tuple(dict.fromkeys((*self.endpoints(ctx.env), *policy.endpoints))),

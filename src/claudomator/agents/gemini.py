@@ -43,6 +43,7 @@ from claudomator.agents.gemini_stream import (
     strip_json_fence,
 )
 from claudomator.agents.oneshot import FailureKind, OneShotFailed, error_message, last_json
+from claudomator.isolation.policy import origin
 from claudomator.models import AgentConfig, TaskState
 from claudomator.process import CommandResult, Exit, tail_file
 
@@ -50,6 +51,8 @@ logger = logging.getLogger(__name__)
 
 _KEYS: Final = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_APPLICATION_CREDENTIALS")
 LOGIN_HINT: Final = "set GEMINI_API_KEY or log in once with `gemini`"
+GEMINI_API: Final = "https://generativelanguage.googleapis.com"
+GOOGLE_LOGIN: Final = ("https://cloudcode-pa.googleapis.com", "https://oauth2.googleapis.com")
 _STDERR_TAIL: Final = 2000
 _QUOTA_SCAN: Final = 20000
 _QUOTA: Final = re.compile(r"exhausted your daily quota|TerminalQuotaError", re.IGNORECASE)
@@ -126,6 +129,18 @@ class _BudgetGuard:
             self.halt.set()
 
 
+def model_endpoints(env: Mapping[str, str]) -> tuple[str, ...]:
+    """The model API the CLI talks to in ``env``: ``$GOOGLE_GEMINI_BASE_URL``'s origin when
+    set, else the Gemini API, and without an API key also the hosts of a Google login (Code
+    Assist, its OAuth). The runner's ``endpoints``, and a one-shot call's."""
+    base = origin(env.get("GOOGLE_GEMINI_BASE_URL", ""))
+    if base:
+        return (base,)
+    if any(env.get(k) for k in ("GEMINI_API_KEY", "GOOGLE_API_KEY")):
+        return (GEMINI_API,)
+    return (GEMINI_API, *GOOGLE_LOGIN)
+
+
 class GeminiRunner(CliRunner):
     """Runs one execution of the Gemini CLI and maps its result to an :class:`Outcome`."""
 
@@ -139,6 +154,9 @@ class GeminiRunner(CliRunner):
         resumes_in_place=True,  # ``--resume`` works from the same cwd only
         options=frozenset({"model", "additional_args", "context_files"}),
     )
+
+    def endpoints(self, env: Mapping[str, str]) -> tuple[str, ...]:
+        return model_endpoints(env)
 
     async def run(self, ctx: RunContext) -> Outcome:
         stream = GeminiStream()

@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from claudomator import process
-from claudomator.errors import AgentError
-from claudomator.isolation.base import Access, Launcher
+from claudomator.errors import AgentError, ConfinementError
+from claudomator.isolation.base import Access, Confinement, Launcher
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +62,9 @@ class OneShot:
     # ``home_copies`` and ``env_patterns``), for a confining launcher
     home_files: Callable[[Mapping[str, str]], tuple[tuple[Path, str], ...]] = lambda env: ()
     env_patterns: tuple[str, ...] = ()
+    # the model endpoints the CLI talks to in an environment (as the runner's ``endpoints``):
+    # all a ``network = "model-only"`` call may reach besides the confinement's own
+    endpoints: Callable[[Mapping[str, str]], tuple[str, ...]] = lambda env: ()
 
 
 def last_json(text: str) -> object:
@@ -96,11 +99,13 @@ def one_shot_access(
     agent_paths: tuple[Path, ...],
     home_files: tuple[tuple[Path, str], ...] = (),
     env_patterns: tuple[str, ...] = (),
+    network: str = "open",
+    endpoints: tuple[str, ...] = (),
 ) -> Access:
     """What a one-shot call may touch: ``cwd`` (the project) to read only, unless it is its own
     temporary directory ``scratch``; ``scratch`` and the CLI's own paths to write (a confining
     launcher gives it a private home in ``scratch``, with ``home_files`` and the variables
-    ``env_patterns`` allow)."""
+    ``env_patterns`` allow); under ``network = "model-only"`` only ``endpoints``."""
     return Access(
         workdir=cwd,
         log_dir=scratch,
@@ -108,6 +113,8 @@ def one_shot_access(
         workdir_writable=cwd == scratch,
         home_files=home_files,
         env_patterns=env_patterns,
+        network=network,
+        endpoints=endpoints,
     )
 
 
@@ -118,8 +125,10 @@ def _run(
     env: Mapping[str, str] | None,
     timeout: float,
     launcher: Launcher,
+    confinement: Confinement,
 ) -> process.CommandResult:
-    """``argv`` through ``launcher``, in ``cwd`` (read-only) or an empty temporary directory."""
+    """``argv`` through ``launcher``, in ``cwd`` (read-only) or an empty temporary directory,
+    with ``confinement``'s network."""
     agent_env = dict(os.environ if env is None else env)
     with tempfile.TemporaryDirectory(prefix="claudomator-oneshot-") as scratch:
         workdir = Path(cwd) if cwd else Path(scratch)
@@ -129,6 +138,8 @@ def _run(
             how.agent_paths(agent_env),
             how.home_files(agent_env),
             how.env_patterns,
+            confinement.network,
+            tuple(dict.fromkeys((*how.endpoints(agent_env), *confinement.endpoints))),
         )
         wrapped, wrapped_env = launcher.wrap(argv, workdir, agent_env, access)
         logger.debug(
@@ -152,11 +163,15 @@ async def ask_json(
     time_limit: float,
     setting: str = "",
     launcher: Launcher,
+    confinement: Confinement | None = None,
 ) -> dict[str, Any]:
     """The JSON object the CLI ``binary`` answers ``prompt`` with (see the module docstring).
 
     ``setting`` names the config key that sets ``binary``, for the message when it is missing;
-    ``launcher`` starts the CLI (the one the runners got).
+    ``launcher`` starts the CLI (the one the runners got); ``confinement`` (the runs' own,
+    :func:`claudomator.isolation.policy.confinement_for`) gives its network policy and extra
+    endpoints, the CLI's model endpoints added (``how.endpoints``); without it the call has
+    the open network.
     """
     from claudomator.llm import LLMError, parse_json_reply  # the model SDK: only when asked
 
@@ -166,7 +181,11 @@ async def ask_json(
             f"{binary!r} not found (set {setting or 'its binary path'})", kind="missing"
         )
     argv = how.argv(found, prompt, model or how.default_model)
-    result = await asyncio.to_thread(_run, how, argv, cwd, env, time_limit, launcher)
+    policy = confinement or Confinement()
+    try:
+        result = await asyncio.to_thread(_run, how, argv, cwd, env, time_limit, launcher, policy)
+    except ConfinementError as exc:  # the launcher cannot confine it as asked: not started
+        raise OneShotFailed(str(exc)) from exc
     if result.returncode == -9:
         raise OneShotFailed(f"killed after {time_limit:.1f}s", kind="timed_out")
     text = how.reply(result)

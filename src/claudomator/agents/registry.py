@@ -5,9 +5,13 @@ A spec says everything the rest of the code needs about an agent: its name, a on
 in the settings, how to build its runner, and how to ask it one question for one JSON answer
 (:class:`~claudomator.agents.oneshot.OneShot`, used by the chooser and by elaborate).
 
-The built-in agents are the specs :func:`builtin_agents` returns; they are registered with
-:meth:`AgentRegistry.register`, exactly as another agent would be (see docs/design.md, "Adding an
-agent"). Nothing is registered at import time: :func:`default_registry` builds a new
+The agents come from the ``claudomator.agents`` entry points (:data:`ENTRY_POINT_GROUP`):
+Claudomator's own, ``builtin`` (:func:`builtin_agents`), first, then every installed package's
+in name order, each registered with :meth:`AgentRegistry.register` exactly as the built-ins are
+(see docs/design.md, "Adding an agent"). An entry point names an :class:`AgentSpec`, a list of
+them, or a callable returning either. A plugin that fails to load, or names an agent already
+registered, is skipped with a warning naming it: one broken package never stops the
+orchestrator. Nothing is registered at import time: :func:`default_registry` builds a new
 registry each call, and :class:`~claudomator.runtime.Runtime` builds the one it runs with.
 
 This module stays light (the command line imports it through :mod:`claudomator.readiness`):
@@ -23,10 +27,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from claudomator.agents import claude, codex, gemini
+from claudomator.agents import claude, codex, gemini, qwen
 from claudomator.agents.base import Capabilities, Runner
 from claudomator.agents.cli import CliRunner
 from claudomator.agents.oneshot import OneShot
@@ -128,7 +133,8 @@ class AgentRegistry:
             runner = None
             if spec.make_runner is not None:
                 runner = spec.make_runner(settings, launcher)
-            elif spec.make_model_runner is not None and llm is not None:
+            # (an agent may have both: the local model drives a CLI, else it chats)
+            if runner is None and spec.make_model_runner is not None and llm is not None:
                 runner = spec.make_model_runner(settings, llm)
             if runner is not None:
                 runners[spec.name] = runner
@@ -171,6 +177,13 @@ def _local_unconfigured(settings: Settings) -> tuple[str, ...]:
     return (f"[local_model] {' and '.join(missing)} not set in the config file",) if missing else ()
 
 
+def _local_harness(settings: Settings, launcher: Launcher) -> Runner | None:
+    """The local model driving an agent CLI (``[local_model] harness``), if it does."""
+    from claudomator.agents.local_harness import make_harness_runner
+
+    return make_harness_runner(settings, launcher)
+
+
 def _local_runner(settings: Settings, llm: LLMClient) -> Runner | None:
     """The local model's runner (an HTTP request through ``llm``: it starts no process)."""
     if not settings.local_model.endpoint:
@@ -211,6 +224,7 @@ def builtin_agents() -> list[AgentSpec]:
                 _declared_paths(claude.ClaudeRunner),
                 _declared_files(claude.ClaudeRunner),
                 claude.ClaudeRunner.env_patterns,
+                endpoints=claude.model_endpoints,
             ),
             install_hint=claude.ClaudeRunner.install_hint,
             credentials=claude.credentials,
@@ -231,6 +245,7 @@ def builtin_agents() -> list[AgentSpec]:
                 _declared_paths(gemini.GeminiRunner),
                 _declared_files(gemini.GeminiRunner),
                 gemini.GeminiRunner.env_patterns,
+                endpoints=gemini.model_endpoints,
             ),
             install_hint=gemini.GeminiRunner.install_hint,
             credentials=gemini.credentials,
@@ -251,19 +266,80 @@ def builtin_agents() -> list[AgentSpec]:
             credentials=codex.credentials,
             login_hint=codex.LOGIN_HINT,
         ),
+        qwen.qwen_spec(),
         AgentSpec(
             name="local",
             profile="a local model: text answers only (no file edits); for explanations, drafts.",
             capabilities=LOCAL_CAPABILITIES,
+            make_runner=_local_harness,
             make_model_runner=_local_runner,
             unconfigured=_local_unconfigured,
         ),
     ]
 
 
+ENTRY_POINT_GROUP = "claudomator.agents"
+BUILTIN = "builtin"  # the entry point of Claudomator's own agents (pyproject.toml)
+_BUILTIN_TARGET = f"{__name__}:builtin_agents"
+
+
+def _specs_of(loaded: object) -> list[AgentSpec]:
+    """What an entry point named: a spec, a list of specs, or a callable returning either."""
+    if callable(loaded) and not isinstance(loaded, AgentSpec):
+        loaded = loaded()
+    specs = [loaded] if isinstance(loaded, AgentSpec) else loaded
+    if not isinstance(specs, list | tuple) or not all(isinstance(s, AgentSpec) for s in specs):
+        raise TypeError(f"expected an AgentSpec or a list of them, got {type(loaded).__name__}")
+    return list(specs)
+
+
+def add_plugin(registry: AgentRegistry, entry: metadata.EntryPoint) -> list[str]:
+    """Register the agents of one ``claudomator.agents`` entry point: their names (none, with
+    a warning naming the entry point and its package, when it cannot be loaded or clashes)."""
+    package = entry.dist.name if entry.dist is not None else "?"
+    try:
+        specs = _specs_of(entry.load())
+    except Exception as exc:  # a third-party package may raise anything
+        logger.warning(
+            "agent plugin %s = %s (package %s) not loaded: %s: %s",
+            entry.name,
+            entry.value,
+            package,
+            type(exc).__name__,
+            exc,
+            extra={"action": "plugins"},
+        )
+        return []
+    added = []
+    for spec in specs:
+        try:
+            registry.register(spec)
+        except ConfigError as exc:
+            logger.warning(
+                "agent plugin %s (package %s): %s; skipped",
+                entry.name,
+                package,
+                exc,
+                extra={"action": "plugins"},
+            )
+            continue
+        added.append(spec.name)
+    logger.debug("agents from %s (%s): %s", entry.name, package, added)
+    return added
+
+
 def default_registry() -> AgentRegistry:
-    """A new registry with the built-in agents."""
+    """A new registry with every agent installed: the built-ins, then the plugins' (the
+    ``claudomator.agents`` entry points, see the module docstring)."""
     registry = AgentRegistry()
-    for spec in builtin_agents():
-        registry.register(spec)
+    entries = sorted(
+        metadata.entry_points(group=ENTRY_POINT_GROUP),
+        key=lambda e: (e.value != _BUILTIN_TARGET, e.name),
+    )
+    if not any(e.value == _BUILTIN_TARGET for e in entries):
+        # a source tree whose installed metadata predates the entry point: register them anyway
+        for spec in builtin_agents():
+            registry.register(spec)
+    for entry in entries:
+        add_plugin(registry, entry)
     return registry

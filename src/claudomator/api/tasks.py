@@ -348,7 +348,7 @@ def agent_routes(service: Service) -> APIRouter:
 
     @router.get("", response_model=list[Readiness])
     def agents() -> list[Readiness]:
-        """Every known agent (claude, gemini, local): whether it can run here and why not (CLI
+        """Every known agent (built-in or a plugin's): whether it can run here and why not (CLI
         found, credentials found, configured, rate-limited or out of quota), with its health."""
         return list(service.agent_readiness().values())
 

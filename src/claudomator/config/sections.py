@@ -12,7 +12,7 @@ from claudomator.durations import parse_duration
 from claudomator.isolation import launcher_names
 from claudomator.isolation._choice import CHOICES
 from claudomator.isolation.base import NETWORKS, OPEN
-from claudomator.isolation.policy import origin
+from claudomator.isolation.policy import check_env_patterns, origin
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +98,14 @@ class IsolationSettings(BaseModel):
     # true: a task may loosen its project's confinement (isolation, network); a task may
     # always tighten it
     allow_task_override: bool = False
+    # more environment variables (names or shell patterns) every confined agent and its build
+    # check get, beyond their allow-list: e.g. ["NPM_TOKEN", "GOPRIVATE"]
+    pass_env: tuple[str, ...] = ()
+
+    @field_validator("pass_env")
+    @classmethod
+    def _pass_env(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return check_env_patterns(value)
 
     @field_validator("launcher")
     @classmethod
@@ -147,6 +155,17 @@ class LocalModelSettings(BaseModel):
     timeout_seconds: float = Field(default=120.0, gt=0)
     default_temperature: float = Field(default=0.2, ge=0, le=2)
     prefer_for_elaborate: bool = False
+    # what `type: local` tasks run: "chat" (text answers, no edits), "qwen" (the model drives
+    # Qwen Code, which edits the sandbox); "": the first agent CLI installed, else chat
+    harness: str = ""
+
+    @field_validator("harness")
+    @classmethod
+    def _harness(cls, value: str) -> str:
+        known = ("chat", "qwen")
+        if value and value not in known:
+            raise ValueError(f"{value!r} is not a harness; use one of: {', '.join(known)}")
+        return value
 
 
 MAX_RETENTION_DAYS = 36500

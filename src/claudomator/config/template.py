@@ -55,7 +55,7 @@ DEFAULT_CONFIG = """\
 # If set, every project directory (task files, the API, [[projects]]) must lie under it, and
 # tasks without a project_dir get their scratch git repository there. Unset: projects may be
 # anywhere and scratch repositories go to <data_dir>/workspace.
-# workspace_root = "/srv/claudomator/workspace"
+# workspace_root = "/home/me/src"
 
 # Outgoing notifications and API protection.
 # webhook_url = ""
@@ -87,6 +87,10 @@ DEFAULT_CONFIG = """\
 # build_command = ["make", "check"]
 # delivery = "auto"
 # review = false   # true: work kept as a branch waits READY for `accept` / `reject ID "feedback"`
+# launcher = ""                # "plain" | "bubblewrap" | "auto"; "": [isolation] launcher
+# network = ""                 # "open" | "model-only"; "": [isolation] network
+# read_only_paths = ["/srv/cache/npm"]   # added to [isolation] read_only_paths
+# allowed_endpoints = ["https://registry.npmjs.org"]   # added to the operator's (model-only)
 
 # What a running orchestrator (and `claudomator gc`) removes once a task has ended
 # (COMPLETED, FAILED, TIMED_OUT, BUDGET_EXCEEDED, CANCELLED) or was deleted, that many days
@@ -99,19 +103,45 @@ DEFAULT_CONFIG = """\
 # unmerged_branches_days = 0   # claudomator/* branches with commits nowhere else (work lost)
 # every = "1h"                 # how often serve/run apply it; 0: only `claudomator gc`
 
-# How agent processes are started: "plain" runs them as they are, with your own rights (the
-# sandbox is a private git copy, but nothing stops an agent reading or writing elsewhere);
-# "bubblewrap" confines each agent with bwrap (apt-get install bubblewrap) and refuses to
-# start without it; "auto" is bubblewrap when it can run here, else plain with a warning.
+# How agent processes are started: "auto" (the default) is bubblewrap when it can run here,
+# else plain with a warning; "bubblewrap" confines each agent with bwrap (apt-get install
+# bubblewrap) and refuses to start without it; "plain" runs them as they are, with your own
+# rights (the sandbox is a private git copy, but nothing stops an agent reading or writing
+# elsewhere).
 # `claudomator doctor` shows what this machine supports.
+# network: "open" (the agents use this machine's network) or "model-only" (bubblewrap only:
+# each agent gets a network namespace of its own whose only way out is a proxy that lets
+# through its model's API, the Claudomator API and allowed_endpoints; every refusal is a line
+# in the execution's stderr.log; serve and run refuse to start if it cannot be enforced).
+# read_only_paths: host paths every confined agent may read (a shared package cache).
 # [isolation]
-# launcher = "plain"
+# launcher = "auto"
+# network = "open"
+# allowed_endpoints = []       # more scheme://host[:port], e.g. ["https://registry.npmjs.org"]
+# read_only_paths = []         # absolute paths, e.g. ["/var/cache/npm"]
+# allow_task_override = false  # true: a task's `isolation:` may loosen its project's
+#                              # (a task may always tighten: plain -> auto -> bubblewrap)
+# pass_env = []                # more variables confined agents and builds get, e.g. ["NPM_TOKEN"]
 
-# One table per agent CLI: the binary to run (looked up on PATH unless absolute).
+# One table per agent CLI: the binary to run (looked up on PATH unless absolute), and for
+# CLIs that take a provider: model (the default), base_url (the provider endpoint),
+# api_key_env (the NAME of the variable holding the key, never the key) and args (extra
+# arguments). Claudomator writes each CLI's own provider config per task from these.
 # [agents.claude]
 # binary_path = "claude"
 # [agents.gemini]
 # binary_path = "gemini"
+# [agents.codex]
+# binary = "codex"
+# model = "gpt-5-codex"
+# base_url = "https://api.openai.com/v1"
+# api_key_env = "OPENAI_API_KEY"
+# args = []
+# [agents.qwen]
+# binary = "qwen"
+# model = "qwen3-coder-plus"
+# base_url = "https://dashscope.aliyuncs.com/compatible-mode/v1"
+# api_key_env = "DASHSCOPE_API_KEY"
 
 # A local OpenAI-compatible model (Ollama, LM Studio, vLLM).
 # [local_model]
@@ -121,6 +151,8 @@ DEFAULT_CONFIG = """\
 # timeout_seconds = 120
 # default_temperature = 0.2
 # prefer_for_elaborate = false
+# harness = ""                 # what `type: local` runs: "chat" (text only) or "qwen" (the model
+#                              # drives Qwen Code, which edits the sandbox); "": qwen if installed
 """
 
 

@@ -46,6 +46,7 @@ from claudomator.config import LocalModelSettings, Settings
 from claudomator.elaborate.spec import check_spec, normalise_spec
 from claudomator.errors import ClaudomatorError, ValidationError
 from claudomator.isolation.base import Launcher
+from claudomator.isolation.policy import confinement_for
 from claudomator.llm import LLMClient, LLMError
 from claudomator.models import Project
 
@@ -263,6 +264,7 @@ class Elaborator:
                 time_limit=left,
                 setting=spec.binary_setting,
                 launcher=self.launcher,
+                confinement=confinement_for(self.settings),
             )
         except OneShotFailed as exc:
             if exc.kind == "timed_out":

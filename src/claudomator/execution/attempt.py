@@ -206,6 +206,7 @@ class Attempt:
             launcher=policy.launcher,
             network=policy.network,
             endpoints=policy.endpoints,
+            env_patterns=policy.env_patterns,
         )
 
     # -- before the agent --------------------------------------------------------------------

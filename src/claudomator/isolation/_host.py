@@ -3,7 +3,8 @@ user, pid and network namespaces the bubblewrap launcher needs (``claudomator do
 
 Each namespace is tried by really running ``bwrap --unshare-<ns> --ro-bind / / -- true``: the
 kernel, a container or an AppArmor policy may forbid unprivileged namespaces even where bwrap is
-installed. Not a launcher: the ``_`` keeps it out of
+installed. :func:`network_problem` says whether ``network = "model-only"`` can be enforced.
+Not a launcher: the ``_`` keeps it out of
 :func:`claudomator.isolation.launcher_names`.
 """
 
@@ -14,6 +15,8 @@ import os
 import shutil
 import subprocess
 from dataclasses import dataclass
+
+from claudomator.isolation.base import MODEL_ONLY
 
 logger = logging.getLogger(__name__)
 
@@ -78,3 +81,32 @@ def probe_bwrap(path: str | None = None) -> BwrapHost:
     host = BwrapHost(binary, version if ok else "", tuple(probes))
     logger.debug("bwrap here: %s", host, extra={"action": "isolation"})
     return host
+
+
+def network_problem(network: str, launcher: str, host: BwrapHost | None = None) -> str:
+    """Why ``[isolation] network`` cannot be enforced with ``launcher`` (the launcher it
+    resolved to) on this machine; "" when it can. Only ``model-only`` asks anything: the
+    bubblewrap launcher, and a bwrap that can make a network namespace (``host``'s probe, else
+    one ``bwrap --unshare-net`` tried here)."""
+    if network != MODEL_ONLY:
+        return ""
+    if launcher != "bubblewrap":
+        return (
+            f'[isolation] network = "model-only" needs the bubblewrap launcher, and the agents '
+            f"would run under {launcher or 'no launcher'!r}: set [isolation] launcher = "
+            '"bubblewrap" (with bubblewrap installed), or network = "open"'
+        )
+    if host is None:
+        binary = shutil.which("bwrap")
+        if binary is None:
+            return '[isolation] network = "model-only": bwrap is not on PATH'
+        made, said = _run([binary, "--unshare-net", "--ro-bind", "/", "/", "--", "true"])
+        probe = NamespaceProbe("net", made, "" if made else said)
+    else:
+        probe = next((n for n in host.namespaces if n.name == "net"), NamespaceProbe("net", False))
+    if not probe.ok:
+        return (
+            '[isolation] network = "model-only", but bwrap cannot create a network namespace '
+            f'here: {probe.error or "not probed"}; use network = "open" on this machine'
+        )
+    return ""

@@ -81,6 +81,9 @@ class Confinement:
     network: str = OPEN
     read_only: tuple[Path, ...] = ()  # extra read-only paths (a shared package cache)
     endpoints: tuple[str, ...] = ()  # extra URLs allowed under model-only (the operator's)
+    # more environment variables (shell patterns) a confined agent and its build check get:
+    # the operator's ``[isolation] pass_env`` (a private registry's token for the build)
+    env_patterns: tuple[str, ...] = ()
 
 
 class Launcher(Protocol):

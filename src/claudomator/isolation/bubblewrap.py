@@ -12,8 +12,12 @@ user's home, no other project, not the data dir or the database.
 
 It also gets new pid, ipc and uts namespaces, ``--die-with-parent``, ``--new-session`` and no
 capabilities, and an environment built from an allow-list (:data:`BASE_ENV` plus the runner's
-``env_patterns``; of ``CLAUDOMATOR_*`` only the agent protocol's). The network stays shared
-(``network = "open"``).
+``env_patterns``; of ``CLAUDOMATOR_*`` only the agent protocol's). Under ``network = "open"``
+the network stays shared; under ``"model-only"`` the agent gets a network namespace of its own
+(``--unshare-net``: loopback only) whose only way out is the outer proxy
+(:mod:`~claudomator.isolation._netproxy`, which starts bwrap and lets through
+``Access.endpoints``) reached through the inner gate (:mod:`~claudomator.isolation._netgate`,
+which starts the agent), see :func:`model_only`.
 """
 
 from __future__ import annotations
@@ -24,11 +28,17 @@ import os
 import shutil
 import stat
 import subprocess
+import sys
+import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from claudomator.isolation.base import Access, Launcher
+import claudomator
+from claudomator.errors import ConfinementError
+from claudomator.isolation import _netgate, _netproxy
+from claudomator.isolation._network import PROXY_VARIABLES, AllowList, gate_port, proxy_env
+from claudomator.isolation.base import MODEL_ONLY, OPEN, Access, Launcher
 
 if TYPE_CHECKING:
     from claudomator.config import Settings  # the config imports this package
@@ -76,6 +86,9 @@ HOME_VARIABLES = ("CLAUDE_CONFIG_DIR", "GEMINI_CLI_HOME")
 """Variables naming a CLI's config folder on the host: the private home takes their place."""
 
 _PROBE = ("--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent")
+MARK = "CLAUDOMATOR_EXECUTION_ID"  # claudomator.process.marks.MARK_VARIABLE
+NET_DIR = "/run/claudomator-net"
+"""Where the outer proxy's socket directory is inside the namespace (a short unix path)."""
 
 
 def unavailable(settings: Settings) -> str:
@@ -250,7 +263,46 @@ class BubblewrapLauncher:
         patterns = (*BASE_ENV, *paths.env_patterns)
         clean = {k: v for k, v in env.items() if allowed(k, patterns) and k not in HOME_VARIABLES}
         clean.update({"HOME": str(HOME), "TMPDIR": TMP, "USER": "agent"})
-        return [self.bwrap, *opts, "--", *argv], clean
+        if paths.network == OPEN:
+            return [self.bwrap, *opts, "--", *argv], clean
+        if paths.network != MODEL_ONLY:
+            raise ConfinementError(f"network = {paths.network!r} is not a network policy")
+        outer, extra, gate, proxy_vars = model_only(paths)
+        clean = {k: v for k, v in clean.items() if k not in PROXY_VARIABLES} | proxy_vars
+        if MARK in clean:  # the agent's mark, not the proxy's: it outlives bwrap by a moment
+            extra += ["--setenv", MARK, clean.pop(MARK)]
+        return [*outer, self.bwrap, *opts, *extra, "--", *gate, *argv], clean
+
+
+def model_only(paths: Access) -> tuple[list[str], list[str], list[str], dict[str, str]]:
+    """What ``network = "model-only"`` adds to the bwrap command for ``paths``: the outer
+    proxy's argv before bwrap, bwrap's extra options (a network namespace of its own, the
+    Python interpreter and the gate's file read-only, the proxy's socket directory at
+    :data:`NET_DIR`), the gate's argv before the agent's, and the proxy variables.
+    :class:`~claudomator.errors.ConfinementError` when an endpoint is not a URL."""
+    try:
+        allow = AllowList.from_urls(paths.endpoints)
+    except ValueError as exc:
+        raise ConfinementError(f"network = model-only: allowed endpoint {exc}") from exc
+    python = os.path.realpath(sys.executable)
+    root = str(Path(claudomator.__file__).resolve().parent.parent)
+    socket_dir = paths.log_dir / f".net-{uuid.uuid4().hex[:12]}"
+    outer = _netproxy.command(python, root, socket_dir, [str(e) for e in allow.endpoints])
+    extra = ["--unshare-net"]
+    prefix = Path(sys.base_prefix).resolve()  # the interpreter and its standard library
+    folders = [prefix] if Path(python).is_relative_to(prefix) else [prefix, Path(python).parent]
+    for folder in folders:
+        if not _under(folder, SYSTEM):
+            extra += ["--ro-bind", str(folder), str(folder)]
+    gate_file = str(Path(_netgate.__file__).resolve())
+    extra += ["--ro-bind", gate_file, gate_file, "--bind", str(socket_dir), NET_DIR]
+    port = gate_port(allow)
+    gate = [python, "-I", "-S", gate_file, "--socket", f"{NET_DIR}/{_netproxy.SOCKET_NAME}"]
+    gate += ["--proxy", str(port)]
+    for host, at in allow.loopback():
+        gate += ["--forward", f"[{host}]:{at}" if ":" in host else f"{host}:{at}"]
+    logger.debug("model-only: %s", ", ".join(map(str, allow.endpoints)) or "no endpoint")
+    return outer, extra, [*gate, "--"], proxy_env(port)
 
 
 def make_launcher(settings: Settings) -> Launcher:

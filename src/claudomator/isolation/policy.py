@@ -15,7 +15,9 @@ Not a launcher: the module name is in :data:`claudomator.isolation._NOT_LAUNCHER
 
 from __future__ import annotations
 
+import fnmatch
 import logging
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -98,6 +100,25 @@ def check_network(value: str, *, inherit: bool = False) -> str:
             f"{value!r} is not a network policy; use one of: {', '.join(NETWORKS)}{empty}"
         )
     return value
+
+
+_ENV_PATTERN = re.compile(r"[A-Za-z_*?\[][A-Za-z0-9_*?\[\]!-]*")
+
+
+def check_env_patterns(value: Sequence[str]) -> tuple[str, ...]:
+    """Shell patterns of variable names (``NPM_TOKEN``, ``GO*``); not one that passes every
+    variable (``*``): the allow-list is what keeps the orchestrator's secrets out."""
+    for pattern in value:
+        if not _ENV_PATTERN.fullmatch(pattern):
+            raise ValueError(f"{pattern!r} is not a variable name or shell pattern of one")
+        if fnmatch.fnmatchcase("CLAUDOMATOR_CONFIG", pattern) or fnmatch.fnmatchcase(
+            "SSH_AUTH_SOCK", pattern
+        ):
+            raise ValueError(
+                f"{pattern!r} would pass the orchestrator's own variables (CLAUDOMATOR_CONFIG, "
+                "SSH_AUTH_SOCK); name the variables the agents need"
+            )
+    return tuple(value)
 
 
 def check_endpoints(value: Sequence[str]) -> tuple[str, ...]:
@@ -211,6 +232,7 @@ def confinement_for(
         network=network,
         read_only=tuple(dict.fromkeys(Path(p) for p in read_only)),
         endpoints=endpoints,
+        env_patterns=tuple(isolation.pass_env),
     )
 
 

@@ -103,10 +103,11 @@ class AgentProcess:
     async def start(self) -> None:
         """Spawn the process. Raises ``OSError`` if the executable cannot be started."""
         self.stdout_path.parent.mkdir(parents=True, exist_ok=True)
+        # before anything is opened: a launcher may refuse (ConfinementError), leaking nothing
+        argv, env = self.launcher.wrap(self.argv, self.cwd, self.env, self.access)
         stderr_file = self.stderr_path.open("ab")
         loop = asyncio.get_running_loop()
         exited = self._exit_event = asyncio.Event()
-        argv, env = self.launcher.wrap(self.argv, self.cwd, self.env, self.access)
         try:
             # create_subprocess_exec, with a protocol that says when the process itself exits
             transport, protocol = await loop.subprocess_exec(

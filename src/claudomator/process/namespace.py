@@ -2,8 +2,9 @@
 
 A confining launcher (``bwrap --unshare-pid --new-session``) starts the agent in a pid namespace
 of its own, in a session of its own: a SIGTERM to our child's process group reaches only the
-wrappers (bwrap, an outer proxy), and bwrap dies of it at once and takes the namespace down
-with SIGKILL. So a stop signals the processes *inside* instead: the descendants of our child
+wrapper (bwrap; under ``model-only`` the outer proxy runs in a session of its own and ends when
+bwrap does), and bwrap dies of it at once and takes the namespace down with SIGKILL. So a
+stop signals the processes *inside* instead: the descendants of our child
 whose pid namespace is not ours, except the namespace's pid 1 (bwrap's init, which exits when
 the agent does). See docs/agents.md §15.
 

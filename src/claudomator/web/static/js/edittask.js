@@ -23,12 +23,13 @@ export async function render(main, { params, signal, navigate }) {
     return;
   }
   const errors = h("div");
-  const { projects, stories } = await loadChoices(signal, errors);
+  const { projects, stories, agents } = await loadChoices(signal, errors);
   const save = h("button", { type: "submit" }, "Save changes");
   const cancel = h("a", { href: back, "data-nav": true, class: "button secondary" }, "Back without saving");
   const { form, fillTask, fullBody, missing, markProblems, showProblems } = taskForm({
     projects,
     stories,
+    agents,
     errors,
     buttons: [save, cancel],
     elaborate: false,

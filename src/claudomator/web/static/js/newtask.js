@@ -28,13 +28,30 @@ export function durationText(value) {
   return text;
 }
 
-/** The projects and stories the form offers; failures are shown in `errors`. */
+/** What the agent picker calls the agents it knows; any other (a plugin's) by its name. */
+const AGENT_LABELS = {
+  claude: "Claude Code",
+  gemini: "Gemini CLI",
+  codex: "Codex CLI",
+  qwen: "Qwen Code",
+  opencode: "OpenCode",
+  local: "Local model",
+};
+
+/** The agent picker's options: every agent the server knows (GET /api/agents), in its order,
+ * with why it cannot run here when it cannot. */
+export function agentOptions(agents) {
+  return agents.map((a) => [a.agent, `${AGENT_LABELS[a.agent] || a.agent}${a.usable ? "" : ` (${a.short || "cannot run here"})`}`]);
+}
+
+/** The projects, stories and agents the form offers; failures are shown in `errors`. */
 export async function loadChoices(signal, errors) {
-  const [projects, stories] = await Promise.all([
+  const [projects, stories, agents] = await Promise.all([
     get("/api/projects", { signal }).catch((error) => (errors.append(errorBox(error, "Projects")), { projects: [] })),
     get("/api/stories", { signal }).catch((error) => (errors.append(errorBox(error, "Stories")), { stories: [] })),
+    get("/api/agents", { signal }).catch((error) => (errors.append(errorBox(error, "Agents")), Object.keys(AGENT_LABELS).map((agent) => ({ agent, usable: true })))),
   ]);
-  return { projects, stories };
+  return { projects, stories, agents };
 }
 
 /**
@@ -43,7 +60,7 @@ export async function loadChoices(signal, errors) {
  * fields given, for creating), `fullBody()` (every field, empty ones too, for PATCH, which
  * merges), `fillForm(spec)`, `fillTask(task)`, `missing()`, `showProblems(error, prefix)`.
  */
-export function taskForm({ projects, stories, errors, buttons, elaborate: withElaborate = true }) {
+export function taskForm({ projects, stories, agents = [], errors, buttons, elaborate: withElaborate = true }) {
   const input = (name, attrs = {}) => h("input", { name, type: "text", autocomplete: "off", ...attrs });
   const area = (name, rows, attrs = {}) => h("textarea", { name, rows, ...attrs });
   const select = (name, options, attrs = {}) =>
@@ -59,12 +76,7 @@ export function taskForm({ projects, stories, errors, buttons, elaborate: withEl
     project_dir: input("agent.project_dir", { placeholder: "/absolute/path/to/a/git/repository" }),
     name: input("name", { required: true }),
     description: area("description", 2),
-    type: select("agent.type", [
-      ["", "Let Claudomator choose"],
-      ["claude", "Claude Code"],
-      ["gemini", "Gemini CLI"],
-      ["local", "Local model"],
-    ]),
+    type: select("agent.type", [["", "Let Claudomator choose"], ...agentOptions(agents)]),
     model: input("agent.model", { placeholder: "the agent's default" }),
     instructions: area("agent.instructions", 8, { required: true }),
     timeout: input("timeout", { placeholder: "e.g. 20m (default: the server's)" }),
@@ -225,7 +237,7 @@ export function taskForm({ projects, stories, errors, buttons, elaborate: withEl
     f.name.value = text(spec.name);
     f.description.value = text(spec.description);
     f.instructions.value = text(agent.instructions);
-    f.type.value = ["claude", "gemini", "local"].includes(agent.type) ? agent.type : "";
+    f.type.value = agents.some((a) => a.agent === agent.type) ? agent.type : "";
     f.model.value = text(agent.model);
     f.timeout.value = text(spec.timeout);
     f.priority.value = ["low", "normal", "high"].includes(spec.priority) ? spec.priority : "normal";
@@ -356,10 +368,10 @@ export function taskForm({ projects, stories, errors, buttons, elaborate: withEl
 export async function render(main, { query, signal, navigate }) {
   setTitle("New task");
   const errors = h("div");
-  const { projects, stories } = await loadChoices(signal, errors);
+  const { projects, stories, agents } = await loadChoices(signal, errors);
   const create = h("button", { type: "submit", value: "queue" }, "Create and queue");
   const draft = h("button", { type: "submit", value: "draft", class: "secondary" }, "Save as draft");
-  const { form, f, body, missing, markProblems, showProblems } = taskForm({ projects, stories, errors, buttons: [create, draft] });
+  const { form, f, body, missing, markProblems, showProblems } = taskForm({ projects, stories, agents, errors, buttons: [create, draft] });
   const wanted = query.get("project");
   if (wanted !== null && [...f.project.options].some((o) => o.value === wanted)) {
     f.project.value = wanted;
