@@ -9,8 +9,11 @@ model's price) in the task's private home. Tests pin the launcher they need."""
 from __future__ import annotations
 
 import asyncio
+import http.server
 import json
 import shutil
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -287,3 +290,71 @@ async def test_the_cost_over_the_budget_stops_opencode_and_delivers_nothing(
     assert run.commits == ()
     assert not git(project, "branch", "--list", "claudomator/*")
     await wait_for(lambda: not marked_pids(marker), 5)
+
+
+class _Other(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.server.paths.append(self.path)  # type: ignore[attr-defined]
+        self.send_response(200)
+        self.send_header("Content-Length", "7")
+        self.end_headers()
+        self.wfile.write(b"secret\n")
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def other() -> Iterator[http.server.ThreadingHTTPServer]:
+    """A local HTTP server that is not the model endpoint."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Other)
+    server.paths = []  # type: ignore[attr-defined]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@needs_bwrap
+async def test_model_only_opencode_completes_and_reaches_nothing_else(
+    cfg: Settings,
+    store: Store,
+    fake: FakeChatTools,
+    make_repo: MakeRepo,
+    tmp_path: Path,
+    other: http.server.ThreadingHTTPServer,
+) -> None:
+    """Under ``network = "model-only"`` OpenCode reaches its endpoint (the runner declares
+    ``base_url``'s origin) and, being offline otherwise, needs nothing else; a command it runs
+    reaches no other server."""
+    project = make_repo()
+    url = f"http://127.0.0.1:{other.server_port}/leak"
+    fetch = (
+        f"(curl -s -m 5 {url} || echo proxy-failed) > proxy.txt; "
+        f"(curl -s -m 5 --noproxy '*' {url} || echo direct-failed) > direct.txt"
+    )
+    fake.set_script([bash(f"echo hello > hello.txt; {fetch}"), Reply("## Summary\nok")])
+    settings = cfg.model_copy(
+        update={"isolation": IsolationSettings(launcher="bubblewrap", network="model-only")}
+    )
+    async with OpenCodePool(settings, store, tmp_path / "user-home") as h:
+        [task] = h.submit(opencode_task(project))
+        [done] = await h.settle([task])
+
+    [run] = store.executions_of(task.id)
+    assert done.state == TaskState.COMPLETED, run.error_msg
+    branch = kept_branch(project, task.id)
+    assert git(project, "show", f"{branch}:hello.txt") == "hello"
+    assert git(project, "show", f"{branch}:direct.txt") == "direct-failed"
+    assert "secret" not in git(project, "show", f"{branch}:proxy.txt")
+    assert other.paths == []  # type: ignore[attr-defined]
+    assert len(fake.chat_requests) == 2
+    # the gate refused the command's request, and nothing OpenCode itself tried
+    refused = [x for x in Path(run.stderr_path).read_text("utf-8").splitlines() if "refused" in x]
+    assert refused == [
+        f"claudomator network: refused GET 127.0.0.1:{other.server_port}: not an allowed "
+        "endpoint (model-only)",
+        "claudomator network: 1 connection(s) refused",
+    ]
