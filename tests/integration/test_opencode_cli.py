@@ -98,6 +98,11 @@ async def test_the_prompt_follows_the_double_dash_and_opencode_quotes_it(
     fake.set_script([Reply("## Summary\nok")])
     await runs.run(runs.context("one-word-prompt"))
     assert fake.chat_requests[-1].texts("user")[-1] == "one-word-prompt"
+    # a prompt that is one number would reach the CLI as a number: it gets a space
+    fake.set_script([Reply("## Summary\nok")])
+    outcome = await runs.run(runs.context("42"))
+    assert outcome.status == TaskState.COMPLETED, outcome.error_msg
+    assert fake.chat_requests[-1].texts("user")[-1] == '"42 "'
 
 
 async def test_the_task_name_is_the_sessions_title_even_with_a_leading_dash(

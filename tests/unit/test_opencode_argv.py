@@ -259,3 +259,14 @@ def test_an_unpriced_model_leaves_the_cost_to_the_pool(tmp_path: Path) -> None:
     assert outcome.status == TaskState.COMPLETED
     assert (outcome.cost_usd, outcome.cost_reported) == (0.0, False)
     assert (outcome.tokens_in, outcome.tokens_out) == (15, 3)
+
+
+@pytest.mark.parametrize(
+    ("instructions", "argument"),
+    [("42", "42 "), ("-1.5e3", "-1.5e3 "), ("0x1F", "0x1F "), ("v42", "v42"), ("4 2", "4 2")],
+)
+def test_a_prompt_that_is_one_number_gets_a_space(
+    tmp_path: Path, instructions: str, argument: str
+) -> None:
+    ctx = _ctx(tmp_path, instructions=instructions)
+    assert build_argv("opencode", ctx, _config(tmp_path), "m1")[-1] == argument

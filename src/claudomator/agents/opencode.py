@@ -48,7 +48,7 @@ from claudomator.isolation.bubblewrap import HOME as CONFINED_HOME
 from claudomator.isolation.bubblewrap import copy_file
 from claudomator.isolation.plain import PlainLauncher
 from claudomator.isolation.policy import origin
-from claudomator.models import TaskState
+from claudomator.models import AgentConfig, TaskState
 from claudomator.process import Exit, tail_file
 
 if TYPE_CHECKING:
@@ -164,8 +164,19 @@ def build_argv(binary: str, ctx: RunContext, config: OpenCodeSettings, model: st
         argv += ["-m", ref]
     if ctx.resume:
         argv += ["-s", ctx.session_id]
-    argv += [*config.args, *agent.additional_args, "--", instructions_with_context(agent)]
+    argv += [*config.args, *agent.additional_args, "--", prompt_argument(agent)]
     return argv
+
+
+_NUMBER: Final = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?|0x[0-9a-f]+", re.IGNORECASE)
+
+
+def prompt_argument(agent: AgentConfig) -> str:
+    """The prompt argument: the instructions, with a space added to one that is a single
+    number (OpenCode's argument parser would hand it over as a number, and the CLI fails with
+    ``G.includes is not a function``)."""
+    prompt = instructions_with_context(agent)
+    return f"{prompt} " if _NUMBER.fullmatch(prompt.strip()) and " " not in prompt else prompt
 
 
 class OpenCodeRunner(CliRunner):
