@@ -35,7 +35,7 @@ from claudomator.config import Settings
 from claudomator.isolation.plain import PlainLauncher
 from claudomator.models import AgentConfig, Task, TaskState
 from conftest import MakeRepo
-from fakes.openai_tools import FakeChatTools, Hang, Reply
+from fakes.openai_tools import ApiError, FakeChatTools, Hang, Reply, ToolCall
 
 pytestmark = pytest.mark.cli
 
@@ -156,6 +156,31 @@ async def test_a_failing_command_is_reported_to_the_model_and_the_run_goes_on(
     assert outcome.details["tools"] == ["bash"]
     [result] = fake.chat_requests[1].tool_results()
     assert "No such file or directory" in str(result["content"])
+
+
+async def test_the_write_tool_edits_the_sandbox(runs: Runs, fake: FakeChatTools) -> None:
+    target = runs.repo / "notes" / "plan.md"
+    fake.set_script(
+        [
+            ToolCall("write", {"filePath": str(target), "content": "# Plan\n"}),
+            Reply("## Summary\nWrote the plan."),
+        ]
+    )
+    outcome = await runs.run(runs.context("Write the plan"))
+    assert outcome.status == TaskState.COMPLETED, outcome.error_msg
+    assert target.read_text(encoding="utf-8") == "# Plan\n"
+    assert outcome.details["tools"] == ["write"]
+
+
+async def test_one_429_is_retried_after_its_retry_after_and_the_run_completes(
+    runs: Runs, fake: FakeChatTools
+) -> None:
+    fake.set_script([ApiError(429, "slow down (fake)", retry_after=1), Reply("## Summary\nok")])
+    outcome = await runs.run(runs.context("say hi"))
+    assert outcome.status == TaskState.COMPLETED, outcome.error_msg
+    assert outcome.api_error_status is None
+    assert outcome.details["steps"] == 1
+    assert len(fake.chat_requests) == 2
 
 
 async def test_stop_cancels_a_run_waiting_for_the_model(runs: Runs, fake: FakeChatTools) -> None:
