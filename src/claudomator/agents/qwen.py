@@ -34,7 +34,7 @@ import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from claudomator.agents.base import Capabilities, Outcome, RunContext
 from claudomator.agents.cli import (
@@ -44,15 +44,13 @@ from claudomator.agents.cli import (
     instructions_with_context,
 )
 from claudomator.agents.qwen_stream import QwenStream
+from claudomator.agents.spec import AgentSpec
 from claudomator.config import AgentSettings, Settings
 from claudomator.errors import AgentError
 from claudomator.isolation.base import Launcher
 from claudomator.isolation.policy import origin
 from claudomator.models import TaskState
 from claudomator.process import Exit, tail_file
-
-if TYPE_CHECKING:
-    from claudomator.agents.registry import AgentSpec  # the registry imports this module
 
 logger = logging.getLogger(__name__)
 
@@ -370,8 +368,6 @@ def make_runner(settings: Settings, launcher: Launcher) -> QwenRunner:
 
 def qwen_spec() -> AgentSpec:
     """Qwen Code's :class:`AgentSpec`, registered as any agent is (``registry.register``)."""
-    from claudomator.agents.registry import AgentSpec  # here: the registry may import us
-
     return AgentSpec(
         name=NAME,
         profile=(

@@ -107,7 +107,7 @@ def main(argv: Sequence[str]) -> int:
         try:
             from claudomator.isolation._netserve import serve_until
 
-            serve_until(watch, listener, allow, socket_dir)
+            serve_until(watch, listener, allow, socket_dir, SOCKET_NAME)
         finally:
             os._exit(1)
     listener.close()

@@ -19,7 +19,6 @@ import signal
 import socket
 import threading
 
-from claudomator.isolation._netproxy import SOCKET_NAME
 from claudomator.isolation._network import AllowList, Decision
 
 TYPE_CHECKING = False  # not typing's: its import (and re's) would slow the proxy down
@@ -171,15 +170,15 @@ def relay(a: socket.socket, b: socket.socket) -> None:
     back.join()
 
 
-def _remove(socket_dir: str) -> None:
+def _remove(socket_dir: str, socket_name: str) -> None:
     with contextlib.suppress(OSError):
-        os.unlink(os.path.join(socket_dir, SOCKET_NAME))
+        os.unlink(os.path.join(socket_dir, socket_name))
     with contextlib.suppress(OSError):
         os.rmdir(socket_dir)
 
 
 def serve_until(
-    watch: int, raw: _socket.socket, allowed: Sequence[str], socket_dir: str
+    watch: int, raw: _socket.socket, allowed: Sequence[str], socket_dir: str, socket_name: str
 ) -> NoReturn:
     """The proxy side of :func:`claudomator.isolation._netproxy.main`'s fork: relay through the
     listening socket ``raw`` what ``allowed`` lets through until ``watch`` (a pidfd of the
@@ -199,7 +198,7 @@ def serve_until(
         proxy = Proxy(listener, AllowList.from_urls(allowed))
     except ValueError as exc:  # the launcher checked them: fail closed all the same
         os.write(2, f"claudomator network: cannot start the proxy: {exc}\n".encode())
-        _remove(socket_dir)
+        _remove(socket_dir, socket_name)
         os._exit(1)
     threading.Thread(target=proxy.serve, daemon=True).start()
     while not stop.is_set():
@@ -211,5 +210,5 @@ def serve_until(
         proxy.listener.close()
     if proxy.refused:  # before the directory goes: whoever waits for that sees the line
         proxy.say(f"{proxy.refused} connection(s) refused")
-    _remove(socket_dir)
+    _remove(socket_dir, socket_name)
     os._exit(0)
