@@ -36,11 +36,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from claudomator.agents.base import Capabilities, Outcome, RunContext
 from claudomator.agents.cli import CliRunner, ended_early, instructions_with_context
 from claudomator.agents.opencode_stream import BudgetGuard, OpenCodeStream
+from claudomator.agents.spec import AgentSpec
 from claudomator.config import AgentSettings, ModelPrice, Settings
 from claudomator.errors import AgentError
 from claudomator.isolation.base import Access, Launcher
@@ -50,9 +51,6 @@ from claudomator.isolation.plain import PlainLauncher
 from claudomator.isolation.policy import origin
 from claudomator.models import AgentConfig, TaskState
 from claudomator.process import Exit, tail_file
-
-if TYPE_CHECKING:
-    from claudomator.agents.registry import AgentSpec  # the registry imports this module
 
 logger = logging.getLogger(__name__)
 
@@ -373,8 +371,6 @@ def make_runner(settings: Settings, launcher: Launcher) -> OpenCodeRunner:
 
 def opencode_spec() -> AgentSpec:
     """OpenCode's :class:`AgentSpec`, registered as any agent is (``registry.register``)."""
-    from claudomator.agents.registry import AgentSpec  # here: the registry may import us
-
     return AgentSpec(
         name=NAME,
         profile=(
