@@ -7,6 +7,7 @@ CLAUDE_CODE_VERSION := 2.1.330
 GEMINI_CLI_VERSION  := 0.61.0
 CODEX_VERSION       := 0.169.0
 QWEN_CODE_VERSION   := 0.24.4
+OPENCODE_VERSION    := 1.18.33
 
 .PHONY: run test test-all lint types unit bench install constraints tools chromium bubblewrap clean
 
@@ -35,14 +36,15 @@ constraints: install
 	$(PY) -m pip freeze --exclude-editable > $(CONSTRAINTS)
 
 # The real agent CLIs, pinned, in a git-ignored folder (used by the integration tests).
-TOOLS_STAMP := $(TOOLS)/.installed-claude-$(CLAUDE_CODE_VERSION)-gemini-$(GEMINI_CLI_VERSION)-codex-$(CODEX_VERSION)-qwen-$(QWEN_CODE_VERSION)
+TOOLS_STAMP := $(TOOLS)/.installed-claude-$(CLAUDE_CODE_VERSION)-gemini-$(GEMINI_CLI_VERSION)-codex-$(CODEX_VERSION)-qwen-$(QWEN_CODE_VERSION)-opencode-$(OPENCODE_VERSION)
 $(TOOLS_STAMP):
 	@if command -v npm >/dev/null 2>&1; then \
 	  npm install --silent --no-audit --no-fund --prefix $(TOOLS) \
 	    @anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION) \
 	    @google/gemini-cli@$(GEMINI_CLI_VERSION) \
 	    @openai/codex@$(CODEX_VERSION) \
-	    @qwen-code/qwen-code@$(QWEN_CODE_VERSION) && touch $@; \
+	    @qwen-code/qwen-code@$(QWEN_CODE_VERSION) \
+	    opencode-ai@$(OPENCODE_VERSION) && touch $@; \
 	else echo "npm not found: tests that need the real agent CLIs will be skipped"; fi
 
 tools: $(TOOLS_STAMP)
@@ -84,6 +86,7 @@ test: install tools chromium bubblewrap lint types
 	CLAUDOMATOR_GEMINI_BIN=$(CURDIR)/$(TOOLS)/node_modules/.bin/gemini \
 	CLAUDOMATOR_CODEX_BIN=$(CURDIR)/$(TOOLS)/node_modules/.bin/codex \
 	CLAUDOMATOR_QWEN_BIN=$(CURDIR)/$(TOOLS)/node_modules/.bin/qwen \
+	CLAUDOMATOR_OPENCODE_BIN=$(CURDIR)/$(TOOLS)/node_modules/.bin/opencode \
 	$(PY) -m pytest
 
 ## Like `test`, with the robustness suites at the issue's full sizes (500 MB of agent output, ...).
@@ -93,6 +96,7 @@ test-all: install tools chromium bubblewrap lint types
 	CLAUDOMATOR_GEMINI_BIN=$(CURDIR)/$(TOOLS)/node_modules/.bin/gemini \
 	CLAUDOMATOR_CODEX_BIN=$(CURDIR)/$(TOOLS)/node_modules/.bin/codex \
 	CLAUDOMATOR_QWEN_BIN=$(CURDIR)/$(TOOLS)/node_modules/.bin/qwen \
+	CLAUDOMATOR_OPENCODE_BIN=$(CURDIR)/$(TOOLS)/node_modules/.bin/opencode \
 	$(PY) -m pytest
 
 ## Benchmarks of issue 6 (all, or one: `make bench ONLY=dispatch`); the table goes to BENCHMARKS.md.

@@ -77,7 +77,7 @@ def served(tmp_path: Path) -> Iterator[httpx.Client]:
 
 def test_agents_lists_every_agent_with_why_it_cannot_run(served: httpx.Client) -> None:
     agents = {a["agent"]: a for a in served.get("/api/agents").json()}
-    assert set(agents) == {"claude", "gemini", "codex", "qwen", "local"}
+    assert set(agents) == {"claude", "gemini", "codex", "qwen", "opencode", "local"}
     assert agents["claude"]["usable"] is True
     assert agents["claude"]["binary"].endswith("fake-claude")
     assert agents["claude"]["credentials"] is True

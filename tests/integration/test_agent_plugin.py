@@ -109,7 +109,7 @@ def test_an_installed_plugin_agent_is_listed_and_a_broken_one_is_named(
     assert done.returncode == 0, done.stderr
     rows = {line.split("│")[1].strip(): line for line in done.stdout.splitlines() if "│" in line}
     assert "scribe" in rows, done.stdout
-    assert {"claude", "gemini", "codex", "qwen", "local"} <= set(rows)
+    assert {"claude", "gemini", "codex", "qwen", "opencode", "local"} <= set(rows)
     assert list(rows)[-1] == "scribe"  # the built-ins first
     warning = " ".join(done.stderr.split())
     assert "agent plugin broken = claudomator_broken:SPEC (package claudomator_broken)" in warning

@@ -29,7 +29,8 @@ def missing_clis(tmp_path: Path) -> dict[str, str]:
         f'claude_binary_path = "{tmp_path / "no-claude"}"\n'
         f'gemini_binary_path = "{tmp_path / "no-gemini"}"\n'
         f'[agents.codex]\nbinary_path = "{tmp_path / "no-codex"}"\n'
-        f'[agents.qwen]\nbinary_path = "{tmp_path / "no-qwen"}"\n',
+        f'[agents.qwen]\nbinary_path = "{tmp_path / "no-qwen"}"\n'
+        f'[agents.opencode]\nbinary_path = "{tmp_path / "no-opencode"}"\n',
         encoding="utf-8",
     )
     env = dict(os.environ)
@@ -59,7 +60,7 @@ def test_agents_says_no_agent_can_run_and_why(tmp_path: Path) -> None:
     done = cli(missing_clis(tmp_path), "agents")
     assert done.returncode == 0, done.stderr
     rows = {line.split("│")[1].strip(): line for line in done.stdout.splitlines() if "│" in line}
-    for agent in ("claude", "gemini", "codex", "qwen", "local"):
+    for agent in ("claude", "gemini", "codex", "qwen", "opencode", "local"):
         assert agent in rows, done.stdout
         assert rows[agent].split("│")[2].strip() == "cannot run"
     assert "claude CLI not found" in done.stdout
@@ -80,7 +81,7 @@ def test_list_and_show_say_why_a_queued_task_waits(tmp_path: Path) -> None:
     assert "Waiting for an agent" in text
     assert (
         "no agent can run here (claude: CLI not found; gemini: CLI not found; "
-        "codex: CLI not found; qwen: CLI not found; local: not"
+        "codex: CLI not found; qwen: CLI not found; opencode: CLI not found; local: not"
     ) in text
     assert f"{free.id[:8]} free-task" in text
     assert "gemini cannot run here: CLI not found" in text

@@ -26,7 +26,8 @@ def server(tmp_path: Path) -> Iterator[str]:
         f'claude_binary_path = "{tmp_path / "no-claude"}"\n'
         f'gemini_binary_path = "{tmp_path / "no-gemini"}"\n'
         f'[agents.codex]\nbinary_path = "{tmp_path / "no-codex"}"\n'
-        f'[agents.qwen]\nbinary_path = "{tmp_path / "no-qwen"}"\n',
+        f'[agents.qwen]\nbinary_path = "{tmp_path / "no-qwen"}"\n'
+        f'[agents.opencode]\nbinary_path = "{tmp_path / "no-opencode"}"\n',
         encoding="utf-8",
     )
     env = dict(os.environ)
@@ -77,7 +78,7 @@ def test_empty_board_guides_then_a_queued_card_says_why_it_waits(
     rows = page.locator("tbody tr")
     rows.first.wait_for()
     shown = [rows.nth(i).get_attribute("data-agent") for i in range(rows.count())]
-    assert shown == ["claude", "gemini", "codex", "qwen", "local"]
+    assert shown == ["claude", "gemini", "codex", "qwen", "opencode", "local"]
     assert (
         page.locator('tr[data-agent="claude"][data-usable="false"]').inner_text().count("not found")
     )

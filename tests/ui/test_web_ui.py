@@ -189,7 +189,7 @@ def test_create_through_the_form_run_to_completed_then_log_and_diff(
     offered = picker.evaluate_all("(os) => os.map((o) => [o.value, o.textContent])")
     known = [a["agent"] for a in server.api.get("/api/agents").json()]
     assert [value for value, _ in offered] == ["", *known]
-    assert {"claude", "gemini", "codex", "qwen", "local"} <= set(known)
+    assert {"claude", "gemini", "codex", "qwen", "opencode", "local"} <= set(known)
     labels = dict(offered)
     assert labels["codex"].startswith("Codex CLI")
     assert labels["local"].startswith("Local model (")  # not configured here: it says why

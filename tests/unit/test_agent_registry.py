@@ -93,10 +93,11 @@ def _registry_with_echo() -> AgentRegistry:
 
 def test_an_extra_agent_registers_like_the_built_ins(tmp_path: Path) -> None:
     registry = _registry_with_echo()
-    assert registry.names() == ("claude", "gemini", "codex", "qwen", "local", "echo")
+    assert registry.names() == ("claude", "gemini", "codex", "qwen", "opencode", "local", "echo")
     settings = Settings(data_dir=tmp_path, agents={"echo": {"binary_path": "/bin/echo"}})
     runners = build_registry(settings, registry)
-    assert sorted(runners) == ["claude", "codex", "echo", "gemini", "qwen"]  # local: no endpoint
+    # (local: no endpoint)
+    assert sorted(runners) == ["claude", "codex", "echo", "gemini", "opencode", "qwen"]
     assert isinstance(runners["echo"], EchoRunner)
     assert runners["echo"].binary == "/bin/echo"
     # the rest of the code learns about it from the registry alone

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
+from claudomator.agents.base import RunContext
+from claudomator.agents.codex import CodexRunner, CodexSettings
 from claudomator.config import Settings
 from claudomator.config.sections import IsolationSettings
-from claudomator.isolation.base import MODEL_ONLY, OPEN
+from claudomator.isolation.base import MODEL_ONLY, OPEN, Confinement
+from claudomator.isolation.bubblewrap import BubblewrapLauncher
+from claudomator.isolation.plain import PlainLauncher
 from claudomator.isolation.policy import confinement_for, origin
+from claudomator.models import AgentConfig, Task
 
 
 def test_origin_keeps_scheme_host_and_port_only() -> None:
@@ -72,3 +78,32 @@ def test_pass_env_refuses_what_would_let_the_orchestrator_s_secrets_through(
 ) -> None:
     with pytest.raises(ValidationError, match=said):
         IsolationSettings(pass_env=(bad,))
+
+
+def test_a_run_is_confined_by_its_own_launcher_else_the_orchestrators(tmp_path: Path) -> None:
+    """A CLI whose files move inside a confinement (Codex's CODEX_HOME, OpenCode's XDG
+    folders) asks the run, not only the orchestrator: a project's bubblewrap under a plain
+    orchestrator is confined; a project's plain under a bubblewrap one is not."""
+    task = Task(name="t", agent=AgentConfig(instructions="x"))
+
+    def ctx(launcher: str) -> RunContext:
+        return RunContext(
+            task=task,
+            execution_id="e",
+            workdir=tmp_path,
+            log_dir=tmp_path,
+            env={},
+            session_id="s",
+            timeout=1,
+            kill_grace=1,
+            stop=asyncio.Event(),
+            confinement=Confinement(launcher=launcher),
+        )
+
+    plain = CodexRunner("codex", PlainLauncher(), CodexSettings.of(Settings(data_dir=tmp_path)))
+    assert not plain.confined(ctx(""))
+    assert plain.confined(ctx("bubblewrap"))
+    confined = BubblewrapLauncher("bwrap", tmp_path / "homes", tmp_path / "sandboxes")
+    runner = CodexRunner("codex", confined, CodexSettings.of(Settings(data_dir=tmp_path)))
+    assert runner.confined(ctx(""))
+    assert not runner.confined(ctx("plain"))

@@ -517,8 +517,8 @@ def test_an_unknown_agent_names_file_task_field_and_the_known_agents(tmp_path: P
     [problem] = info.value.problems
     assert (problem.file, problem.task, problem.field) == (str(path), "x", "agent.type")
     assert problem.message == (
-        "unknown agent type 'robot'; use one of claude, gemini, codex, qwen, local, aider "
-        "(or leave it empty to let Claudomator choose)"
+        "unknown agent type 'robot'; use one of claude, gemini, codex, qwen, opencode, local, "
+        "aider (or leave it empty to let Claudomator choose)"
     )
 
 

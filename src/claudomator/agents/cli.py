@@ -22,6 +22,7 @@ from claudomator.agents.base import Capabilities, RunContext
 from claudomator.config import binary_setting
 from claudomator.errors import AgentError
 from claudomator.isolation.base import Access, Launcher
+from claudomator.isolation.plain import PlainLauncher
 from claudomator.models import AgentConfig, TaskState
 from claudomator.process import AgentProcess, Exit
 
@@ -114,6 +115,12 @@ class CliRunner:
         one), from ``home_files``."""
         home = home_of(env)
         return tuple((home / f, f) for f in self.home_files)
+
+    def confined(self, ctx: RunContext) -> bool:
+        """Whether this run starts under a confining launcher (its private home then at the
+        launcher's path): the run's own (a project's or task's, ``ctx.confinement``), else the
+        orchestrator's."""
+        return (ctx.confinement.launcher or self.launcher.name) != PlainLauncher.name
 
     def endpoints(self, env: Mapping[str, str]) -> tuple[str, ...]:
         """The URLs (``scheme://host[:port]``) the CLI talks to its model through, in the

@@ -57,7 +57,6 @@ from claudomator.config import AgentSettings, Settings
 from claudomator.isolation.base import Access, Launcher
 from claudomator.isolation.bubblewrap import HOME as CONFINED_HOME
 from claudomator.isolation.bubblewrap import copy_file
-from claudomator.isolation.plain import PlainLauncher
 from claudomator.isolation.policy import origin
 from claudomator.models import TaskState
 from claudomator.process import Exit, tail_file
@@ -193,10 +192,6 @@ class CodexRunner(CliRunner):
 
     # -- where things are --------------------------------------------------------------------
 
-    def confined(self) -> bool:
-        """Whether the agent runs under a confining launcher (its private home at /home/agent)."""
-        return self.launcher.name != PlainLauncher.name
-
     def home(self, ctx: RunContext) -> Path:
         """The task's private home on the host (bubblewrap binds it at /home/agent)."""
         return self.config.homes_dir / ctx.task.id
@@ -233,7 +228,7 @@ class CodexRunner(CliRunner):
         """Write the task's ``config.toml`` (and copy the user's login once); the context with
         ``CODEX_HOME`` (and, when needed, ``TMPDIR``) set, the home's ``.codex`` on the host and
         the sandbox mode."""
-        confined = self.confined()
+        confined = self.confined(ctx)
         home = self.home(ctx)
         codex_home = home / ".codex"
         codex_home.mkdir(parents=True, exist_ok=True, mode=0o700)

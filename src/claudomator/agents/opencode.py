@@ -47,7 +47,6 @@ from claudomator.errors import AgentError
 from claudomator.isolation.base import Access, Launcher
 from claudomator.isolation.bubblewrap import HOME as CONFINED_HOME
 from claudomator.isolation.bubblewrap import copy_file
-from claudomator.isolation.plain import PlainLauncher
 from claudomator.isolation.policy import origin
 from claudomator.models import AgentConfig, TaskState
 from claudomator.process import Exit, tail_file
@@ -196,9 +195,6 @@ class OpenCodeRunner(CliRunner):
         super().__init__(binary, launcher)
         self.config = config
 
-    def confined(self) -> bool:
-        return self.launcher.name != PlainLauncher.name
-
     def home(self, ctx: RunContext) -> Path:
         """The task's private home on the host (bubblewrap binds it at /home/agent)."""
         return self.config.homes_dir / ctx.task.id
@@ -259,7 +255,7 @@ class OpenCodeRunner(CliRunner):
             target = home / relative
             if not target.exists() and not target.is_symlink():
                 copy_file(source, target)
-        root = CONFINED_HOME if self.confined() else home
+        root = CONFINED_HOME if self.confined(ctx) else home
         env = {k: v for k, v in ctx.env.items() if k not in _DROPPED}
         env.update({name: str(root / relative) for name, relative in XDG.items()})
         env.update(OFFLINE_ENV)

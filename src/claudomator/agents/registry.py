@@ -30,7 +30,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from claudomator.agents import claude, codex, gemini, qwen
+from claudomator.agents import claude, codex, gemini, opencode, qwen
 from claudomator.agents.base import Capabilities, Runner
 from claudomator.agents.cli import CliRunner
 from claudomator.agents.oneshot import OneShot
@@ -232,6 +232,7 @@ def builtin_agents() -> list[AgentSpec]:
             login_hint=codex.LOGIN_HINT,
         ),
         qwen.qwen_spec(),
+        opencode.opencode_spec(),
         AgentSpec(
             name="local",
             profile="a local model: text answers only (no file edits); for explanations, drafts.",
