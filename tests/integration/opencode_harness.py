@@ -25,8 +25,10 @@ from claudomator.models import Task
 from claudomator.runtime import pool_parts
 from claudomator.service import Service
 from claudomator.store import Store
+from conftest import REPO_ROOT
 from fakes.openai_tools import FakeChatTools, ToolCall
 
+DEFAULT_OPENCODE = REPO_ROOT / ".tools" / "node_modules" / ".bin" / "opencode"
 MODEL = "fake-model"
 KEY_VARIABLE = "FAKE_OPENCODE_KEY"
 KEY = "fake-opencode-key"
@@ -36,14 +38,11 @@ CALL_COST = (100 * 1.0 + 20 * 2.0) / 1e6  # one call of the fake (100 in / 20 ou
 
 @pytest.fixture
 def opencode_bin() -> str:
-    """Path of the real OpenCode CLI (``$CLAUDOMATOR_OPENCODE_BIN``); skip, saying why, if
-    unset or not executable."""
-    path = os.environ.get("CLAUDOMATOR_OPENCODE_BIN", "")
-    if not (path and os.path.isfile(path) and os.access(path, os.X_OK)):
-        reason = (
-            "real OpenCode CLI not found: set CLAUDOMATOR_OPENCODE_BIN "
-            f"(npm install opencode-ai@1.18.33){' - ' + path if path else ''}"
-        )
+    """Path of the real OpenCode CLI installed by `make test` (``$CLAUDOMATOR_OPENCODE_BIN``,
+    else ``.tools``); skip, saying why, if it is not there."""
+    path = os.environ.get("CLAUDOMATOR_OPENCODE_BIN", str(DEFAULT_OPENCODE))
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        reason = f"real OpenCode CLI not found at {path} (run `make test`, which installs it)"
         print(f"SKIP: {reason}")
         pytest.skip(reason)
     return path

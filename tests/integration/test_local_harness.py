@@ -11,9 +11,15 @@ from pathlib import Path
 
 import pytest
 from agent_harness import SETTLED, make_task, wait_for
+from opencode_harness import bash, opencode_bin  # noqa: F401
 from qwen_harness import MODEL, create_file, fake, qwen_bin, qwen_env  # noqa: F401
 
-from claudomator.agents.local_harness import CHAT, LocalQwenRunner, resolve_harness
+from claudomator.agents.local_harness import (
+    CHAT,
+    LocalOpenCodeRunner,
+    LocalQwenRunner,
+    resolve_harness,
+)
 from claudomator.agents.registry import default_registry
 from claudomator.config import AgentSettings, LocalModelSettings, Settings
 from claudomator.config.sections import IsolationSettings
@@ -31,36 +37,48 @@ pytestmark = pytest.mark.cli
 def test_the_harness_is_the_first_cli_installed_else_chat(tmp_path: Path) -> None:
     local = LocalModelSettings(endpoint="http://127.0.0.1:9/v1", model="m")
     settings = Settings(data_dir=tmp_path, local_model=local)
-    assert resolve_harness(settings, {"qwen": "/usr/bin/qwen"}) == "qwen"
-    assert resolve_harness(settings, {"qwen": None}) == CHAT
+    assert resolve_harness(settings, {"opencode": None, "qwen": "/usr/bin/qwen"}) == "qwen"
+    both = {"opencode": "/usr/bin/opencode", "qwen": "/usr/bin/qwen"}
+    assert resolve_harness(settings, both) == "opencode"
+    assert resolve_harness(settings, {"opencode": None, "qwen": None}) == CHAT
     chat = local.model_copy(update={"harness": "chat"})
     pinned = settings.model_copy(update={"local_model": chat})
     assert resolve_harness(pinned, {"qwen": "/usr/bin/qwen"}) == CHAT
 
 
 def test_an_unknown_harness_is_refused_by_name() -> None:
-    with pytest.raises(ValueError, match="'aider' is not a harness; use one of: chat, qwen"):
+    with pytest.raises(ValueError, match="'aider' is not a harness; use one of: chat, opencode"):
         LocalModelSettings(harness="aider")
 
 
-@pytest.mark.parametrize("launcher", ["auto", "plain"])
-async def test_a_local_model_drives_qwen_code_and_its_edit_is_delivered(
+HARNESS_CASES = [
+    pytest.param(harness, launcher, id=f"{harness}-{launcher}")
+    for harness in ("qwen", "opencode")
+    for launcher in ("auto", "plain")
+]
+
+
+@pytest.mark.parametrize(("harness", "launcher"), HARNESS_CASES)
+async def test_a_local_model_drives_an_agent_cli_and_its_edit_is_delivered(
+    harness: str,
     launcher: str,
+    request: pytest.FixtureRequest,
     settings: Settings,
     store: Store,
-    qwen_bin: str,
     fake: FakeChatTools,
     make_repo: MakeRepo,
     tmp_path: Path,
 ) -> None:
+    binary = request.getfixturevalue(f"{harness}_bin")  # skips, saying why, without the CLI
     project = make_repo()
     user_head = git(project, "rev-parse", "HEAD")
-    fake.set_script([create_file(), Reply("Done.\n\n## Summary\nCreated hello.txt.")])
-    local = LocalModelSettings(endpoint=fake.url, model=MODEL, harness="qwen")
+    edit = create_file() if harness == "qwen" else bash("echo 'hello from qwen' > hello.txt")
+    fake.set_script([edit, Reply("Done.\n\n## Summary\nCreated hello.txt.")])
+    local = LocalModelSettings(endpoint=fake.url, model=MODEL, harness=harness)
     cfg = settings.model_copy(
         update={
             "local_model": local,
-            "agents": {"qwen": AgentSettings(binary_path=qwen_bin)},
+            "agents": {harness: AgentSettings(binary_path=binary)},
             "isolation": IsolationSettings(launcher=launcher),
             "kill_grace_seconds": 2,
         }
@@ -68,7 +86,8 @@ async def test_a_local_model_drives_qwen_code_and_its_edit_is_delivered(
     registry = default_registry()
     launched = registry.launcher(cfg)
     runners = registry.runners(cfg, launched)
-    assert isinstance(runners["local"], LocalQwenRunner)
+    kind = LocalQwenRunner if harness == "qwen" else LocalOpenCodeRunner
+    assert isinstance(runners["local"], kind)
     service = Service(cfg, store, agents=registry)
     pool = Pool(
         cfg,

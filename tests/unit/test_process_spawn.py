@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -341,3 +342,31 @@ async def test_normal_exit_with_a_background_child_holding_stdout(tmp_path: Path
     assert ended == Exit(0, timed_out=False, stopped=False)
     assert elapsed < 1.5
     assert agent.lines == ["done"]
+
+
+PRINT_PWD = "import os; print(os.environ.get('PWD', 'unset'))"
+
+
+async def test_an_agent_is_told_its_own_working_directory_never_the_orchestrators(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CLI that trusts $PWD over getcwd (OpenCode's shell tool) must work in its sandbox,
+    not wherever the orchestrator was started (the user's checkout, say)."""
+    monkeypatch.setenv("PWD", "/somewhere/the/orchestrator/started")
+    sandbox = tmp_path / "sandbox"
+    sandbox.mkdir()
+    proc = AgentProcess(
+        [sys.executable, "-c", PRINT_PWD],
+        cwd=sandbox,
+        env=dict(os.environ),
+        stdout_path=tmp_path / "logs" / "stdout.log",
+        stderr_path=tmp_path / "logs" / "stderr.log",
+        on_line=lambda line: None,
+        launcher=PlainLauncher(),
+        access=Access(workdir=sandbox, log_dir=tmp_path / "logs"),
+    )
+    await proc.start()
+    await proc.wait(timeout=10)
+    assert (tmp_path / "logs" / "stdout.log").read_text().strip() == str(sandbox)
+    done = run([sys.executable, "-c", PRINT_PWD], cwd=sandbox, env=dict(os.environ))
+    assert done.stdout.strip() == str(sandbox)

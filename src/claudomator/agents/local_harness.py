@@ -3,11 +3,11 @@ Studio, vLLM, llama.cpp's server) drives an agent CLI that edits the sandbox, an
 delivered like any other agent's (``[local_model] harness``).
 
 ``harness = "chat"`` keeps the text-only chat runner (:mod:`claudomator.agents.local`).
-``"qwen"`` runs Qwen Code (:class:`~claudomator.agents.qwen.QwenRunner`) against
-``[local_model] endpoint`` and ``model``, with ``api_key`` as its key (a local server ignores
-it). Empty (the default): the first of :data:`HARNESSES` whose CLI is installed, else chat. The
-execution is the ``local`` agent's; its tokens are recorded and its cost is 0 (the model runs
-here).
+``"opencode"`` runs OpenCode (:class:`~claudomator.agents.opencode.OpenCodeRunner`) and
+``"qwen"`` Qwen Code (:class:`~claudomator.agents.qwen.QwenRunner`) against ``[local_model]
+endpoint`` and ``model``, with ``api_key`` as its key (a local server ignores it). Empty (the
+default): the first of :data:`HARNESSES` whose CLI is installed, else chat. The execution is the
+``local`` agent's; its tokens are recorded and its cost is 0 (the model runs here).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from claudomator.agents.base import Outcome, RunContext
+from claudomator.agents.opencode import OpenCodeRunner, OpenCodeSettings
 from claudomator.agents.qwen import QwenRunner
 from claudomator.config import AgentSettings, LocalModelSettings, Settings
 from claudomator.isolation.base import Launcher
@@ -26,7 +27,8 @@ from claudomator.isolation.base import Launcher
 logger = logging.getLogger(__name__)
 
 CHAT = "chat"
-HARNESSES = ("qwen",)  # the agent CLIs a local model can drive, in the order tried
+HARNESSES = ("opencode", "qwen")  # the agent CLIs a local model can drive, in the order tried
+KEY_VARIABLE = "CLAUDOMATOR_LOCAL_MODEL_KEY"  # how OpenCode is handed [local_model] api_key
 NO_KEY = "local"  # what the CLI is given as its key when [local_model] api_key is empty
 
 
@@ -68,7 +70,33 @@ class LocalQwenRunner(QwenRunner):
         return dataclasses.replace(outcome, cost_usd=0.0, cost_reported=True)
 
 
-def make_harness_runner(settings: Settings, launcher: Launcher) -> LocalQwenRunner | None:
+class LocalOpenCodeRunner(OpenCodeRunner):
+    """OpenCode driven by the local model, as the ``local`` agent."""
+
+    name = "local"
+    label = "local model through OpenCode"
+
+    def __init__(
+        self, binary: str, launcher: Launcher, local: LocalModelSettings, homes: Path
+    ) -> None:
+        provider = OpenCodeSettings(
+            homes_dir=homes, model=local.model, base_url=local.endpoint, api_key_env=KEY_VARIABLE
+        )
+        super().__init__(binary, launcher, provider)
+        self.key = local.api_key or NO_KEY
+
+    def prepare(self, ctx: RunContext) -> tuple[RunContext, str]:
+        keyed = dataclasses.replace(ctx, env={**ctx.env, KEY_VARIABLE: self.key})
+        return super().prepare(keyed)
+
+    async def run(self, ctx: RunContext) -> Outcome:
+        outcome = await super().run(ctx)
+        return dataclasses.replace(outcome, cost_usd=0.0, cost_reported=True)
+
+
+def make_harness_runner(
+    settings: Settings, launcher: Launcher
+) -> LocalQwenRunner | LocalOpenCodeRunner | None:
     """The ``local`` agent's CLI runner, when ``[local_model]`` names an endpoint and the
     harness is a CLI's (None: the chat runner, or no local model)."""
     local = settings.local_model
@@ -79,4 +107,5 @@ def make_harness_runner(settings: Settings, launcher: Launcher) -> LocalQwenRunn
         return None
     logger.debug("local model %s drives %s", local.model, harness, extra={"action": "local"})
     binary = settings.agent_binary(harness, harness)
-    return LocalQwenRunner(binary, launcher, local, settings.homes_dir)
+    kind = LocalOpenCodeRunner if harness == "opencode" else LocalQwenRunner
+    return kind(binary, launcher, local, settings.homes_dir)

@@ -155,14 +155,14 @@ class LocalModelSettings(BaseModel):
     timeout_seconds: float = Field(default=120.0, gt=0)
     default_temperature: float = Field(default=0.2, ge=0, le=2)
     prefer_for_elaborate: bool = False
-    # what `type: local` tasks run: "chat" (text answers, no edits), "qwen" (the model drives
-    # Qwen Code, which edits the sandbox); "": the first agent CLI installed, else chat
+    # what `type: local` tasks run: "chat" (text answers, no edits), "opencode" or "qwen" (the
+    # model drives that agent CLI, which edits the sandbox); "": the first installed, else chat
     harness: str = ""
 
     @field_validator("harness")
     @classmethod
     def _harness(cls, value: str) -> str:
-        known = ("chat", "qwen")
+        known = ("chat", "opencode", "qwen")
         if value and value not in known:
             raise ValueError(f"{value!r} is not a harness; use one of: {', '.join(known)}")
         return value

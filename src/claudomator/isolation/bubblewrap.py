@@ -62,6 +62,7 @@ BASE_ENV = (
     "CLAUDOMATOR_EXECUTION_ID",
     "CLAUDOMATOR_PREVIOUS_LOG_DIR",
     "PATH",
+    "PWD",  # the working directory (AgentProcess sets it), the same path inside
     "LANG",
     "LANGUAGE",
     "LC_*",

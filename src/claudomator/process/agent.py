@@ -81,7 +81,9 @@ class AgentProcess:
     ) -> None:
         self.argv = tuple(argv)
         self.cwd = cwd
-        self.env = dict(env)
+        # PWD names the working directory, never the orchestrator's own: a CLI that reads it
+        # (OpenCode's shell tool does) would otherwise work wherever the orchestrator started
+        self.env = {**env, "PWD": str(Path(cwd).absolute())}
         self.mark = mark
         if mark is not None:
             self.env[MARK_VARIABLE] = mark

@@ -4,6 +4,7 @@ group and captures its output as a :class:`CommandResult`."""
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -34,6 +35,13 @@ class CommandResult:
         return "\n".join(text.splitlines()[-lines:])
 
 
+def _with_pwd(env: Mapping[str, str] | None, cwd: Path | str | None) -> dict[str, str] | None:
+    """``env`` with ``PWD`` naming ``cwd`` (a shell, or a CLI, trusts it over getcwd)."""
+    if env is None:
+        return None if cwd is None else {**os.environ, "PWD": str(Path(cwd).absolute())}
+    return {**env, "PWD": str(Path(cwd).absolute())} if cwd is not None else dict(env)
+
+
 def run(
     argv: Sequence[str],
     *,
@@ -51,7 +59,7 @@ def run(
         proc = subprocess.Popen(
             list(argv),
             cwd=cwd,
-            env=dict(env) if env is not None else None,
+            env=_with_pwd(env, cwd),
             stdin=subprocess.PIPE if input_text is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
