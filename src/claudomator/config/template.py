@@ -142,6 +142,11 @@ DEFAULT_CONFIG = """\
 # model = "qwen3-coder-plus"
 # base_url = "https://dashscope.aliyuncs.com/compatible-mode/v1"
 # api_key_env = "DASHSCOPE_API_KEY"
+# [agents.opencode]
+# binary = "opencode"
+# model = "qwen2.5-coder:32b"
+# base_url = "http://127.0.0.1:11434/v1"
+# api_key_env = "OLLAMA_API_KEY"
 
 # A local OpenAI-compatible model (Ollama, LM Studio, vLLM).
 # [local_model]
@@ -151,8 +156,9 @@ DEFAULT_CONFIG = """\
 # timeout_seconds = 120
 # default_temperature = 0.2
 # prefer_for_elaborate = false
-# harness = ""                 # what `type: local` runs: "chat" (text only) or "qwen" (the model
-#                              # drives Qwen Code, which edits the sandbox); "": qwen if installed
+# harness = ""                 # what `type: local` runs: "chat" (text only), "opencode" or
+#                              # "qwen" (the model drives that CLI, which edits the sandbox);
+#                              # "": the first of opencode, qwen installed, else chat
 """
 
 
