@@ -15,15 +15,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
-from agent_harness import SETTLED, make_task, wait_for
+from agent_harness import PoolHarness, make_task
 
-from claudomator.agents.opencode import opencode_spec
-from claudomator.agents.registry import default_registry
 from claudomator.config import AgentSettings, ModelPrice, Settings
-from claudomator.dispatch import Pool
 from claudomator.models import Task
-from claudomator.runtime import pool_parts
-from claudomator.service import Service
 from claudomator.store import Store
 from conftest import REPO_ROOT
 from fakes.openai_tools import FakeChatTools, ToolCall
@@ -84,40 +79,14 @@ def cfg(settings: Settings, opencode_bin: str, fake: FakeChatTools) -> Settings:
     )
 
 
-class OpenCodePool:
-    """A pool over a real store with OpenCode registered, its environment holding the key."""
+class OpenCodePool(PoolHarness):
+    """The pool harness with OpenCode's environment (the key in its variable, HOME)."""
 
     def __init__(self, settings: Settings, store: Store, home: Path) -> None:
-        registry = default_registry()
-        if "opencode" not in registry:  # built in once the registry lists it
-            registry.register(opencode_spec())
-        self.store = store
-        self.service = Service(settings, store, agents=registry)
-        launcher = registry.launcher(settings)
-        self.pool = Pool(
-            settings,
-            store,
-            registry.runners(settings, launcher),
-            **pool_parts(settings, store, launcher),
-            base_env=opencode_env(home),
-            poll_interval=0.2,
-        )
-        self.service.on_submit = self.pool.wake
-
-    async def __aenter__(self) -> OpenCodePool:
-        await self.pool.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.pool.shutdown()
-
-    def submit(self, *tasks: Task) -> list[Task]:
-        return self.service.submit(list(tasks))
+        super().__init__(settings, store, opencode_env(home))
 
     async def settle(self, tasks: Sequence[Task], timeout: float = 120.0) -> list[Task]:
-        ids = [t.id for t in tasks]
-        await wait_for(lambda: all(self.store.get_task(i).state in SETTLED for i in ids), timeout)
-        return [self.store.get_task(i) for i in ids]
+        return await super().settle(tasks, timeout)
 
 
 def opencode_task(project: Path, instructions: str = "Create hello.txt", **kwargs: object) -> Task:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from agent_harness import SETTLED, hanging_command, make_task, marked_pid, pid_alive, wait_for
+from agent_harness import PoolHarness, hanging_command, make_task, marked_pid, pid_alive, wait_for
 from qwen_harness import (  # noqa: F401  (pytest fixtures)
     MODEL,
     create_file,
@@ -26,14 +26,9 @@ from qwen_harness import (  # noqa: F401  (pytest fixtures)
     qwen_table,
 )
 
-from claudomator.agents.qwen import qwen_spec
-from claudomator.agents.registry import default_registry
 from claudomator.config import ModelPrice, Settings
 from claudomator.config.sections import IsolationSettings
-from claudomator.dispatch import Pool
 from claudomator.models import Execution, Project, Task, TaskState
-from claudomator.runtime import pool_parts
-from claudomator.service import Service
 from claudomator.store import Store
 from conftest import MakeRepo, git, kept_branch
 from fakes.openai_tools import ApiError, FakeChatTools, Reply, ToolCall
@@ -56,40 +51,14 @@ def cfg(settings: Settings, qwen_bin: str, fake: FakeChatTools) -> Settings:
     )
 
 
-class QwenPool:
-    """A pool over a real store with Qwen registered, its environment holding the key."""
+class QwenPool(PoolHarness):
+    """The pool harness with Qwen's environment (the key in its variable, HOME)."""
 
     def __init__(self, settings: Settings, store: Store, home: Path) -> None:
-        registry = default_registry()
-        if "qwen" not in registry:  # built in once the registry lists it
-            registry.register(qwen_spec())  # the one registration
-        self.store = store
-        self.service = Service(settings, store, agents=registry)
-        launcher = registry.launcher(settings)
-        self.pool = Pool(
-            settings,
-            store,
-            registry.runners(settings, launcher),
-            **pool_parts(settings, store, launcher),
-            base_env=qwen_env(home),
-            poll_interval=0.2,
-        )
-        self.service.on_submit = self.pool.wake
-
-    async def __aenter__(self) -> QwenPool:
-        await self.pool.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.pool.shutdown()
-
-    def submit(self, *tasks: Task) -> list[Task]:
-        return self.service.submit(list(tasks))
+        super().__init__(settings, store, qwen_env(home))
 
     async def settle(self, tasks: Sequence[Task], timeout: float = 120.0) -> list[Task]:
-        ids = [t.id for t in tasks]
-        await wait_for(lambda: all(self.store.get_task(i).state in SETTLED for i in ids), timeout)
-        return [self.store.get_task(i) for i in ids]
+        return await super().settle(tasks, timeout)
 
 
 def qwen_task(project: Path, instructions: str = "Create hello.txt", **kwargs: object) -> Task:
