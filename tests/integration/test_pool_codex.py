@@ -34,7 +34,7 @@ from claudomator.config.sections import IsolationSettings
 from claudomator.models import Project, TaskState
 from claudomator.store import Store
 from conftest import MakeRepo, git, kept_branch
-from fakes.openai_server import ApiError, FakeOpenAI, Reply
+from fakes.openai_server import ApiError, FakeOpenAI, Reply, Scripted
 from fakes.responses import exec_command
 
 pytestmark = pytest.mark.cli
@@ -47,7 +47,7 @@ def codex_task(project: Path, instructions: str = "do the thing", **kwargs: obje
     return make_task(project, instructions, agent_type="codex", **kwargs)
 
 
-def create_file(text: str = "hello from codex") -> list[object]:
+def create_file(text: str = "hello from codex") -> list[Scripted]:
     return [
         exec_command(f"echo '{text}' > hello.txt", text="I'll create the file."),
         Reply("Done.\n\n## Summary\nCreated hello.txt with a greeting."),
